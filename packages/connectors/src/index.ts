@@ -1,0 +1,4 @@
+/**
+ * `@dataflow/connectors`.
+ */
+export {};

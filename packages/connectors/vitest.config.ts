@@ -1,0 +1,3 @@
+import { dataflowVitestConfig } from '../../scripts/test/vitest.base.js';
+
+export default dataflowVitestConfig({ services: true });

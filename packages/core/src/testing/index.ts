@@ -1,0 +1,4 @@
+/**
+ * `@dataflow/core/testing`: test kits for actors and event-sourced behaviors.
+ */
+export {};

@@ -1,0 +1,4 @@
+/**
+ * `@dataflow/projections`.
+ */
+export {};
