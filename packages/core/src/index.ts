@@ -8,3 +8,8 @@ export type * from './persistence/journal.js';
 export type * from './persistence/snapshot-store.js';
 export * from './persistence/queries.js';
 export type * from './persistence/persistence-plugin.js';
+export type * from './connector/data-record.js';
+export type * from './connector/source.js';
+export type * from './connector/sink.js';
+export type * from './connector/dead-letter.js';
+export * from './connector/connector-errors.js';

@@ -1,0 +1,48 @@
+/**
+ * The sink port. A sink writes a batch and reports the position it reached,
+ * which the pipeline stores with its checkpoint: a sink that can cut off what
+ * was written after a checkpoint (files) becomes exactly-once across crashes;
+ * others must be idempotent by batch id / record key to get the same result.
+ */
+import type { DataRecord } from './data-record.js';
+import type { SourceOffset } from './source.js';
+
+/** A sink's position, JSON-serializable, stored with the checkpoint. */
+export type SinkPosition = SourceOffset;
+
+export interface SinkContext {
+  readonly pipelineId: string;
+  /** The position stored with the last durable checkpoint; a sink that can, truncates what lies after it. */
+  readonly checkpoint: SinkPosition | undefined;
+  readonly signal: AbortSignal;
+}
+
+export interface SinkBatch {
+  /** Unique and stable per batch of a pipeline: idempotent sinks key on it. */
+  readonly batchId: string;
+  readonly records: readonly DataRecord[];
+}
+
+export interface SinkWriteResult {
+  /** The position after this batch, stored with the checkpoint. */
+  readonly position?: SinkPosition;
+  /** Records the sink refused permanently (index into the batch), handled by the sink's error policy. */
+  readonly rejected?: readonly { readonly index: number; readonly reason: string }[];
+}
+
+/**
+ * A destination of records.
+ *
+ * @example
+ * ```ts
+ * await sink.open({ pipelineId: 'p1', checkpoint: undefined, signal });
+ * const { position } = await sink.write({ batchId: 'p1-1', records: [{ n: 1 }] });
+ * ```
+ */
+export interface Sink {
+  readonly type: string;
+  open(context: SinkContext): Promise<void>;
+  /** Writes the batch durably; throws a `ConnectorError` (see `retriable`) when it cannot. */
+  write(batch: SinkBatch): Promise<SinkWriteResult>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,57 @@
+/**
+ * The source port. A source is pulled in batches by its pipeline and told to
+ * acknowledge a position only after the pipeline has durably checkpointed it:
+ * that ordering is what makes "nothing lost" hold (the original platform
+ * committed Kafka offsets when a batch was sent, and lost data on a crash).
+ */
+import type { DataRecord } from './data-record.js';
+
+/** A position in a source, JSON-serializable; stored in the pipeline's checkpoint. */
+export type SourceOffset = string | number | boolean | null | readonly SourceOffset[] | { readonly [key: string]: SourceOffset };
+
+/** One record read from a source, or the reason it could not be read (it then goes to the dead-letter queue). */
+export type SourceRecord =
+  | { readonly ok: true; readonly value: DataRecord }
+  | { readonly ok: false; readonly raw: string; readonly reason: string };
+
+export interface SourceBatch {
+  readonly records: readonly SourceRecord[];
+  /** The position after the last record of this batch; resuming from it continues with the next record. */
+  readonly offset: SourceOffset;
+  /** True when a finite source has no more records after this batch. */
+  readonly done: boolean;
+}
+
+export interface SourceContext {
+  readonly pipelineId: string;
+  /** The last durably checkpointed offset; undefined on a first start. */
+  readonly checkpoint: SourceOffset | undefined;
+  /** Aborted when the pipeline stops. */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * A source of records.
+ *
+ * @example
+ * ```ts
+ * await source.open({ pipelineId: 'p1', checkpoint: undefined, signal });
+ * const batch = await source.poll(500, 1000);
+ * // ... sink.write, then persist the checkpoint ...
+ * await source.ack(batch.offset);
+ * ```
+ */
+export interface Source {
+  readonly type: string;
+  /** Connects and positions the source right after `checkpoint`. */
+  open(context: SourceContext): Promise<void>;
+  /**
+   * Up to `maxRecords` records; resolves as soon as `maxRecords` are available
+   * or `maxWaitMs` has passed (possibly with none). Never buffers without bound:
+   * a source reads ahead at most one batch.
+   */
+  poll(maxRecords: number, maxWaitMs: number): Promise<SourceBatch>;
+  /** The pipeline has durably checkpointed `offset`: commit it upstream (Kafka offsets, ...). */
+  ack(offset: SourceOffset): Promise<void>;
+  close(): Promise<void>;
+}
