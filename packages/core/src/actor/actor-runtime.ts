@@ -1,0 +1,116 @@
+/**
+ * The shared state of one actor system (internal): the nact system, injected
+ * clock, scheduler and random source, the events, the top-level actors and the
+ * count of work in progress behind `settled()`.
+ */
+import type { Ref } from 'nact';
+import { start as nactStart, stop as nactStop } from 'nact';
+import type { Clock } from '../clock/clock.js';
+import { systemClock } from '../clock/clock.js';
+import type { Scheduler } from '../clock/scheduler.js';
+import { systemScheduler } from '../clock/scheduler.js';
+import type { Instrumentation, InstrumentationEvent } from '../instrumentation/instrumentation.js';
+import { createInstrumentation } from '../instrumentation/instrumentation.js';
+import type { SpawnOptions } from './actor-context.js';
+import { ActorCell, ActorRefImpl } from './actor-cell.js';
+import { ActorNotRunningError } from './actor-errors.js';
+import type { ActorDeadLetterEvent } from './actor-events.js';
+import type { ActorRef, AnyActorRef } from './actor-ref.js';
+import type { ActorSystem, ActorSystemOptions, ActorSystemStatus } from './actor-system.js';
+import type { Behavior } from './behavior.js';
+
+/** nact keeps systems in a process-wide map by name: make ours unique. */
+let nactSystemCount = 0;
+
+export class ActorRuntime {
+  readonly name: string;
+  readonly nactSystem: Ref<never>;
+  readonly clock: Clock;
+  readonly scheduler: Scheduler;
+  readonly random: () => number;
+  readonly events: Instrumentation<InstrumentationEvent>;
+  readonly topLevel = new Map<string, ActorCell<never, unknown>>();
+  readonly api: ActorSystem;
+  status: ActorSystemStatus = 'running';
+  /** Messages queued or being handled, and stops in progress, across all actors. */
+  pending = 0;
+  private settleWaiters: (() => void)[] = [];
+  private terminating: Promise<void> | undefined;
+  private askCount = 0;
+
+  constructor(options: ActorSystemOptions) {
+    this.name = options.name;
+    this.clock = options.clock ?? systemClock;
+    this.scheduler = options.scheduler ?? systemScheduler;
+    this.random = options.random ?? Math.random;
+    this.events = options.instrumentation ?? createInstrumentation<InstrumentationEvent>();
+    this.nactSystem = nactStart({ name: `dataflow-${options.name}-${++nactSystemCount}` } as unknown as string);
+    const runtime = this;
+    this.api = {
+      name: this.name,
+      clock: this.clock,
+      scheduler: this.scheduler,
+      events: this.events,
+      get status() {
+        return runtime.status;
+      },
+      spawn: (behavior, name, spawnOptions = {}) => runtime.spawn(behavior, name, spawnOptions),
+      stop: (ref) => runtime.stop(ref),
+      settled: () => runtime.settled(),
+      terminate: () => runtime.terminate(),
+    };
+  }
+
+  spawn<M, S>(behavior: Behavior<M, S>, name: string, options: SpawnOptions): ActorRef<M> {
+    if (this.status !== 'running') throw new ActorNotRunningError('/user');
+    ActorCell.validateName(name, '/user', this.topLevel);
+    const cell = new ActorCell<M, S>(this, undefined, behavior, name, options);
+    this.topLevel.set(name, cell as unknown as ActorCell<never, unknown>);
+    return cell.ref;
+  }
+
+  stop(ref: AnyActorRef): Promise<void> {
+    const cell = ActorRefImpl.cellOf(ref);
+    if (cell === undefined) return Promise.reject(new TypeError(`${ref.path} is not an actor of system ${this.name}`));
+    return cell.stop({ type: 'requested' });
+  }
+
+  workDone(): void {
+    this.pending--;
+    if (this.pending === 0 && this.settleWaiters.length > 0) {
+      const waiters = this.settleWaiters;
+      this.settleWaiters = [];
+      for (const wake of waiters) wake();
+    }
+  }
+
+  settled(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.settleWaiters.push(resolve));
+  }
+
+  deadLetter(path: string, message: unknown, reason: ActorDeadLetterEvent['reason']): void {
+    this.events.emit({ type: 'actor.dead-letter', path, message, reason });
+  }
+
+  nextAskPath(target: string): string {
+    return `${target}/$ask-${++this.askCount}`;
+  }
+
+  terminate(): Promise<void> {
+    this.terminating ??= this.runTerminate();
+    return this.terminating;
+  }
+
+  private async runTerminate(): Promise<void> {
+    this.status = 'terminating';
+    await Promise.all([...this.topLevel.values()].map((cell) => cell.stop({ type: 'system-terminated' })));
+    nactStop(this.nactSystem);
+    this.status = 'terminated';
+  }
+}
+
+/** The runtime of a ref created by an actor system, if it is one. */
+export function runtimeOf(ref: AnyActorRef): ActorRuntime | undefined {
+  return ActorRefImpl.cellOf(ref)?.runtime;
+}

@@ -1,0 +1,59 @@
+/**
+ * Request-response with an actor: the request carries a one-shot `replyTo`
+ * ref, and the answer (or a timeout) settles a promise.
+ */
+import { AskTimeoutError } from './actor-errors.js';
+import type { ActorRef, AnyActorRef } from './actor-ref.js';
+import { runtimeOf } from './actor-runtime.js';
+
+/** Options of {@link ask}. */
+export interface AskOptions {
+  /** Measured on the system's scheduler, so a test clock controls it. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * Sends the message built around a one-shot `replyTo` ref and waits for the
+ * first reply. Rejects with {@link AskTimeoutError} (retriable) when no reply
+ * comes within `timeoutMs`; a reply after that goes to dead letters.
+ *
+ * @example
+ * ```ts
+ * const total = await ask(counter, (replyTo: ActorRef<number>) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 });
+ * ```
+ */
+export function ask<M, R>(target: ActorRef<M>, build: (replyTo: ActorRef<R>) => M, options: AskOptions): Promise<R> {
+  const runtime = runtimeOf(target as AnyActorRef);
+  if (runtime === undefined) return Promise.reject(new TypeError(`${target.path} is not an actor of an actor system`));
+  return new Promise<R>((resolve, reject) => {
+    let done = false;
+    const path = runtime.nextAskPath(target.path);
+    const timeout = runtime.scheduler.schedule(options.timeoutMs, () => {
+      if (done) return;
+      done = true;
+      reject(new AskTimeoutError(target.path, options.timeoutMs));
+    });
+    const replyTo: ActorRef<R> = {
+      path,
+      tell(reply: R) {
+        if (done) {
+          runtime.deadLetter(path, reply, 'ask-completed');
+          return;
+        }
+        done = true;
+        timeout.cancel();
+        resolve(reply);
+      },
+    };
+    let request: M;
+    try {
+      request = build(replyTo);
+    } catch (error) {
+      done = true;
+      timeout.cancel();
+      reject(error as Error);
+      return;
+    }
+    target.tell(request);
+  });
+}
