@@ -1,0 +1,200 @@
+/**
+ * `eventSourced(...)`: an event-sourced behavior as a plain value (Pekko's
+ * `EventSourcedBehavior`). It names its persistence id, its empty state, a
+ * command handler that returns an `Effect` and an event handler that folds
+ * events into state. `spawnEventSourced` runs it; `decideCommand` and `applyEvents`
+ * run its logic without a system.
+ */
+import type { Effect, ReplyTo } from './effect.js';
+import { UnknownEventVersionError } from './event-sourcing-errors.js';
+import type { SnapshotPolicy } from './snapshot-policy.js';
+
+/** What a command handler may know about the entity besides its state. */
+export interface CommandContext {
+  readonly entityId: string;
+  readonly persistenceId: string;
+  /** Sequence number of the last persisted event (0 before the first). */
+  readonly lastSequenceNr: number;
+}
+
+/**
+ * Upgrades stored payloads: `upcasters[eventType][v]` turns a payload of
+ * schema version `v` into one of version `v + 1`; they chain up to the
+ * current version.
+ */
+export type Upcasters = Readonly<Record<string, Readonly<Record<number, (payload: unknown) => unknown>>>>;
+
+/** Restart-with-backoff after a failed journal write or a retriable recovery failure. */
+export interface PersistFailureBackoff {
+  /** First delay (default 200). */
+  readonly minBackoffMs?: number;
+  /** Cap of the doubling delay (default 10 000). */
+  readonly maxBackoffMs?: number;
+  /** Jitter: the delay is multiplied by `1 + random * randomFactor` (default 0.2). */
+  readonly randomFactor?: number;
+  /** Restarts allowed before the entity fails for good (default 10); reset by a successful write. */
+  readonly maxRestarts?: number;
+}
+
+export interface EventSourcedOptions<Cmd, Evt, State> {
+  /** Maps an entity id to its persistence id, e.g. `(id) => \`counter-${id}\``. */
+  readonly persistenceId: (entityId: string) => string;
+  readonly emptyState: State;
+  /** Decides what a command does; must not mutate `state`. */
+  onCommand(state: State, command: Cmd, ctx: CommandContext): Effect<Evt, State>;
+  /** Folds an event into the state; must be pure (it runs again on every recovery). */
+  onEvent(state: State, event: Evt): State;
+  /** Tags stored with each event, for `eventsByTag`. */
+  tagger?(event: Evt): readonly string[];
+  /** The stored event type name (default: the event's `type` field). */
+  eventType?(event: Evt): string;
+  /** Schema version events are written with and upcast to (default 1), globally or per event type. */
+  readonly schemaVersion?: number | Readonly<Record<string, number>>;
+  readonly upcasters?: Upcasters;
+  readonly snapshot?: SnapshotPolicy<Evt, State>;
+  /** Commands kept while recovering or writing (default 1000); more are refused with `StashOverflowError` (to its `replyTo`). */
+  readonly stashCapacity?: number;
+  readonly onPersistFailure?: PersistFailureBackoff;
+  /** Where a command's reply goes (default: its `replyTo` field when that has a `tell` method). */
+  replyToOf?(command: Cmd): ReplyTo<unknown> | undefined;
+}
+
+/** A behavior value: the options, validated, with defaults filled in. */
+export interface EventSourcedBehavior<Cmd, Evt, State> {
+  readonly kind: 'event-sourced';
+  readonly persistenceId: (entityId: string) => string;
+  readonly emptyState: State;
+  onCommand(state: State, command: Cmd, ctx: CommandContext): Effect<Evt, State>;
+  onEvent(state: State, event: Evt): State;
+  tagsOf(event: Evt): readonly string[];
+  eventTypeOf(event: Evt): string;
+  schemaVersionOf(eventType: string): number;
+  /** Turns a stored payload into a current event; throws `UnknownEventVersionError` when it cannot. */
+  upcast(eventType: string, schemaVersion: number, payload: unknown): Evt;
+  readonly snapshot: SnapshotPolicy<Evt, State> | undefined;
+  readonly stashCapacity: number;
+  readonly onPersistFailure: Required<PersistFailureBackoff>;
+  replyToOf(command: Cmd): ReplyTo<unknown> | undefined;
+}
+
+/**
+ * Defines an event-sourced behavior.
+ *
+ * @example
+ * ```ts
+ * const counter = eventSourced<Cmd, Evt, State>({
+ *   persistenceId: (id) => `counter-${id}`,
+ *   emptyState: { total: 0 },
+ *   onCommand: (state, cmd) => (cmd.type === 'add' ? persist({ type: 'added', n: cmd.n }) : unhandled()),
+ *   onEvent: (state, evt) => ({ total: state.total + evt.n }),
+ *   snapshot: every(100, { keep: 2 }),
+ * });
+ * ```
+ */
+export function eventSourced<Cmd, Evt, State>(options: EventSourcedOptions<Cmd, Evt, State>): EventSourcedBehavior<Cmd, Evt, State> {
+  const stashCapacity = options.stashCapacity ?? 1000;
+  if (!Number.isInteger(stashCapacity) || stashCapacity < 0) {
+    throw new RangeError(`stashCapacity must be a non-negative integer, got ${stashCapacity}`);
+  }
+  const backoff = options.onPersistFailure ?? {};
+  const onPersistFailure: Required<PersistFailureBackoff> = {
+    minBackoffMs: backoff.minBackoffMs ?? 200,
+    maxBackoffMs: backoff.maxBackoffMs ?? 10_000,
+    randomFactor: backoff.randomFactor ?? 0.2,
+    maxRestarts: backoff.maxRestarts ?? 10,
+  };
+  if (onPersistFailure.minBackoffMs < 0 || onPersistFailure.maxBackoffMs < onPersistFailure.minBackoffMs) {
+    throw new RangeError('onPersistFailure: need 0 <= minBackoffMs <= maxBackoffMs');
+  }
+  const versions = options.schemaVersion ?? 1;
+  const schemaVersionOf = (eventType: string): number =>
+    typeof versions === 'number' ? versions : (versions[eventType] ?? 1);
+  const upcasters = options.upcasters ?? {};
+
+  return {
+    kind: 'event-sourced',
+    persistenceId: options.persistenceId,
+    emptyState: options.emptyState,
+    onCommand: (state, command, ctx) => options.onCommand(state, command, ctx),
+    onEvent: (state, event) => options.onEvent(state, event),
+    tagsOf: (event) => (options.tagger === undefined ? [] : options.tagger(event)),
+    eventTypeOf: (event) => (options.eventType === undefined ? defaultEventType(event) : options.eventType(event)),
+    schemaVersionOf,
+    upcast: (type, schemaVersion, payload) => {
+      const current = schemaVersionOf(type);
+      let version = schemaVersion;
+      let value = payload;
+      while (version < current) {
+        const step = upcasters[type]?.[version];
+        if (step === undefined) throw new UnknownEventVersionError(type, schemaVersion, current);
+        value = step(value);
+        version++;
+      }
+      if (version > current) throw new UnknownEventVersionError(type, schemaVersion, current);
+      return value as Evt;
+    },
+    snapshot: options.snapshot,
+    stashCapacity,
+    onPersistFailure,
+    replyToOf: (command) => (options.replyToOf === undefined ? defaultReplyTo(command) : options.replyToOf(command)),
+  };
+}
+
+function defaultEventType(event: unknown): string {
+  const type = typeof event === 'object' && event !== null ? (event as { type?: unknown }).type : undefined;
+  if (typeof type !== 'string') {
+    throw new TypeError('Event has no string `type` field; give the behavior an `eventType` function');
+  }
+  return type;
+}
+
+function defaultReplyTo(command: unknown): ReplyTo<unknown> | undefined {
+  if (typeof command !== 'object' || command === null) return undefined;
+  const replyTo = (command as { replyTo?: unknown }).replyTo;
+  if (typeof replyTo !== 'object' || replyTo === null) return undefined;
+  return typeof (replyTo as { tell?: unknown }).tell === 'function' ? (replyTo as ReplyTo<unknown>) : undefined;
+}
+
+/** The outcome of `decideCommand`: the handler's effect and the state after its events. */
+export interface Decision<Evt, State> {
+  readonly effect: Effect<Evt, State>;
+  readonly events: readonly Evt[];
+  readonly state: State;
+}
+
+/**
+ * Runs the command handler and applies its events, without a system or journal.
+ *
+ * @example
+ * ```ts
+ * const { events, state } = decideCommand(counter, { total: 1 }, { type: 'add', n: 2 });
+ * // events: [{ type: 'added', n: 2 }], state: { total: 3 }
+ * ```
+ */
+export function decideCommand<Cmd, Evt, State>(
+  behavior: EventSourcedBehavior<Cmd, Evt, State>,
+  state: State,
+  command: Cmd,
+  ctx: CommandContext = { entityId: 'test', persistenceId: behavior.persistenceId('test'), lastSequenceNr: 0 },
+): Decision<Evt, State> {
+  const effect = behavior.onCommand(state, command, ctx);
+  return { effect, events: effect.events, state: applyEvents(behavior, state, effect.events) };
+}
+
+/**
+ * Folds `events` into `state` with the behavior's event handler.
+ *
+ * @example
+ * ```ts
+ * applyEvents(counter, counter.emptyState, [{ type: 'added', n: 1 }]); // { total: 1 }
+ * ```
+ */
+export function applyEvents<Evt, State>(
+  behavior: Pick<EventSourcedBehavior<never, Evt, State>, 'onEvent'>,
+  state: State,
+  events: readonly Evt[],
+): State {
+  let current = state;
+  for (const event of events) current = behavior.onEvent(current, event);
+  return current;
+}

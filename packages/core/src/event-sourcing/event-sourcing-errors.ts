@@ -1,0 +1,66 @@
+/**
+ * Typed failures of event-sourced entities: what a caller or an operator sees
+ * when an entity cannot accept a command, cannot recover, or was stopped to
+ * protect its history.
+ */
+import { DataflowError, isDataflowError } from '../errors/dataflow-error.js';
+
+export type EventSourcingErrorTag =
+  | 'event-sourcing/recovery-failed'
+  | 'event-sourcing/unknown-event-version'
+  | 'event-sourcing/entity-unavailable';
+
+/** Base of every event-sourcing failure. */
+export abstract class EventSourcingError<Tag extends EventSourcingErrorTag = EventSourcingErrorTag> extends DataflowError<Tag> {}
+
+/**
+ * Recovery (loading the latest snapshot and replaying the events after it)
+ * failed: a read failed, an event handler threw, or an event could not be
+ * upcast. The entity does not start with a half-applied state.
+ */
+export class RecoveryFailedError extends EventSourcingError<'event-sourcing/recovery-failed'> {
+  constructor(
+    readonly persistenceId: string,
+    /** The sequence number of the event being applied, when the failure concerns one. */
+    readonly sequenceNr: number | undefined,
+    message: string,
+    options: { retriable: boolean; cause?: unknown },
+  ) {
+    super(
+      'event-sourcing/recovery-failed',
+      `Recovery of ${persistenceId} failed${sequenceNr === undefined ? '' : ` at sequence number ${sequenceNr}`}: ${message}`,
+      options,
+    );
+  }
+}
+
+/** A stored event has a schema version the behavior has no upcaster for. */
+export class UnknownEventVersionError extends EventSourcingError<'event-sourcing/unknown-event-version'> {
+  constructor(
+    readonly eventType: string,
+    readonly schemaVersion: number,
+    readonly currentSchemaVersion: number,
+  ) {
+    super(
+      'event-sourcing/unknown-event-version',
+      `No upcaster for ${eventType}@v${schemaVersion} (current version ${currentSchemaVersion})`,
+      { retriable: false },
+    );
+  }
+}
+
+/** The entity has stopped or failed and no longer accepts commands. */
+export class EntityUnavailableError extends EventSourcingError<'event-sourcing/entity-unavailable'> {
+  constructor(
+    readonly persistenceId: string,
+    readonly status: 'stopped' | 'failed',
+    options: { cause?: unknown } = {},
+  ) {
+    super('event-sourcing/entity-unavailable', `Entity ${persistenceId} is ${status}`, { retriable: false, ...options });
+  }
+}
+
+/** True when `value` is a `RecoveryFailedError` (from any copy of this package). */
+export function isRecoveryFailed(value: unknown): value is RecoveryFailedError {
+  return isDataflowError(value, 'event-sourcing/recovery-failed');
+}
