@@ -1,4 +1,6 @@
 /**
  * `@dataflow/core/testing`: test kits for actors and event-sourced behaviors.
  */
-export {};
+export { TestClock, type TestClockOptions } from './test-clock.js';
+export { createTestProbe, TestProbeExpectationError, type MessageExpectation, type TestProbe } from './test-probe.js';
+export { createActorTestKit, type ActorTestKit, type ActorTestKitOptions } from './actor-test-kit.js';
