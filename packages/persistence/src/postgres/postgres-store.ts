@@ -1,0 +1,87 @@
+/**
+ * What the Postgres journal, read journal and snapshot store share: the
+ * executor, table names of one schema, serializers, clock, query settings and
+ * the closed state; plus row decoding common to journal and queries.
+ */
+import type { PersistedEvent, SerializerRegistry } from '@dataflow/core';
+import { quoteSchema } from './postgres-schema.js';
+import type { SqlExecutor } from './sql-executor.js';
+
+export interface PostgresStoreSettings {
+  readonly executor: SqlExecutor;
+  readonly schema: string;
+  readonly serializers: SerializerRegistry;
+  readonly now: () => number;
+  /** How often live queries look for new rows. */
+  readonly pollIntervalMs: number;
+  /** Rows fetched per query round trip by replays and queries. */
+  readonly pageSize: number;
+}
+
+/** The columns of `event_journal` the stores read. */
+export const EVENT_COLUMNS =
+  'ordering, persistence_id, sequence_nr, writer_id, event_type, schema_version, serializer_id, payload, tags, written_at';
+
+export interface EventRow {
+  readonly ordering: string | number;
+  readonly persistence_id: string;
+  readonly sequence_nr: string | number;
+  readonly writer_id: string;
+  readonly event_type: string;
+  readonly schema_version: number;
+  readonly serializer_id: string;
+  readonly payload: Uint8Array;
+  readonly tags: string[];
+  readonly written_at: string | number;
+}
+
+export class PostgresStore {
+  readonly journalTable: string;
+  readonly tagTable: string;
+  readonly snapshotTable: string;
+  /** Key of the advisory lock every append takes; see docs/adr/0003-postgres-tag-ordering.md. */
+  readonly appendLockKey: string;
+  private closedFlag = false;
+
+  constructor(readonly settings: PostgresStoreSettings) {
+    const schema = quoteSchema(settings.schema);
+    this.journalTable = `${schema}.event_journal`;
+    this.tagTable = `${schema}.event_tag`;
+    this.snapshotTable = `${schema}.snapshot`;
+    this.appendLockKey = `dataflow-append:${settings.schema}`;
+  }
+
+  get executor(): SqlExecutor {
+    return this.settings.executor;
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  async close(): Promise<void> {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    await this.settings.executor.close();
+  }
+
+  toEvent(row: EventRow): PersistedEvent {
+    const eventType = row.event_type;
+    const schemaVersion = row.schema_version;
+    return {
+      persistenceId: row.persistence_id,
+      sequenceNr: Number(row.sequence_nr),
+      payload: this.settings.serializers.deserialize(row.serializer_id, row.payload, { eventType, schemaVersion }),
+      eventType,
+      schemaVersion,
+      tags: row.tags,
+      timestamp: Number(row.written_at),
+      writerId: row.writer_id,
+    };
+  }
+}
+
+/** Whether a stream should stop (a function, so TypeScript re-reads the flag after each await). */
+export function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
