@@ -1,0 +1,79 @@
+/**
+ * The registry through which connectors tell pipeline validation which source,
+ * sink and dead-letter types exist and what options each accepts. Core knows
+ * no connector: @dataflow/connectors builds a registry from its own schemas.
+ */
+
+/** The role a connector plays in a pipeline. */
+export type ConnectorKind = 'source' | 'sink' | 'dead-letter';
+
+/** One problem an options schema reports. */
+export interface ConnectorSchemaIssue {
+  readonly message: string;
+  readonly path?: readonly (PropertyKey | { readonly key: PropertyKey })[] | undefined;
+}
+
+/** What an options schema returns: the accepted value, or its issues. */
+export type ConnectorSchemaResult =
+  | { readonly value: unknown; readonly issues?: undefined }
+  | { readonly issues: readonly ConnectorSchemaIssue[] };
+
+/**
+ * The options schema of one connector type, in the shape of Standard Schema
+ * (https://standardschema.dev), so a zod 4 schema fits as is. It receives the
+ * stage object as written, `type` included and `onError` removed. Validation is
+ * synchronous: a schema that returns a promise is reported as an issue.
+ */
+export interface ConnectorOptionsSchema {
+  readonly '~standard': {
+    readonly validate: (value: unknown) => ConnectorSchemaResult | Promise<ConnectorSchemaResult>;
+  };
+}
+
+/**
+ * The connector types known to a deployment and their option schemas.
+ *
+ * @example
+ * ```ts
+ * const registry: ConnectorRegistry = connectorRegistry({ sources: { kafka: kafkaSourceSchema } });
+ * registry.types('source');                 // ['kafka']
+ * registry.optionsSchema('source', 'kafka'); // kafkaSourceSchema
+ * ```
+ */
+export interface ConnectorRegistry {
+  /** The registered types of `kind`, sorted. */
+  types(kind: ConnectorKind): readonly string[];
+  /** The options schema of `type`, or undefined when the type is not registered. */
+  optionsSchema(kind: ConnectorKind, type: string): ConnectorOptionsSchema | undefined;
+}
+
+/** Option schemas by connector type, per kind. */
+export interface ConnectorSchemas {
+  readonly sources?: Readonly<Record<string, ConnectorOptionsSchema>>;
+  readonly sinks?: Readonly<Record<string, ConnectorOptionsSchema>>;
+  readonly deadLetters?: Readonly<Record<string, ConnectorOptionsSchema>>;
+}
+
+/**
+ * Builds an immutable registry from option schemas.
+ *
+ * @example
+ * ```ts
+ * const registry = connectorRegistry({
+ *   sources: { generator: generatorSourceDefinitionSchema },
+ *   sinks: { console: consoleSinkDefinitionSchema },
+ * });
+ * validatePipelineDefinition(input, { connectors: registry });
+ * ```
+ */
+export function connectorRegistry(schemas: ConnectorSchemas): ConnectorRegistry {
+  const byKind: Record<ConnectorKind, ReadonlyMap<string, ConnectorOptionsSchema>> = {
+    source: new Map(Object.entries(schemas.sources ?? {})),
+    sink: new Map(Object.entries(schemas.sinks ?? {})),
+    'dead-letter': new Map(Object.entries(schemas.deadLetters ?? {})),
+  };
+  return {
+    types: (kind) => [...byKind[kind].keys()].sort(),
+    optionsSchema: (kind, type) => byKind[kind].get(type),
+  };
+}

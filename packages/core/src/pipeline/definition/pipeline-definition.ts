@@ -1,0 +1,194 @@
+/**
+ * The pipeline definition: a validated, plain-data (JSON / YAML) description of
+ * a pipeline's source, transforms, sink, batching, retry and error handling.
+ * `validatePipelineDefinition` reports every field-level problem at once, with
+ * paths such as `transforms[1].expression`.
+ */
+import * as z from 'zod';
+import { stageErrorPolicySchema } from '../../transforms/stage-error-policy.js';
+import { transformDefinitionSchema } from '../../transforms/transform-definition.js';
+import type { ConnectorKind, ConnectorRegistry, ConnectorSchemaIssue } from './connector-registry.js';
+import type { DefinitionIssue } from './invalid-pipeline-definition-error.js';
+
+/** The dead-letter target types. */
+export const DEAD_LETTER_TYPES = ['file', 'postgres', 'kafka'] as const;
+
+const connectorStageSchema = (kind: 'source' | 'sink') =>
+  z.looseObject({
+    type: z.string({ error: `The ${kind} needs a type (a string such as "kafka")` }).min(1, `The ${kind} type must not be empty`),
+    onError: stageErrorPolicySchema,
+  });
+
+const millis = (name: string) => z.int(`${name} must be an integer number of milliseconds`);
+
+/**
+ * The schema of a pipeline definition, without connector options (see
+ * `validatePipelineDefinition` for those and for cross-field rules).
+ *
+ * @example
+ * ```ts
+ * const parsed = pipelineDefinitionSchema.safeParse(JSON.parse(text));
+ * ```
+ */
+export const pipelineDefinitionSchema = z.strictObject({
+  name: z
+    .string({ error: 'The name must be a string' })
+    .min(3, 'The name must be at least 3 characters')
+    .max(100, 'The name must be at most 100 characters')
+    .regex(/^[a-zA-Z0-9_-]+$/, 'The name may contain only letters, digits, - and _'),
+  description: z.string({ error: 'The description must be a string' }).max(500, 'The description must be at most 500 characters').optional(),
+  source: connectorStageSchema('source'),
+  transforms: z.array(transformDefinitionSchema).default([]),
+  sink: connectorStageSchema('sink'),
+  batch: z
+    .strictObject({
+      size: z.int('batch.size must be an integer').min(1, 'batch.size must be at least 1').max(10_000, 'batch.size must be at most 10000').default(500),
+      maxWaitMs: millis('batch.maxWaitMs').min(1, 'batch.maxWaitMs must be at least 1').default(1000),
+    })
+    .prefault({}),
+  retry: z
+    .strictObject({
+      maxRetries: z.int('retry.maxRetries must be an integer').min(0, 'retry.maxRetries must not be negative').max(100, 'retry.maxRetries must be at most 100').default(5),
+      initialBackoffMs: millis('retry.initialBackoffMs').min(1, 'retry.initialBackoffMs must be at least 1').default(1000),
+      maxBackoffMs: millis('retry.maxBackoffMs').min(1, 'retry.maxBackoffMs must be at least 1').default(30_000),
+      multiplier: z.number().min(1, 'retry.multiplier must be at least 1').max(10, 'retry.multiplier must be at most 10').default(2),
+      jitter: z.number().min(0, 'retry.jitter must be between 0 and 1').max(1, 'retry.jitter must be between 0 and 1').default(0.2),
+    })
+    .prefault({}),
+  batchTimeoutMs: millis('batchTimeoutMs').min(1, 'batchTimeoutMs must be at least 1').default(5 * 60_000),
+  deadLetter: z
+    .looseObject({
+      type: z.enum(DEAD_LETTER_TYPES, { error: `deadLetter.type must be one of ${DEAD_LETTER_TYPES.join(', ')}` }),
+    })
+    .optional(),
+});
+
+/**
+ * A validated pipeline definition with defaults applied. Plain data: it is
+ * stored in the pipeline's events as is.
+ */
+export type PipelineDefinition = z.output<typeof pipelineDefinitionSchema>;
+
+/** A pipeline definition as written: defaults may be left out. */
+export type PipelineDefinitionInput = z.input<typeof pipelineDefinitionSchema>;
+
+/** The outcome of validation: the definition, or every issue found. */
+export type PipelineDefinitionValidation =
+  | { readonly ok: true; readonly definition: PipelineDefinition }
+  | { readonly ok: false; readonly issues: readonly DefinitionIssue[] };
+
+/** What validation may check beyond the definition's own shape. */
+export interface ValidatePipelineDefinitionOptions {
+  /**
+   * Known connector types and their option schemas. Without it, source and
+   * sink types are only checked to be non-empty strings.
+   */
+  readonly connectors?: ConnectorRegistry;
+}
+
+/**
+ * Validates a pipeline definition (e.g. parsed JSON or YAML), applying
+ * defaults. Lists every field-level issue: shape and ranges, filter expression
+ * syntax with its position, field paths, unknown transform or connector types
+ * (with the known ones), connector options, and cross-field rules
+ * (`deadLetter` is required when a stage uses `onError: 'dead-letter'`;
+ * `retry.initialBackoffMs` must not exceed `retry.maxBackoffMs`).
+ *
+ * @example
+ * ```ts
+ * const result = validatePipelineDefinition(JSON.parse(body), { connectors });
+ * if (!result.ok) return { status: 400, issues: result.issues };
+ * // result.issues: [{ path: 'transforms[1].expression', message: 'Expected a value at position 9, found end of expression' }]
+ * ```
+ */
+export function validatePipelineDefinition(input: unknown, options: ValidatePipelineDefinitionOptions = {}): PipelineDefinitionValidation {
+  const parsed = pipelineDefinitionSchema.safeParse(input);
+  const issues: DefinitionIssue[] = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => ({ path: formatIssuePath(issue.path), message: issue.message }));
+  if (isObject(input)) {
+    issues.push(...crossFieldIssues(input));
+    if (options.connectors !== undefined) issues.push(...connectorIssues(input, options.connectors));
+  }
+  if (issues.length > 0 || !parsed.success) return { ok: false, issues };
+  return { ok: true, definition: parsed.data };
+}
+
+/** Rules that span fields; checked on the raw input so they are reported together with field errors. */
+function crossFieldIssues(input: Readonly<Record<string, unknown>>): DefinitionIssue[] {
+  const issues: DefinitionIssue[] = [];
+  const stages: [string, unknown][] = [
+    ['source', input.source],
+    ...(Array.isArray(input.transforms) ? input.transforms.map((t, i): [string, unknown] => [`transforms[${i}]`, t]) : []),
+    ['sink', input.sink],
+  ];
+  const deadLettering = stages.filter(([, stage]) => isObject(stage) && stage.onError === 'dead-letter').map(([path]) => path);
+  if (deadLettering.length > 0 && input.deadLetter === undefined) {
+    issues.push({
+      path: 'deadLetter',
+      message: `A deadLetter target ({ type: ${DEAD_LETTER_TYPES.map((t) => `'${t}'`).join(' | ')}, ... }) is required because ${deadLettering.join(', ')} use onError 'dead-letter'`,
+    });
+  }
+  const retry = isObject(input.retry) ? input.retry : {};
+  const initial = retry.initialBackoffMs ?? 1000;
+  const max = retry.maxBackoffMs ?? 30_000;
+  if (typeof initial === 'number' && typeof max === 'number' && initial > max) {
+    issues.push({ path: 'retry.initialBackoffMs', message: `retry.initialBackoffMs (${initial}) must not exceed retry.maxBackoffMs (${max})` });
+  }
+  return issues;
+}
+
+function connectorIssues(input: Readonly<Record<string, unknown>>, registry: ConnectorRegistry): DefinitionIssue[] {
+  const issues: DefinitionIssue[] = [];
+  const check = (path: string, kind: ConnectorKind, stage: unknown, requireRegistered: boolean): void => {
+    if (!isObject(stage) || typeof stage.type !== 'string' || stage.type === '') return;
+    const schema = registry.optionsSchema(kind, stage.type);
+    if (schema === undefined) {
+      if (requireRegistered) {
+        const known = registry.types(kind);
+        issues.push({
+          path: `${path}.type`,
+          message: `Unknown ${kind} type '${stage.type}'; known types: ${known.length === 0 ? '(none registered)' : known.join(', ')}`,
+        });
+      }
+      return;
+    }
+    const { onError: _onError, ...options } = stage;
+    const result = schema['~standard'].validate(options);
+    if (result instanceof Promise) {
+      issues.push({ path: `${path}.type`, message: `The options schema of ${kind} type '${stage.type}' is asynchronous; only synchronous schemas are supported` });
+      return;
+    }
+    for (const issue of result.issues ?? []) issues.push({ path: joinPath(path, issue), message: issue.message });
+  };
+  check('source', 'source', input.source, true);
+  check('sink', 'sink', input.sink, true);
+  // Dead-letter types are a closed set the schema already checks; a registry only adds option validation.
+  if (isObject(input.deadLetter) && (DEAD_LETTER_TYPES as readonly unknown[]).includes(input.deadLetter.type)) {
+    check('deadLetter', 'dead-letter', input.deadLetter, false);
+  }
+  return issues;
+}
+
+function joinPath(prefix: string, issue: ConnectorSchemaIssue): string {
+  const segments = (issue.path ?? []).map((segment) => (typeof segment === 'object' ? segment.key : segment));
+  const rest = formatIssuePath(segments);
+  return rest === '' ? prefix : rest.startsWith('[') ? `${prefix}${rest}` : `${prefix}.${rest}`;
+}
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** `['transforms', 1, 'expression']` → `transforms[1].expression`; keys that are not identifiers are quoted. */
+function formatIssuePath(path: readonly PropertyKey[]): string {
+  let text = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') text += `[${segment}]`;
+    else if (typeof segment === 'string' && IDENTIFIER.test(segment)) text += text === '' ? segment : `.${segment}`;
+    else text += `[${JSON.stringify(String(segment))}]`;
+  }
+  return text;
+}
+
+function isObject(value: unknown): value is Readonly<Record<string, unknown>> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
