@@ -1,0 +1,505 @@
+/**
+ * The Cassandra journal: events in `messages`, one partition per persistence
+ * id and `targetPartitionSize` sequence numbers, plus their copies in
+ * `tag_views` for `eventsByTag`.
+ *
+ * Every append is one conditional (Paxos) batch on its partition: the rows and
+ * `SET highest_sequence_nr = last IF highest_sequence_nr = expected`. So a
+ * second writer is refused when it writes (see docs/adr/0002), not found out
+ * at replay. Appends queued for the same persistence id are coalesced into one
+ * batch; tag rows of all appends share per-partition batches (`TagViewWriter`).
+ */
+import { types } from 'cassandra-driver';
+import {
+  ConcurrencyConflictError,
+  formatManifest,
+  isDataflowError,
+  JournalReadError,
+  JournalWriteError,
+  type AppendOptions,
+  type AppendResult,
+  type Journal,
+  type NewEvent,
+  type PersistedEvent,
+  type ReplayOptions,
+  type SerializerRegistry,
+} from '@dataflow/core';
+import type { BatchStatement, CassandraSession, Row } from './cassandra-session.js';
+import { isRetriableDriverError, isUnknownWriteOutcome } from './cassandra-settings.js';
+import { bucketOf, partitionOf, rowToEvent, timeOf, TimeUuidSource, toNumber, toNumberMap, toOptionalNumber } from './event-row.js';
+import type { PendingTagRow, TagViewWriter } from './tag-view-writer.js';
+
+interface SerializedEvent {
+  readonly eventType: string;
+  readonly manifest: string;
+  readonly serializerId: string;
+  readonly bytes: Buffer;
+  readonly tags: readonly string[];
+}
+
+interface PendingAppend {
+  readonly events: readonly SerializedEvent[];
+  readonly options: AppendOptions;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** What this journal knows of one persistence id's head; reloaded after any conflict. */
+interface HeadState {
+  highest: number;
+  tagCounters: Map<string, number>;
+  /** Tag rows are known to be stored up to here. */
+  tagsDurableTo: number;
+}
+
+interface PidEntry {
+  head: HeadState | undefined;
+  pending: PendingAppend[];
+  flushQueued: boolean;
+  /** Serializes every operation on the persistence id. */
+  tail: Promise<void>;
+}
+
+/**
+ * `Journal` on Cassandra. Create it with `createCassandraPersistence()`.
+ *
+ * @example
+ * ```ts
+ * const persistence = await createCassandraPersistence({ contactPoints: ['127.0.0.1:9042'], localDataCenter: 'dc1', keyspace: 'dataflow' });
+ * await persistence.journal.append('pipeline-1', [{ eventType: 'PipelineCreated', payload: { name: 'p' }, tags: ['pipeline-events'] }],
+ *   { expectedSequenceNr: 0, writerId: 'node-1' });
+ * ```
+ */
+export class CassandraJournal implements Journal {
+  private closed = false;
+  private readonly entries = new Map<string, PidEntry>();
+  private readonly uuids: TimeUuidSource;
+  private readonly q: Record<'insert' | 'casSameParttion' | 'casClaim' | 'casNew' | 'statics' | 'timestampAt' | 'rows' | 'deletedTo' | 'setDeletedTo' | 'deleteRows' | 'addPid', string>;
+
+  constructor(
+    private readonly session: CassandraSession,
+    private readonly serializers: SerializerRegistry,
+    private readonly tagWriter: TagViewWriter,
+  ) {
+    this.uuids = new TimeUuidSource(session.settings.now);
+    const ks = session.keyspace;
+    this.q = {
+      insert:
+        `INSERT INTO ${ks}.messages (persistence_id, partition_nr, sequence_nr, timestamp, timebucket, writer_uuid, ser_id, ser_manifest, ` +
+        'event_manifest, event, tags, tag_pid_sequence_nrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      casSameParttion:
+        `UPDATE ${ks}.messages SET highest_sequence_nr = ?, tag_sequence_nrs = tag_sequence_nrs + ?, tagged_to = ? ` +
+        'WHERE persistence_id = ? AND partition_nr = ? IF highest_sequence_nr = ?',
+      casClaim: `UPDATE ${ks}.messages SET highest_sequence_nr = ? WHERE persistence_id = ? AND partition_nr = ? IF highest_sequence_nr = ?`,
+      casNew:
+        `UPDATE ${ks}.messages SET highest_sequence_nr = ?, tag_sequence_nrs = ?, tagged_to = ? ` +
+        'WHERE persistence_id = ? AND partition_nr = ? IF highest_sequence_nr = null',
+      statics: `SELECT highest_sequence_nr, tag_sequence_nrs, tagged_to FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? LIMIT 1`,
+      timestampAt: `SELECT timestamp FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr = ?`,
+      rows: `SELECT * FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr >= ? AND sequence_nr <= ?`,
+      deletedTo: `SELECT deleted_to FROM ${ks}.metadata WHERE persistence_id = ?`,
+      setDeletedTo: `UPDATE ${ks}.metadata SET deleted_to = ? WHERE persistence_id = ?`,
+      deleteRows: `DELETE FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr <= ?`,
+      addPid: `INSERT INTO ${ks}.all_persistence_ids (persistence_id) VALUES (?)`,
+    };
+  }
+
+  append(persistenceId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
+    return new Promise<AppendResult>((resolve, reject) => {
+      if (this.closed) throw new JournalWriteError(persistenceId, 'the journal is closed', { retriable: false });
+      const { expectedSequenceNr } = options;
+      if (!Number.isSafeInteger(expectedSequenceNr) || expectedSequenceNr < 0) {
+        throw new JournalWriteError(persistenceId, `expectedSequenceNr must be a non-negative integer, got ${expectedSequenceNr}`, { retriable: false });
+      }
+      if (events.length > this.session.settings.targetPartitionSize) {
+        throw new JournalWriteError(persistenceId, `an append of ${events.length} events is larger than targetPartitionSize`, { retriable: false });
+      }
+      const serialized = events.map((event) => this.serialize(persistenceId, event));
+      const entry = this.entry(persistenceId);
+      entry.pending.push({ events: serialized, options, resolve, reject });
+      if (!entry.flushQueued) {
+        entry.flushQueued = true;
+        // flushPending settles every append it takes; it never rejects.
+        void this.exclusive(persistenceId, () => this.flushPending(persistenceId));
+      }
+    });
+  }
+
+  async *replay(persistenceId: string, fromSequenceNr: number, toSequenceNr = Number.MAX_SAFE_INTEGER, options: ReplayOptions = {}): AsyncIterable<PersistedEvent> {
+    this.ensureOpen();
+    const max = options.max ?? Number.MAX_SAFE_INTEGER;
+    let delivered = 0;
+    for await (const row of this.storedRows(persistenceId, fromSequenceNr, toSequenceNr)) {
+      if (delivered >= max || options.signal?.aborted === true) return;
+      this.ensureOpen();
+      yield this.toEvent(row);
+      delivered++;
+    }
+  }
+
+  async highestSequenceNr(persistenceId: string): Promise<number> {
+    this.ensureOpen();
+    const entry = this.entry(persistenceId);
+    // Through the queue of the id: the answer includes every append issued before.
+    return this.exclusive(persistenceId, async () => {
+      entry.head = await this.readHead(persistenceId);
+      await this.repairTagViews(persistenceId, entry.head);
+      return entry.head.highest;
+    });
+  }
+
+  async deleteTo(persistenceId: string, toSequenceNr: number): Promise<void> {
+    if (this.closed) throw new JournalWriteError(persistenceId, 'the journal is closed', { retriable: false });
+    const { settings } = this.session;
+    await this.exclusive(persistenceId, async () => {
+      try {
+        const head = await this.readHead(persistenceId);
+        const deletedTo = await this.deletedTo(persistenceId);
+        const upTo = Math.min(toSequenceNr, head.highest);
+        if (upTo <= deletedTo) return;
+        await this.session.execute(this.q.setDeletedTo, [upTo, persistenceId], { consistency: settings.writeConsistency, idempotent: true });
+        const first = partitionOf(Math.max(deletedTo, 1), settings.targetPartitionSize);
+        // The events up to `upTo` may sit one partition further (an append lives in the partition of its last event).
+        const last = partitionOf(upTo, settings.targetPartitionSize) + 1;
+        for (let p = first; p <= last; p++) {
+          await this.session.execute(this.q.deleteRows, [persistenceId, p, upTo], { consistency: settings.writeConsistency, idempotent: true });
+        }
+      } catch (error) {
+        throw asWriteError(persistenceId, 'deleteTo failed', error);
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.resolve();
+  }
+
+  /** Highest sequence number deleted by `deleteTo`, 0 when none. */
+  async deletedTo(persistenceId: string): Promise<number> {
+    const result = await this.session.execute(this.q.deletedTo, [persistenceId], { consistency: this.session.settings.readConsistency, idempotent: true });
+    return toOptionalNumber(result.first()?.['deleted_to']) ?? 0;
+  }
+
+  /** Raw `messages` rows with `from <= sequence_nr <= to` that are not deleted, in order. */
+  async *storedRows(persistenceId: string, fromSequenceNr: number, toSequenceNr: number): AsyncIterable<Row> {
+    const { targetPartitionSize, readConsistency } = this.session.settings;
+    let next: number;
+    try {
+      next = Math.max(fromSequenceNr, (await this.deletedTo(persistenceId)) + 1, 1);
+    } catch (error) {
+      throw asReadError(`Replay of ${persistenceId} failed`, error);
+    }
+    let partition = partitionOf(next, targetPartitionSize);
+    while (next <= toSequenceNr) {
+      try {
+        for await (const row of this.session.rows(this.q.rows, [persistenceId, partition, next, toSequenceNr], readConsistency)) {
+          yield row;
+          next = toNumber(row['sequence_nr']) + 1;
+        }
+        partition++;
+        if ((await this.statics(persistenceId, partition, readConsistency)) === undefined) return;
+      } catch (error) {
+        if (isDataflowError(error)) throw error;
+        throw asReadError(`Replay of ${persistenceId} failed`, error);
+      }
+    }
+  }
+
+  toEvent(row: Row): PersistedEvent {
+    return rowToEvent(row, this.serializers, timeOf(row['timestamp']));
+  }
+
+  private serialize(persistenceId: string, event: NewEvent): SerializedEvent {
+    const manifest = { eventType: event.eventType, schemaVersion: event.schemaVersion ?? 1 };
+    let stored;
+    try {
+      stored = this.serializers.serialize(event.payload, manifest);
+    } catch (error) {
+      if (isDataflowError(error)) throw error;
+      throw new JournalWriteError(persistenceId, 'serialization failed', { retriable: false, cause: error });
+    }
+    return {
+      eventType: event.eventType,
+      manifest: formatManifest(manifest),
+      serializerId: stored.serializerId,
+      bytes: Buffer.from(stored.bytes.buffer, stored.bytes.byteOffset, stored.bytes.byteLength),
+      tags: [...new Set(event.tags ?? [])],
+    };
+  }
+
+  private entry(persistenceId: string): PidEntry {
+    let entry = this.entries.get(persistenceId);
+    if (entry === undefined) {
+      entry = { head: undefined, pending: [], flushQueued: false, tail: Promise.resolve() };
+      this.entries.set(persistenceId, entry);
+    }
+    return entry;
+  }
+
+  /** Runs `task` after every earlier operation on the persistence id. */
+  private exclusive<T>(persistenceId: string, task: () => Promise<T>): Promise<T> {
+    const entry = this.entry(persistenceId);
+    const result = entry.tail.then(task);
+    entry.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  /** Writes the queued appends of one id: consecutive ones from the same writer share a batch. */
+  private async flushPending(persistenceId: string): Promise<void> {
+    const entry = this.entry(persistenceId);
+    entry.flushQueued = false;
+    while (entry.pending.length > 0) {
+      const group = takeGroup(entry.pending, this.session.settings.maxBatchSize);
+      try {
+        const lastSequenceNr = await this.writeGroup(persistenceId, entry, group);
+        let last = group[0]?.options.expectedSequenceNr ?? 0;
+        for (const append of group) {
+          last += append.events.length;
+          append.resolve({ lastSequenceNr: Math.min(last, lastSequenceNr) });
+        }
+      } catch (error) {
+        if (isDataflowError(error, 'journal/concurrency-conflict') || !isDataflowError(error)) entry.head = undefined;
+        for (const append of group) append.reject(error);
+      }
+    }
+  }
+
+  private async writeGroup(persistenceId: string, entry: PidEntry, group: readonly PendingAppend[]): Promise<number> {
+    const first = group[0];
+    if (first === undefined) throw new JournalWriteError(persistenceId, 'empty append group', { retriable: false });
+    const expected = first.options.expectedSequenceNr;
+    const { settings } = this.session;
+    let head: HeadState;
+    try {
+      head = entry.head ?? (entry.head = await this.readHead(persistenceId));
+      // A cached head can be stale when another process wrote meanwhile: check the store before refusing.
+      if (head.highest !== expected) head = entry.head = await this.readHead(persistenceId);
+    } catch (error) {
+      throw asWriteError(persistenceId, 'reading the highest sequence number failed', error);
+    }
+    if (head.highest !== expected) throw new ConcurrencyConflictError(persistenceId, expected, head.highest);
+    if (head.tagsDurableTo < head.highest) await this.repairTagViews(persistenceId, head);
+
+    const events = group.flatMap((append) => append.events);
+    if (events.length === 0) return expected;
+    const last = expected + events.length;
+    const counters = new Map(head.tagCounters);
+    const changed: Record<string, number> = {};
+    const rows: Array<{ event: SerializedEvent; sequenceNr: number; uuid: types.TimeUuid; tagSeqs: Record<string, number> }> = [];
+    events.forEach((event, i) => {
+      const tagSeqs: Record<string, number> = {};
+      for (const tag of event.tags) {
+        const n = (counters.get(tag) ?? 0) + 1;
+        counters.set(tag, n);
+        changed[tag] = n;
+        tagSeqs[tag] = n;
+      }
+      rows.push({ event, sequenceNr: expected + i + 1, uuid: this.uuids.next(), tagSeqs });
+    });
+    const writerId = first.options.writerId;
+    const partition = partitionOf(last, settings.targetPartitionSize);
+    const inserts: BatchStatement[] = rows.map((r) => ({
+      query: this.q.insert,
+      params: [
+        persistenceId, partition, r.sequenceNr, r.uuid, bucketOf(timeOf(r.uuid), settings.timeBucketMs), writerId,
+        r.event.serializerId, r.event.manifest, r.event.manifest, r.event.bytes, r.event.tags, r.tagSeqs,
+      ],
+    }));
+    const firstRow = rows[0];
+    if (firstRow === undefined) return expected;
+    const previousPartition = expected === 0 ? partition : partitionOf(expected, settings.targetPartitionSize);
+
+    if (partition === previousPartition) {
+      const guard = {
+        query: this.q.casSameParttion,
+        params: [last, changed, head.tagsDurableTo, persistenceId, partition, expected === 0 ? null : expected],
+      };
+      await this.conditional(persistenceId, expected, () => this.session.batch([guard, ...inserts], this.casOptions()), partition, firstRow);
+    } else {
+      // The append starts a new partition: claim the old one's head first, then write the new one.
+      await this.conditional(
+        persistenceId,
+        expected,
+        () => this.session.execute(this.q.casClaim, [last, persistenceId, previousPartition, expected], this.casOptions()),
+        previousPartition,
+        undefined,
+      );
+      const guard = { query: this.q.casNew, params: [last, Object.fromEntries(counters), head.tagsDurableTo, persistenceId, partition] };
+      await this.conditional(persistenceId, expected, () => this.session.batch([guard, ...inserts], this.casOptions()), partition, firstRow);
+    }
+    head.highest = last;
+    head.tagCounters = counters;
+
+    const tagRows: PendingTagRow[] = rows.flatMap((r) =>
+      r.event.tags.map((tag) => ({
+        tag,
+        persistenceId,
+        sequenceNr: r.sequenceNr,
+        tagPidSequenceNr: r.tagSeqs[tag] ?? 0,
+        eventTimestamp: timeOf(r.uuid),
+        writerId,
+        serializerId: r.event.serializerId,
+        eventManifest: r.event.manifest,
+        event: r.event.bytes,
+        tags: r.event.tags,
+      })),
+    );
+    // The events are stored: a failure from here on is repaired before the next append and at recovery.
+    try {
+      await Promise.all([
+        this.tagWriter.write(tagRows),
+        expected === 0 ? this.session.execute(this.q.addPid, [persistenceId], { consistency: settings.writeConsistency, idempotent: true }) : undefined,
+      ]);
+      if (head.tagsDurableTo === expected) head.tagsDurableTo = last;
+    } catch (error) {
+      settings.onEvent({ type: 'tag-write.failed', persistenceId, error });
+    }
+    return last;
+  }
+
+  private casOptions(): { consistency: types.consistencies; idempotent: boolean; serialConsistency: types.consistencies } {
+    return { consistency: this.session.settings.writeConsistency, idempotent: false, serialConsistency: types.consistencies.serial };
+  }
+
+  /**
+   * Runs a conditional write. Not applied means another writer got there first,
+   * unless the row we meant to write is there with our timestamp (a retry of our
+   * own applied write); a timeout is resolved the same way with a SERIAL read.
+   */
+  private async conditional(
+    persistenceId: string,
+    expected: number,
+    write: () => Promise<types.ResultSet>,
+    partition: number,
+    own: { sequenceNr: number; uuid: types.TimeUuid } | undefined,
+  ): Promise<void> {
+    let result: types.ResultSet;
+    try {
+      result = await write();
+    } catch (error) {
+      if (own !== undefined && isUnknownWriteOutcome(error)) {
+        const mine = await this.isOwnWrite(persistenceId, partition, own).catch((readError: unknown) => {
+          throw asWriteError(persistenceId, 'the outcome of a timed-out write could not be read', readError);
+        });
+        if (mine) return;
+        throw new JournalWriteError(persistenceId, 'the write timed out and was not applied', { retriable: true, cause: error });
+      }
+      throw asWriteError(persistenceId, 'the conditional write failed', error);
+    }
+    if (result.wasApplied()) return;
+    if (own !== undefined && (await this.isOwnWrite(persistenceId, partition, own))) return;
+    const actual = toOptionalNumber(result.first()?.['highest_sequence_nr']);
+    throw new ConcurrencyConflictError(persistenceId, expected, actual);
+  }
+
+  private async isOwnWrite(persistenceId: string, partition: number, own: { sequenceNr: number; uuid: types.TimeUuid }): Promise<boolean> {
+    const result = await this.session.execute(this.q.timestampAt, [persistenceId, partition, own.sequenceNr], {
+      consistency: types.consistencies.serial,
+      idempotent: true,
+    });
+    const stored = result.first()?.['timestamp'] as types.TimeUuid | undefined;
+    return stored !== undefined && stored !== null && stored.equals(own.uuid);
+  }
+
+  private async statics(persistenceId: string, partition: number, consistency: types.consistencies): Promise<Row | undefined> {
+    const result = await this.session.execute(this.q.statics, [persistenceId, partition], { consistency, idempotent: true });
+    const row = result.first();
+    return row === null || row === undefined || row['highest_sequence_nr'] === null ? undefined : row;
+  }
+
+  /** The head as stored, read at SERIAL so that no half-done conditional write is missed. */
+  private async readHead(persistenceId: string): Promise<HeadState> {
+    let partition = 0;
+    let row = await this.statics(persistenceId, partition, types.consistencies.serial);
+    if (row === undefined) return { highest: 0, tagCounters: new Map(), tagsDurableTo: 0 };
+    for (;;) {
+      const next = await this.statics(persistenceId, partition + 1, types.consistencies.serial);
+      if (next === undefined) break;
+      row = next;
+      partition++;
+    }
+    const highest = toNumber(row['highest_sequence_nr']);
+    return {
+      highest,
+      tagCounters: toNumberMap(row['tag_sequence_nrs']),
+      tagsDurableTo: Math.min(highest, toOptionalNumber(row['tagged_to']) ?? 0),
+    };
+  }
+
+  /** Writes the tag rows of events after `head.tagsDurableTo` again (idempotent for readers). */
+  private async repairTagViews(persistenceId: string, head: HeadState): Promise<void> {
+    if (head.tagsDurableTo >= head.highest) return;
+    const from = head.tagsDurableTo + 1;
+    const to = head.highest;
+    try {
+      const tagRows: PendingTagRow[] = [];
+      for await (const row of this.storedRows(persistenceId, from, to)) {
+        const tagSeqs = toNumberMap(row['tag_pid_sequence_nrs']);
+        const tags = [...((row['tags'] as string[] | null) ?? [])];
+        const bytes = row['event'] as Buffer;
+        for (const tag of tags) {
+          tagRows.push({
+            tag,
+            persistenceId,
+            sequenceNr: toNumber(row['sequence_nr']),
+            tagPidSequenceNr: tagSeqs.get(tag) ?? 0,
+            eventTimestamp: timeOf(row['timestamp']),
+            writerId: row['writer_uuid'] as string,
+            serializerId: row['ser_id'] as string,
+            eventManifest: row['event_manifest'] as string,
+            event: bytes,
+            tags,
+          });
+        }
+      }
+      await this.tagWriter.write(tagRows);
+      await this.session.execute(this.q.addPid, [persistenceId], { consistency: this.session.settings.writeConsistency, idempotent: true });
+      head.tagsDurableTo = to;
+      this.session.settings.onEvent({ type: 'tag-views.repaired', persistenceId, fromSequenceNr: from, toSequenceNr: to });
+    } catch (error) {
+      this.session.settings.onEvent({ type: 'tag-write.failed', persistenceId, error });
+    }
+  }
+
+  private ensureOpen(): void {
+    if (this.closed) throw new JournalReadError('The Cassandra journal is closed', { retriable: false });
+  }
+}
+
+/** The head of `pending` plus the appends right behind it that continue it (same writer, next sequence number). */
+function takeGroup(pending: PendingAppend[], maxBatchSize: number): PendingAppend[] {
+  const first = pending.shift();
+  if (first === undefined) return [];
+  const group = [first];
+  let next = first.options.expectedSequenceNr + first.events.length;
+  let size = first.events.length;
+  for (;;) {
+    const candidate = pending[0];
+    if (
+      candidate === undefined ||
+      candidate.options.expectedSequenceNr !== next ||
+      candidate.options.writerId !== first.options.writerId ||
+      size + candidate.events.length > maxBatchSize
+    ) {
+      return group;
+    }
+    pending.shift();
+    group.push(candidate);
+    next += candidate.events.length;
+    size += candidate.events.length;
+  }
+}
+
+export function asWriteError(persistenceId: string, message: string, error: unknown): Error {
+  if (isDataflowError(error)) return error;
+  return new JournalWriteError(persistenceId, message, { retriable: isRetriableDriverError(error), cause: error });
+}
+
+export function asReadError(message: string, error: unknown): Error {
+  if (isDataflowError(error)) return error;
+  return new JournalReadError(message, { retriable: isRetriableDriverError(error), cause: error });
+}

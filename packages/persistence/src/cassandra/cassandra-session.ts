@@ -1,0 +1,98 @@
+/**
+ * The plugin's use of one driver `Client`: prepared statements only, a bound
+ * on statements in flight, consistency per call, and paged reads as async
+ * iterables. Journal, snapshot store and read journal share one session.
+ */
+import type { Client, types } from 'cassandra-driver';
+import type { ResolvedSettings } from './cassandra-settings.js';
+
+export type Row = types.Row;
+
+export interface StatementOptions {
+  readonly consistency: types.consistencies;
+  /** Safe for the driver to retry (same keys and values every time). */
+  readonly idempotent: boolean;
+  readonly serialConsistency?: types.consistencies;
+}
+
+export interface BatchStatement {
+  readonly query: string;
+  readonly params: readonly unknown[];
+}
+
+/** Counts statements in flight and queues callers beyond the limit. */
+export class InFlightLimiter {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.active++;
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.waiting.shift()?.();
+    }
+  }
+}
+
+export class CassandraSession {
+  readonly keyspace: string;
+  private readonly limiter: InFlightLimiter;
+
+  constructor(
+    readonly client: Client,
+    readonly settings: ResolvedSettings,
+  ) {
+    this.keyspace = settings.keyspace;
+    this.limiter = new InFlightLimiter(settings.maxInFlight);
+  }
+
+  execute(query: string, params: readonly unknown[], options: StatementOptions): Promise<types.ResultSet> {
+    return this.limiter.run(() =>
+      this.client.execute(query, params as unknown[], {
+        prepare: true,
+        consistency: options.consistency,
+        isIdempotent: options.idempotent,
+        ...(options.serialConsistency === undefined ? {} : { serialConsistency: options.serialConsistency }),
+      }),
+    );
+  }
+
+  /** An unlogged batch; callers keep each batch within one partition. */
+  batch(statements: readonly BatchStatement[], options: StatementOptions): Promise<types.ResultSet> {
+    return this.limiter.run(() =>
+      this.client.batch(
+        statements.map((s) => ({ query: s.query, params: s.params as unknown[] })),
+        {
+          prepare: true,
+          logged: false,
+          consistency: options.consistency,
+          isIdempotent: options.idempotent,
+          ...(options.serialConsistency === undefined ? {} : { serialConsistency: options.serialConsistency }),
+        },
+      ),
+    );
+  }
+
+  /** Every row of a query, fetched page by page. */
+  async *rows(query: string, params: readonly unknown[], consistency: types.consistencies, fetchSize = this.settings.fetchSize): AsyncIterable<Row> {
+    let pageState: string | undefined;
+    do {
+      const result: types.ResultSet = await this.limiter.run(() =>
+        this.client.execute(query, params as unknown[], {
+          prepare: true,
+          consistency,
+          isIdempotent: true,
+          fetchSize,
+          ...(pageState === undefined ? {} : { pageState }),
+        }),
+      );
+      yield* result.rows;
+      pageState = result.pageState ?? undefined;
+    } while (pageState !== undefined);
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Settings of the Cassandra persistence plugin, with their defaults, and the
+ * mapping of driver failures to the persistence SPI's errors.
+ */
+import { errors, types } from 'cassandra-driver';
+import type { SerializerRegistry } from '@dataflow/core';
+import type { KeyspaceReplication } from './cassandra-schema.js';
+
+/** Consistency level names accepted in settings. */
+export type ConsistencyName = 'ONE' | 'TWO' | 'THREE' | 'QUORUM' | 'LOCAL_QUORUM' | 'EACH_QUORUM' | 'ALL' | 'LOCAL_ONE';
+
+/** Something that happened inside the plugin that an operator may want to see. */
+export type CassandraPersistenceEvent =
+  | { readonly type: 'tag-write.failed'; readonly persistenceId: string; readonly error: unknown }
+  | { readonly type: 'tag-write.restamped'; readonly rows: number; readonly latencyMs: number }
+  | { readonly type: 'tag-views.repaired'; readonly persistenceId: string; readonly fromSequenceNr: number; readonly toSequenceNr: number };
+
+export interface CassandraPersistenceSettings {
+  /** Keyspace of every table. */
+  readonly keyspace: string;
+  /** Create keyspace and tables on start (development and tests). Default false: apply `cql/001-journal.cql`. */
+  readonly autoCreate?: boolean;
+  /** Replication of a keyspace made by `autoCreate`; default SimpleStrategy with factor 1. */
+  readonly replication?: KeyspaceReplication;
+  /** Events per `messages` partition; default 500 000. An append never spans two partitions. */
+  readonly targetPartitionSize?: number;
+  /** Largest number of rows in one batch statement; default 100. */
+  readonly maxBatchSize?: number;
+  /** Most statements in flight at once, per plugin; default 64. */
+  readonly maxInFlight?: number;
+  /** Journal writes; default QUORUM. */
+  readonly writeConsistency?: ConsistencyName;
+  /** Journal and query reads; default QUORUM. */
+  readonly readConsistency?: ConsistencyName;
+  /** Snapshot reads and writes; default ONE. */
+  readonly snapshotConsistency?: ConsistencyName;
+  /** Width of a `tag_views` time bucket in milliseconds; default one hour. */
+  readonly timeBucketMs?: number;
+  /**
+   * `eventsByTag` reads only rows older than now minus this; default 2000 ms.
+   * A tag row whose write took longer than half of it is written again with a
+   * fresh timestamp, so a reader that respects the delay never misses it.
+   */
+  readonly eventualConsistencyDelayMs?: number;
+  /** How often live queries look for new rows; default 500 ms. */
+  readonly pollIntervalMs?: number;
+  /** How long `eventsByTag` waits for a missing event before failing with `ReplayGapError`; default 10 000 ms. */
+  readonly gapTimeoutMs?: number;
+  /** Rows per page of a read; default 1000. */
+  readonly fetchSize?: number;
+  /** Serializers and payload size limit; default JSON with a 1 MiB limit. */
+  readonly serializers?: SerializerRegistry;
+  /** Epoch milliseconds; defaults to `Date.now`. */
+  readonly now?: () => number;
+  /** Receives operational events (a failed tag write that will be repaired, ...). */
+  readonly onEvent?: (event: CassandraPersistenceEvent) => void;
+}
+
+/** Settings with every default applied. */
+export interface ResolvedSettings {
+  readonly keyspace: string;
+  readonly targetPartitionSize: number;
+  readonly maxBatchSize: number;
+  readonly maxInFlight: number;
+  readonly writeConsistency: types.consistencies;
+  readonly readConsistency: types.consistencies;
+  readonly snapshotConsistency: types.consistencies;
+  readonly timeBucketMs: number;
+  readonly eventualConsistencyDelayMs: number;
+  readonly pollIntervalMs: number;
+  readonly gapTimeoutMs: number;
+  readonly fetchSize: number;
+  readonly now: () => number;
+  readonly onEvent: (event: CassandraPersistenceEvent) => void;
+}
+
+const positive = (name: string, value: number): number => {
+  if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+};
+
+/** Applies defaults and checks ranges. */
+export function resolveSettings(settings: CassandraPersistenceSettings): ResolvedSettings {
+  const maxBatchSize = positive('maxBatchSize', settings.maxBatchSize ?? 100);
+  const targetPartitionSize = positive('targetPartitionSize', settings.targetPartitionSize ?? 500_000);
+  if (targetPartitionSize < maxBatchSize) {
+    throw new RangeError(`targetPartitionSize (${targetPartitionSize}) must be at least maxBatchSize (${maxBatchSize})`);
+  }
+  return {
+    keyspace: settings.keyspace,
+    targetPartitionSize,
+    maxBatchSize,
+    maxInFlight: positive('maxInFlight', settings.maxInFlight ?? 64),
+    writeConsistency: types.consistencies[toKey(settings.writeConsistency ?? 'QUORUM')],
+    readConsistency: types.consistencies[toKey(settings.readConsistency ?? 'QUORUM')],
+    snapshotConsistency: types.consistencies[toKey(settings.snapshotConsistency ?? 'ONE')],
+    timeBucketMs: positive('timeBucketMs', settings.timeBucketMs ?? 3_600_000),
+    eventualConsistencyDelayMs: positive('eventualConsistencyDelayMs', settings.eventualConsistencyDelayMs ?? 2000),
+    pollIntervalMs: positive('pollIntervalMs', settings.pollIntervalMs ?? 500),
+    gapTimeoutMs: positive('gapTimeoutMs', settings.gapTimeoutMs ?? 10_000),
+    fetchSize: positive('fetchSize', settings.fetchSize ?? 1000),
+    now: settings.now ?? Date.now,
+    onEvent: settings.onEvent ?? (() => undefined),
+  };
+}
+
+type ConsistencyKey = keyof typeof types.consistencies;
+
+function toKey(name: ConsistencyName): ConsistencyKey {
+  const key = ({
+    ONE: 'one',
+    TWO: 'two',
+    THREE: 'three',
+    QUORUM: 'quorum',
+    LOCAL_QUORUM: 'localQuorum',
+    EACH_QUORUM: 'eachQuorum',
+    ALL: 'all',
+    LOCAL_ONE: 'localOne',
+  } as const)[name];
+  return key;
+}
+
+const RETRIABLE_CODES: ReadonlySet<number> = new Set([
+  types.responseErrorCodes.unavailableException,
+  types.responseErrorCodes.overloaded,
+  types.responseErrorCodes.isBootstrapping,
+  types.responseErrorCodes.writeTimeout,
+  types.responseErrorCodes.readTimeout,
+  types.responseErrorCodes.truncateError,
+]);
+
+/** Whether a driver failure may go away when tried again (timeouts, unavailable replicas, lost connections). */
+export function isRetriableDriverError(error: unknown): boolean {
+  if (error instanceof errors.ResponseError) return RETRIABLE_CODES.has(error.code);
+  return (
+    error instanceof errors.NoHostAvailableError ||
+    error instanceof errors.OperationTimedOutError ||
+    error instanceof errors.BusyConnectionError
+  );
+}
+
+/** True for a timeout of a conditional (Paxos) write: it may or may not have been applied. */
+export function isUnknownWriteOutcome(error: unknown): boolean {
+  if (error instanceof errors.ResponseError) return error.code === (types.responseErrorCodes.writeTimeout as number);
+  return error instanceof errors.OperationTimedOutError;
+}
