@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { none } from './effect.js';
 import { applyEvents, decideCommand, eventSourced } from './event-sourced.js';
 import { counter } from './examples/counter.js';
 import { UnknownEventVersionError } from './event-sourcing-errors.js';
@@ -43,7 +44,7 @@ describe('eventSourced', () => {
   });
 
   it('refuses invalid settings', () => {
-    const base = { persistenceId: (id: string) => id, emptyState: 0, onCommand: () => counter.onCommand({ total: 0 }, { type: 'reset' }, { entityId: '', persistenceId: '', lastSequenceNr: 0 }), onEvent: (s: number) => s };
+    const base = { persistenceId: (id: string) => id, emptyState: 0, onCommand: () => none<never, number>(), onEvent: (s: number) => s };
     expect(() => eventSourced({ ...base, stashCapacity: -1 })).toThrow(RangeError);
     expect(() => eventSourced({ ...base, onPersistFailure: { minBackoffMs: 10, maxBackoffMs: 5 } })).toThrow(RangeError);
     expect(() => every(0)).toThrow(RangeError);

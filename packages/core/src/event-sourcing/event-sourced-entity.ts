@@ -1,0 +1,372 @@
+/**
+ * The engine of one event-sourced entity, independent of how messages reach
+ * it: recovery, the bounded stash, atomic persistence (state and sequence
+ * number advance only after the append succeeded), side effects, snapshots
+ * with retention, and restart with backoff after a failed write.
+ * `spawnEventSourced` hosts it in an actor; the test kit drives it directly.
+ *
+ * All methods run synchronously; journal and snapshot promises re-enter it
+ * through callbacks guarded by an incarnation counter, so a callback from an
+ * incarnation that was restarted or stopped is ignored.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Clock } from '../clock/clock.js';
+import type { Scheduler, Cancellable } from '../clock/scheduler.js';
+import type { Instrumentation, InstrumentationEvent } from '../instrumentation/instrumentation.js';
+import type { AppendResult, NewEvent } from '../persistence/journal.js';
+import { isConcurrencyConflict } from '../persistence/persistence-errors.js';
+import type { Effect } from './effect.js';
+import type { CommandContext, EventSourcedBehavior } from './event-sourced.js';
+import { StashOverflowError } from '../actor/actor-errors.js';
+import { backoffDelayMs } from '../supervision/backoff.js';
+import { EntityUnavailableError, RecoveryFailedError } from './event-sourcing-errors.js';
+import type { EventSourcingInstrumentationEvent } from './event-sourcing-events.js';
+import { type EntityPersistence, recoverState } from './recovery.js';
+import { crossesSnapshotPolicy } from './snapshot-policy.js';
+
+/** Where an entity is in its life. */
+export type EntityLifecycle =
+  | { readonly status: 'recovering' }
+  | { readonly status: 'running' }
+  | { readonly status: 'persisting' }
+  | { readonly status: 'backing-off'; readonly attempt: number; readonly delayMs: number; readonly cause: unknown }
+  | { readonly status: 'stopped'; readonly reason: 'stop-effect' | 'requested' }
+  | { readonly status: 'failed'; readonly error: unknown };
+
+export interface EventSourcedEntityOptions {
+  readonly scheduler: Scheduler;
+  readonly clock: Clock;
+  readonly events: Pick<Instrumentation<InstrumentationEvent>, 'emit'>;
+  /** The hosting actor's path, named in `StashOverflowError` (default: the persistence id). */
+  readonly path?: string;
+  /** Uniform random number in [0, 1) for backoff jitter (default `Math.random`). */
+  readonly random?: () => number;
+  /** Called once when the entity stops or fails for good. */
+  readonly onTerminated?: (lifecycle: Extract<EntityLifecycle, { status: 'stopped' | 'failed' }>) => void;
+}
+
+type Terminal = Extract<EntityLifecycle, { status: 'stopped' | 'failed' }>;
+
+/** Runs one entity of `behavior`. Internal: users spawn behaviors with `spawnEventSourced`. */
+export class EventSourcedEntity<Cmd, Evt, State> {
+  readonly persistenceId: string;
+  private lifecycleValue: EntityLifecycle = { status: 'recovering' };
+  private stateValue: State;
+  private sequenceNr = 0;
+  private readonly stash: Cmd[] = [];
+  private restarts = 0;
+  private incarnation = 0;
+  private writerId = '';
+  private knownSnapshots: number[] = [];
+  private pendingHousekeeping = 0;
+  private timer: Cancellable | undefined;
+  private idleWaiters: (() => void)[] = [];
+  private readonly random: () => number;
+
+  constructor(
+    private readonly behavior: EventSourcedBehavior<Cmd, Evt, State>,
+    readonly entityId: string,
+    private readonly persistence: EntityPersistence,
+    private readonly options: EventSourcedEntityOptions,
+  ) {
+    this.persistenceId = behavior.persistenceId(entityId);
+    this.stateValue = behavior.emptyState;
+    this.random = options.random ?? Math.random;
+  }
+
+  get lifecycle(): EntityLifecycle {
+    return this.lifecycleValue;
+  }
+
+  /** The state after the last persisted event. */
+  get state(): State {
+    return this.stateValue;
+  }
+
+  /** Sequence number of the last persisted event. */
+  get lastSequenceNr(): number {
+    return this.sequenceNr;
+  }
+
+  get stashSize(): number {
+    return this.stash.length;
+  }
+
+  /** Starts recovery; commands received meanwhile are stashed. */
+  start(): void {
+    this.recover();
+  }
+
+  /** Handles a command now, or stashes it while recovering, writing or backing off. */
+  receive(command: Cmd): void {
+    switch (this.lifecycleValue.status) {
+      case 'running':
+        this.handle(command);
+        return;
+      case 'recovering':
+      case 'persisting':
+      case 'backing-off':
+        if (this.stash.length >= this.behavior.stashCapacity) {
+          const error = new StashOverflowError(this.options.path ?? this.persistenceId, this.behavior.stashCapacity);
+          this.emit({ type: 'event-sourced.stash.overflow', persistenceId: this.persistenceId, capacity: this.behavior.stashCapacity, command });
+          this.behavior.replyToOf(command)?.tell(error);
+        } else {
+          this.stash.push(command);
+        }
+        return;
+      case 'stopped':
+      case 'failed':
+        this.refuse(command, this.lifecycleValue);
+        return;
+    }
+  }
+
+  /** Stops the entity (the hosting actor stopped); in-flight results are ignored. */
+  stop(): void {
+    if (this.lifecycleValue.status === 'stopped' || this.lifecycleValue.status === 'failed') return;
+    this.terminate({ status: 'stopped', reason: 'requested' });
+  }
+
+  /**
+   * Resolves once nothing is in flight: not recovering, not writing, and no
+   * snapshot or retention operation pending. A scheduled restart counts as idle.
+   */
+  whenIdle(): Promise<void> {
+    if (this.isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private isIdle(): boolean {
+    const { status } = this.lifecycleValue;
+    return status !== 'recovering' && status !== 'persisting' && this.pendingHousekeeping === 0;
+  }
+
+  private settle(): void {
+    if (!this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private recover(): void {
+    const incarnation = ++this.incarnation;
+    this.lifecycleValue = { status: 'recovering' };
+    this.stateValue = this.behavior.emptyState;
+    this.sequenceNr = 0;
+    this.writerId = randomUUID();
+    recoverState(this.behavior, this.persistenceId, this.persistence).then(
+      (recovered) => {
+        if (incarnation !== this.incarnation) return;
+        this.stateValue = recovered.state;
+        this.sequenceNr = recovered.sequenceNr;
+        this.knownSnapshots = recovered.snapshotSequenceNr === undefined ? [] : [recovered.snapshotSequenceNr];
+        this.lifecycleValue = { status: 'running' };
+        this.emit({
+          type: 'event-sourced.recovered',
+          persistenceId: this.persistenceId,
+          sequenceNr: recovered.sequenceNr,
+          snapshotSequenceNr: recovered.snapshotSequenceNr,
+          eventsReplayed: recovered.eventsReplayed,
+        });
+        this.drainStash();
+        this.settle();
+      },
+      (error: unknown) => {
+        if (incarnation !== this.incarnation) return;
+        const failure =
+          error instanceof RecoveryFailedError
+            ? error
+            : new RecoveryFailedError(this.persistenceId, undefined, 'unexpected failure', { retriable: false, cause: error });
+        this.emit({ type: 'event-sourced.recovery.failed', persistenceId: this.persistenceId, error: failure });
+        if (failure.retriable) this.restartWithBackoff(failure);
+        else this.terminate({ status: 'failed', error: failure });
+        this.settle();
+      },
+    );
+  }
+
+  private drainStash(): void {
+    while (this.lifecycleValue.status === 'running' && this.stash.length > 0) {
+      this.handle(this.stash.shift() as Cmd);
+    }
+  }
+
+  private handle(command: Cmd): void {
+    const ctx: CommandContext = { entityId: this.entityId, persistenceId: this.persistenceId, lastSequenceNr: this.sequenceNr };
+    let effect: Effect<Evt, State>;
+    let newEvents: NewEvent[];
+    try {
+      effect = this.behavior.onCommand(this.stateValue, command, ctx);
+      newEvents = effect.events.map((event) => {
+        const eventType = this.behavior.eventTypeOf(event);
+        return { payload: event, eventType, schemaVersion: this.behavior.schemaVersionOf(eventType), tags: this.behavior.tagsOf(event) };
+      });
+    } catch (error) {
+      // The handler is pure and nothing was written: the state is intact, so the entity goes on with the next command.
+      this.emit({ type: 'event-sourced.command.failed', persistenceId: this.persistenceId, command, error });
+      return;
+    }
+    if (effect.kind === 'unhandled') {
+      this.emit({ type: 'event-sourced.command.unhandled', persistenceId: this.persistenceId, command });
+    }
+    if (newEvents.length === 0) {
+      this.runSideEffects(effect);
+      return;
+    }
+    const incarnation = this.incarnation;
+    this.lifecycleValue = { status: 'persisting' };
+    this.persistence.journal.append(this.persistenceId, newEvents, { expectedSequenceNr: this.sequenceNr, writerId: this.writerId }).then(
+      (result) => {
+        if (incarnation !== this.incarnation) return;
+        this.onPersisted(effect, result);
+        this.settle();
+      },
+      (error: unknown) => {
+        if (incarnation !== this.incarnation) return;
+        this.onPersistFailed(command, newEvents.length, error);
+        this.settle();
+      },
+    );
+  }
+
+  private onPersisted(effect: Effect<Evt, State>, result: AppendResult): void {
+    const first = this.sequenceNr + 1;
+    const states: State[] = [];
+    let state = this.stateValue;
+    try {
+      for (const event of effect.events) {
+        state = this.behavior.onEvent(state, event);
+        states.push(state);
+      }
+    } catch (error) {
+      // The events are stored but cannot be applied: recovery would fail the same way, so stop instead of diverging.
+      const failure = new RecoveryFailedError(this.persistenceId, first + states.length, 'the event handler threw on a persisted event', {
+        retriable: false,
+        cause: error,
+      });
+      this.terminate({ status: 'failed', error: failure });
+      return;
+    }
+    this.stateValue = state;
+    this.sequenceNr = result.lastSequenceNr;
+    this.restarts = 0;
+    this.lifecycleValue = { status: 'running' };
+    this.emit({ type: 'event-sourced.persisted', persistenceId: this.persistenceId, sequenceNr: this.sequenceNr, events: effect.events.length });
+    if (crossesSnapshotPolicy(this.behavior.snapshot, effect.events, first, (i) => states[i] as State)) {
+      this.saveSnapshot(this.sequenceNr, state);
+    }
+    this.runSideEffects(effect);
+    this.drainStash();
+  }
+
+  private onPersistFailed(command: Cmd, events: number, error: unknown): void {
+    if (isConcurrencyConflict(error)) {
+      this.emit({ type: 'event-sourced.concurrency-conflict', persistenceId: this.persistenceId, error, command });
+      this.terminate({ status: 'failed', error });
+      return;
+    }
+    this.emit({ type: 'event-sourced.persist.failed', persistenceId: this.persistenceId, error, command, events });
+    this.restartWithBackoff(error);
+  }
+
+  private restartWithBackoff(cause: unknown): void {
+    const backoff = this.behavior.onPersistFailure;
+    if (this.restarts >= backoff.maxRestarts) {
+      this.terminate({ status: 'failed', error: cause });
+      return;
+    }
+    this.restarts++;
+    const delayMs = backoffDelayMs(this.restarts - 1, backoff, this.random());
+    const incarnation = ++this.incarnation;
+    this.lifecycleValue = { status: 'backing-off', attempt: this.restarts, delayMs, cause };
+    this.emit({ type: 'event-sourced.restarting', persistenceId: this.persistenceId, attempt: this.restarts, delayMs, cause, at: this.options.clock.now() });
+    this.timer = this.options.scheduler.schedule(delayMs, () => {
+      if (incarnation === this.incarnation) this.recover();
+    });
+  }
+
+  private runSideEffects(effect: Effect<Evt, State>): void {
+    const state = this.stateValue;
+    for (const sideEffect of effect.sideEffects) {
+      switch (sideEffect.kind) {
+        case 'run':
+          try {
+            sideEffect.run(state);
+          } catch (error) {
+            this.emit({ type: 'event-sourced.side-effect.failed', persistenceId: this.persistenceId, error });
+          }
+          break;
+        case 'reply':
+          try {
+            sideEffect.replyTo.tell(sideEffect.reply(state) as never);
+          } catch (error) {
+            this.emit({ type: 'event-sourced.side-effect.failed', persistenceId: this.persistenceId, error });
+          }
+          break;
+        case 'stop':
+          this.terminate({ status: 'stopped', reason: 'stop-effect' });
+          return;
+      }
+    }
+  }
+
+  private saveSnapshot(sequenceNr: number, state: State): void {
+    const { snapshots, journal } = this.persistence;
+    const policy = this.behavior.snapshot;
+    this.pendingHousekeeping++;
+    const finish = (): void => {
+      this.pendingHousekeeping--;
+      this.settle();
+    };
+    const failed = (operation: 'save' | 'delete-snapshots' | 'delete-events') => (error: unknown) => {
+      this.emit({ type: 'event-sourced.snapshot.failed', persistenceId: this.persistenceId, sequenceNr, operation, error });
+    };
+    snapshots
+      .save({ persistenceId: this.persistenceId, sequenceNr, timestamp: this.options.clock.now() }, state)
+      .then(async () => {
+        this.emit({ type: 'event-sourced.snapshot.saved', persistenceId: this.persistenceId, sequenceNr });
+        this.knownSnapshots = [...this.knownSnapshots.filter((n) => n < sequenceNr), sequenceNr];
+        const keep = policy?.keep;
+        if (keep === undefined || this.knownSnapshots.length <= keep) return;
+        const oldestKept = this.knownSnapshots[this.knownSnapshots.length - keep] as number;
+        this.knownSnapshots = this.knownSnapshots.slice(-keep);
+        await snapshots.delete(this.persistenceId, { maxSequenceNr: oldestKept - 1 }).then(undefined, failed('delete-snapshots'));
+        if (policy?.deleteEvents === true) {
+          await journal.deleteTo(this.persistenceId, oldestKept).then(
+            () => this.emit({ type: 'event-sourced.events.deleted', persistenceId: this.persistenceId, toSequenceNr: oldestKept }),
+            failed('delete-events'),
+          );
+        }
+      }, failed('save'))
+      .then(finish, (error: unknown) => {
+        failed('save')(error);
+        finish();
+      });
+  }
+
+  private terminate(lifecycle: Terminal): void {
+    this.incarnation++;
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.lifecycleValue = lifecycle;
+    this.emit(
+      lifecycle.status === 'stopped'
+        ? { type: 'event-sourced.stopped', persistenceId: this.persistenceId, reason: lifecycle.reason }
+        : { type: 'event-sourced.failed', persistenceId: this.persistenceId, error: lifecycle.error },
+    );
+    for (const command of this.stash.splice(0)) this.refuse(command, lifecycle);
+    this.options.onTerminated?.(lifecycle);
+    this.settle();
+  }
+
+  private refuse(command: Cmd, lifecycle: Terminal): void {
+    this.emit({ type: 'event-sourced.dead-letter', persistenceId: this.persistenceId, command, status: lifecycle.status });
+    const cause = lifecycle.status === 'failed' ? lifecycle.error : undefined;
+    this.behavior.replyToOf(command)?.tell(new EntityUnavailableError(this.persistenceId, lifecycle.status, { cause }));
+  }
+
+  private emit(event: EventSourcingInstrumentationEvent): void {
+    this.options.events.emit(event);
+  }
+}
+
