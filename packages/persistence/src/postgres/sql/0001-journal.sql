@@ -7,6 +7,8 @@ CREATE SCHEMA IF NOT EXISTS :"schema";
 -- One row per event. `ordering` is the global position used as the offset of
 -- tag queries; appends take a transaction-level advisory lock so orderings
 -- become visible in increasing order (docs/adr/0003-postgres-tag-ordering.md).
+-- Anything else inserting here must take the same lock first:
+--   SELECT pg_advisory_xact_lock(hashtext('dataflow-append:<schema>'));
 CREATE TABLE IF NOT EXISTS :"schema".event_journal (
   ordering        BIGSERIAL NOT NULL,
   persistence_id  TEXT      NOT NULL,
