@@ -1,0 +1,77 @@
+/**
+ * The event-sourced runtime hosted in an actor of the actor system: commands
+ * by `tell` and `ask`, recovery in a new system, and a concurrency conflict
+ * that stops the actor.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ask } from '../actor/ask.js';
+import { createInMemoryPersistence } from '../persistence/in-memory/in-memory-persistence.js';
+import { createActorTestKit, type ActorTestKit } from '../testing/actor-test-kit.js';
+import { PersistenceTestKit } from '../testing/persistence-test-kit.js';
+import { counter, type CounterCommand, type CounterEvent, type CounterState } from './examples/counter.js';
+import { spawnEventSourced } from './spawn-event-sourced.js';
+import { eventSourced, type CommandContext } from './event-sourced.js';
+
+const kits: ActorTestKit[] = [];
+const newKit = (): ActorTestKit => {
+  const kit = createActorTestKit();
+  kits.push(kit);
+  return kit;
+};
+afterEach(async () => {
+  for (const kit of kits.splice(0)) await kit.shutdown();
+});
+
+describe('spawnEventSourced', () => {
+  it('handles commands in an actor and recovers in a new system', async () => {
+    const persistence = createInMemoryPersistence();
+    const first = newKit();
+    const ref = spawnEventSourced(first.system, counter, '1', { persistence });
+    ref.tell({ type: 'add', n: 2 });
+    ref.tell({ type: 'add', n: 3 });
+    expect(await ask<CounterCommand, number>(ref, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 })).toBe(5);
+    expect(ref.path).toContain('counter-1');
+
+    const second = newKit();
+    const again = spawnEventSourced(second.system, counter, '1', { persistence, name: 'counter-one' });
+    expect(await ask<CounterCommand, number>(again, (replyTo) => ({ type: 'add', n: 1, replyTo }), { timeoutMs: 1_000 })).toBe(6);
+  });
+
+  it('stops the actor on a concurrency conflict and reports it', async () => {
+    const persistence = createInMemoryPersistence();
+    const kit = newKit();
+    const seen: string[] = [];
+    kit.system.events.on('*', (e) => seen.push(e.type));
+    const stale = spawnEventSourced(kit.system, counter, '1', { persistence, name: 'stale' });
+    expect(await ask<CounterCommand, number>(stale, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 })).toBe(0);
+    await persistence.journal.append('counter-1', [{ eventType: 'added', payload: { type: 'added', n: 9 } }], { expectedSequenceNr: 0, writerId: 'other' });
+
+    stale.tell({ type: 'add', n: 1 });
+    await kit.system.settled();
+    await kit.advance(0);
+    expect(seen).toEqual(expect.arrayContaining(['event-sourced.concurrency-conflict', 'event-sourced.failed', 'actor.stopped']));
+  });
+
+  it('restarts with backoff on the system clock after a failed write, recovering from the journal', async () => {
+    const faults = PersistenceTestKit.wrap(createInMemoryPersistence()).failNextWrites(1);
+    const kit = newKit();
+    const restarts: number[] = [];
+    kit.system.events.on('event-sourced.restarting', (e) => restarts.push(e.delayMs));
+    const ref = spawnEventSourced(kit.system, eventSourced({ ...counterOptions(), onPersistFailure: { minBackoffMs: 50, maxBackoffMs: 50, randomFactor: 0 } }), '1', { persistence: faults });
+    ref.tell({ type: 'add', n: 2 }); // fails
+    const answer = ask<CounterCommand, number>(ref, (replyTo) => ({ type: 'add', n: 3, replyTo }), { timeoutMs: 1_000 }); // stashed through the backoff
+    await kit.advance(49);
+    expect(restarts).toEqual([50]);
+    await kit.advance(1);
+    expect(await answer).toBe(3);
+  });
+});
+
+function counterOptions() {
+  return {
+    persistenceId: counter.persistenceId,
+    emptyState: counter.emptyState,
+    onCommand: (state: CounterState, command: CounterCommand, ctx: CommandContext) => counter.onCommand(state, command, ctx),
+    onEvent: (state: CounterState, event: CounterEvent) => counter.onEvent(state, event),
+  };
+}
