@@ -32,3 +32,12 @@ export { behavior, receive, type Behavior, type Next, type Signal, type StopReas
 export * from './actor/actor-errors.js';
 export { createActorSystem, type ActorSystem, type ActorSystemOptions, type ActorSystemStatus } from './actor/actor-system.js';
 export { ask, type AskOptions } from './actor/ask.js';
+export * from './event-sourcing/effect.js';
+export { eventSourced, decideCommand, applyEvents, type CommandContext, type Decision, type EventSourcedBehavior, type EventSourcedOptions, type PersistFailureBackoff, type Upcasters } from './event-sourcing/event-sourced.js';
+export * from './event-sourcing/event-sourcing-errors.js';
+export type * from './event-sourcing/event-sourcing-events.js';
+export { every, snapshotWhen, type SnapshotPolicy, type SnapshotRetentionOptions } from './event-sourcing/snapshot-policy.js';
+export { recoverState, type EntityPersistence, type Recovered } from './event-sourcing/recovery.js';
+export { spawnEventSourced, type ActorSpawner, type SpawnEventSourcedOptions } from './event-sourcing/spawn-event-sourced.js';
+export type { EntityLifecycle } from './event-sourcing/event-sourced-entity.js';
+export * from './nact-adapter/nact-persistence-engine.js';
