@@ -115,7 +115,10 @@ export class ActorCell<M, S> {
     this.stash = new ActorStash<M>(this.path, options.stashCapacity ?? DEFAULT_STASH_CAPACITY);
     this.ctx = this.createContext();
     this.nactRef = nactSpawn(parent === undefined ? runtime.nactSystem : parent.nactRef, this.receive, name, {
-      onCrash: (_message, error, nactCtx) => this.onRuntimeCrash(error, nactCtx.resume),
+      onCrash: (_message, error, nactCtx) => {
+        this.onRuntimeCrash(error);
+        return nactCtx.resume;
+      },
       afterStop: (_state, nactCtx) => this.afterNactStop(nactCtx.mailbox),
     });
     this.enqueueSystem(START);
@@ -146,7 +149,7 @@ export class ActorCell<M, S> {
   private enqueueSystem(envelope: SystemEnvelope): void {
     if (this.status === 'stopping' || this.status === 'stopped') return;
     this.queued++;
-    this.runtime.pending++;
+    if (this.status === 'running') this.runtime.pending++;
     dispatch(this.nactRef, envelope);
   }
 
@@ -359,12 +362,17 @@ export class ActorCell<M, S> {
     this.restartTimes.push(now);
     this.reportFailure(error, during, 'restart-with-backoff');
 
+    // While backing off, messages held in nact's mailbox are not work in progress either.
     this.status = 'backing-off';
+    this.runtime.workDone(this.queued);
     this.backoffStash = [];
     this.backoffStashCapacity = directive.stashCapacity;
     this.runtime.events.emit({ type: 'actor.backoff.scheduled', path: this.path, attempt, backoffMs });
     await this.endIncarnation();
-    if (this.status !== 'backing-off') return;
+    if (this.status !== 'backing-off') {
+      this.runtime.pending += this.queued;
+      return;
+    }
 
     // Waiting on the scheduler is not work in progress: `settled()` must not wait for the clock.
     this.runtime.workDone();
@@ -372,7 +380,7 @@ export class ActorCell<M, S> {
       this.wakeFromBackoff = resolve;
       this.backoffTimer = this.runtime.scheduler.schedule(backoffMs, () => resolve(true));
     });
-    this.runtime.pending++;
+    this.runtime.pending += 1 + this.queued;
     this.wakeFromBackoff = undefined;
     this.backoffTimer = undefined;
     if (!restart || this.status !== 'backing-off') return;
@@ -402,10 +410,9 @@ export class ActorCell<M, S> {
   }
 
   /** Only reached when the runtime's own code throws: report it and stop. */
-  private onRuntimeCrash(error: unknown, resume: Symbol): Symbol {
+  private onRuntimeCrash(error: unknown): void {
     this.emitFailed(error, 'message', 'stop');
     void this.stop({ type: 'failed', error });
-    return resume;
   }
 
   // ---- Stopping ------------------------------------------------------------
@@ -490,21 +497,20 @@ export class ActorCell<M, S> {
   }
 
   private createContext(): ActorContext<M> {
-    const cell = this;
     return {
       self: this.ref,
       path: this.path,
       system: this.runtime.api,
       timers: this.timers,
       stash: this.stash,
-      spawn: (behavior, name, options = {}) => cell.spawnChild(behavior, name, options),
-      child: (name) => cell.children.get(name)?.ref,
+      spawn: (behavior, name, options = {}) => this.spawnChild(behavior, name, options),
+      child: (name) => this.children.get(name)?.ref,
       stop: (child) => {
         const target = ActorRefImpl.cellOf(child);
-        if (target !== undefined && cell.children.get(target.name) === target) void target.stop({ type: 'requested' });
+        if (target !== undefined && this.children.get(target.name) === target) void target.stop({ type: 'requested' });
       },
       stopSelf: () => {
-        void cell.stop({ type: 'requested' });
+        void this.stop({ type: 'requested' });
       },
     };
   }

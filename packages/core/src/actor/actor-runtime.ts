@@ -45,19 +45,19 @@ export class ActorRuntime {
     this.random = options.random ?? Math.random;
     this.events = options.instrumentation ?? createInstrumentation<InstrumentationEvent>();
     this.nactSystem = nactStart({ name: `dataflow-${options.name}-${++nactSystemCount}` } as unknown as string);
-    const runtime = this;
+    const status = (): ActorSystemStatus => this.status;
     this.api = {
       name: this.name,
       clock: this.clock,
       scheduler: this.scheduler,
       events: this.events,
       get status() {
-        return runtime.status;
+        return status();
       },
-      spawn: (behavior, name, spawnOptions = {}) => runtime.spawn(behavior, name, spawnOptions),
-      stop: (ref) => runtime.stop(ref),
-      settled: () => runtime.settled(),
-      terminate: () => runtime.terminate(),
+      spawn: (behavior, name, spawnOptions = {}) => this.spawn(behavior, name, spawnOptions),
+      stop: (ref) => this.stop(ref),
+      settled: () => this.settled(),
+      terminate: () => this.terminate(),
     };
   }
 
@@ -75,8 +75,8 @@ export class ActorRuntime {
     return cell.stop({ type: 'requested' });
   }
 
-  workDone(): void {
-    this.pending--;
+  workDone(count = 1): void {
+    this.pending -= count;
     if (this.pending === 0 && this.settleWaiters.length > 0) {
       const waiters = this.settleWaiters;
       this.settleWaiters = [];

@@ -36,7 +36,7 @@ export type ActorSystemStatus = 'running' | 'terminating' | 'terminated';
  * const system = createActorSystem({ name: 'pipelines' });
  * const counter = system.spawn(counterBehavior, 'counter');
  * counter.tell({ type: 'add', n: 1 });
- * const total = await ask(counter, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 });
+ * const total = await ask<CounterMsg, number>(counter, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 });
  * await system.terminate();
  * ```
  */

@@ -38,7 +38,9 @@ describe('actor system', () => {
     const ref = system.spawn(counter, 'counter');
     ref.tell({ type: 'add', n: 2 });
     ref.tell({ type: 'add', n: 3 });
-    await expect(ask(ref, (replyTo: ActorRef<number>) => ({ type: 'get', replyTo }), { timeoutMs: 1000 })).resolves.toBe(5);
+    await expect(ask<CounterMsg, number>(ref, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1000 })).resolves.toBe(5);
+    const getTotal = (replyTo: ActorRef<number>): CounterMsg => ({ type: 'get', replyTo });
+    await expect(ask(ref, getTotal, { timeoutMs: 1000 })).resolves.toBe(5);
     expect(ref.path).toBe('/user/counter');
   });
 

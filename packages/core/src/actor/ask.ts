@@ -3,7 +3,7 @@
  * ref, and the answer (or a timeout) settles a promise.
  */
 import { AskTimeoutError } from './actor-errors.js';
-import type { ActorRef, AnyActorRef } from './actor-ref.js';
+import type { ActorRef } from './actor-ref.js';
 import { runtimeOf } from './actor-runtime.js';
 
 /** Options of {@link ask}. */
@@ -17,13 +17,18 @@ export interface AskOptions {
  * first reply. Rejects with {@link AskTimeoutError} (retriable) when no reply
  * comes within `timeoutMs`; a reply after that goes to dead letters.
  *
+ * TypeScript cannot infer the reply type from an inline object literal, so
+ * name both types, or pass a message factory with a declared return type:
+ *
  * @example
  * ```ts
- * const total = await ask(counter, (replyTo: ActorRef<number>) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 });
+ * const total = await ask<CounterMsg, number>(counter, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 });
+ * const getTotal = (replyTo: ActorRef<number>): CounterMsg => ({ type: 'get', replyTo });
+ * const same = await ask(counter, getTotal, { timeoutMs: 1_000 });
  * ```
  */
-export function ask<M, R>(target: ActorRef<M>, build: (replyTo: ActorRef<R>) => M, options: AskOptions): Promise<R> {
-  const runtime = runtimeOf(target as AnyActorRef);
+export function ask<M, R>(target: ActorRef<M>, build: (replyTo: ActorRef<R>) => NoInfer<M>, options: AskOptions): Promise<R> {
+  const runtime = runtimeOf(target);
   if (runtime === undefined) return Promise.reject(new TypeError(`${target.path} is not an actor of an actor system`));
   return new Promise<R>((resolve, reject) => {
     let done = false;
@@ -51,7 +56,7 @@ export function ask<M, R>(target: ActorRef<M>, build: (replyTo: ActorRef<R>) => 
     } catch (error) {
       done = true;
       timeout.cancel();
-      reject(error as Error);
+      reject(error instanceof Error ? error : new Error('ask: building the request failed', { cause: error }));
       return;
     }
     target.tell(request);

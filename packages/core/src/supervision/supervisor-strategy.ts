@@ -73,10 +73,11 @@ export interface SupervisionRule {
 }
 
 /**
- * How an actor reacts to failures: a function from the error to a directive,
- * or rules tried in order (the first that matches decides; none: stop).
+ * How an actor reacts to failures: one directive for every error, a function
+ * from the error to a directive, or rules tried in order (the first that
+ * matches decides; none: stop).
  */
-export type SupervisionPolicy = ((error: unknown) => Directive) | readonly SupervisionRule[];
+export type SupervisionPolicy = Directive | ((error: unknown) => Directive) | readonly SupervisionRule[];
 
 const stop: StopDirective = Object.freeze({ type: 'stop' });
 const resume: ResumeDirective = Object.freeze({ type: 'resume' });
@@ -126,6 +127,10 @@ export const SupervisorStrategy = {
   },
 } as const;
 
+function isRuleList(policy: Directive | readonly SupervisionRule[]): policy is readonly SupervisionRule[] {
+  return Array.isArray(policy);
+}
+
 function matches(rule: SupervisionRule, error: unknown): boolean {
   if (rule.tag !== undefined && !isDataflowError(error, rule.tag)) return false;
   if (rule.retriable !== undefined && (isDataflowError(error) && error.retriable) !== rule.retriable) return false;
@@ -144,6 +149,7 @@ function matches(rule: SupervisionRule, error: unknown): boolean {
 export function decide(policy: SupervisionPolicy | undefined, error: unknown): Directive {
   if (policy === undefined) return stop;
   if (typeof policy === 'function') return policy(error);
+  if (!isRuleList(policy)) return policy;
   for (const rule of policy) {
     if (matches(rule, error)) return rule.then;
   }
