@@ -110,7 +110,14 @@ export function perRecordTransform(
   };
 }
 
-/** Shorthand for a rejection of one record. */
-export function reject(reason: RecordRejectionReason, message: string, cause?: unknown): RecordRejectedError {
+/**
+ * Shorthand for the rejection of one record, for use in `perRecordTransform`.
+ *
+ * @example
+ * ```ts
+ * perRecordTransform('positive', stage, (r) => (typeof r.n === 'number' && r.n > 0 ? [r] : rejectRecord('not-a-number', 'n is not positive')));
+ * ```
+ */
+export function rejectRecord(reason: RecordRejectionReason, message: string, cause?: unknown): RecordRejectedError {
   return new RecordRejectedError(reason, message, cause === undefined ? {} : { cause });
 }

@@ -21,7 +21,7 @@ import { getPath, withPath, type FieldPath } from '../field-path/field-path.js';
 import { fieldPathSchema } from '../field-path/field-path-schema.js';
 import { stageErrorPolicySchema } from '../stage-error-policy.js';
 import type { RecordRejectedError } from '../transform-errors.js';
-import { reject, type RecordFailure, type StatefulTransform, type StatefulTransformResult } from '../transform.js';
+import { rejectRecord, type RecordFailure, type StatefulTransform, type StatefulTransformResult } from '../transform.js';
 
 /** The aggregation functions. */
 export type AggregationOperation = 'count' | 'sum' | 'avg' | 'min' | 'max' | 'first' | 'last' | 'collect';
@@ -168,7 +168,7 @@ export function createTumblingWindowAggregate(definition: AggregateDefinition, s
         }
         const start = Math.floor(timestamp / windowMs) * windowMs;
         if (timestampField !== undefined && watermark !== null && start + windowMs <= watermark) {
-          const error = reject(
+          const error = rejectRecord(
             'late-record',
             `Record at ${timestamp} belongs to window [${start}, ${start + windowMs}) which closed at watermark ${watermark}`,
           );
@@ -179,7 +179,7 @@ export function createTumblingWindowAggregate(definition: AggregateDefinition, s
         const invalid = aggregations.findIndex((aggregation, i) => isNumeric(aggregation.op) && !isNumberOrAbsent(values[i]));
         if (invalid >= 0) {
           const { field } = definition.aggregations[invalid] as { field?: string };
-          failures.push({ record, stage, error: reject('not-a-number', `Field ${field ?? ''} is not a number`) });
+          failures.push({ record, stage, error: rejectRecord('not-a-number', `Field ${field ?? ''} is not a number`) });
           continue;
         }
         const key = groupBy.map((path) => getPath(record, path) ?? null);
@@ -215,7 +215,7 @@ function readTimestamp(record: DataRecord, path: FieldPath): number | RecordReje
   const value = getPath(record, path);
   const timestamp = typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : Number.NaN;
   if (Number.isFinite(timestamp)) return timestamp;
-  return reject('invalid-timestamp', `Timestamp ${JSON.stringify(value) ?? 'missing'} is neither epoch milliseconds nor an ISO date`);
+  return rejectRecord('invalid-timestamp', `Timestamp ${JSON.stringify(value) ?? 'missing'} is neither epoch milliseconds nor an ISO date`);
 }
 
 function isNumeric(op: AggregationOperation): boolean {

@@ -11,7 +11,7 @@ import { getPath, withPath } from '../field-path/field-path.js';
 import { fieldPathSchema } from '../field-path/field-path-schema.js';
 import { stageErrorPolicySchema } from '../stage-error-policy.js';
 import { LookupFailedError } from '../transform-errors.js';
-import { reject, type RecordFailure, type StatelessTransform } from '../transform.js';
+import { rejectRecord, type RecordFailure, type StatelessTransform } from '../transform.js';
 import type { LookupSource } from './lookup-source.js';
 
 /**
@@ -71,7 +71,7 @@ export function createEnrichTransform(definition: EnrichDefinition, stage: strin
           failures.push({
             record,
             stage,
-            error: reject('invalid-lookup-key', `Lookup key ${definition.key} is a ${Array.isArray(value) ? 'array' : typeof value}, expected a string or number`),
+            error: rejectRecord('invalid-lookup-key', `Lookup key ${definition.key} is a ${Array.isArray(value) ? 'array' : typeof value}, expected a string or number`),
           });
         }
       }
@@ -91,7 +91,7 @@ export function createEnrichTransform(definition: EnrichDefinition, stage: strin
           output.push(record);
         } else if (onMiss === 'fail') {
           const what = key === undefined ? `no ${definition.key}` : `key ${JSON.stringify(key)}`;
-          failures.push({ record, stage, error: reject('lookup-miss', `Lookup ${lookup} has no entry for ${what}`) });
+          failures.push({ record, stage, error: rejectRecord('lookup-miss', `Lookup ${lookup} has no entry for ${what}`) });
         }
       }
       return { records: output, failures };

@@ -9,7 +9,7 @@ import { parseFieldPath } from '../expression/expression-parser.js';
 import { formatFieldPath, getPath, withoutPath, withPath } from '../field-path/field-path.js';
 import { fieldPathSchema } from '../field-path/field-path-schema.js';
 import { stageErrorPolicySchema } from '../stage-error-policy.js';
-import { perRecordTransform, reject, type StatelessTransform } from '../transform.js';
+import { perRecordTransform, rejectRecord, type StatelessTransform } from '../transform.js';
 
 /**
  * Schema of a flat-map stage. `target` defaults to `field`; when it differs,
@@ -55,7 +55,7 @@ export function createFlatMapTransform(definition: FlatMapDefinition, stage: str
     else if (typeof value === 'string' && delimiter !== undefined) elements = value.split(delimiter);
     else {
       const expected = delimiter === undefined ? 'an array' : 'an array or a string';
-      return reject('not-splittable', `Field ${definition.field} is ${describeValue(value)}, expected ${expected}`);
+      return rejectRecord('not-splittable', `Field ${definition.field} is ${describeValue(value)}, expected ${expected}`);
     }
     const base: DataRecord = removeSource ? withoutPath(record, field) : record;
     return elements.map((element) => withPath(base, target, element));

@@ -10,7 +10,7 @@ import { parseFieldPath } from '../expression/expression-parser.js';
 import { defineField, getPath, isJsonObject, withoutPath, withPath, type MutableRecord } from '../field-path/field-path.js';
 import { fieldPathSchema } from '../field-path/field-path-schema.js';
 import { stageErrorPolicySchema } from '../stage-error-policy.js';
-import { perRecordTransform, reject, type StatelessTransform } from '../transform.js';
+import { perRecordTransform, rejectRecord, type StatelessTransform } from '../transform.js';
 
 /**
  * Schema of a json-parse stage. The source field is removed after parsing
@@ -50,18 +50,18 @@ export function createJsonParseTransform(definition: JsonParseDefinition, stage:
   return perRecordTransform('json-parse', stage, (record) => {
     const text = getPath(record, field);
     if (typeof text !== 'string') {
-      return reject('malformed-json', `Field ${definition.field} is ${text === undefined ? 'missing' : `not a string`}, expected JSON text`);
+      return rejectRecord('malformed-json', `Field ${definition.field} is ${text === undefined ? 'missing' : `not a string`}, expected JSON text`);
     }
     let parsed: JsonValue;
     try {
       parsed = JSON.parse(text) as JsonValue;
     } catch (error) {
-      return reject('malformed-json', `Field ${definition.field} is not valid JSON: ${(error as Error).message}`, error);
+      return rejectRecord('malformed-json', `Field ${definition.field} is not valid JSON: ${(error as Error).message}`, error);
     }
     const base: DataRecord = removeSource ? withoutPath(record, field) : record;
     if (target !== undefined) return [withPath(base, target, parsed)];
     if (!isJsonObject(parsed)) {
-      return reject('not-an-object', `Field ${definition.field} holds JSON ${parsed === null ? 'null' : Array.isArray(parsed) ? 'array' : typeof parsed}, expected an object to merge (or set a target)`);
+      return rejectRecord('not-an-object', `Field ${definition.field} holds JSON ${parsed === null ? 'null' : Array.isArray(parsed) ? 'array' : typeof parsed}, expected an object to merge (or set a target)`);
     }
     const merged: MutableRecord = { ...base };
     for (const [key, value] of Object.entries(parsed)) defineField(merged, key, value);
