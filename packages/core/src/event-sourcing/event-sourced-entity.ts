@@ -53,7 +53,9 @@ export class EventSourcedEntity<Cmd, Evt, State> {
   private lifecycleValue: EntityLifecycle = { status: 'recovering' };
   private stateValue: State;
   private sequenceNr = 0;
-  private readonly stash: Cmd[] = [];
+  /** Stashed commands are `stash[stashHead...]`; a moving head keeps unstashing O(1). */
+  private stash: Cmd[] = [];
+  private stashHead = 0;
   private restarts = 0;
   private incarnation = 0;
   private writerId = '';
@@ -89,7 +91,7 @@ export class EventSourcedEntity<Cmd, Evt, State> {
   }
 
   get stashSize(): number {
-    return this.stash.length;
+    return this.stash.length - this.stashHead;
   }
 
   /** Starts recovery; commands received meanwhile are stashed. */
@@ -99,26 +101,23 @@ export class EventSourcedEntity<Cmd, Evt, State> {
 
   /** Handles a command now, or stashes it while recovering, writing or backing off. */
   receive(command: Cmd): void {
-    switch (this.lifecycleValue.status) {
-      case 'running':
-        this.handle(command);
-        return;
-      case 'recovering':
-      case 'persisting':
-      case 'backing-off':
-        if (this.stash.length >= this.behavior.stashCapacity) {
-          const error = new StashOverflowError(this.options.path ?? this.persistenceId, this.behavior.stashCapacity);
-          this.emit({ type: 'event-sourced.stash.overflow', persistenceId: this.persistenceId, capacity: this.behavior.stashCapacity, command });
-          this.behavior.replyToOf(command)?.tell(error);
-        } else {
-          this.stash.push(command);
-        }
-        return;
-      case 'stopped':
-      case 'failed':
-        this.refuse(command, this.lifecycleValue);
-        return;
+    const lifecycle = this.lifecycleValue;
+    if (lifecycle.status === 'stopped' || lifecycle.status === 'failed') {
+      this.refuse(command, lifecycle);
+      return;
     }
+    if (lifecycle.status === 'running' && this.stashSize === 0) {
+      this.handle(command);
+      return;
+    }
+    // Recovering, writing or backing off; or running while older stashed commands drain (they go first).
+    if (this.stashSize >= this.behavior.stashCapacity) {
+      const error = new StashOverflowError(this.options.path ?? this.persistenceId, this.behavior.stashCapacity);
+      this.emit({ type: 'event-sourced.stash.overflow', persistenceId: this.persistenceId, capacity: this.behavior.stashCapacity, command });
+      this.behavior.replyToOf(command)?.tell(error);
+      return;
+    }
+    this.stash.push(command);
   }
 
   /** Stops the entity (the hosting actor stopped); in-flight results are ignored. */
@@ -186,9 +185,22 @@ export class EventSourcedEntity<Cmd, Evt, State> {
   }
 
   private drainStash(): void {
-    while (this.lifecycleValue.status === 'running' && this.stash.length > 0) {
-      this.handle(this.stash.shift() as Cmd);
+    while (this.lifecycleValue.status === 'running' && this.stashSize > 0) {
+      this.handle(this.unstashOne());
     }
+  }
+
+  private unstashOne(): Cmd {
+    const command = this.stash[this.stashHead] as Cmd;
+    this.stashHead++;
+    if (this.stashHead === this.stash.length) {
+      this.stash = [];
+      this.stashHead = 0;
+    } else if (this.stashHead >= 1024 && this.stashHead * 2 >= this.stash.length) {
+      this.stash = this.stash.slice(this.stashHead);
+      this.stashHead = 0;
+    }
+    return command;
   }
 
   private handle(command: Cmd): void {
@@ -354,7 +366,10 @@ export class EventSourcedEntity<Cmd, Evt, State> {
         ? { type: 'event-sourced.stopped', persistenceId: this.persistenceId, reason: lifecycle.reason }
         : { type: 'event-sourced.failed', persistenceId: this.persistenceId, error: lifecycle.error },
     );
-    for (const command of this.stash.splice(0)) this.refuse(command, lifecycle);
+    const stashed = this.stash.slice(this.stashHead);
+    this.stash = [];
+    this.stashHead = 0;
+    for (const command of stashed) this.refuse(command, lifecycle);
     this.options.onTerminated?.(lifecycle);
     this.settle();
   }

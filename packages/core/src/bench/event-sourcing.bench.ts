@@ -1,0 +1,124 @@
+/**
+ * Throughput of event-sourced entities on the in-memory journal:
+ * - `1 event / append, awaited`: one command, one persist, wait for the reply, next;
+ * - `1 event / append, pipelined`: all commands told at once; the entity stashes them and writes one append per command;
+ * - `100 events / append`: `persist([...100 events])`, one atomic append per command, awaited;
+ * - `recovery`: replaying the events into state on start.
+ * Prints a table and one JSON line. Run: `npx tsx src/bench/event-sourcing.bench.ts`.
+ */
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { systemClock } from '../clock/clock.js';
+import { systemScheduler } from '../clock/scheduler.js';
+import { persist, type ReplyTo } from '../event-sourcing/effect.js';
+import { eventSourced } from '../event-sourcing/event-sourced.js';
+import { EventSourcedEntity } from '../event-sourcing/event-sourced-entity.js';
+import { recoverState } from '../event-sourcing/recovery.js';
+import { createInstrumentation } from '../instrumentation/instrumentation.js';
+import { createInMemoryPersistence, type InMemoryPersistence } from '../persistence/in-memory/in-memory-persistence.js';
+
+type Cmd =
+  | { readonly type: 'add'; readonly n: number; readonly replyTo?: ReplyTo<number> }
+  | { readonly type: 'add-many'; readonly ns: readonly number[]; readonly replyTo: ReplyTo<number> };
+type Evt = { readonly type: 'added'; readonly n: number };
+
+const benchCounter = eventSourced<Cmd, Evt, { readonly total: number }>({
+  persistenceId: (id) => `bench-${id}`,
+  emptyState: { total: 0 },
+  onCommand: (_state, cmd) => {
+    const events = cmd.type === 'add' ? [{ type: 'added' as const, n: cmd.n }] : cmd.ns.map((n) => ({ type: 'added' as const, n }));
+    const effect = persist<Evt, { readonly total: number }>(events);
+    return cmd.replyTo === undefined ? effect : effect.thenReply(cmd.replyTo, (s) => s.total);
+  },
+  onEvent: (state, evt) => ({ total: state.total + evt.n }),
+  tagger: () => ['bench'],
+  stashCapacity: 1_000_000,
+});
+
+export interface EventSourcingBenchRow {
+  readonly mode: string;
+  readonly events: number;
+  readonly appends: number;
+  readonly ms: number;
+  readonly eventsPerSecond: number;
+}
+
+export interface EventSourcingBenchOptions {
+  /** Events written in each mode (default 20 000). */
+  readonly events?: number;
+  /** Events per append in the batched mode (default 100). */
+  readonly batchSize?: number;
+}
+
+function startEntity(persistence: InMemoryPersistence, id: string): Promise<EventSourcedEntity<Cmd, Evt, { readonly total: number }>> {
+  const entity = new EventSourcedEntity(benchCounter, id, persistence, {
+    scheduler: systemScheduler,
+    clock: systemClock,
+    events: createInstrumentation(),
+  });
+  entity.start();
+  return entity.whenIdle().then(() => entity);
+}
+
+function send(entity: EventSourcedEntity<Cmd, Evt, { readonly total: number }>, build: (replyTo: ReplyTo<number>) => Cmd): Promise<number> {
+  return new Promise((resolve) => entity.receive(build({ tell: resolve })));
+}
+
+function row(mode: string, events: number, appends: number, ms: number): EventSourcingBenchRow {
+  return { mode, events, appends, ms: Math.round(ms * 10) / 10, eventsPerSecond: Math.round((events / ms) * 1000) };
+}
+
+/**
+ * Runs the benchmark and returns one row per mode.
+ *
+ * @example
+ * ```ts
+ * const rows = await runEventSourcingBench({ events: 10_000 });
+ * ```
+ */
+export async function runEventSourcingBench(options: EventSourcingBenchOptions = {}): Promise<EventSourcingBenchRow[]> {
+  const total = options.events ?? 20_000;
+  const batchSize = options.batchSize ?? 100;
+  const rows: EventSourcingBenchRow[] = [];
+
+  {
+    const persistence = createInMemoryPersistence();
+    const entity = await startEntity(persistence, 'awaited');
+    const start = performance.now();
+    for (let i = 0; i < total; i++) await send(entity, (replyTo) => ({ type: 'add', n: 1, replyTo }));
+    rows.push(row('1 event / append, awaited', total, total, performance.now() - start));
+  }
+  {
+    const persistence = createInMemoryPersistence();
+    const entity = await startEntity(persistence, 'pipelined');
+    const start = performance.now();
+    for (let i = 0; i < total - 1; i++) entity.receive({ type: 'add', n: 1 });
+    await send(entity, (replyTo) => ({ type: 'add', n: 1, replyTo }));
+    rows.push(row('1 event / append, pipelined', total, total, performance.now() - start));
+  }
+  const recoveryStore = createInMemoryPersistence();
+  {
+    const entity = await startEntity(recoveryStore, 'batched');
+    const ns = Array.from({ length: batchSize }, () => 1);
+    const appends = Math.ceil(total / batchSize);
+    const start = performance.now();
+    for (let i = 0; i < appends; i++) await send(entity, (replyTo) => ({ type: 'add-many', ns, replyTo }));
+    rows.push(row(`${batchSize} events / append, awaited`, appends * batchSize, appends, performance.now() - start));
+  }
+  {
+    const start = performance.now();
+    const recovered = await recoverState(benchCounter, 'bench-batched', recoveryStore);
+    rows.push(row('recovery (replay into state)', recovered.eventsReplayed, 0, performance.now() - start));
+  }
+  return rows;
+}
+
+async function main(): Promise<void> {
+  const rows = await runEventSourcingBench();
+  console.table(rows);
+  console.log(JSON.stringify({ bench: 'event-sourcing', journal: 'in-memory', node: process.version, rows }));
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await main();
+}
