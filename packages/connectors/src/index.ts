@@ -1,4 +1,4 @@
 /**
  * `@dataflow/connectors`.
  */
-export {};
+export { RedisLookupSource, type RedisLookupOptions } from './redis/redis-lookup.js';
