@@ -163,13 +163,36 @@ export class ActorCell<M, S> {
       return undefined;
     }
     this.busy = true;
-    const outcome = message instanceof SystemEnvelope ? this.receiveSystem(message) : this.invoke('message', message);
+    const outcome = message instanceof SystemEnvelope ? this.receiveSystem(message) : this.invokeMessage(message as M);
     if (outcome === undefined && !this.stash.unstashRequested) {
-      this.settle();
+      // The hot path: a synchronous handler, nothing to unstash.
+      this.busy = false;
+      if (this.drainWaiters.length > 0) this.settle();
+      else this.runtime.workDone();
       return undefined;
     }
     return this.followUp(outcome);
   };
+
+  /** `onMessage`, kept separate from {@link invoke} so the per-message path does no extra branching. */
+  private invokeMessage(message: M): Promise<void> | undefined {
+    let result: S | Promise<S>;
+    try {
+      result = this.behavior.onMessage(this.state, message, this.ctx);
+    } catch (error) {
+      return this.fail(error, 'message');
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (next: S) => {
+          this.state = next;
+        },
+        (error: unknown) => this.fail(error, 'message'),
+      );
+    }
+    this.state = result;
+    return undefined;
+  }
 
   private async followUp(outcome: Promise<void> | undefined): Promise<void> {
     try {
@@ -182,7 +205,7 @@ export class ActorCell<M, S> {
             for (const rest of batch.slice(i)) this.runtime.deadLetter(this.path, rest, 'stopped');
             break;
           }
-          const next = this.invoke('message', batch[i]);
+          const next = this.invokeMessage(batch[i] as M);
           if (next !== undefined) await next;
         }
       }
@@ -210,32 +233,28 @@ export class ActorCell<M, S> {
 
   private receiveSystem(envelope: SystemEnvelope): Promise<void> | undefined {
     if (envelope instanceof TimerEnvelope) {
-      return this.timers.accept(envelope) ? this.invoke('message', envelope.message) : undefined;
+      return this.timers.accept(envelope) ? this.invokeMessage(envelope.message as M) : undefined;
     }
     if (envelope instanceof SignalEnvelope) {
-      return this.behavior.onSignal === undefined ? undefined : this.invoke('signal', envelope.signal);
+      return this.behavior.onSignal === undefined ? undefined : this.invokeSignal(this.behavior.onSignal, envelope.signal);
     }
     if (envelope instanceof EscalationEnvelope) return this.fail(envelope.error, 'escalation');
     return this.runStart();
   }
 
-  /** Calls `onMessage` or `onSignal`; the state changes only when the handler succeeds. */
-  private invoke(kind: 'message' | 'signal', input: unknown): Promise<void> | undefined {
+  private invokeSignal(onSignal: NonNullable<Behavior<M, S>['onSignal']>, signal: Signal): Promise<void> | undefined {
     let result: S | Promise<S>;
     try {
-      result =
-        kind === 'message'
-          ? this.behavior.onMessage(this.state, input as M, this.ctx)
-          : (this.behavior.onSignal as NonNullable<Behavior<M, S>['onSignal']>)(this.state, input as Signal, this.ctx);
+      result = onSignal(this.state, signal, this.ctx);
     } catch (error) {
-      return this.fail(error, kind);
+      return this.fail(error, 'signal');
     }
     if (result instanceof Promise) {
       return result.then(
         (next: S) => {
           this.state = next;
         },
-        (error: unknown) => this.fail(error, kind),
+        (error: unknown) => this.fail(error, 'signal'),
       );
     }
     this.state = result;
