@@ -325,6 +325,7 @@ export class EventSourcedEntity<Cmd, Evt, State> {
   private saveSnapshot(sequenceNr: number, state: State): void {
     const { snapshots, journal } = this.persistence;
     const policy = this.behavior.snapshot;
+    const incarnation = this.incarnation;
     this.pendingHousekeeping++;
     const finish = (): void => {
       this.pendingHousekeeping--;
@@ -337,6 +338,8 @@ export class EventSourcedEntity<Cmd, Evt, State> {
       .save({ persistenceId: this.persistenceId, sequenceNr, timestamp: this.options.clock.now() }, state)
       .then(async () => {
         this.emit({ type: 'event-sourced.snapshot.saved', persistenceId: this.persistenceId, sequenceNr });
+        // A restarted incarnation recovered its own view of the snapshots; retention is its job now.
+        if (incarnation !== this.incarnation) return;
         this.knownSnapshots = [...this.knownSnapshots.filter((n) => n < sequenceNr), sequenceNr];
         const keep = policy?.keep;
         if (keep === undefined || this.knownSnapshots.length <= keep) return;

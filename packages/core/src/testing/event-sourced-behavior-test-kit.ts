@@ -115,7 +115,8 @@ export class EventSourcedBehaviorTestKit<Cmd, Evt, State> {
   /**
    * Sends a command and waits until it is handled and its events are written.
    * Rejects with the journal's error when the write failed (the entity then
-   * restarts with backoff on the kit's clock).
+   * restarts with backoff on the kit's clock), and with the handler's error
+   * when the command handler threw.
    */
   runCommand(command: Cmd): Promise<CommandResult<Evt, State>>;
   /** Builds the command with a `replyTo` that records the reply. */
@@ -133,7 +134,7 @@ export class EventSourcedBehaviorTestKit<Cmd, Evt, State> {
     await this.entity.whenIdle();
     const failure = this.reported
       .slice(reportedBefore)
-      .find((e) => e.type === 'event-sourced.persist.failed' || e.type === 'event-sourced.concurrency-conflict');
+      .find((e) => e.type === 'event-sourced.persist.failed' || e.type === 'event-sourced.concurrency-conflict' || e.type === 'event-sourced.command.failed');
     if (failure !== undefined) throw failure.error;
     const events = await this.readEvents(before + 1, this.entity.lastSequenceNr);
     return { events, state: this.entity.state, reply: replies.at(-1) };

@@ -1,5 +1,7 @@
 import { AssertionError } from 'node:assert';
 import { describe, expect, it } from 'vitest';
+import { persist } from '../event-sourcing/effect.js';
+import { eventSourced } from '../event-sourcing/event-sourced.js';
 import { counter } from '../event-sourcing/examples/counter.js';
 import { createInMemoryPersistence } from '../persistence/in-memory/in-memory-persistence.js';
 import { BehaviorSpec } from './behavior-spec.js';
@@ -70,5 +72,23 @@ describe('BehaviorSpec', () => {
   it('fails with an AssertionError on a mismatch', () => {
     expect(() => BehaviorSpec.for(counter).given().when({ type: 'add', n: 2 }).expectEvents([])).toThrow(AssertionError);
     expect(() => BehaviorSpec.for(counter).given().when({ type: 'add', n: 2 }).expectUnhandled()).toThrow(AssertionError);
+  });
+});
+
+describe('EventSourcedBehaviorTestKit failures', () => {
+  it('rejects runCommand with the error of a command handler that threw, and goes on', async () => {
+    const kit = EventSourcedBehaviorTestKit.create(
+      eventSourced<{ type: 'boom' } | { type: 'ok' }, { type: 'done' }, number>({
+        persistenceId: (id) => `boom-${id}`,
+        emptyState: 0,
+        onCommand: (_s, cmd) => {
+          if (cmd.type === 'boom') throw new RangeError('bad command');
+          return persist({ type: 'done' });
+        },
+        onEvent: (s) => s + 1,
+      }),
+    );
+    await expect(kit.runCommand({ type: 'boom' })).rejects.toThrow(RangeError);
+    expect((await kit.runCommand({ type: 'ok' })).state).toBe(1);
   });
 });
