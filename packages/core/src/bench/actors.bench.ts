@@ -50,7 +50,7 @@ async function rawRound(messages: number, round: number): Promise<number> {
   );
   const started = performance.now();
   for (let i = 0; i < messages; i++) dispatch(ref, ADD);
-  const total = await query(ref, (replyTo) => ({ type: 'get', replyTo }) as RawMsg, 60_000);
+  const total: unknown = await query(ref, (replyTo): RawMsg => ({ type: 'get', replyTo }), 60_000);
   const elapsed = performance.now() - started;
   if (total !== messages) throw new Error(`raw nact counted ${String(total)} of ${messages}`);
   stop(system);
