@@ -118,9 +118,15 @@ function removeIn(container: JsonValue, path: FieldPath, index: number): JsonVal
     else copy[segment] = removeIn(copy[segment] as JsonValue, path, index + 1);
     return copy;
   }
-  const copy: MutableRecord = { ...(container as DataRecord) };
-  if (isLast) Reflect.deleteProperty(copy, segment);
-  else defineField(copy, segment, removeIn(copy[segment] as JsonValue, path, index + 1));
+  const source = container as DataRecord;
+  if (isLast) {
+    // Copy all other keys instead of `delete`, which would turn the copy into a slow dictionary-mode object.
+    const copy: MutableRecord = {};
+    for (const key of Object.keys(source)) if (key !== segment) defineField(copy, key, source[key] as JsonValue);
+    return copy;
+  }
+  const copy: MutableRecord = { ...source };
+  defineField(copy, segment, removeIn(copy[segment] as JsonValue, path, index + 1));
   return copy;
 }
 
