@@ -145,11 +145,15 @@ export class ActorCell<M, S> {
     }
   }
 
-  /** Runtime messages bypass the backoff stash; nothing is delivered to a stopping actor. */
+  /**
+   * Runtime messages go to running actors only: an actor that backs off or
+   * stops has already stopped its children and cancelled its timers, so their
+   * signals and ticks belong to an incarnation that is gone.
+   */
   private enqueueSystem(envelope: SystemEnvelope): void {
-    if (this.status === 'stopping' || this.status === 'stopped') return;
+    if (this.status !== 'running') return;
     this.queued++;
-    if (this.status === 'running') this.runtime.pending++;
+    this.runtime.pending++;
     dispatch(this.nactRef, envelope);
   }
 
