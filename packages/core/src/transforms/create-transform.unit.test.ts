@@ -166,3 +166,11 @@ describe('enrich', () => {
     );
   });
 });
+
+describe('json-parse with a target equal to the field', () => {
+  it('replaces the text in place (field order kept), however the path is spelt', async () => {
+    const result = await run({ type: 'json-parse', field: 'payload', target: '["payload"]' }, [{ payload: '{"a":1}', n: 1 }]);
+    expect(result.records).toEqual([{ payload: { a: 1 }, n: 1 }]);
+    expect(Object.keys(result.records[0] ?? {})).toEqual(['payload', 'n']);
+  });
+});

@@ -6,6 +6,7 @@
  * stateful ones.
  */
 import type { DataRecord } from '../connector/data-record.js';
+import { isDataflowError } from '../errors/dataflow-error.js';
 import { RecordRejectedError, type RecordRejectionReason } from './transform-errors.js';
 
 /** What a transform may know about the moment it runs. */
@@ -102,12 +103,16 @@ export function perRecordTransform(
       const failures: RecordFailure[] = [];
       for (const record of records) {
         const result = process(record, context);
-        if (result instanceof RecordRejectedError) failures.push({ record, error: result, stage });
+        if (isRecordRejection(result)) failures.push({ record, error: result, stage });
         else for (const out of result) output.push(out);
       }
       return { records: output, failures };
     },
   };
+}
+
+function isRecordRejection(result: readonly DataRecord[] | RecordRejectedError): result is RecordRejectedError {
+  return isDataflowError(result, 'transform/record-rejected');
 }
 
 /**

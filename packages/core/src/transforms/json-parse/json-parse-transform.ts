@@ -7,7 +7,7 @@
 import * as z from 'zod';
 import type { DataRecord, JsonValue } from '../../connector/data-record.js';
 import { parseFieldPath } from '../expression/expression-parser.js';
-import { defineField, getPath, isJsonObject, withoutPath, withPath, type MutableRecord } from '../field-path/field-path.js';
+import { defineField, formatFieldPath, getPath, isJsonObject, withoutPath, withPath, type MutableRecord } from '../field-path/field-path.js';
 import { fieldPathSchema } from '../field-path/field-path-schema.js';
 import { stageErrorPolicySchema } from '../stage-error-policy.js';
 import { perRecordTransform, rejectRecord, type StatelessTransform } from '../transform.js';
@@ -45,7 +45,7 @@ export type JsonParseDefinition = z.output<typeof jsonParseDefinitionSchema>;
 export function createJsonParseTransform(definition: JsonParseDefinition, stage: string): StatelessTransform {
   const field = parseFieldPath(definition.field);
   const target = definition.target === undefined ? undefined : parseFieldPath(definition.target);
-  const removeSource = !definition.keepSource && definition.target !== definition.field;
+  const removeSource = !definition.keepSource && (target === undefined || formatFieldPath(target) !== formatFieldPath(field));
 
   return perRecordTransform('json-parse', stage, (record) => {
     const text = getPath(record, field);
