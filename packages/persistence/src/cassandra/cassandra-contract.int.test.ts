@@ -1,10 +1,12 @@
 import { describeJournalContract } from '../testing/index.js';
-import { cassandraFixture } from './cassandra-test-fixture.js';
+import { cassandraFixture } from './cassandra-fixture.test.js';
 
-// The same cases as every other store; the tag views lag by the read journal's
-// eventual-consistency delay, which current queries already wait out themselves.
-describeJournalContract('cassandra', () => cassandraFixture(import.meta.url), {
-  manyPersistenceIds: 200,
-  liveTimeoutMs: 30_000,
-  testTimeoutMs: 90_000,
-});
+// The same cases as every other store, once per single-writer mode. Current tag
+// queries wait out the eventual-consistency delay themselves.
+for (const singleWriter of ['lease', 'conditional'] as const) {
+  describeJournalContract(`cassandra (${singleWriter})`, () => cassandraFixture(import.meta.url, { singleWriter }), {
+    manyPersistenceIds: 200,
+    liveTimeoutMs: 30_000,
+    testTimeoutMs: 90_000,
+  });
+}

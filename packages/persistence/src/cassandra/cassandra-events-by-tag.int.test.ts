@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoOffset, type EventEnvelope } from '@dataflow/core';
 import { uniqueName } from '@dataflow/test-env';
-import { cassandraFixture, type CassandraFixture } from './cassandra-test-fixture.js';
+import { cassandraFixture, type CassandraFixture } from './cassandra-fixture.test.js';
 
 const WRITERS = 20;
 const APPENDS = 15;

@@ -2,9 +2,9 @@ import type { types } from 'cassandra-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isConcurrencyConflict, isDataflowError, NoOffset, type AppendResult, type EventEnvelope, type PersistedEvent } from '@dataflow/core';
 import { uniqueName } from '@dataflow/test-env';
-import { createCassandraPersistence } from './cassandra-persistence.js';
-import type { CassandraPersistenceEvent } from './cassandra-settings.js';
-import { cassandraFixture, type CassandraFixture } from './cassandra-test-fixture.js';
+import { createCassandraPersistence, type CassandraPersistence } from './cassandra-persistence.js';
+import type { CassandraPersistenceEvent, CassandraPersistenceSettings } from './cassandra-settings.js';
+import { cassandraFixture, type CassandraFixture } from './cassandra-fixture.test.js';
 
 async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
@@ -14,12 +14,14 @@ async function all<T>(items: AsyncIterable<T>): Promise<T[]> {
 
 const evt = (n: number, tags: string[] = []) => ({ eventType: 'N', payload: { n }, tags });
 
-describe('Cassandra journal', () => {
+describe.each(['lease', 'conditional'] as const)('Cassandra journal (singleWriter: %s)', (singleWriter) => {
   let fx: CassandraFixture;
+  const peer = (settings: Partial<CassandraPersistenceSettings> = {}): Promise<CassandraPersistence> =>
+    createCassandraPersistence({ client: fx.client, keyspace: fx.keyspace, targetPartitionSize: 5, maxBatchSize: 5, singleWriter, ...settings });
 
   beforeAll(async () => {
     // Small partitions and batches, so that appends cross partition boundaries.
-    fx = await cassandraFixture(import.meta.url, { targetPartitionSize: 5, maxBatchSize: 5, gapTimeoutMs: 600 });
+    fx = await cassandraFixture(import.meta.url, { targetPartitionSize: 5, maxBatchSize: 5, gapTimeoutMs: 600, singleWriter });
   });
   afterAll(async () => {
     await fx.cleanup();
@@ -62,7 +64,7 @@ describe('Cassandra journal', () => {
 
   it('lets exactly one of two writers in different processes win each sequence number; history never forks', async () => {
     // Two plugins on the same keyspace stand for two nodes that both believe they own the id.
-    const other = await createCassandraPersistence({ client: fx.client, keyspace: fx.keyspace, targetPartitionSize: 5, maxBatchSize: 5 });
+    const other = await peer();
     const pid = uniqueName('two-writers');
     const writers = [
       { id: 'node-a', journal: fx.plugin.journal },
@@ -99,24 +101,62 @@ describe('Cassandra journal', () => {
     await other.close();
   });
 
-  it('refuses a writer whose view is stale even when its own cache agrees with it', async () => {
-    const other = await createCassandraPersistence({ client: fx.client, keyspace: fx.keyspace, targetPartitionSize: 5, maxBatchSize: 5 });
-    const pid = uniqueName('stale');
-    await fx.plugin.journal.append(pid, [evt(1)], { expectedSequenceNr: 0, writerId: 'a' });
-    await other.journal.append(pid, [evt(2)], { expectedSequenceNr: 1, writerId: 'b' });
-    // Writer a still believes 1 is the highest.
-    let caught: unknown;
-    await fx.plugin.journal.append(pid, [evt(99)], { expectedSequenceNr: 1, writerId: 'a' }).catch((error: unknown) => (caught = error));
-    expect(isConcurrencyConflict(caught)).toBe(true);
-    expect((caught as { actualSequenceNr: number }).actualSequenceNr).toBe(2);
-    // Crossing into a new partition from a stale view is refused too.
-    await other.journal.append(pid, [evt(3), evt(4), evt(5)], { expectedSequenceNr: 2, writerId: 'b' });
-    caught = undefined;
-    await fx.plugin.journal.append(pid, [evt(3), evt(4), evt(5), evt(6)], { expectedSequenceNr: 2, writerId: 'a' }).catch((error: unknown) => (caught = error));
-    expect(isConcurrencyConflict(caught)).toBe(true);
-    expect((await all(fx.plugin.journal.replay(pid, 1))).map((e) => e.writerId)).toEqual(['a', 'b', 'b', 'b', 'b']);
-    await other.close();
-  });
+  // Only this mode has this behaviour.
+  if (singleWriter === 'conditional') {
+    it('refuses a writer whose view is stale even when its own cache agrees with it', async () => {
+      const other = await peer();
+      const pid = uniqueName('stale');
+      await fx.plugin.journal.append(pid, [evt(1)], { expectedSequenceNr: 0, writerId: 'a' });
+      await other.journal.append(pid, [evt(2)], { expectedSequenceNr: 1, writerId: 'b' });
+      // Writer a still believes 1 is the highest.
+      let caught: unknown;
+      await fx.plugin.journal.append(pid, [evt(99)], { expectedSequenceNr: 1, writerId: 'a' }).catch((error: unknown) => (caught = error));
+      expect(isConcurrencyConflict(caught)).toBe(true);
+      expect((caught as { actualSequenceNr: number }).actualSequenceNr).toBe(2);
+      // Crossing into a new partition from a stale view is refused too.
+      await other.journal.append(pid, [evt(3), evt(4), evt(5)], { expectedSequenceNr: 2, writerId: 'b' });
+      caught = undefined;
+      await fx.plugin.journal.append(pid, [evt(3), evt(4), evt(5), evt(6)], { expectedSequenceNr: 2, writerId: 'a' }).catch((error: unknown) => (caught = error));
+      expect(isConcurrencyConflict(caught)).toBe(true);
+      expect((await all(fx.plugin.journal.replay(pid, 1))).map((e) => e.writerId)).toEqual(['a', 'b', 'b', 'b', 'b']);
+      await other.close();
+    });
+  }
+
+  // Only this mode has this behaviour.
+  if (singleWriter === 'lease') {
+    it('refuses a second process while the lease is held, and lets it in once the holder closes or goes quiet', async () => {
+      const pid = uniqueName('lease');
+      const a = await peer({ leaseTtlMs: 2000, leaseSafetyMarginMs: 1000 });
+      const b = await peer({ leaseTtlMs: 2000, leaseSafetyMarginMs: 1000 });
+      await a.journal.append(pid, [evt(1)], { expectedSequenceNr: 0, writerId: 'a' });
+      const refused = await b.journal.append(pid, [evt(2)], { expectedSequenceNr: 1, writerId: 'b' }).catch((error: unknown) => error);
+      expect(isConcurrencyConflict(refused)).toBe(true);
+      await a.close();
+      // a released its lease on close: b recovers and writes at once.
+      expect(await b.journal.highestSequenceNr(pid)).toBe(1);
+      await b.journal.append(pid, [evt(2)], { expectedSequenceNr: 1, writerId: 'b' });
+
+      // c waits until b's lease lapses (b writes nothing more), then takes over; b is refused from then on.
+      const c = await peer({ leaseTtlMs: 2000, leaseSafetyMarginMs: 1000 });
+      let taken = false;
+      for (let attempt = 0; attempt < 40 && !taken; attempt++) {
+        const head = await c.journal.highestSequenceNr(pid);
+        taken = await c.journal.append(pid, [evt(head + 1)], { expectedSequenceNr: head, writerId: 'c' }).then(
+          () => true,
+          (error: unknown) => {
+            if (!isConcurrencyConflict(error)) throw error;
+            return new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 250));
+          },
+        );
+      }
+      expect(taken).toBe(true);
+      const late = await b.journal.append(pid, [evt(99)], { expectedSequenceNr: 2, writerId: 'b' }).catch((error: unknown) => error);
+      expect(isConcurrencyConflict(late)).toBe(true);
+      expect((await all(c.journal.replay(pid, 1))).map((e) => e.writerId)).toEqual(['a', 'b', 'c']);
+      await Promise.all([b.close(), c.close()]);
+    });
+  }
 
   it('fills a tag row that went missing from messages, so eventsByTag loses nothing', async () => {
     const { journal, queries } = fx.plugin;
@@ -175,7 +215,7 @@ describe('Cassandra journal', () => {
     expect(rows.rows).toHaveLength(0);
 
     const events: CassandraPersistenceEvent[] = [];
-    const next = await createCassandraPersistence({ client: fx.client, keyspace: fx.keyspace, targetPartitionSize: 5, maxBatchSize: 5, onEvent: (e) => events.push(e) });
+    const next = await peer({ onEvent: (e) => events.push(e) });
     expect(await next.journal.highestSequenceNr(pid)).toBe(3);
     expect(events).toContainEqual({ type: 'tag-views.repaired', persistenceId: pid, fromSequenceNr: 2, toSequenceNr: 3 });
     const got = await all(fx.plugin.queries.eventsByTag(tag, NoOffset));

@@ -3,11 +3,14 @@
  * id and `targetPartitionSize` sequence numbers, plus their copies in
  * `tag_views` for `eventsByTag`.
  *
- * Every append is one conditional (Paxos) batch on its partition: the rows and
- * `SET highest_sequence_nr = last IF highest_sequence_nr = expected`. So a
- * second writer is refused when it writes (see docs/adr/0002), not found out
- * at replay. Appends queued for the same persistence id are coalesced into one
- * batch; tag rows of all appends share per-partition batches (`TagViewWriter`).
+ * A second writer is refused when it writes, not found out at replay (see
+ * docs/adr/0002): with `singleWriter: 'lease'` (default) an append needs this
+ * process to hold the id's writer lease (taken and renewed with conditional
+ * writes, at most every `leaseTtlMs / 2`), and is a plain single-partition
+ * batch; with `'conditional'` every append is a conditional (Paxos) batch
+ * `... IF highest_sequence_nr = expected`. Appends queued for the same id are
+ * coalesced into one batch; tag rows of all appends share per-partition
+ * batches (`TagViewWriter`).
  */
 import { types } from 'cassandra-driver';
 import {
@@ -52,8 +55,17 @@ interface HeadState {
   tagsDurableTo: number;
 }
 
+/** A writer lease this process holds, in local clock time. */
+interface Lease {
+  /** No write is sent after this. */
+  readonly validUntil: number;
+  /** The next append renews the lease after this. */
+  readonly renewAfter: number;
+}
+
 interface PidEntry {
   head: HeadState | undefined;
+  lease: Lease | undefined;
   pending: PendingAppend[];
   flushQueued: boolean;
   /** Serializes every operation on the persistence id. */
@@ -74,7 +86,11 @@ export class CassandraJournal implements Journal {
   private closed = false;
   private readonly entries = new Map<string, PidEntry>();
   private readonly uuids: TimeUuidSource;
-  private readonly q: Record<'insert' | 'casSameParttion' | 'casClaim' | 'casNew' | 'statics' | 'timestampAt' | 'rows' | 'deletedTo' | 'setDeletedTo' | 'deleteRows' | 'addPid', string>;
+  private readonly q: Record<
+    | 'insert' | 'casSamePartition' | 'casClaim' | 'casNew' | 'headSamePartition' | 'headNew' | 'statics' | 'timestampAt' | 'rows'
+    | 'deletedTo' | 'setDeletedTo' | 'deleteRows' | 'addPid' | 'acquireLease' | 'renewLease' | 'releaseLease',
+    string
+  >;
 
   constructor(
     private readonly session: CassandraSession,
@@ -87,13 +103,20 @@ export class CassandraJournal implements Journal {
       insert:
         `INSERT INTO ${ks}.messages (persistence_id, partition_nr, sequence_nr, timestamp, timebucket, writer_uuid, ser_id, ser_manifest, ` +
         'event_manifest, event, tags, tag_pid_sequence_nrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      casSameParttion:
+      casSamePartition:
         `UPDATE ${ks}.messages SET highest_sequence_nr = ?, tag_sequence_nrs = tag_sequence_nrs + ?, tagged_to = ? ` +
         'WHERE persistence_id = ? AND partition_nr = ? IF highest_sequence_nr = ?',
       casClaim: `UPDATE ${ks}.messages SET highest_sequence_nr = ? WHERE persistence_id = ? AND partition_nr = ? IF highest_sequence_nr = ?`,
       casNew:
         `UPDATE ${ks}.messages SET highest_sequence_nr = ?, tag_sequence_nrs = ?, tagged_to = ? ` +
         'WHERE persistence_id = ? AND partition_nr = ? IF highest_sequence_nr = null',
+      headSamePartition:
+        `UPDATE ${ks}.messages SET highest_sequence_nr = ?, tag_sequence_nrs = tag_sequence_nrs + ?, tagged_to = ? ` +
+        'WHERE persistence_id = ? AND partition_nr = ?',
+      headNew: `UPDATE ${ks}.messages SET highest_sequence_nr = ?, tag_sequence_nrs = ?, tagged_to = ? WHERE persistence_id = ? AND partition_nr = ?`,
+      acquireLease: `INSERT INTO ${ks}.writer_leases (persistence_id, holder, acquired_at) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?`,
+      renewLease: `UPDATE ${ks}.writer_leases USING TTL ? SET holder = ? WHERE persistence_id = ? IF holder = ?`,
+      releaseLease: `DELETE FROM ${ks}.writer_leases WHERE persistence_id = ? IF holder = ?`,
       statics: `SELECT highest_sequence_nr, tag_sequence_nrs, tagged_to FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? LIMIT 1`,
       timestampAt: `SELECT timestamp FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr = ?`,
       rows: `SELECT * FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr >= ? AND sequence_nr <= ?`,
@@ -170,9 +193,11 @@ export class CassandraJournal implements Journal {
     });
   }
 
-  close(): Promise<void> {
+  /** Refuses further calls, waits for appends in flight and releases the writer leases. */
+  async close(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
-    return Promise.resolve();
+    await this.releaseLeases();
   }
 
   /** Highest sequence number deleted by `deleteTo`, 0 when none. */
@@ -231,7 +256,7 @@ export class CassandraJournal implements Journal {
   private entry(persistenceId: string): PidEntry {
     let entry = this.entries.get(persistenceId);
     if (entry === undefined) {
-      entry = { head: undefined, pending: [], flushQueued: false, tail: Promise.resolve() };
+      entry = { head: undefined, lease: undefined, pending: [], flushQueued: false, tail: Promise.resolve() };
       this.entries.set(persistenceId, entry);
     }
     return entry;
@@ -275,6 +300,7 @@ export class CassandraJournal implements Journal {
     const { settings } = this.session;
     let head: HeadState;
     try {
+      if (settings.singleWriter === 'lease') await this.ensureLease(persistenceId, entry, expected);
       head = entry.head ?? (entry.head = await this.readHead(persistenceId));
       // A cached head can be stale when another process wrote meanwhile: check the store before refusing.
       if (head.highest !== expected) head = entry.head = await this.readHead(persistenceId);
@@ -313,9 +339,26 @@ export class CassandraJournal implements Journal {
     if (firstRow === undefined) return expected;
     const previousPartition = expected === 0 ? partition : partitionOf(expected, settings.targetPartitionSize);
 
-    if (partition === previousPartition) {
+    if (settings.singleWriter === 'lease') {
+      // We hold the lease: nobody else writes this id, so the cached head is the truth.
+      const lease = entry.lease;
+      if (lease === undefined || settings.now() >= lease.validUntil) {
+        throw new JournalWriteError(persistenceId, 'the writer lease ran out before the write was sent', { retriable: true });
+      }
+      const headUpdate =
+        partition === previousPartition
+          ? { query: this.q.headSamePartition, params: [last, changed, head.tagsDurableTo, persistenceId, partition] }
+          : { query: this.q.headNew, params: [last, Object.fromEntries(counters), head.tagsDurableTo, persistenceId, partition] };
+      try {
+        await this.session.batch([headUpdate, ...inserts], { consistency: settings.writeConsistency, idempotent: true });
+      } catch (error) {
+        // The outcome is unknown: read the head again before the next append.
+        entry.head = undefined;
+        throw asWriteError(persistenceId, 'the write failed', error);
+      }
+    } else if (partition === previousPartition) {
       const guard = {
-        query: this.q.casSameParttion,
+        query: this.q.casSamePartition,
         params: [last, changed, head.tagsDurableTo, persistenceId, partition, expected === 0 ? null : expected],
       };
       await this.conditional(persistenceId, expected, () => this.session.batch([guard, ...inserts], this.casOptions()), partition, firstRow);
@@ -359,6 +402,56 @@ export class CassandraJournal implements Journal {
       settings.onEvent({ type: 'tag-write.failed', persistenceId, error });
     }
     return last;
+  }
+
+  /**
+   * Makes sure this process holds the id's writer lease for a while longer:
+   * renews a held lease past half its life, else takes it if free. After
+   * taking it, the head is read again (another holder may have written).
+   */
+  private async ensureLease(persistenceId: string, entry: PidEntry, expected: number): Promise<void> {
+    const { now, leaseTtlMs, leaseSafetyMarginMs, nodeId } = this.session.settings;
+    const sentAt = now();
+    if (entry.lease !== undefined && sentAt < entry.lease.renewAfter) return;
+    const ttlSeconds = Math.ceil(leaseTtlMs / 1000);
+    const granted = (): Lease => ({ validUntil: sentAt + leaseTtlMs - leaseSafetyMarginMs, renewAfter: sentAt + leaseTtlMs / 2 });
+    if (entry.lease !== undefined && sentAt < entry.lease.validUntil) {
+      const renewed = await this.session.execute(this.q.renewLease, [ttlSeconds, nodeId, persistenceId, nodeId], this.casOptions());
+      if (renewed.wasApplied()) {
+        entry.lease = granted();
+        return;
+      }
+    }
+    entry.lease = undefined;
+    const taken = await this.session.execute(this.q.acquireLease, [persistenceId, nodeId, sentAt, ttlSeconds], this.casOptions());
+    // Not applied but ours: a retry of our own insert that had been applied.
+    if (!taken.wasApplied() && taken.first()?.['holder'] !== nodeId) {
+      throw new ConcurrencyConflictError(persistenceId, expected, undefined, {
+        cause: new Error(`the writer lease of ${persistenceId} is held by another process (${String(taken.first()?.['holder'])})`),
+      });
+    }
+    entry.lease = granted();
+    entry.head = await this.readHead(persistenceId);
+  }
+
+  /** Gives up every lease this journal holds, so that another process may write at once. */
+  private async releaseLeases(): Promise<void> {
+    const held = [...this.entries].filter(([, entry]) => entry.lease !== undefined);
+    const results = await Promise.allSettled(
+      held.map(([persistenceId, entry]) =>
+        this.exclusive(persistenceId, async () => {
+          entry.lease = undefined;
+          await this.session.execute(this.q.releaseLease, [persistenceId, this.session.settings.nodeId], this.casOptions());
+        }),
+      ),
+    );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed !== undefined) {
+      throw new JournalWriteError(held[results.indexOf(failed)]?.[0] ?? '', 'releasing the writer lease failed; it lapses after leaseTtlMs', {
+        retriable: true,
+        cause: failed.reason,
+      });
+    }
   }
 
   private casOptions(): { consistency: types.consistencies; idempotent: boolean; serialConsistency: types.consistencies } {

@@ -50,8 +50,8 @@ export function journalSchema(
     `CREATE KEYSPACE IF NOT EXISTS ${ks}
   WITH replication = ${replicationCql(replication)}`,
     // One partition per (persistence id, partition_nr); an append lives wholly in the
-    // partition of its last sequence number. The static columns are the single-writer
-    // guard: every append is a conditional batch on highest_sequence_nr.
+    // partition of its last sequence number. The static columns hold the head of the id
+    // (singleWriter 'conditional' makes every append a conditional batch on it).
     `CREATE TABLE IF NOT EXISTS ${ks}.messages (
   persistence_id text,
   partition_nr bigint,
@@ -95,6 +95,11 @@ export function journalSchema(
   tag_name text,
   timebucket bigint,
   PRIMARY KEY (tag_name, timebucket))`,
+    // Writer leases (singleWriter: 'lease'): rows expire with their TTL.
+    `CREATE TABLE IF NOT EXISTS ${ks}.writer_leases (
+  persistence_id text PRIMARY KEY,
+  holder text,
+  acquired_at bigint)`,
     `CREATE TABLE IF NOT EXISTS ${ks}.all_persistence_ids (
   persistence_id text PRIMARY KEY)`,
     `CREATE TABLE IF NOT EXISTS ${ks}.metadata (

@@ -2,6 +2,7 @@
  * Settings of the Cassandra persistence plugin, with their defaults, and the
  * mapping of driver failures to the persistence SPI's errors.
  */
+import { randomUUID } from 'node:crypto';
 import { errors, types } from 'cassandra-driver';
 import type { SerializerRegistry } from '@dataflow/core';
 import type { KeyspaceReplication } from './cassandra-schema.js';
@@ -15,9 +16,29 @@ export type CassandraPersistenceEvent =
   | { readonly type: 'tag-write.restamped'; readonly rows: number; readonly latencyMs: number }
   | { readonly type: 'tag-views.repaired'; readonly persistenceId: string; readonly fromSequenceNr: number; readonly toSequenceNr: number };
 
+/**
+ * How the journal keeps a second writer of a persistence id out (docs/adr/0002):
+ * - `lease`: a writer takes a time-limited lease per persistence id with a
+ *   conditional write, renews it while it writes, and writes plain batches;
+ *   another writer is refused until the lease lapses (`leaseTtlMs` after the
+ *   holder's last renewal, or at once when the holder closes). Fast; assumes a
+ *   write is applied within `leaseSafetyMarginMs` of being sent.
+ * - `conditional`: every append is a conditional (Paxos) batch on the expected
+ *   sequence number. No timing assumption; about 3x slower writes.
+ */
+export type SingleWriterMode = 'lease' | 'conditional';
+
 export interface CassandraPersistenceSettings {
   /** Keyspace of every table. */
   readonly keyspace: string;
+  /** Default `lease`. */
+  readonly singleWriter?: SingleWriterMode;
+  /** Lifetime of a writer lease; default 10 000 ms. */
+  readonly leaseTtlMs?: number;
+  /** The holder stops writing this long before its lease lapses; default 4000 ms (Cassandra drops writes older than 2 s). */
+  readonly leaseSafetyMarginMs?: number;
+  /** Identifies this process as a lease holder; defaults to a random UUID. */
+  readonly nodeId?: string;
   /** Create keyspace and tables on start (development and tests). Default false: apply `cql/001-journal.cql`. */
   readonly autoCreate?: boolean;
   /** Replication of a keyspace made by `autoCreate`; default SimpleStrategy with factor 1. */
@@ -59,6 +80,10 @@ export interface CassandraPersistenceSettings {
 /** Settings with every default applied. */
 export interface ResolvedSettings {
   readonly keyspace: string;
+  readonly singleWriter: SingleWriterMode;
+  readonly leaseTtlMs: number;
+  readonly leaseSafetyMarginMs: number;
+  readonly nodeId: string;
   readonly targetPartitionSize: number;
   readonly maxBatchSize: number;
   readonly maxInFlight: number;
@@ -86,8 +111,17 @@ export function resolveSettings(settings: CassandraPersistenceSettings): Resolve
   if (targetPartitionSize < maxBatchSize) {
     throw new RangeError(`targetPartitionSize (${targetPartitionSize}) must be at least maxBatchSize (${maxBatchSize})`);
   }
+  const leaseTtlMs = positive('leaseTtlMs', settings.leaseTtlMs ?? 10_000);
+  const leaseSafetyMarginMs = positive('leaseSafetyMarginMs', settings.leaseSafetyMarginMs ?? 4000);
+  if (leaseSafetyMarginMs * 2 > leaseTtlMs) {
+    throw new RangeError(`leaseSafetyMarginMs (${leaseSafetyMarginMs}) must be at most half of leaseTtlMs (${leaseTtlMs})`);
+  }
   return {
     keyspace: settings.keyspace,
+    singleWriter: settings.singleWriter ?? 'lease',
+    leaseTtlMs,
+    leaseSafetyMarginMs,
+    nodeId: settings.nodeId ?? randomUUID(),
     targetPartitionSize,
     maxBatchSize,
     maxInFlight: positive('maxInFlight', settings.maxInFlight ?? 64),

@@ -1,5 +1,5 @@
 /**
- * Test helper of the Cassandra tests in this folder: a plugin on a fresh
+ * Test helper (not a test; named *.test.ts to stay out of the build) of the Cassandra tests in this folder: a plugin on a fresh
  * keyspace of the real test Cassandra, dropped again on cleanup.
  */
 import { Client } from 'cassandra-driver';
