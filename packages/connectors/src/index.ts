@@ -2,3 +2,18 @@
  * `@dataflow/connectors`.
  */
 export { RedisLookupSource, type RedisLookupOptions } from './redis/redis-lookup.js';
+export { createDeadLetterTarget, createSink, createSource, type ConnectorDefinition, type ConnectorDependencies } from './factory/create-connector.js';
+export { localConnectorRegistry, localConnectorSchemas } from './factory/local-connector-schemas.js';
+export { GeneratorSource, generatorSourceDefinitionSchema, type GeneratedField, type GeneratorSourceDefinition, type GeneratorSourceDependencies } from './generator/generator-source.js';
+export { systemPacingClock, type PacingClock } from './generator/pacing-clock.js';
+export { FileSource, fileSourceDefinitionSchema, type FileSourceDefinition, type FileSourceOffset } from './file/file-source.js';
+export { FileSink, fileSinkDefinitionSchema, type FileSinkDefinition, type FileSinkPosition } from './file/file-sink.js';
+export { ConsoleSink, consoleSinkDefinitionSchema, type ConsoleSinkDefinition, type ConsoleSinkDependencies } from './console/console-sink.js';
+export { FileDeadLetterTarget, fileDeadLetterDefinitionSchema, type FileDeadLetterDefinition } from './dead-letter/file-dead-letter-target.js';
+export {
+  deadLettersDdl,
+  PostgresDeadLetterTarget,
+  postgresDeadLetterDefinitionSchema,
+  type PostgresDeadLetterDefinition,
+  type PostgresDeadLetterDependencies,
+} from './dead-letter/postgres-dead-letter-target.js';

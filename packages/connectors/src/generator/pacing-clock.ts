@@ -3,10 +3,10 @@
  * time: `now()` matches core's `Clock`, `sleep()` is the only way the source
  * waits. A sleep ends early when the pipeline's signal aborts.
  */
+import { systemClock, type Clock } from '@dataflow/core';
 
 /** Reads and waits on time; the generator source paces itself through it. */
-export interface PacingClock {
-  now(): number;
+export interface PacingClock extends Clock {
   /** Resolves after `ms` milliseconds, or as soon as `signal` aborts. */
   sleep(ms: number, signal: AbortSignal): Promise<void>;
 }
@@ -20,7 +20,7 @@ export interface PacingClock {
  * ```
  */
 export const systemPacingClock: PacingClock = {
-  now: () => Date.now(),
+  now: () => systemClock.now(),
   sleep: (ms, signal) =>
     new Promise<void>((resolve) => {
       if (signal.aborted || ms <= 0) {

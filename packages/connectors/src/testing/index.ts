@@ -1,1 +1,4 @@
-export {};
+/**
+ * `@dataflow/connectors/testing`: connectors for tests.
+ */
+export { InMemorySink, type InjectedFailure, type InMemorySinkStatus } from '../memory/in-memory-sink.js';

@@ -1,0 +1,37 @@
+/**
+ * The option schemas of this package's local connectors, by kind and type, in
+ * the shape core's `connectorRegistry` takes: pipeline validation checks
+ * `source`, `sink` and `deadLetter` options against them.
+ */
+import { connectorRegistry, type ConnectorRegistry, type ConnectorSchemas } from '@dataflow/core';
+import { consoleSinkDefinitionSchema } from '../console/console-sink.js';
+import { fileDeadLetterDefinitionSchema } from '../dead-letter/file-dead-letter-target.js';
+import { postgresDeadLetterDefinitionSchema } from '../dead-letter/postgres-dead-letter-target.js';
+import { fileSinkDefinitionSchema } from '../file/file-sink.js';
+import { fileSourceDefinitionSchema } from '../file/file-source.js';
+import { generatorSourceDefinitionSchema } from '../generator/generator-source.js';
+
+/**
+ * Option schemas of the generator and file sources, the file and console
+ * sinks, and the file and Postgres dead-letter targets.
+ *
+ * @example
+ * ```ts
+ * const registry = connectorRegistry({ sources: { ...localConnectorSchemas.sources, kafka: kafkaSourceSchema } });
+ * ```
+ */
+export const localConnectorSchemas = {
+  sources: { generator: generatorSourceDefinitionSchema, file: fileSourceDefinitionSchema },
+  sinks: { file: fileSinkDefinitionSchema, console: consoleSinkDefinitionSchema },
+  deadLetters: { file: fileDeadLetterDefinitionSchema, postgres: postgresDeadLetterDefinitionSchema },
+} as const satisfies ConnectorSchemas;
+
+/**
+ * A registry of the local connectors, for `validatePipelineDefinition`.
+ *
+ * @example
+ * ```ts
+ * const result = validatePipelineDefinition(input, { connectors: localConnectorRegistry });
+ * ```
+ */
+export const localConnectorRegistry: ConnectorRegistry = connectorRegistry(localConnectorSchemas);
