@@ -1,11 +1,11 @@
 /**
  * The Postgres journal (also on PGlite): one row per event, atomic
- * multi-row appends in one transaction, conflicts detected by the primary key
- * (persistence_id, sequence_nr), typed errors with `retriable` and `cause`.
+ * multi-row appends in one transaction (grouped with concurrent ones, see
+ * `PostgresGroupWriter`), conflicts checked under the append lock and backed
+ * by the primary key (persistence_id, sequence_nr), typed errors with
+ * `retriable` and `cause`.
  */
 import {
-  ConcurrencyConflictError,
-  isDataflowError,
   JournalReadError,
   JournalWriteError,
   type AppendOptions,
@@ -15,7 +15,8 @@ import {
   type PersistedEvent,
   type ReplayOptions,
 } from '@dataflow/core';
-import { errorCode, isRetriableDbError, messageOf, UNIQUE_VIOLATION } from './postgres-errors.js';
+import { isRetriableDbError, messageOf } from './postgres-errors.js';
+import { PostgresGroupWriter } from './postgres-group-writer.js';
 import { EVENT_COLUMNS, isAborted, type EventRow, type PostgresStore } from './postgres-store.js';
 
 /**
@@ -30,10 +31,17 @@ import { EVENT_COLUMNS, isAborted, type EventRow, type PostgresStore } from './p
  * ```
  */
 export class PostgresJournal implements Journal {
-  private readonly insertColumns = 'persistence_id, sequence_nr, writer_id, event_type, schema_version, serializer_id, payload, tags, written_at';
+  private readonly writer: PostgresGroupWriter;
 
-  constructor(private readonly store: PostgresStore) {}
+  constructor(private readonly store: PostgresStore) {
+    this.writer = new PostgresGroupWriter(store);
+    store.onClose(() => this.writer.drained());
+  }
 
+  /**
+   * Appends `events` atomically. Appends made while another is being written
+   * share its next transaction (group commit); each still succeeds or fails alone.
+   */
   async append(persistenceId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
     const { expectedSequenceNr, writerId } = options;
     if (this.store.closed) throw new JournalWriteError(persistenceId, 'the journal is closed', { retriable: false });
@@ -42,38 +50,12 @@ export class PostgresJournal implements Journal {
     }
     // Serialize everything first: a bad payload fails the batch before any I/O.
     const timestamp = this.store.settings.now();
-    const params: unknown[] = [];
-    const tuples = events.map((event, i) => {
+    const rows = events.map((event, i) => {
       const schemaVersion = event.schemaVersion ?? 1;
       const { serializerId, bytes } = this.store.settings.serializers.serialize(event.payload, { eventType: event.eventType, schemaVersion });
-      const base = params.length;
-      params.push(persistenceId, expectedSequenceNr + i + 1, writerId, event.eventType, schemaVersion, serializerId, bytes, [...new Set(event.tags ?? [])], timestamp);
-      return `(${Array.from({ length: 9 }, (_, k) => `$${base + k + 1}`).join(', ')})`;
+      return [persistenceId, expectedSequenceNr + i + 1, writerId, event.eventType, schemaVersion, serializerId, bytes, [...new Set(event.tags ?? [])], timestamp];
     });
-    const { journalTable, tagTable } = this.store;
-    try {
-      await this.store.executor.transaction(async (tx) => {
-        // The lock makes orderings visible in increasing order (ADR 0003); taken before the insert draws them.
-        const [check] = await tx.query<{ highest: string | number }>(
-          `SELECT (SELECT coalesce(max(sequence_nr), 0) FROM ${journalTable} WHERE persistence_id = $1) AS highest,
-                  pg_advisory_xact_lock(hashtext($2)) AS locked`,
-          [persistenceId, this.store.appendLockKey],
-        );
-        const highest = Number(check?.highest ?? 0);
-        if (highest !== expectedSequenceNr) throw new ConcurrencyConflictError(persistenceId, expectedSequenceNr, highest);
-        if (tuples.length === 0) return;
-        await tx.query(
-          `WITH inserted AS (INSERT INTO ${journalTable} (${this.insertColumns}) VALUES ${tuples.join(', ')} RETURNING ordering, tags)
-           INSERT INTO ${tagTable} (tag, ordering) SELECT unnest(tags), ordering FROM inserted`,
-          params,
-        );
-      });
-    } catch (error) {
-      if (isDataflowError(error)) throw error;
-      if (errorCode(error) === UNIQUE_VIOLATION) throw new ConcurrencyConflictError(persistenceId, expectedSequenceNr, undefined, { cause: error });
-      throw new JournalWriteError(persistenceId, messageOf(error), { retriable: isRetriableDbError(error), cause: error });
-    }
-    return { lastSequenceNr: expectedSequenceNr + events.length };
+    return this.writer.submit({ persistenceId, expectedSequenceNr, rows });
   }
 
   async *replay(persistenceId: string, fromSequenceNr: number, toSequenceNr = Number.MAX_SAFE_INTEGER, options: ReplayOptions = {}): AsyncIterable<PersistedEvent> {
@@ -126,6 +108,7 @@ export class PostgresJournal implements Journal {
     }
   }
 
+  /** Waits for appends already submitted, then closes the store. */
   close(): Promise<void> {
     return this.store.close();
   }

@@ -42,6 +42,7 @@ export class PostgresStore {
   /** Key of the advisory lock every append takes; see docs/adr/0003-postgres-tag-ordering.md. */
   readonly appendLockKey: string;
   private closedFlag = false;
+  private readonly beforeClose: (() => Promise<void>)[] = [];
 
   constructor(readonly settings: PostgresStoreSettings) {
     const schema = quoteSchema(settings.schema);
@@ -59,10 +60,20 @@ export class PostgresStore {
     return this.closedFlag;
   }
 
+  /** Registers work to finish (e.g. queued appends) before the executor closes. */
+  onClose(finish: () => Promise<void>): void {
+    this.beforeClose.push(finish);
+  }
+
+  /** Refuses new calls, finishes registered work, then closes the executor. */
   async close(): Promise<void> {
     if (this.closedFlag) return;
     this.closedFlag = true;
-    await this.settings.executor.close();
+    try {
+      for (const finish of this.beforeClose) await finish();
+    } finally {
+      await this.settings.executor.close();
+    }
   }
 
   toEvent(row: EventRow): PersistedEvent {
