@@ -132,6 +132,16 @@ describe('actor system', () => {
     expect(() => system.spawn(counter, 'two')).toThrow(ActorNotRunningError);
   });
 
+  it('frees a name once its actor has stopped, and refuses refs of other systems', async () => {
+    const { system } = startKit();
+    const first = system.spawn(counter, 'counter');
+    await system.stop(first);
+    const second = system.spawn(counter, 'counter');
+    second.tell({ type: 'add', n: 1 });
+    await expect(ask<CounterMsg, number>(second, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 100 })).resolves.toBe(1);
+    await expect(system.stop({ path: '/elsewhere', tell: () => undefined })).rejects.toBeInstanceOf(TypeError);
+  });
+
   it('sends messages to a stopped actor to dead letters', async () => {
     const { system } = startKit();
     const ref = system.spawn(counter, 'counter');
