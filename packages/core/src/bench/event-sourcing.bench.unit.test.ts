@@ -7,6 +7,7 @@ describe('runEventSourcingBench', () => {
     expect(rows.map((r) => [r.mode, r.events, r.appends])).toEqual([
       ['1 event / append, awaited', 200, 200],
       ['1 event / append, pipelined', 200, 200],
+      ['1 event / command, pipelined, group commit of 10', 200, 21],
       ['10 events / append, awaited', 200, 20],
       ['recovery (replay into state)', 200, 0],
     ]);

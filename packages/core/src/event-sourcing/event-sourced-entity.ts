@@ -47,6 +47,15 @@ export interface EventSourcedEntityOptions {
 
 type Terminal = Extract<EntityLifecycle, { status: 'stopped' | 'failed' }>;
 
+/** A command decided but not yet persisted: its effect, the events to append and the states after each. */
+interface Decided<Cmd, Evt, State> {
+  readonly command: Cmd;
+  readonly effect: Effect<Evt, State>;
+  readonly newEvents: readonly NewEvent[];
+  readonly states: readonly State[];
+  readonly stateAfter: State;
+}
+
 /** Runs one entity of `behavior`. Internal: users spawn behaviors with `spawnEventSourced`. */
 export class EventSourcedEntity<Cmd, Evt, State> {
   readonly persistenceId: string;
@@ -203,26 +212,29 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     return command;
   }
 
-  private handle(command: Cmd): void {
-    const ctx: CommandContext = { entityId: this.entityId, persistenceId: this.persistenceId, lastSequenceNr: this.sequenceNr };
-    let effect: Effect<Evt, State>;
-    let newEvents: NewEvent[];
-    try {
-      effect = this.behavior.onCommand(this.stateValue, command, ctx);
-      newEvents = effect.events.map((event) => {
-        const eventType = this.behavior.eventTypeOf(event);
-        return { payload: event, eventType, schemaVersion: this.behavior.schemaVersionOf(eventType), tags: this.behavior.tagsOf(event) };
-      });
-    } catch (error) {
-      // The handler is pure and nothing was written: the state is intact, so the entity goes on with the next command.
-      this.emit({ type: 'event-sourced.command.failed', persistenceId: this.persistenceId, command, error });
-      return;
+  /**
+   * Decides `first` and, up to `maxCommandsPerAppend`, the stashed commands
+   * after it, each against the state after the ones before; writes all their
+   * events in one atomic append. State, sequence number and side effects
+   * advance only when that append succeeded.
+   */
+  private handle(first: Cmd): void {
+    const group: Decided<Cmd, Evt, State>[] = [];
+    let state = this.stateValue;
+    let sequenceNr = this.sequenceNr;
+    for (let command: Cmd | undefined = first; command !== undefined; ) {
+      const decided = this.decide(command, state, sequenceNr);
+      if (decided !== undefined) {
+        group.push(decided);
+        state = decided.stateAfter;
+        sequenceNr += decided.newEvents.length;
+        if (decided.effect.sideEffects.some((sideEffect) => sideEffect.kind === 'stop')) break;
+      }
+      command = group.length < this.behavior.maxCommandsPerAppend && this.stashSize > 0 ? this.unstashOne() : undefined;
     }
-    if (effect.kind === 'unhandled') {
-      this.emit({ type: 'event-sourced.command.unhandled', persistenceId: this.persistenceId, command });
-    }
+    const newEvents = group.flatMap((decided) => decided.newEvents);
     if (newEvents.length === 0) {
-      this.runSideEffects(effect);
+      for (const decided of group) this.runSideEffects(decided.effect, decided.stateAfter);
       return;
     }
     const incarnation = this.incarnation;
@@ -230,54 +242,70 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     this.persistence.journal.append(this.persistenceId, newEvents, { expectedSequenceNr: this.sequenceNr, writerId: this.writerId }).then(
       (result) => {
         if (incarnation !== this.incarnation) return;
-        this.onPersisted(effect, result);
+        this.onPersisted(group, result);
         this.settle();
       },
       (error: unknown) => {
         if (incarnation !== this.incarnation) return;
-        this.onPersistFailed(command, newEvents.length, error);
+        this.onPersistFailed(group, newEvents.length, error);
         this.settle();
       },
     );
   }
 
-  private onPersisted(effect: Effect<Evt, State>, result: AppendResult): void {
-    const first = this.sequenceNr + 1;
-    const states: State[] = [];
-    let state = this.stateValue;
+  /** Runs the command handler and folds its events; `undefined` (reported) when either throws. */
+  private decide(command: Cmd, state: State, lastSequenceNr: number): Decided<Cmd, Evt, State> | undefined {
+    const ctx: CommandContext = { entityId: this.entityId, persistenceId: this.persistenceId, lastSequenceNr };
+    let decided: Decided<Cmd, Evt, State>;
     try {
-      for (const event of effect.events) {
-        state = this.behavior.onEvent(state, event);
-        states.push(state);
-      }
-    } catch (error) {
-      // The events are stored but cannot be applied: recovery would fail the same way, so stop instead of diverging.
-      const failure = new RecoveryFailedError(this.persistenceId, first + states.length, 'the event handler threw on a persisted event', {
-        retriable: false,
-        cause: error,
+      const effect = this.behavior.onCommand(state, command, ctx);
+      const newEvents = effect.events.map((event): NewEvent => {
+        const eventType = this.behavior.eventTypeOf(event);
+        return { payload: event, eventType, schemaVersion: this.behavior.schemaVersionOf(eventType), tags: this.behavior.tagsOf(event) };
       });
-      this.terminate({ status: 'failed', error: failure });
-      return;
+      const states: State[] = [];
+      let after = state;
+      for (const event of effect.events) {
+        after = this.behavior.onEvent(after, event);
+        states.push(after);
+      }
+      decided = { command, effect, newEvents, states, stateAfter: after };
+    } catch (error) {
+      // Handlers are pure and nothing was written: the state is intact, so the entity goes on with the next command.
+      this.emit({ type: 'event-sourced.command.failed', persistenceId: this.persistenceId, command, error });
+      return undefined;
     }
-    this.stateValue = state;
+    if (decided.effect.kind === 'unhandled') {
+      this.emit({ type: 'event-sourced.command.unhandled', persistenceId: this.persistenceId, command });
+    }
+    return decided;
+  }
+
+  private onPersisted(group: readonly Decided<Cmd, Evt, State>[], result: AppendResult): void {
+    const first = this.sequenceNr + 1;
+    const last = group.at(-1) as Decided<Cmd, Evt, State>;
+    const events = group.flatMap((decided) => decided.effect.events);
+    const states = group.flatMap((decided) => decided.states);
+    this.stateValue = last.stateAfter;
     this.sequenceNr = result.lastSequenceNr;
     this.restarts = 0;
     this.lifecycleValue = { status: 'running' };
-    this.emit({ type: 'event-sourced.persisted', persistenceId: this.persistenceId, sequenceNr: this.sequenceNr, events: effect.events.length });
-    if (crossesSnapshotPolicy(this.behavior.snapshot, effect.events, first, (i) => states[i] as State)) {
-      this.saveSnapshot(this.sequenceNr, state);
+    this.emit({ type: 'event-sourced.persisted', persistenceId: this.persistenceId, sequenceNr: this.sequenceNr, events: events.length });
+    if (crossesSnapshotPolicy(this.behavior.snapshot, events, first, (i) => states[i] as State)) {
+      this.saveSnapshot(this.sequenceNr, this.stateValue);
     }
-    this.runSideEffects(effect);
+    for (const decided of group) this.runSideEffects(decided.effect, decided.stateAfter);
     this.drainStash();
   }
 
-  private onPersistFailed(command: Cmd, events: number, error: unknown): void {
+  private onPersistFailed(group: readonly Decided<Cmd, Evt, State>[], events: number, error: unknown): void {
+    const commands = group.map((decided) => decided.command);
     if (isConcurrencyConflict(error)) {
-      this.emit({ type: 'event-sourced.concurrency-conflict', persistenceId: this.persistenceId, error, command });
+      this.emit({ type: 'event-sourced.concurrency-conflict', persistenceId: this.persistenceId, error, commands });
       this.terminate({ status: 'failed', error });
       return;
     }
-    this.emit({ type: 'event-sourced.persist.failed', persistenceId: this.persistenceId, error, command, events });
+    this.emit({ type: 'event-sourced.persist.failed', persistenceId: this.persistenceId, error, commands, events });
     this.restartWithBackoff(error);
   }
 
@@ -297,8 +325,7 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     });
   }
 
-  private runSideEffects(effect: Effect<Evt, State>): void {
-    const state = this.stateValue;
+  private runSideEffects(effect: Effect<Evt, State>, state: State): void {
     for (const sideEffect of effect.sideEffects) {
       switch (sideEffect.kind) {
         case 'run':

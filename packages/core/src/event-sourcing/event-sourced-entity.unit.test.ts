@@ -339,3 +339,50 @@ describe('backoff', () => {
     expect(kit.lifecycle).toMatchObject({ status: 'backing-off', attempt: 1, delayMs: 100 });
   });
 });
+
+describe('group commit (maxCommandsPerAppend)', () => {
+  const get = (replies: unknown[]): Cmd => ({ type: 'get', replyTo: { tell: (s) => replies.push(s) } });
+
+  it('writes the events of stashed commands in one append and replies with the state after each command', async () => {
+    const { kit, faults } = setup({ maxCommandsPerAppend: 10 });
+    await kit.whenIdle();
+    const replies: unknown[] = [];
+    kit.tell({ type: 'add', n: 1 }); // written alone
+    kit.tell({ type: 'add', n: 2 });
+    kit.tell(get(replies));
+    kit.tell({ type: 'add-many', ns: [3, 4] });
+    kit.tell(get(replies));
+    await kit.whenIdle();
+    expect(faults.writes.map((w) => w.events.length)).toEqual([1, 3]);
+    expect(replies).toEqual([
+      { total: 3, count: 2 },
+      { total: 10, count: 4 },
+    ]);
+    expect((await kit.restart()).state).toEqual({ total: 10, count: 4 });
+  });
+
+  it('a failed group append drops all of its commands and leaves no trace', async () => {
+    const { kit, faults, clock, store } = setup({ maxCommandsPerAppend: 10 });
+    await kit.whenIdle();
+    const replies: unknown[] = [];
+    kit.tell({ type: 'add', n: 1 });
+    faults.failNextWrites(1);
+    kit.tell({ type: 'add', n: 2 });
+    kit.tell({ type: 'add', n: 3 });
+    kit.tell(get(replies));
+    await kit.whenIdle();
+    expect(kit.reported.find((e) => e.type === 'event-sourced.persist.failed')).toMatchObject({ commands: [{ n: 2 }, { n: 3 }, { type: 'get' }], events: 2 });
+    expect(replies).toEqual([]);
+    await clock.advanceAsync(100);
+    await kit.whenIdle();
+    expect(kit.getState()).toEqual({ total: 1, count: 1 });
+    expect((await journalOf(store, 'acc-1')).map((e) => e.sequenceNr)).toEqual([1]);
+  });
+
+  it('a command whose event handler throws is refused before anything is written', async () => {
+    const { kit, faults } = setup({ onEvent: (s, e) => (e.n < 0 ? (() => { throw new RangeError('negative'); })() : options.onEvent(s, e)) });
+    await expect(kit.runCommand({ type: 'add', n: -1 })).rejects.toThrow(RangeError);
+    expect(faults.writes).toEqual([]);
+    expect((await kit.runCommand({ type: 'add', n: 2 })).state).toEqual({ total: 2, count: 1 });
+  });
+});

@@ -55,6 +55,13 @@ export interface EventSourcedOptions<Cmd, Evt, State> {
   /** Commands kept while recovering or writing (default 1000); more are refused with `StashOverflowError` (to its `replyTo`). */
   readonly stashCapacity?: number;
   readonly onPersistFailure?: PersistFailureBackoff;
+  /**
+   * Group commit: up to this many commands waiting in the stash are decided
+   * together (each against the state after the previous ones) and their
+   * events written in one atomic append; they succeed or fail together.
+   * Default 1: one append per command, as in Pekko.
+   */
+  readonly maxCommandsPerAppend?: number;
   /** Where a command's reply goes (default: its `replyTo` field when that has a `tell` method). */
   replyToOf?(command: Cmd): ReplyTo<unknown> | undefined;
 }
@@ -74,6 +81,7 @@ export interface EventSourcedBehavior<Cmd, Evt, State> {
   readonly snapshot: SnapshotPolicy<Evt, State> | undefined;
   readonly stashCapacity: number;
   readonly onPersistFailure: Required<PersistFailureBackoff>;
+  readonly maxCommandsPerAppend: number;
   replyToOf(command: Cmd): ReplyTo<unknown> | undefined;
 }
 
@@ -95,6 +103,10 @@ export function eventSourced<Cmd, Evt, State>(options: EventSourcedOptions<Cmd, 
   const stashCapacity = options.stashCapacity ?? 1000;
   if (!Number.isInteger(stashCapacity) || stashCapacity < 0) {
     throw new RangeError(`stashCapacity must be a non-negative integer, got ${stashCapacity}`);
+  }
+  const maxCommandsPerAppend = options.maxCommandsPerAppend ?? 1;
+  if (!Number.isInteger(maxCommandsPerAppend) || maxCommandsPerAppend < 1) {
+    throw new RangeError(`maxCommandsPerAppend must be a positive integer, got ${maxCommandsPerAppend}`);
   }
   const backoff = options.onPersistFailure ?? {};
   const onPersistFailure: Required<PersistFailureBackoff> = {
@@ -136,6 +148,7 @@ export function eventSourced<Cmd, Evt, State>(options: EventSourcedOptions<Cmd, 
     snapshot: options.snapshot,
     stashCapacity,
     onPersistFailure,
+    maxCommandsPerAppend,
     replyToOf: (command) => (options.replyToOf === undefined ? defaultReplyTo(command) : options.replyToOf(command)),
   };
 }

@@ -21,14 +21,17 @@ export interface EventSourcingEventMap {
   'event-sourced.recovery.failed': Base<'event-sourced.recovery.failed'> & { readonly error: RecoveryFailedError };
   /** An append succeeded. */
   'event-sourced.persisted': Base<'event-sourced.persisted'> & { readonly sequenceNr: number; readonly events: number };
-  /** An append failed; nothing was applied and the command that caused it is dropped. The entity restarts with backoff. */
+  /** An append failed; nothing was applied and the commands whose events it held are dropped. The entity restarts with backoff. */
   'event-sourced.persist.failed': Base<'event-sourced.persist.failed'> & {
     readonly error: unknown;
-    readonly command: unknown;
+    readonly commands: readonly unknown[];
     readonly events: number;
   };
   /** Another writer holds the sequence numbers: the entity stops instead of forking the history. */
-  'event-sourced.concurrency-conflict': Base<'event-sourced.concurrency-conflict'> & { readonly error: unknown; readonly command: unknown };
+  'event-sourced.concurrency-conflict': Base<'event-sourced.concurrency-conflict'> & {
+    readonly error: unknown;
+    readonly commands: readonly unknown[];
+  };
   /** A restart is scheduled `delayMs` after `at` (epoch ms of the injected clock). */
   'event-sourced.restarting': Base<'event-sourced.restarting'> & {
     readonly attempt: number;
@@ -39,7 +42,7 @@ export interface EventSourcingEventMap {
   /** The stash was full; the command was refused with `StashOverflowError`. */
   'event-sourced.stash.overflow': Base<'event-sourced.stash.overflow'> & { readonly capacity: number; readonly command: unknown };
   'event-sourced.command.unhandled': Base<'event-sourced.command.unhandled'> & { readonly command: unknown };
-  /** The command handler threw; nothing was persisted and the entity goes on. */
+  /** The command handler (or the event handler on its new events) threw; nothing was persisted and the entity goes on. */
   'event-sourced.command.failed': Base<'event-sourced.command.failed'> & { readonly command: unknown; readonly error: unknown };
   /** A `thenRun` or `thenReply` callback threw after its events were persisted. */
   'event-sourced.side-effect.failed': Base<'event-sourced.side-effect.failed'> & { readonly error: unknown };
