@@ -204,9 +204,23 @@ export class GeneratorSource implements Source {
   }
 
   private uuidAt(stream: number, index: number): string {
-    let hex = '';
-    for (let draw = 0; draw < 4; draw++) hex += this.random.uint32(stream, index, draw).toString(16).padStart(8, '0');
-    const variant = ((parseInt(hex.charAt(16), 16) & 0x3) | 0x8).toString(16);
-    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+    const a = this.random.uint32(stream, index, 0);
+    const b = this.random.uint32(stream, index, 1);
+    const c = this.random.uint32(stream, index, 2);
+    const d = this.random.uint32(stream, index, 3);
+    // Version 4 in the 13th hex digit, variant 10xx in the 17th.
+    const b4 = ((b & 0xffff0fff) | 0x00004000) >>> 0;
+    const c4 = ((c & 0x3fffffff) | 0x80000000) >>> 0;
+    return `${hex8(a)}-${hex4(b4 >>> 16)}-${hex4(b4)}-${hex4(c4 >>> 16)}-${hex4(c4)}${hex8(d)}`;
   }
+}
+
+const HEX_BYTES = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function hex4(n: number): string {
+  return (HEX_BYTES[(n >>> 8) & 0xff] ?? '') + (HEX_BYTES[n & 0xff] ?? '');
+}
+
+function hex8(n: number): string {
+  return hex4(n >>> 16) + hex4(n);
 }
