@@ -123,6 +123,28 @@ describe('supervision directives', () => {
     expect(ofType('actor.stopped')).toMatchObject([{ reason: { type: 'failed', error: new Error('5') } }]);
   });
 
+  it('stops instead of looping when the start of an immediate restart fails', async () => {
+    const { system } = start();
+    let starts = 0;
+    const fragile = behavior<string, undefined>({
+      initialState: undefined,
+      onStart: (state) => {
+        if (++starts > 1) throw new Error('cannot start again');
+        return state;
+      },
+      onMessage: () => {
+        throw new Error('boom');
+      },
+    });
+    system.spawn(fragile, 'fragile', { supervise: SupervisorStrategy.restart }).tell('go');
+    await system.settled();
+    expect(ofType('actor.failed').map((e) => [e.during, e.directive])).toEqual([
+      ['message', 'restart'],
+      ['start', 'stop'],
+    ]);
+    expect(ofType('actor.stopped')).toMatchObject([{ path: '/user/fragile', reason: { type: 'failed', error: new Error('cannot start again') } }]);
+  });
+
   it('chooses the directive per error with declarative rules', async () => {
     const { system } = start();
     const probe = kit.createTestProbe<string>();
