@@ -362,7 +362,7 @@ export class EventSourcedEntity<Cmd, Evt, State> {
       this.emit({ type: 'event-sourced.snapshot.failed', persistenceId: this.persistenceId, sequenceNr, operation, error });
     };
     snapshots
-      .save({ persistenceId: this.persistenceId, sequenceNr, timestamp: this.options.clock.now() }, state)
+      .save({ persistenceId: this.persistenceId, sequenceNr, timestamp: this.options.clock.now() }, state, this.behavior.stateSchemaVersion)
       .then(async () => {
         this.emit({ type: 'event-sourced.snapshot.saved', persistenceId: this.persistenceId, sequenceNr });
         // A restarted incarnation recovered its own view of the snapshots; retention is its job now.

@@ -386,3 +386,22 @@ describe('group commit (maxCommandsPerAppend)', () => {
     expect((await kit.runCommand({ type: 'add', n: 2 })).state).toEqual({ total: 2, count: 1 });
   });
 });
+
+describe('snapshot schema versions', () => {
+  it('upcasts an old snapshot state on recovery, and fails recovery when it cannot', async () => {
+    const { kit, store } = setup({ snapshot: every(1) });
+    await kit.runCommand({ type: 'add', n: 5 });
+    expect((await store.snapshots.loadLatest('acc-1'))?.schemaVersion).toBe(1);
+
+    const v2 = (overrides: Partial<EventSourcedOptions<Cmd, Evt, State>>) =>
+      EventSourcedBehaviorTestKit.create(eventSourced({ ...options, stateSchemaVersion: 2, ...overrides }), { entityId: '1', persistence: store });
+    const upcasting = v2({ snapshotUpcasters: { 1: (s) => ({ ...(s as State), count: 100 }) } });
+    await upcasting.whenIdle();
+    expect(upcasting.getState()).toEqual({ total: 5, count: 100 });
+
+    const without = v2({});
+    await without.whenIdle();
+    expect(without.lifecycle.status).toBe('failed');
+    expect(without.reported.find((e) => e.type === 'event-sourced.recovery.failed')?.error.message).toMatch(/snapshot/);
+  });
+});

@@ -52,6 +52,10 @@ export interface EventSourcedOptions<Cmd, Evt, State> {
   readonly schemaVersion?: number | Readonly<Record<string, number>>;
   readonly upcasters?: Upcasters;
   readonly snapshot?: SnapshotPolicy<Evt, State>;
+  /** Schema version snapshots of the state are written with (default 1). */
+  readonly stateSchemaVersion?: number;
+  /** `snapshotUpcasters[v]` turns a stored state of version `v` into version `v + 1`. */
+  readonly snapshotUpcasters?: Readonly<Record<number, (state: unknown) => unknown>>;
   /** Commands kept while recovering or writing (default 1000); more are refused with `StashOverflowError` (to its `replyTo`). */
   readonly stashCapacity?: number;
   readonly onPersistFailure?: PersistFailureBackoff;
@@ -79,6 +83,9 @@ export interface EventSourcedBehavior<Cmd, Evt, State> {
   /** Turns a stored payload into a current event; throws `UnknownEventVersionError` when it cannot. */
   upcast(eventType: string, schemaVersion: number, payload: unknown): Evt;
   readonly snapshot: SnapshotPolicy<Evt, State> | undefined;
+  readonly stateSchemaVersion: number;
+  /** Turns a stored snapshot state into a current one; throws `UnknownEventVersionError` when it cannot. */
+  upcastState(schemaVersion: number, state: unknown): State;
   readonly stashCapacity: number;
   readonly onPersistFailure: Required<PersistFailureBackoff>;
   readonly maxCommandsPerAppend: number;
@@ -122,6 +129,7 @@ export function eventSourced<Cmd, Evt, State>(options: EventSourcedOptions<Cmd, 
   const schemaVersionOf = (eventType: string): number =>
     typeof versions === 'number' ? versions : (versions[eventType] ?? 1);
   const upcasters = options.upcasters ?? {};
+  const stateSchemaVersion = options.stateSchemaVersion ?? 1;
 
   return {
     kind: 'event-sourced',
@@ -132,25 +140,34 @@ export function eventSourced<Cmd, Evt, State>(options: EventSourcedOptions<Cmd, 
     tagsOf: (event) => (options.tagger === undefined ? [] : options.tagger(event)),
     eventTypeOf: (event) => (options.eventType === undefined ? defaultEventType(event) : options.eventType(event)),
     schemaVersionOf,
-    upcast: (type, schemaVersion, payload) => {
-      const current = schemaVersionOf(type);
-      let version = schemaVersion;
-      let value = payload;
-      while (version < current) {
-        const step = upcasters[type]?.[version];
-        if (step === undefined) throw new UnknownEventVersionError(type, schemaVersion, current);
-        value = step(value);
-        version++;
-      }
-      if (version > current) throw new UnknownEventVersionError(type, schemaVersion, current);
-      return value as Evt;
-    },
+    upcast: (type, schemaVersion, payload) => upcastStep(upcasters[type] ?? {}, type, schemaVersion, schemaVersionOf(type), payload) as Evt,
     snapshot: options.snapshot,
+    stateSchemaVersion,
+    upcastState: (schemaVersion, state) => upcastStep(options.snapshotUpcasters ?? {}, 'snapshot', schemaVersion, stateSchemaVersion, state) as State,
     stashCapacity,
     onPersistFailure,
     maxCommandsPerAppend,
     replyToOf: (command) => (options.replyToOf === undefined ? defaultReplyTo(command) : options.replyToOf(command)),
   };
+}
+
+function upcastStep(
+  steps: Readonly<Record<number, (value: unknown) => unknown>>,
+  type: string,
+  schemaVersion: number,
+  current: number,
+  value: unknown,
+): unknown {
+  let version = schemaVersion;
+  let upcast = value;
+  while (version < current) {
+    const step = steps[version];
+    if (step === undefined) throw new UnknownEventVersionError(type, schemaVersion, current);
+    upcast = step(upcast);
+    version++;
+  }
+  if (version > current) throw new UnknownEventVersionError(type, schemaVersion, current);
+  return upcast;
 }
 
 function defaultEventType(event: unknown): string {

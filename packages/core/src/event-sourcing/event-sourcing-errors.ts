@@ -34,7 +34,7 @@ export class RecoveryFailedError extends EventSourcingError<'event-sourcing/reco
   }
 }
 
-/** A stored event has a schema version the behavior has no upcaster for. */
+/** A stored event (or snapshot, with `eventType` `snapshot`) has a schema version the behavior has no upcaster for. */
 export class UnknownEventVersionError extends EventSourcingError<'event-sourcing/unknown-event-version'> {
   constructor(
     readonly eventType: string,

@@ -48,7 +48,17 @@ export async function recoverState<Evt, State>(
   } catch (error) {
     throw readFailed('loading the latest snapshot', error);
   }
-  let state = snapshot === undefined ? behavior.emptyState : (snapshot.state as State);
+  let state = behavior.emptyState;
+  if (snapshot !== undefined) {
+    try {
+      state = behavior.upcastState(snapshot.schemaVersion, snapshot.state);
+    } catch (error) {
+      throw new RecoveryFailedError(persistenceId, snapshot.metadata.sequenceNr, `upcasting the snapshot (v${snapshot.schemaVersion}) failed`, {
+        retriable: false,
+        cause: error,
+      });
+    }
+  }
   let sequenceNr = snapshot?.metadata.sequenceNr ?? 0;
   let eventsReplayed = 0;
 
