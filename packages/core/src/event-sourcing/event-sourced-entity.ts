@@ -19,7 +19,7 @@ import type { Effect } from './effect.js';
 import type { CommandContext, EventSourcedBehavior } from './event-sourced.js';
 import { StashOverflowError } from '../actor/actor-errors.js';
 import { backoffDelayMs } from '../supervision/backoff.js';
-import { EntityUnavailableError, RecoveryFailedError } from './event-sourcing-errors.js';
+import { EntityUnavailableError, isRecoveryFailed, RecoveryFailedError } from './event-sourcing-errors.js';
 import type { EventSourcingInstrumentationEvent } from './event-sourcing-events.js';
 import { type EntityPersistence, recoverState } from './recovery.js';
 import { crossesSnapshotPolicy } from './snapshot-policy.js';
@@ -182,7 +182,7 @@ export class EventSourcedEntity<Cmd, Evt, State> {
       (error: unknown) => {
         if (incarnation !== this.incarnation) return;
         const failure =
-          error instanceof RecoveryFailedError
+          isRecoveryFailed(error)
             ? error
             : new RecoveryFailedError(this.persistenceId, undefined, 'unexpected failure', { retriable: false, cause: error });
         this.emit({ type: 'event-sourced.recovery.failed', persistenceId: this.persistenceId, error: failure });
@@ -291,9 +291,13 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     this.restarts = 0;
     this.lifecycleValue = { status: 'running' };
     this.emit({ type: 'event-sourced.persisted', persistenceId: this.persistenceId, sequenceNr: this.sequenceNr, events: events.length });
-    if (crossesSnapshotPolicy(this.behavior.snapshot, events, first, (i) => states[i] as State)) {
-      this.saveSnapshot(this.sequenceNr, this.stateValue);
+    let snapshotDue = false;
+    try {
+      snapshotDue = crossesSnapshotPolicy(this.behavior.snapshot, events, first, (i) => states[i] as State);
+    } catch (error) {
+      this.emit({ type: 'event-sourced.snapshot.failed', persistenceId: this.persistenceId, sequenceNr: this.sequenceNr, operation: 'save', error });
     }
+    if (snapshotDue) this.saveSnapshot(this.sequenceNr, this.stateValue);
     for (const decided of group) this.runSideEffects(decided.effect, decided.stateAfter);
     this.drainStash();
   }
