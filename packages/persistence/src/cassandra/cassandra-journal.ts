@@ -152,11 +152,13 @@ export class CassandraJournal implements Journal {
     this.ensureOpen();
     const max = options.max ?? Number.MAX_SAFE_INTEGER;
     let delivered = 0;
-    for await (const row of this.storedRows(persistenceId, fromSequenceNr, toSequenceNr)) {
-      if (delivered >= max || options.signal?.aborted === true) return;
+    for await (const page of this.storedPages(persistenceId, fromSequenceNr, toSequenceNr)) {
       this.ensureOpen();
-      yield this.toEvent(row);
-      delivered++;
+      for (const row of page) {
+        if (delivered >= max || options.signal?.aborted === true) return;
+        yield this.toEvent(row);
+        delivered++;
+      }
     }
   }
 
@@ -208,6 +210,11 @@ export class CassandraJournal implements Journal {
 
   /** Raw `messages` rows with `from <= sequence_nr <= to` that are not deleted, in order. */
   async *storedRows(persistenceId: string, fromSequenceNr: number, toSequenceNr: number): AsyncIterable<Row> {
+    for await (const page of this.storedPages(persistenceId, fromSequenceNr, toSequenceNr)) yield* page;
+  }
+
+  /** `storedRows` a page at a time. */
+  async *storedPages(persistenceId: string, fromSequenceNr: number, toSequenceNr: number): AsyncIterable<Row[]> {
     const { targetPartitionSize, readConsistency } = this.session.settings;
     let next: number;
     try {
@@ -218,9 +225,9 @@ export class CassandraJournal implements Journal {
     let partition = partitionOf(next, targetPartitionSize);
     while (next <= toSequenceNr) {
       try {
-        for await (const row of this.session.rows(this.q.rows, [persistenceId, partition, next, toSequenceNr], readConsistency)) {
-          yield row;
-          next = toNumber(row['sequence_nr']) + 1;
+        for await (const page of this.session.pages(this.q.rows, [persistenceId, partition, next, toSequenceNr], readConsistency)) {
+          yield page;
+          next = toNumber(page[page.length - 1]?.['sequence_nr']) + 1;
         }
         partition++;
         if ((await this.statics(persistenceId, partition, readConsistency)) === undefined) return;
@@ -504,13 +511,19 @@ export class CassandraJournal implements Journal {
     return row === null || row === undefined || row['highest_sequence_nr'] === null ? undefined : row;
   }
 
-  /** The head as stored, read at SERIAL so that no half-done conditional write is missed. */
+  /**
+   * The head as stored. With conditional writes it is read at SERIAL, so that no
+   * half-done conditional write is missed; lease holders write plainly and read
+   * at `readConsistency`.
+   */
   private async readHead(persistenceId: string): Promise<HeadState> {
+    const { singleWriter, readConsistency } = this.session.settings;
+    const consistency = singleWriter === 'conditional' ? types.consistencies.serial : readConsistency;
     let partition = 0;
-    let row = await this.statics(persistenceId, partition, types.consistencies.serial);
+    let row = await this.statics(persistenceId, partition, consistency);
     if (row === undefined) return { highest: 0, tagCounters: new Map(), tagsDurableTo: 0 };
     for (;;) {
-      const next = await this.statics(persistenceId, partition + 1, types.consistencies.serial);
+      const next = await this.statics(persistenceId, partition + 1, consistency);
       if (next === undefined) break;
       row = next;
       partition++;

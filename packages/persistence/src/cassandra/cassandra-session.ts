@@ -80,6 +80,11 @@ export class CassandraSession {
 
   /** Every row of a query, fetched page by page. */
   async *rows(query: string, params: readonly unknown[], consistency: types.consistencies, fetchSize = this.settings.fetchSize): AsyncIterable<Row> {
+    for await (const page of this.pages(query, params, consistency, fetchSize)) yield* page;
+  }
+
+  /** The pages of a query (one await per page instead of per row, for long reads). */
+  async *pages(query: string, params: readonly unknown[], consistency: types.consistencies, fetchSize = this.settings.fetchSize): AsyncIterable<Row[]> {
     let pageState: string | undefined;
     do {
       const result: types.ResultSet = await this.limiter.run(() =>
@@ -91,7 +96,7 @@ export class CassandraSession {
           ...(pageState === undefined ? {} : { pageState }),
         }),
       );
-      yield* result.rows;
+      if (result.rows.length > 0) yield result.rows;
       pageState = result.pageState ?? undefined;
     } while (pageState !== undefined);
   }

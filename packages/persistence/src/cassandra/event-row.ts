@@ -35,8 +35,19 @@ export function toNumberMap(value: unknown): Map<string, number> {
   return map;
 }
 
-/** Parses `Type@vN` (written by `formatManifest`). */
+const parsedManifests = new Map<string, { eventType: string; schemaVersion: number }>();
+
+/** Parses `Type@vN` (written by `formatManifest`); remembers the few distinct manifests it sees. */
 export function parseManifest(manifest: string): { eventType: string; schemaVersion: number } {
+  let parsed = parsedManifests.get(manifest);
+  if (parsed === undefined) {
+    parsed = parseManifestText(manifest);
+    if (parsedManifests.size < 10_000) parsedManifests.set(manifest, parsed);
+  }
+  return parsed;
+}
+
+function parseManifestText(manifest: string): { eventType: string; schemaVersion: number } {
   const at = manifest.lastIndexOf('@v');
   const version = at < 0 ? Number.NaN : Number(manifest.slice(at + 2));
   if (!Number.isInteger(version)) {
@@ -87,7 +98,7 @@ export function rowToEvent(row: Row, serializers: SerializerRegistry, timestamp:
     payload,
     eventType: manifest.eventType,
     schemaVersion: manifest.schemaVersion,
-    tags: [...((row['tags'] as string[] | null) ?? [])].sort(),
+    tags: (row['tags'] as string[] | null) ?? [],
     timestamp,
     writerId: row['writer_uuid'] as string,
   };
