@@ -16,3 +16,14 @@ export { PostgresReadJournal } from './postgres/postgres-read-journal.js';
 export { PostgresSnapshotStore } from './postgres/postgres-snapshot-store.js';
 export { pgliteExecutor, type PgliteExecutorOptions } from './pglite/pglite-executor.js';
 export { createPglitePersistence, type PglitePersistenceOptions } from './pglite/pglite-persistence.js';
+export {
+  createCassandraPersistence,
+  type CassandraConnection,
+  type CassandraPersistence,
+  type CassandraPersistenceOptions,
+} from './cassandra/cassandra-persistence.js';
+export type { CassandraPersistenceEvent, CassandraPersistenceSettings, ConsistencyName, SingleWriterMode } from './cassandra/cassandra-settings.js';
+export { createJournalSchema, journalSchema, journalSchemaFile, type KeyspaceReplication } from './cassandra/cassandra-schema.js';
+export { CassandraJournal } from './cassandra/cassandra-journal.js';
+export { CassandraReadJournal } from './cassandra/cassandra-read-journal.js';
+export { CassandraSnapshotStore } from './cassandra/cassandra-snapshot-store.js';
