@@ -14,7 +14,7 @@ import { TestClock } from '../testing/test-clock.js';
 import { none, persist, stop, unhandled, type ReplyTo } from './effect.js';
 import { eventSourced, type EventSourcedOptions } from './event-sourced.js';
 import { EntityUnavailableError, RecoveryFailedError } from './event-sourcing-errors.js';
-import { every } from './snapshot-policy.js';
+import { every, snapshotWhen } from './snapshot-policy.js';
 
 type Cmd =
   | { readonly type: 'add'; readonly n: number }
@@ -164,6 +164,15 @@ describe('snapshots', () => {
     expect((await store.snapshots.loadLatest('acc-1'))?.metadata.sequenceNr).toBe(6);
     expect((await journalOf(store, 'acc-1')).map((e) => e.sequenceNr)).toEqual([5, 6, 7]);
     expect((await kit.restart()).state).toEqual({ total: 28, count: 7 });
+  });
+
+  it('a snapshot predicate that throws is reported and the entity goes on', async () => {
+    const { kit } = setup({ snapshot: snapshotWhen(() => { throw new RangeError('bad predicate'); }) });
+    await kit.runCommand({ type: 'add', n: 1 });
+    const failed = kit.reported.find((e) => e.type === 'event-sourced.snapshot.failed');
+    expect(failed).toMatchObject({ sequenceNr: 1, operation: 'save' });
+    expect(failed?.error).toBeInstanceOf(RangeError);
+    expect((await kit.runCommand({ type: 'add', n: 2 })).state).toEqual({ total: 3, count: 2 });
   });
 
   it('a failed snapshot is reported and the entity goes on', async () => {
