@@ -41,6 +41,24 @@ describe('FileDeadLetterTarget', () => {
     expect(lines.map((line) => JSON.parse(line) as unknown)).toEqual([letter(1), letter(2), letter(3)]);
   });
 
+  it('lets targets of several pipelines share one file without writing over each other', async () => {
+    const path = join(dir, 'shared.jsonl');
+    const a = new FileDeadLetterTarget({ type: 'file', path });
+    const b = new FileDeadLetterTarget({ type: 'file', path: join(dir, '.', 'shared.jsonl') });
+    await Promise.all([a.open(), b.open()]);
+    const sends = Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? a : b).send([letter(i), letter(1000 + i)]));
+    await Promise.all([...sends, a.close()]);
+    await b.send([letter(2000)]);
+    await b.close();
+    const again = new FileDeadLetterTarget({ type: 'file', path });
+    await again.open();
+    await again.send([letter(3000)]);
+    await again.close();
+    const lines = (await readFile(path, 'utf8')).trimEnd().split('\n');
+    const ns = lines.map((line) => ((JSON.parse(line) as DeadLetter).payload as { n: number }).n).sort((x, y) => x - y);
+    expect(ns).toEqual([...Array.from({ length: 50 }, (_, i) => i), ...Array.from({ length: 50 }, (_, i) => 1000 + i), 2000, 3000]);
+  });
+
   it('refuses to send before open and reports a file it cannot create', async () => {
     const target = new FileDeadLetterTarget({ type: 'file', path: join(dir, 'x.jsonl') });
     await expect(target.send([letter(1)])).rejects.toMatchObject({ tag: 'connector/failed', retriable: false });

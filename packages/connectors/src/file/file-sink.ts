@@ -8,6 +8,9 @@
  * written once. The sink therefore owns its files: without a checkpoint (a
  * first start) it starts them empty.
  *
+ * Because it cuts files back, a file sink must be the only writer of its path:
+ * a second sink of this process opening the same path is refused.
+ *
  * Rotation: file 0 is `path`, later ones `path.1`, `path.2`, ... (never
  * renamed, so a position stays valid). A batch is never split: a new file is
  * started when the batch would push a non-empty file beyond `maxBytes`.
@@ -22,7 +25,7 @@ import {
   type SinkWriteResult,
 } from '@dataflow/core';
 import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as z from 'zod';
 import { parseDefinition } from '../factory/parse-definition.js';
 import { CsvRecordParser, formatCsvRow } from './csv.js';
@@ -64,6 +67,9 @@ type ParsedDefinition = z.output<typeof fileSinkDefinitionSchema>;
 /** Where the sink stands: the current file's name, its length, and its rotation index. */
 export type FileSinkPosition = { readonly file: string; readonly bytes: number; readonly index: number };
 
+/** The paths held by open file sinks of this process, and the pipeline holding each. */
+const claimedPaths = new Map<string, { readonly sink: FileSink; readonly pipelineId: string }>();
+
 type State =
   | { readonly status: 'closed' }
   | { readonly status: 'open'; current: DurableAppendFile; index: number; columns: readonly string[] | undefined };
@@ -96,6 +102,21 @@ export class FileSink implements Sink {
   async open(context: SinkContext): Promise<void> {
     await this.close();
     const position = parsePosition(context.checkpoint);
+    const { path } = this.definition;
+    const claim = claimedPaths.get(resolve(path));
+    if (claim !== undefined && claim.sink !== this) {
+      throw new ConnectorError('file', `${path} is already written by pipeline ${claim.pipelineId}`, { retriable: false });
+    }
+    claimedPaths.set(resolve(path), { sink: this, pipelineId: context.pipelineId });
+    try {
+      await this.openAt(position);
+    } catch (error) {
+      claimedPaths.delete(resolve(path));
+      throw error;
+    }
+  }
+
+  private async openAt(position: { index: number; bytes: number }): Promise<void> {
     const { path } = this.definition;
     try {
       await mkdir(dirname(path), { recursive: true });
@@ -136,6 +157,8 @@ export class FileSink implements Sink {
   async close(): Promise<void> {
     const state = this.state;
     this.state = { status: 'closed' };
+    const key = resolve(this.definition.path);
+    if (claimedPaths.get(key)?.sink === this) claimedPaths.delete(key);
     if (state.status === 'open') await state.current.close();
   }
 

@@ -102,6 +102,18 @@ describe('FileSink exactly-once across crashes', () => {
   });
 });
 
+describe('FileSink ownership', () => {
+  it('refuses a second sink on the same path while the first is open', async () => {
+    const path = freshPath('out.jsonl');
+    const first = await opened({ type: 'file', path, format: 'jsonl' });
+    const second = new FileSink({ type: 'file', path: join(path, '..', '.', 'out.jsonl'), format: 'jsonl' });
+    await expect(second.open({ pipelineId: 'other', checkpoint: undefined, signal })).rejects.toThrow(/already written by pipeline p/);
+    await first.close();
+    await second.open({ pipelineId: 'other', checkpoint: undefined, signal });
+    await second.close();
+  });
+});
+
 describe('FileSink CSV', () => {
   it('writes the header once per file, quotes where needed, and keeps it when continuing a file', async () => {
     const path = freshPath('out.csv');
