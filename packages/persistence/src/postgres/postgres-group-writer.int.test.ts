@@ -2,7 +2,7 @@
  * Group commit: appends made while a write is in flight share one
  * transaction, yet each succeeds or fails on its own.
  */
-import { isConcurrencyConflict, JsonSerializer, type AppendResult } from '@dataflow/core';
+import { isConcurrencyConflict, isDataflowError, JsonSerializer, type AppendResult } from '@dataflow/core';
 import { serviceSettings, testNamespace, uniqueName } from '@dataflow/test-env';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,6 +76,17 @@ describe('Postgres group commit', () => {
     }
     const highest = await Promise.all([first, raced, bystander].map((pid) => persistence.journal.highestSequenceNr(pid)));
     expect(highest).toEqual([1, 1, 1]);
+  });
+
+  it('fails only the append Postgres refuses when it shares a group with others', async () => {
+    const [before, good] = [uniqueName('before'), uniqueName('good')];
+    const bad = `${uniqueName('bad')}\u0000nul`;
+    const results = [append(before, 0), append(bad, 0), append(good, 0)].map((p) => p.then((r) => `ok ${r.lastSequenceNr}`, (e: unknown) => e));
+    const [first, refused, third] = await Promise.all(results);
+    expect([first, third]).toEqual(['ok 1', 'ok 1']);
+    expect(isDataflowError(refused, 'journal/write-failed')).toBe(true);
+    expect((refused as { retriable: boolean }).retriable).toBe(false);
+    expect(await persistence.journal.highestSequenceNr(good)).toBe(1);
   });
 });
 

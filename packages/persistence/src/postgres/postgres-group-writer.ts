@@ -75,8 +75,9 @@ export class PostgresGroupWriter {
     try {
       outcome = await this.store.executor.transaction((tx) => this.insertGroup(tx, group));
     } catch (error) {
-      if (errorCode(error) === UNIQUE_VIOLATION && group.length > 1) {
-        // A writer outside this process raced us: retry one by one so only the loser fails.
+      if (group.length > 1 && (errorCode(error) === UNIQUE_VIOLATION || !isRetriableDbError(error))) {
+        // One append spoiled the group (a writer outside the journal took its sequence number, or
+        // Postgres refuses its data, e.g. a NUL in a text column): retry one by one so only it fails.
         for (const append of group) await this.writeGroup([append]);
         return;
       }
