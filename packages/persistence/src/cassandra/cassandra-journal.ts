@@ -27,9 +27,10 @@ import {
   type ReplayOptions,
   type SerializerRegistry,
 } from '@dataflow/core';
-import type { BatchStatement, CassandraSession, Row } from './cassandra-session.js';
-import { isRetriableDriverError, isUnknownWriteOutcome } from './cassandra-settings.js';
-import { bucketOf, partitionOf, rowToEvent, timeOf, TimeUuidSource, toNumber, toNumberMap, toOptionalNumber } from './event-row.js';
+import type { BatchStatement, CassandraSession } from './cassandra-session.js';
+import { asWriteError, isUnknownWriteOutcome } from './cassandra-settings.js';
+import { bucketOf, partitionOf, timeOf, TimeUuidSource, toNumber, toNumberMap, toOptionalNumber } from './event-row.js';
+import type { MessagesReader } from './messages-reader.js';
 import type { PendingTagRow, TagViewWriter } from './tag-view-writer.js';
 
 interface SerializedEvent {
@@ -87,14 +88,15 @@ export class CassandraJournal implements Journal {
   private readonly entries = new Map<string, PidEntry>();
   private readonly uuids: TimeUuidSource;
   private readonly q: Record<
-    | 'insert' | 'casSamePartition' | 'casClaim' | 'casNew' | 'headSamePartition' | 'headNew' | 'statics' | 'timestampAt' | 'rows'
-    | 'deletedTo' | 'setDeletedTo' | 'deleteRows' | 'addPid' | 'acquireLease' | 'renewLease' | 'releaseLease',
+    | 'insert' | 'casSamePartition' | 'casClaim' | 'casNew' | 'headSamePartition' | 'headNew' | 'timestampAt'
+    | 'setDeletedTo' | 'deleteRows' | 'addPid' | 'acquireLease' | 'renewLease' | 'releaseLease',
     string
   >;
 
   constructor(
     private readonly session: CassandraSession,
     private readonly serializers: SerializerRegistry,
+    private readonly messages: MessagesReader,
     private readonly tagWriter: TagViewWriter,
   ) {
     this.uuids = new TimeUuidSource(session.settings.now);
@@ -117,10 +119,7 @@ export class CassandraJournal implements Journal {
       acquireLease: `INSERT INTO ${ks}.writer_leases (persistence_id, holder, acquired_at) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?`,
       renewLease: `UPDATE ${ks}.writer_leases USING TTL ? SET holder = ? WHERE persistence_id = ? IF holder = ?`,
       releaseLease: `DELETE FROM ${ks}.writer_leases WHERE persistence_id = ? IF holder = ?`,
-      statics: `SELECT highest_sequence_nr, tag_sequence_nrs, tagged_to FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? LIMIT 1`,
       timestampAt: `SELECT timestamp FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr = ?`,
-      rows: `SELECT * FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr >= ? AND sequence_nr <= ?`,
-      deletedTo: `SELECT deleted_to FROM ${ks}.metadata WHERE persistence_id = ?`,
       setDeletedTo: `UPDATE ${ks}.metadata SET deleted_to = ? WHERE persistence_id = ?`,
       deleteRows: `DELETE FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr <= ?`,
       addPid: `INSERT INTO ${ks}.all_persistence_ids (persistence_id) VALUES (?)`,
@@ -152,11 +151,11 @@ export class CassandraJournal implements Journal {
     this.ensureOpen();
     const max = options.max ?? Number.MAX_SAFE_INTEGER;
     let delivered = 0;
-    for await (const page of this.storedPages(persistenceId, fromSequenceNr, toSequenceNr)) {
+    for await (const page of this.messages.storedPages(persistenceId, fromSequenceNr, toSequenceNr)) {
       this.ensureOpen();
       for (const row of page) {
         if (delivered >= max || options.signal?.aborted === true) return;
-        yield this.toEvent(row);
+        yield this.messages.toEvent(row);
         delivered++;
       }
     }
@@ -179,7 +178,7 @@ export class CassandraJournal implements Journal {
     await this.exclusive(persistenceId, async () => {
       try {
         const head = await this.readHead(persistenceId);
-        const deletedTo = await this.deletedTo(persistenceId);
+        const deletedTo = await this.messages.deletedTo(persistenceId);
         const upTo = Math.min(toSequenceNr, head.highest);
         if (upTo <= deletedTo) return;
         await this.session.execute(this.q.setDeletedTo, [upTo, persistenceId], { consistency: settings.writeConsistency, idempotent: true });
@@ -200,46 +199,6 @@ export class CassandraJournal implements Journal {
     if (this.closed) return;
     this.closed = true;
     await this.releaseLeases();
-  }
-
-  /** Highest sequence number deleted by `deleteTo`, 0 when none. */
-  async deletedTo(persistenceId: string): Promise<number> {
-    const result = await this.session.execute(this.q.deletedTo, [persistenceId], { consistency: this.session.settings.readConsistency, idempotent: true });
-    return toOptionalNumber(result.first()?.['deleted_to']) ?? 0;
-  }
-
-  /** Raw `messages` rows with `from <= sequence_nr <= to` that are not deleted, in order. */
-  async *storedRows(persistenceId: string, fromSequenceNr: number, toSequenceNr: number): AsyncIterable<Row> {
-    for await (const page of this.storedPages(persistenceId, fromSequenceNr, toSequenceNr)) yield* page;
-  }
-
-  /** `storedRows` a page at a time. */
-  async *storedPages(persistenceId: string, fromSequenceNr: number, toSequenceNr: number): AsyncIterable<Row[]> {
-    const { targetPartitionSize, readConsistency } = this.session.settings;
-    let next: number;
-    try {
-      next = Math.max(fromSequenceNr, (await this.deletedTo(persistenceId)) + 1, 1);
-    } catch (error) {
-      throw asReadError(`Replay of ${persistenceId} failed`, error);
-    }
-    let partition = partitionOf(next, targetPartitionSize);
-    while (next <= toSequenceNr) {
-      try {
-        for await (const page of this.session.pages(this.q.rows, [persistenceId, partition, next, toSequenceNr], readConsistency)) {
-          yield page;
-          next = toNumber(page[page.length - 1]?.['sequence_nr']) + 1;
-        }
-        partition++;
-        if ((await this.statics(persistenceId, partition, readConsistency)) === undefined) return;
-      } catch (error) {
-        if (isDataflowError(error)) throw error;
-        throw asReadError(`Replay of ${persistenceId} failed`, error);
-      }
-    }
-  }
-
-  toEvent(row: Row): PersistedEvent {
-    return rowToEvent(row, this.serializers, timeOf(row['timestamp']));
   }
 
   private serialize(persistenceId: string, event: NewEvent): SerializedEvent {
@@ -505,12 +464,6 @@ export class CassandraJournal implements Journal {
     return stored !== undefined && stored !== null && stored.equals(own.uuid);
   }
 
-  private async statics(persistenceId: string, partition: number, consistency: types.consistencies): Promise<Row | undefined> {
-    const result = await this.session.execute(this.q.statics, [persistenceId, partition], { consistency, idempotent: true });
-    const row = result.first();
-    return row === null || row === undefined || row['highest_sequence_nr'] === null ? undefined : row;
-  }
-
   /**
    * The head as stored. With conditional writes it is read at SERIAL, so that no
    * half-done conditional write is missed; lease holders write plainly and read
@@ -520,10 +473,10 @@ export class CassandraJournal implements Journal {
     const { singleWriter, readConsistency } = this.session.settings;
     const consistency = singleWriter === 'conditional' ? types.consistencies.serial : readConsistency;
     let partition = 0;
-    let row = await this.statics(persistenceId, partition, consistency);
+    let row = await this.messages.statics(persistenceId, partition, consistency);
     if (row === undefined) return { highest: 0, tagCounters: new Map(), tagsDurableTo: 0 };
     for (;;) {
-      const next = await this.statics(persistenceId, partition + 1, consistency);
+      const next = await this.messages.statics(persistenceId, partition + 1, consistency);
       if (next === undefined) break;
       row = next;
       partition++;
@@ -543,7 +496,7 @@ export class CassandraJournal implements Journal {
     const to = head.highest;
     try {
       const tagRows: PendingTagRow[] = [];
-      for await (const row of this.storedRows(persistenceId, from, to)) {
+      for await (const row of this.messages.storedRows(persistenceId, from, to)) {
         const tagSeqs = toNumberMap(row['tag_pid_sequence_nrs']);
         const tags = [...((row['tags'] as string[] | null) ?? [])];
         const bytes = row['event'] as Buffer;
@@ -598,14 +551,4 @@ function takeGroup(pending: PendingAppend[], maxBatchSize: number): PendingAppen
     next += candidate.events.length;
     size += candidate.events.length;
   }
-}
-
-export function asWriteError(persistenceId: string, message: string, error: unknown): Error {
-  if (isDataflowError(error)) return error;
-  return new JournalWriteError(persistenceId, message, { retriable: isRetriableDriverError(error), cause: error });
-}
-
-export function asReadError(message: string, error: unknown): Error {
-  if (isDataflowError(error)) return error;
-  return new JournalReadError(message, { retriable: isRetriableDriverError(error), cause: error });
 }

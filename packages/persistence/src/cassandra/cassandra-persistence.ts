@@ -4,11 +4,12 @@
  */
 import { Client } from 'cassandra-driver';
 import { SerializerRegistry, type PersistencePlugin } from '@dataflow/core';
-import { asReadError, CassandraJournal } from './cassandra-journal.js';
+import { CassandraJournal } from './cassandra-journal.js';
+import { MessagesReader } from './messages-reader.js';
 import { CassandraReadJournal } from './cassandra-read-journal.js';
 import { assertKeyspaceName, createJournalSchema } from './cassandra-schema.js';
 import { CassandraSession } from './cassandra-session.js';
-import { resolveSettings, type CassandraPersistenceSettings } from './cassandra-settings.js';
+import { asReadError, resolveSettings, type CassandraPersistenceSettings } from './cassandra-settings.js';
 import { CassandraSnapshotStore } from './cassandra-snapshot-store.js';
 import { TagViewWriter } from './tag-view-writer.js';
 
@@ -64,9 +65,10 @@ export async function createCassandraPersistence(options: CassandraPersistenceOp
   }
   const serializers = options.serializers ?? new SerializerRegistry();
   const session = new CassandraSession(client, settings);
-  const journal = new CassandraJournal(session, serializers, new TagViewWriter(session));
+  const messages = new MessagesReader(session, serializers);
+  const journal = new CassandraJournal(session, serializers, messages, new TagViewWriter(session));
   const snapshots = new CassandraSnapshotStore(session, serializers);
-  const queries = new CassandraReadJournal(session, serializers, journal);
+  const queries = new CassandraReadJournal(session, serializers, messages);
   let closing: Promise<void> | undefined;
   return {
     journal,

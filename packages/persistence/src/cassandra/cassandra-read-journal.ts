@@ -12,13 +12,14 @@ import {
   JournalReadError,
   ReplayGapError,
   type EventEnvelope,
+  type PersistedEvent,
   type Offset,
   type QueryOptions,
   type ReadJournal,
   type SerializerRegistry,
 } from '@dataflow/core';
-import type { CassandraJournal } from './cassandra-journal.js';
-import { asReadError } from './cassandra-journal.js';
+import { asReadError } from './cassandra-settings.js';
+import type { MessagesReader } from './messages-reader.js';
 import type { CassandraSession, Row } from './cassandra-session.js';
 import { bucketOf, partitionOf, rowToEvent, timeOf, toNumber, toNumberMap } from './event-row.js';
 
@@ -49,7 +50,7 @@ export class CassandraReadJournal implements ReadJournal {
   constructor(
     private readonly session: CassandraSession,
     private readonly serializers: SerializerRegistry,
-    private readonly journal: CassandraJournal,
+    private readonly messages: MessagesReader,
   ) {
     const ks = session.keyspace;
     this.q = {
@@ -64,9 +65,9 @@ export class CassandraReadJournal implements ReadJournal {
     let next = Math.max(fromSequenceNr, 1);
     for (;;) {
       this.ensureOpen();
-      for await (const row of this.journal.storedRows(persistenceId, next, toSequenceNr)) {
+      for await (const row of this.messages.storedRows(persistenceId, next, toSequenceNr)) {
         if (isAborted(options.signal)) return;
-        const event = this.journal.toEvent(row);
+        const event = this.messages.toEvent(row);
         next = event.sequenceNr + 1;
         yield { ...event, offset: { kind: 'sequence', value: event.sequenceNr } };
       }
@@ -89,7 +90,7 @@ export class CassandraReadJournal implements ReadJournal {
     let bucket = offset.kind === 'timestamp' ? bucketOf(offset.value, timeBucketMs) : Number.MIN_SAFE_INTEGER;
     const end = options.live === true ? Number.POSITIVE_INFINITY : now();
 
-    const deliver = (event: ReturnType<CassandraJournal['toEvent']>, tagSequenceNr: number, at: number): EventEnvelope => {
+    const deliver = (event: PersistedEvent, tagSequenceNr: number, at: number): EventEnvelope => {
       const state = progress.get(event.persistenceId);
       if (state !== undefined) {
         state.sequenceNr = event.sequenceNr;
@@ -125,7 +126,7 @@ export class CassandraReadJournal implements ReadJournal {
           if (sequenceNr <= state.sequenceNr || sequenceNr <= state.deletedTo) continue;
           if (state.tagSequenceNr !== undefined && tagSequenceNr !== state.tagSequenceNr + 1) {
             for await (const missing of this.fillGap(tag, persistenceId, state, sequenceNr, tagSequenceNr, options.signal)) {
-              yield deliver(this.journal.toEvent(missing.row), missing.tagSequenceNr, timeOf(lower));
+              yield deliver(this.messages.toEvent(missing.row), missing.tagSequenceNr, timeOf(lower));
             }
           }
           const event = rowToEvent(row, this.serializers, toNumber(row['event_timestamp']));
@@ -184,7 +185,7 @@ export class CassandraReadJournal implements ReadJournal {
 
   /** Progress of an id first met in this stream: from the offset's `seen`, else from the start. */
   private async startProgress(persistenceId: string, tag: string, resumedAt: number | undefined, progress: Map<string, PidProgress>): Promise<PidProgress> {
-    const deletedTo = await this.journal.deletedTo(persistenceId).catch((error: unknown) => {
+    const deletedTo = await this.messages.deletedTo(persistenceId).catch((error: unknown) => {
       throw asReadError(`eventsByTag(${tag}) failed`, error);
     });
     let state: PidProgress;
@@ -230,7 +231,7 @@ export class CassandraReadJournal implements ReadJournal {
     const deadline = now() + gapTimeoutMs;
     for (;;) {
       const missing: Array<{ row: Row; tagSequenceNr: number }> = [];
-      for await (const row of this.journal.storedRows(persistenceId, state.sequenceNr + 1, foundSequenceNr - 1)) {
+      for await (const row of this.messages.storedRows(persistenceId, state.sequenceNr + 1, foundSequenceNr - 1)) {
         const tagSequenceNr = toNumberMap(row['tag_pid_sequence_nrs']).get(tag);
         if (tagSequenceNr !== undefined) missing.push({ row, tagSequenceNr });
       }

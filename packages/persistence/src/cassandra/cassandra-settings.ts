@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { errors, types } from 'cassandra-driver';
-import type { SerializerRegistry } from '@dataflow/core';
+import { isDataflowError, JournalReadError, JournalWriteError, type SerializerRegistry } from '@dataflow/core';
 import type { KeyspaceReplication } from './cassandra-schema.js';
 
 /** Consistency level names accepted in settings. */
@@ -177,4 +177,16 @@ export function isRetriableDriverError(error: unknown): boolean {
 export function isUnknownWriteOutcome(error: unknown): boolean {
   if (error instanceof errors.ResponseError) return error.code === (types.responseErrorCodes.writeTimeout as number);
   return error instanceof errors.OperationTimedOutError;
+}
+
+/** A driver failure as the SPI's `JournalWriteError`; DataFlow errors pass through. */
+export function asWriteError(persistenceId: string, message: string, error: unknown): Error {
+  if (isDataflowError(error)) return error;
+  return new JournalWriteError(persistenceId, message, { retriable: isRetriableDriverError(error), cause: error });
+}
+
+/** A driver failure as the SPI's `JournalReadError`; DataFlow errors pass through. */
+export function asReadError(message: string, error: unknown): Error {
+  if (isDataflowError(error)) return error;
+  return new JournalReadError(message, { retriable: isRetriableDriverError(error), cause: error });
 }
