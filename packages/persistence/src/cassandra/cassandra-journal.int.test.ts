@@ -124,6 +124,22 @@ describe.each(['lease', 'conditional'] as const)('Cassandra journal (singleWrite
   }
 
   // Only this mode has this behaviour.
+  if (singleWriter === 'conditional') {
+    it('goes on writing after a writer died between claiming a partition change and writing the new partition', async () => {
+      const pid = uniqueName('half-move');
+      await fx.plugin.journal.append(pid, [evt(1), evt(2), evt(3), evt(4)], { expectedSequenceNr: 0, writerId: 'a' });
+      // Writer a claimed 5..7 on partition 0 (step one of a move to partition 1), then died.
+      await fx.client.execute(`UPDATE ${fx.keyspace}.messages SET highest_sequence_nr = 7 WHERE persistence_id = ? AND partition_nr = 0 IF highest_sequence_nr = 4`, [pid], { prepare: true });
+      const next = await peer();
+      expect(await next.journal.highestSequenceNr(pid)).toBe(7);
+      await next.journal.append(pid, [evt(8)], { expectedSequenceNr: 7, writerId: 'b' });
+      await next.journal.append(pid, [evt(9)], { expectedSequenceNr: 8, writerId: 'b' });
+      // The claimed numbers stay a hole; nothing forks.
+      expect((await all(next.journal.replay(pid, 1))).map((e) => e.sequenceNr)).toEqual([1, 2, 3, 4, 8, 9]);
+      await next.close();
+    });
+  }
+
   if (singleWriter === 'lease') {
     it('refuses a second process while the lease is held, and lets it in once the holder closes or goes quiet', async () => {
       const pid = uniqueName('lease');

@@ -51,6 +51,8 @@ interface PendingAppend {
 /** What this journal knows of one persistence id's head; reloaded after any conflict. */
 interface HeadState {
   highest: number;
+  /** The partition whose static columns hold the head (0 for a new id). */
+  partition: number;
   tagCounters: Map<string, number>;
   /** Tag rows are known to be stored up to here. */
   tagsDurableTo: number;
@@ -303,7 +305,9 @@ export class CassandraJournal implements Journal {
     }));
     const firstRow = rows[0];
     if (firstRow === undefined) return expected;
-    const previousPartition = expected === 0 ? partition : partitionOf(expected, settings.targetPartitionSize);
+    // Normally partitionOf(expected); after a crash between the two steps of a partition change
+    // (conditional mode) the head sits in the older partition, and the next append completes the move.
+    const previousPartition = expected === 0 ? partition : head.partition;
 
     if (settings.singleWriter === 'lease') {
       // We hold the lease: nobody else writes this id, so the cached head is the truth.
@@ -341,6 +345,7 @@ export class CassandraJournal implements Journal {
       await this.conditional(persistenceId, expected, () => this.session.batch([guard, ...inserts], this.casOptions()), partition, firstRow);
     }
     head.highest = last;
+    head.partition = partition;
     head.tagCounters = counters;
 
     const tagRows: PendingTagRow[] = rows.flatMap((r) =>
@@ -474,7 +479,7 @@ export class CassandraJournal implements Journal {
     const consistency = singleWriter === 'conditional' ? types.consistencies.serial : readConsistency;
     let partition = 0;
     let row = await this.messages.statics(persistenceId, partition, consistency);
-    if (row === undefined) return { highest: 0, tagCounters: new Map(), tagsDurableTo: 0 };
+    if (row === undefined) return { highest: 0, partition: 0, tagCounters: new Map(), tagsDurableTo: 0 };
     for (;;) {
       const next = await this.messages.statics(persistenceId, partition + 1, consistency);
       if (next === undefined) break;
@@ -484,6 +489,7 @@ export class CassandraJournal implements Journal {
     const highest = toNumber(row['highest_sequence_nr']);
     return {
       highest,
+      partition,
       tagCounters: toNumberMap(row['tag_sequence_nrs']),
       tagsDurableTo: Math.min(highest, toOptionalNumber(row['tagged_to']) ?? 0),
     };
