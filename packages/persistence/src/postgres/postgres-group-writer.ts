@@ -84,6 +84,7 @@ export class PostgresGroupWriter {
       for (const append of group) append.reject(toWriteError(append, error));
       return;
     }
+    if (outcome.accepted.length > 0) this.store.appended();
     for (const append of outcome.accepted) append.resolve({ lastSequenceNr: append.expectedSequenceNr + append.rows.length });
     for (const [append, highest] of outcome.conflicts) append.reject(new ConcurrencyConflictError(append.persistenceId, append.expectedSequenceNr, highest));
   }

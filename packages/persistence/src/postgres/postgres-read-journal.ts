@@ -1,8 +1,10 @@
 /**
  * The Postgres read journal (also on PGlite): events by persistence id, by
  * tag (offset = the global `ordering`) and persistence ids, current and live.
- * Live queries poll; because appends make orderings visible in increasing
- * order (ADR 0003), "ordering > last seen" never skips a committed event.
+ * Live queries look again as soon as an append of this process commits, and
+ * every `pollIntervalMs` for other processes' appends; because appends make
+ * orderings visible in increasing order (ADR 0003), "ordering > last seen"
+ * never skips a committed event.
  */
 import { JournalReadError, type EventEnvelope, type Offset, type QueryOptions, type ReadJournal } from '@dataflow/core';
 import { isRetriableDbError, messageOf } from './postgres-errors.js';
@@ -29,6 +31,7 @@ export class PostgresReadJournal implements ReadJournal {
     const pageSize = this.store.settings.pageSize;
     while (next <= toSequenceNr) {
       if (isAborted(options.signal)) return;
+      const version = this.store.version;
       const rows = await this.read<EventRow>(
         `SELECT ${EVENT_COLUMNS} FROM ${this.store.journalTable}
          WHERE persistence_id = $1 AND sequence_nr >= $2 AND sequence_nr <= $3 AND NOT deleted
@@ -43,7 +46,7 @@ export class PostgresReadJournal implements ReadJournal {
       }
       if (rows.length < pageSize) {
         if (options.live !== true) return;
-        await this.pause(options.signal);
+        await this.store.waitForAppend(version, options.signal);
       }
     }
   }
@@ -55,6 +58,7 @@ export class PostgresReadJournal implements ReadJournal {
     const pageSize = this.store.settings.pageSize;
     for (;;) {
       if (isAborted(options.signal)) return;
+      const version = this.store.version;
       const rows = await this.read<EventRow>(
         `SELECT ${EVENT_COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}
          FROM ${this.store.tagTable} t JOIN ${this.store.journalTable} j ON j.ordering = t.ordering
@@ -70,7 +74,7 @@ export class PostgresReadJournal implements ReadJournal {
       }
       if (rows.length < pageSize) {
         if (options.live !== true) return;
-        await this.pause(options.signal);
+        await this.store.waitForAppend(version, options.signal);
       }
     }
   }
@@ -81,6 +85,7 @@ export class PostgresReadJournal implements ReadJournal {
     const pageSize = this.store.settings.pageSize;
     for (;;) {
       if (isAborted(options.signal)) return;
+      const version = this.store.version;
       // Every persistence id has exactly one row with sequence number 1 (deleted rows stay).
       const rows = await this.read<{ persistence_id: string; ordering: string | number }>(
         `SELECT persistence_id, ordering FROM ${this.store.journalTable}
@@ -95,7 +100,7 @@ export class PostgresReadJournal implements ReadJournal {
       }
       if (rows.length < pageSize) {
         if (options.live !== true) return;
-        await this.pause(options.signal);
+        await this.store.waitForAppend(version, options.signal);
       }
     }
   }
@@ -116,23 +121,6 @@ export class PostgresReadJournal implements ReadJournal {
     } catch (error) {
       throw new JournalReadError(`Query ${what} failed: ${messageOf(error)}`, { retriable: isRetriableDbError(error), cause: error });
     }
-  }
-
-  /** Waits one poll interval, or less when `signal` aborts. */
-  private pause(signal: AbortSignal | undefined): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal?.aborted === true) {
-        resolve();
-        return;
-      }
-      const done = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, this.store.settings.pollIntervalMs);
-      signal?.addEventListener('abort', done, { once: true });
-    });
   }
 }
 

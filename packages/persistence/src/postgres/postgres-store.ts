@@ -43,6 +43,9 @@ export class PostgresStore {
   readonly appendLockKey: string;
   private closedFlag = false;
   private readonly beforeClose: (() => Promise<void>)[] = [];
+  /** Counts commits of this process's appends, so a live query knows whether to look again at once. */
+  private appendVersion = 0;
+  private waiters = new Set<() => void>();
 
   constructor(readonly settings: PostgresStoreSettings) {
     const schema = quoteSchema(settings.schema);
@@ -60,6 +63,42 @@ export class PostgresStore {
     return this.closedFlag;
   }
 
+  /** The current append version; pass it to `waitForAppend` after reading. */
+  get version(): number {
+    return this.appendVersion;
+  }
+
+  /** Called after appends of this process committed: wakes live queries at once. */
+  appended(): void {
+    this.appendVersion++;
+    const waiters = this.waiters;
+    this.waiters = new Set();
+    for (const wake of waiters) wake();
+  }
+
+  /**
+   * Waits until an append of this process commits after `sinceVersion`, the
+   * poll interval passes (appends of other processes), the store closes, or
+   * `signal` aborts.
+   */
+  waitForAppend(sinceVersion: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.appendVersion !== sinceVersion || this.closedFlag || signal?.aborted === true) {
+        resolve();
+        return;
+      }
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, this.settings.pollIntervalMs);
+      this.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
   /** Registers work to finish (e.g. queued appends) before the executor closes. */
   onClose(finish: () => Promise<void>): void {
     this.beforeClose.push(finish);
@@ -69,6 +108,7 @@ export class PostgresStore {
   async close(): Promise<void> {
     if (this.closedFlag) return;
     this.closedFlag = true;
+    this.appended();
     try {
       for (const finish of this.beforeClose) await finish();
     } finally {

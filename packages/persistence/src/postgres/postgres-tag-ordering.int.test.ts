@@ -82,20 +82,34 @@ describe('Postgres tag ordering (ADR 0003)', () => {
     );
   });
 
-  it('gives a live reader every event exactly once under 20 concurrent writers', { timeout: 60_000 }, async () => {
+  it('gives a live reader every event exactly once under 20 writers on 5 journal instances', { timeout: 60_000 }, async () => {
     const tag = uniqueName('stress');
     const writers = 20;
     const appends = 40;
-    const reading = readLive(tag, writers * appends * 2, 50_000);
-    await Promise.all(
-      Array.from({ length: writers }, async (_, w) => {
-        const pid = uniqueName(`stress-${w}`);
-        for (let i = 0; i < appends; i++) {
-          const events = [0, 1].map((k) => ({ eventType: 'S', payload: { w, i, k }, tags: [tag] }));
-          await persistence.journal.append(pid, events, { expectedSequenceNr: i * 2, writerId: `w${w}` });
-        }
+    // Each instance groups its own appends into one transaction at a time; separate instances
+    // (like separate nodes) commit concurrently, which is where orderings can commit out of order.
+    const instances = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const own = new pg.Pool({ connectionString: serviceSettings().postgresUrl, max: 4 });
+        return createPostgresPersistence({ pool: own, schema });
       }),
     );
+    const reading = readLive(tag, writers * appends * 2, 50_000);
+    try {
+      await Promise.all(
+        Array.from({ length: writers }, async (_, w) => {
+          const pid = uniqueName(`stress-${w}`);
+          const journal = instances[w % instances.length]?.journal;
+          if (journal === undefined) throw new Error('no journal instance');
+          for (let i = 0; i < appends; i++) {
+            const events = [0, 1].map((k) => ({ eventType: 'S', payload: { w, i, k }, tags: [tag] }));
+            await journal.append(pid, events, { expectedSequenceNr: i * 2, writerId: `w${w}` });
+          }
+        }),
+      );
+    } finally {
+      await Promise.all(instances.map((instance) => instance.close()));
+    }
     const got = await reading;
     const keys = got.map((e) => `${e.persistenceId}#${e.sequenceNr}`);
     expect(new Set(keys).size).toBe(writers * appends * 2);
