@@ -140,6 +140,34 @@ describe.each(['lease', 'conditional'] as const)('Cassandra journal (singleWrite
     });
   }
 
+  if (singleWriter === 'conditional') {
+    it('re-stamps tag rows that landed late, gives up loudly, and repairs them before the next append', async () => {
+      // A clock that jumps a second at every reading while `slow` is set makes every tag write look late.
+      let offsetMs = 0;
+      let slow = false;
+      const now = (): number => {
+        if (slow) offsetMs += 1000;
+        return Date.now() + offsetMs;
+      };
+      const events: CassandraPersistenceEvent[] = [];
+      const store = await peer({ now, onEvent: (e) => events.push(e), eventualConsistencyDelayMs: 400, pollIntervalMs: 100 });
+      const pid = uniqueName('late');
+      const tag = uniqueName('t');
+      await store.journal.append(pid, [evt(1, [tag])], { expectedSequenceNr: 0, writerId: 'w' });
+      slow = true;
+      // The events are stored even though their tag rows could not be written in time.
+      await store.journal.append(pid, [evt(2, [tag]), evt(3, [tag])], { expectedSequenceNr: 1, writerId: 'w' });
+      slow = false;
+      expect(events.filter((e) => e.type === 'tag-write.restamped').length).toBeGreaterThanOrEqual(4);
+      expect(events.filter((e) => e.type === 'tag-write.failed').map((e) => (e as { persistenceId: string }).persistenceId)).toEqual([pid]);
+      await store.journal.append(pid, [evt(4, [tag])], { expectedSequenceNr: 3, writerId: 'w' });
+      expect(events).toContainEqual({ type: 'tag-views.repaired', persistenceId: pid, fromSequenceNr: 2, toSequenceNr: 3 });
+      // Every stamp that did land is a duplicate the reader drops.
+      expect((await all(store.queries.eventsByTag(tag, NoOffset))).map((e) => e.sequenceNr)).toEqual([1, 2, 3, 4]);
+      await store.close();
+    });
+  }
+
   if (singleWriter === 'lease') {
     it('refuses a second process while the lease is held, and lets it in once the holder closes or goes quiet', async () => {
       const pid = uniqueName('lease');
