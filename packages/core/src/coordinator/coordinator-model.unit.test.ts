@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decideCoordinator,
+  emptyCoordinatorState,
+  evolveCoordinator,
+  listPipelines,
+  resourcesAvailable,
+  systemHealth,
+  systemStatus,
+  type CoordinatorDecision,
+  type CoordinatorState,
+} from './coordinator-model.js';
+
+function run(state: CoordinatorState, ...commands: CoordinatorDecision[]): CoordinatorState {
+  return commands.reduce((s, c, i) => {
+    const result = decideCoordinator(s, c, 100 + i);
+    if (!result.ok) throw result.error;
+    return result.events.reduce(evolveCoordinator, s);
+  }, state);
+}
+
+const reg = (id: string): CoordinatorDecision => ({ type: 'register', pipelineId: id, name: `name-${id}`, sourceType: 'file', sinkType: 'file' });
+const status = (id: string, s: 'running' | 'failed' | 'stopped', total = 0): CoordinatorDecision => ({
+  type: 'update-status',
+  pipelineId: id,
+  status: s,
+  totalRecords: total,
+  failedRecords: 0,
+});
+
+describe('coordinator', () => {
+  it('keeps a registry, lists by status and derives health', () => {
+    expect(systemHealth(emptyCoordinatorState)).toBe('idle');
+    let state = run(emptyCoordinatorState, reg('a'), reg('b'), reg('c'), status('a', 'running', 10), status('b', 'running', 5), status('c', 'running'));
+    expect(systemHealth(state)).toBe('healthy');
+    expect(listPipelines(state, 'running').map((p) => p.pipelineId)).toEqual(['a', 'b', 'c']);
+    state = run(state, status('c', 'failed'));
+    expect(systemHealth(state)).toBe('degraded'); // 1 failed, 2 running
+    state = run(state, status('b', 'failed'));
+    expect(systemHealth(state)).toBe('critical'); // 2 failed > 50% of 1 running
+    expect(listPipelines(state, 'failed').map((p) => p.pipelineId)).toEqual(['b', 'c']);
+    expect(systemStatus(state)).toMatchObject({ pipelines: 3, byStatus: { running: 1, failed: 2 }, totalRecords: 10 });
+    state = run(state, { type: 'unregister', pipelineId: 'b' }, { type: 'unregister', pipelineId: 'c' });
+    expect(listPipelines(state).map((p) => p.pipelineId)).toEqual(['a']);
+    expect(systemHealth(state)).toBe('healthy');
+  });
+
+  it('is idempotent on re-registration and refuses a taken name or unknown id', () => {
+    const state = run(emptyCoordinatorState, reg('a'));
+    expect(decideCoordinator(state, reg('a'), 5)).toEqual({ ok: true, events: [] });
+    const clash = decideCoordinator(state, { type: 'register', pipelineId: 'z', name: 'name-a', sourceType: 'x', sinkType: 'y' }, 5);
+    expect(clash.ok).toBe(false);
+    const unknown = decideCoordinator(state, status('nope', 'running'), 5);
+    expect(!unknown.ok && unknown.error.tag).toBe('coordinator/command-rejected');
+    expect(decideCoordinator(state, status('a', 'configured' as 'running'), 5)).toEqual({ ok: true, events: [] });
+  });
+
+  it('checks resource availability against the limits', () => {
+    const limits = { maxCpuPercent: 80, maxMemoryMb: 1024 };
+    let state = run(emptyCoordinatorState, { type: 'report-resources', usage: { nodeId: 'n1', cpuPercent: 30, memoryMb: 200 } });
+    expect(resourcesAvailable(state, limits)).toEqual({ available: true });
+    state = run(state, { type: 'report-resources', usage: { nodeId: 'n2', cpuPercent: 85, memoryMb: 100 } });
+    expect(resourcesAvailable(state, limits).available).toBe(false);
+    state = run(state, { type: 'report-resources', usage: { nodeId: 'n2', cpuPercent: 10, memoryMb: 900 } });
+    expect(resourcesAvailable(state, limits)).toMatchObject({ available: false, reason: expect.stringMatching(/memory/) as unknown });
+  });
+});

@@ -1,0 +1,194 @@
+import { describe, expect, it } from 'vitest';
+import { classifyFailure } from './classify-failure.js';
+import { decidePipeline, retryBackoffMs, type PipelineDecision, type RetryPolicy } from './pipeline-decider.js';
+import { pipelineEventTags, type PipelineEvent } from './pipeline-events.js';
+import { emptyPipelineState, evolvePipeline, type PipelineDefinitionData, type PipelineState, type PipelineStatus } from './pipeline-state.js';
+
+const definition = {
+  name: 'orders',
+  source: { type: 'generator' },
+  transforms: [],
+  sink: { type: 'memory' },
+} as unknown as PipelineDefinitionData;
+const retry: RetryPolicy = { maxRetries: 2, initialBackoffMs: 1000, maxBackoffMs: 30_000, multiplier: 2, jitter: 0.2 };
+const ctx = { now: 1_000, random: () => 0.5 };
+
+function replay(...events: PipelineEvent[]): PipelineState {
+  return events.reduce(evolvePipeline, emptyPipelineState);
+}
+
+const created: PipelineEvent = { type: 'PipelineCreated', at: 1, pipelineId: 'p1', definition };
+const reach: Record<PipelineStatus, PipelineState> = {
+  empty: emptyPipelineState,
+  configured: replay(created),
+  running: replay(created, { type: 'PipelineStarted', at: 2 }),
+  paused: replay(created, { type: 'PipelineStarted', at: 2 }, { type: 'PipelinePaused', at: 3, reason: 'maintenance' }),
+  stopped: replay(created, { type: 'PipelineStarted', at: 2 }, { type: 'PipelineStopped', at: 3, reason: 'done', finalMetrics: { recordsProcessed: 0, recordsFailed: 0, recordsDeadLettered: 0, batches: 0, avgBatchMs: 0, throughputPerSec: 0, lastProcessedAt: null } }),
+  failed: replay(created, { type: 'PipelineStarted', at: 2 }, { type: 'PipelineFailed', at: 3, error: { message: 'boom', retriable: false } }),
+};
+
+const commands: Record<string, PipelineDecision> = {
+  create: { type: 'create', pipelineId: 'p1', definition },
+  start: { type: 'start' },
+  stop: { type: 'stop', reason: 'operator' },
+  pause: { type: 'pause', reason: 'maintenance' },
+  resume: { type: 'resume' },
+  reset: { type: 'reset' },
+  'update-config': { type: 'update-config', definition },
+  ingest: { type: 'ingest', batchId: 'b1' },
+};
+
+/** [status, command] → the events it produces, or 'refused'. [] = accepted without a change (idempotent). */
+const table: Record<PipelineStatus, Record<string, string[] | 'refused'>> = {
+  empty: { create: ['PipelineCreated'], start: 'refused', stop: 'refused', pause: 'refused', resume: 'refused', reset: 'refused', 'update-config': 'refused', ingest: 'refused' },
+  configured: { create: 'refused', start: ['PipelineStarted'], stop: 'refused', pause: 'refused', resume: 'refused', reset: 'refused', 'update-config': ['ConfigUpdated'], ingest: 'refused' },
+  running: { create: 'refused', start: [], stop: ['PipelineStopped'], pause: ['PipelinePaused'], resume: [], reset: 'refused', 'update-config': 'refused', ingest: [] },
+  paused: { create: 'refused', start: 'refused', stop: ['PipelineStopped'], pause: [], resume: ['PipelineResumed'], reset: 'refused', 'update-config': 'refused', ingest: 'refused' },
+  stopped: { create: 'refused', start: ['PipelineStarted'], stop: [], pause: 'refused', resume: 'refused', reset: 'refused', 'update-config': ['ConfigUpdated'], ingest: 'refused' },
+  failed: { create: 'refused', start: 'refused', stop: 'refused', pause: 'refused', resume: 'refused', reset: ['PipelineReset'], 'update-config': 'refused', ingest: 'refused' },
+};
+
+const expectedStatusAfter: Partial<Record<string, PipelineStatus>> = {
+  PipelineCreated: 'configured',
+  PipelineStarted: 'running',
+  PipelineStopped: 'stopped',
+  PipelinePaused: 'paused',
+  PipelineResumed: 'running',
+  PipelineReset: 'configured',
+};
+
+describe('pipeline state machine', () => {
+  for (const [status, row] of Object.entries(table) as [PipelineStatus, Record<string, string[] | 'refused'>][]) {
+    for (const [name, expected] of Object.entries(row)) {
+      it(`${status} + ${name} → ${expected === 'refused' ? 'refused' : expected.join(', ') || 'no change'}`, () => {
+        const state = reach[status];
+        expect(state.status).toBe(status);
+        const command = commands[name];
+        if (command === undefined) throw new Error(`no command ${name}`);
+        const result = decidePipeline(state, command, ctx, retry);
+        if (expected === 'refused') {
+          expect(result.ok).toBe(false);
+          if (!result.ok) {
+            expect(result.error.tag).toBe('pipeline/command-rejected');
+            expect(result.error.status).toBe(status);
+            expect(result.error.retriable).toBe(false);
+          }
+          return;
+        }
+        expect(result.ok).toBe(true);
+        if (!result.ok) return;
+        expect(result.events.map((e) => e.type)).toEqual(expected);
+        const after = result.events.reduce(evolvePipeline, state);
+        const last = expected.at(-1);
+        expect(after.status).toBe(last === undefined ? status : (expectedStatusAfter[last] ?? status));
+      });
+    }
+  }
+
+  it('refuses an ingest while paused or stopped with the reason', () => {
+    const paused = decidePipeline(reach.paused, commands['ingest']!, ctx, retry);
+    expect(paused.ok).toBe(false);
+    if (!paused.ok) expect(paused.error.message).toMatch(/paused \(maintenance\)/);
+    const stopped = decidePipeline(reach.stopped, commands['ingest']!, ctx, retry);
+    if (!stopped.ok) expect(stopped.error.message).toMatch(/stopped \(done\)/);
+  });
+
+  it('acknowledges an already processed batch id again without applying it twice', () => {
+    const complete: PipelineDecision = {
+      type: 'complete-batch',
+      batchId: 'b1',
+      recordCount: 10,
+      sourceOffset: 10,
+      sinkPosition: null,
+      transformStates: null,
+      successCount: 9,
+      failureCount: 1,
+      deadLetterCount: 1,
+      processingMs: 20,
+    };
+    const first = decidePipeline(reach.running, complete, ctx, retry);
+    expect(first.ok && first.events.map((e) => e.type)).toEqual(['BatchIngested', 'BatchProcessed', 'CheckpointUpdated']);
+    const after = first.ok ? first.events.reduce(evolvePipeline, reach.running) : reach.running;
+    if (after.status === 'empty') throw new Error('unexpected');
+    expect(after.metrics.recordsProcessed).toBe(9);
+    expect(after.metrics.recordsFailed).toBe(1);
+    expect(after.checkpoint).toEqual({ batchId: 'b1', sourceOffset: 10, sinkPosition: null, recordsProcessed: 9, transformStates: null });
+
+    const again = decidePipeline(after, complete, ctx, retry);
+    expect(again).toEqual({ ok: true, events: [], duplicate: true });
+    const reingest = decidePipeline(after, { type: 'ingest', batchId: 'b1' }, ctx, retry);
+    expect(reingest).toEqual({ ok: true, events: [], duplicate: true });
+  });
+
+  it('keeps the configuration and checkpoint on reset', () => {
+    const failed = reach.failed;
+    const result = decidePipeline(failed, { type: 'reset' }, ctx, retry);
+    const after = result.ok ? result.events.reduce(evolvePipeline, failed) : failed;
+    expect(after.status).toBe('configured');
+    if (after.status !== 'empty' && failed.status !== 'empty') {
+      expect(after.definition).toBe(failed.definition);
+      expect(after.checkpoint).toBe(failed.checkpoint);
+    }
+  });
+});
+
+describe('pipeline failures and retries', () => {
+  const transient = { message: 'connection refused', retriable: true };
+
+  it('schedules retries with growing backoff, then fails after maxRetries', () => {
+    let state = reach.running;
+    const backoffs: number[] = [];
+    for (let attempt = 1; attempt <= retry.maxRetries; attempt++) {
+      const result = decidePipeline(state, { type: 'report-failure', batchId: 'b7', error: transient }, ctx, retry);
+      expect(result.ok).toBe(true);
+      if (!result.ok) return;
+      const [event] = result.events;
+      expect(event?.type).toBe('RetryScheduled');
+      if (event?.type === 'RetryScheduled') {
+        expect(event.attempt).toBe(attempt);
+        backoffs.push(event.backoffMs);
+      }
+      state = result.events.reduce(evolvePipeline, state);
+    }
+    expect(backoffs).toEqual([1000, 2000]);
+    const last = decidePipeline(state, { type: 'report-failure', batchId: 'b7', error: transient }, ctx, retry);
+    expect(last.ok && last.events.map((e) => e.type)).toEqual(['PipelineFailed']);
+    const failed = last.ok ? last.events.reduce(evolvePipeline, state) : state;
+    expect(failed.status).toBe('failed');
+  });
+
+  it('fails at once on a permanent error', () => {
+    const result = decidePipeline(reach.running, { type: 'report-failure', batchId: 'b1', error: { message: 'bad schema', retriable: false } }, ctx, retry);
+    expect(result.ok && result.events.map((e) => e.type)).toEqual(['PipelineFailed']);
+  });
+
+  it('turns a batch timeout into BatchTimedOut and a retry', () => {
+    const result = decidePipeline(reach.running, { type: 'batch-timeout', batchId: 'b3', timeoutMs: 300_000 }, ctx, retry);
+    expect(result.ok && result.events.map((e) => e.type)).toEqual(['BatchTimedOut', 'RetryScheduled']);
+  });
+
+  it('caps backoff at maxBackoffMs and applies ± jitter', () => {
+    const policy: RetryPolicy = { maxRetries: 10, initialBackoffMs: 1000, maxBackoffMs: 30_000, multiplier: 2, jitter: 0.2 };
+    expect(retryBackoffMs(policy, 10, () => 0.5)).toBe(30_000);
+    expect(retryBackoffMs(policy, 1, () => 0)).toBe(800);
+    expect(retryBackoffMs(policy, 1, () => 0.999_999)).toBe(1200);
+  });
+
+  it('classifies transient failures as in DOMAIN.md', () => {
+    for (const message of ['Request timeout', 'connection failed', 'Service Unavailable', 'rate limited', 'temporary failure', 'network error', 'Too Many Requests', 'deadlock detected', 'resource exhausted']) {
+      expect(classifyFailure(new Error(message)).retriable, message).toBe(true);
+    }
+    expect(classifyFailure(Object.assign(new Error('x'), { code: 'ECONNRESET' })).retriable).toBe(true);
+    expect(classifyFailure(new Error('column "x" does not exist')).retriable).toBe(false);
+    expect(classifyFailure('plain string').retriable).toBe(false);
+  });
+});
+
+describe('pipeline tags', () => {
+  it('tags every event per DOMAIN.md', () => {
+    expect(pipelineEventTags({ type: 'PipelineStarted', at: 1 })).toEqual(['pipeline-events', 'all-events', 'pipeline-lifecycle']);
+    expect(pipelineEventTags({ type: 'BatchProcessed', at: 1, batchId: 'b', successCount: 1, failureCount: 0, deadLetterCount: 0, processingMs: 1 })).toEqual(['pipeline-events', 'all-events', 'batch-events']);
+    expect(pipelineEventTags({ type: 'PipelineFailed', at: 1, error: { message: 'x', retriable: false } })).toEqual(['pipeline-events', 'all-events', 'pipeline-lifecycle', 'failure-events']);
+    expect(pipelineEventTags({ type: 'RetryScheduled', at: 1, batchId: 'b', error: { message: 'x', retriable: true }, attempt: 1, backoffMs: 1 })).toContain('retry-events');
+  });
+});
