@@ -71,6 +71,8 @@ interface PidEntry {
   lease: Lease | undefined;
   pending: PendingAppend[];
   flushQueued: boolean;
+  /** Operations queued or running on the id; an idle entry without a live lease may be forgotten. */
+  active: number;
   /** Serializes every operation on the persistence id. */
   tail: Promise<void>;
 }
@@ -224,7 +226,8 @@ export class CassandraJournal implements Journal {
   private entry(persistenceId: string): PidEntry {
     let entry = this.entries.get(persistenceId);
     if (entry === undefined) {
-      entry = { head: undefined, lease: undefined, pending: [], flushQueued: false, tail: Promise.resolve() };
+      if (this.entries.size >= SWEEP_AT && this.entries.size % SWEEP_AT === 0) this.forgetIdle();
+      entry = { head: undefined, lease: undefined, pending: [], flushQueued: false, active: 0, tail: Promise.resolve() };
       this.entries.set(persistenceId, entry);
     }
     return entry;
@@ -233,12 +236,26 @@ export class CassandraJournal implements Journal {
   /** Runs `task` after every earlier operation on the persistence id. */
   private exclusive<T>(persistenceId: string, task: () => Promise<T>): Promise<T> {
     const entry = this.entry(persistenceId);
+    entry.active++;
     const result = entry.tail.then(task);
-    entry.tail = result.then(
-      () => undefined,
-      () => undefined,
-    );
+    const settled = (): void => {
+      entry.active--;
+    };
+    entry.tail = result.then(settled, settled);
     return result;
+  }
+
+  /**
+   * Drops what is cached about ids with nothing in flight and no live lease, so
+   * that memory follows the ids in use rather than every id ever written (the
+   * head is read again on the next use).
+   */
+  private forgetIdle(): void {
+    const now = this.session.settings.now();
+    for (const [persistenceId, entry] of this.entries) {
+      const leased = entry.lease !== undefined && now < entry.lease.validUntil;
+      if (entry.active === 0 && entry.pending.length === 0 && !entry.flushQueued && !leased) this.entries.delete(persistenceId);
+    }
   }
 
   /** Writes the queued appends of one id: consecutive ones from the same writer share a batch. */
@@ -536,6 +553,9 @@ export class CassandraJournal implements Journal {
 }
 
 /** The head of `pending` plus the appends right behind it that continue it (same writer, next sequence number). */
+/** The cache of per-id state is swept each time it grows by this many ids. */
+const SWEEP_AT = 4096;
+
 function takeGroup(pending: PendingAppend[], maxBatchSize: number): PendingAppend[] {
   const first = pending.shift();
   if (first === undefined) return [];

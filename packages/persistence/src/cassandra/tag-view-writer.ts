@@ -143,6 +143,8 @@ export class TagViewWriter {
       consistency: this.session.settings.writeConsistency,
       idempotent: true,
     });
+    // Buckets are per hour by default: a bounded memory of them saves re-inserting the same row.
+    if (this.knownBuckets.size >= 10_000) this.knownBuckets.clear();
     this.knownBuckets.add(key);
   }
 }
