@@ -42,8 +42,9 @@ export default tseslint.config(
     rules: { 'no-console': 'off' },
   },
   {
-    // Test configs share the workspace's vitest settings by relative import.
-    files: ['**/vitest.config.ts'],
+    // Test configs share the workspace's vitest settings by relative import;
+    // README examples import their own package by name, as users do.
+    files: ['**/vitest.config.ts', 'packages/*/examples/**/*.ts'],
     rules: { '@nx/enforce-module-boundaries': 'off' },
   },
   {
