@@ -73,3 +73,4 @@ export * from './pipeline/runtime/pipeline-actor.js';
 export type * from './pipeline/runtime/pipeline-instrumentation.js';
 export type { WorkerResult } from './pipeline/runtime/connector-workers.js';
 export * from './coordinator/coordinator-model.js';
+export * from './coordinator/coordinator-actor.js';

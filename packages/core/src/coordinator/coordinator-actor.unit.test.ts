@@ -1,0 +1,143 @@
+/**
+ * The coordinator actor against the in-memory persistence: every command with
+ * its reply, tags and snapshots in the journal, and recovery in a new system.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ActorRef } from '../actor/actor-ref.js';
+import { ask } from '../actor/ask.js';
+import { createInMemoryPersistence, type InMemoryPersistence } from '../persistence/in-memory/in-memory-persistence.js';
+import type { PersistedEvent } from '../persistence/journal.js';
+import type { PipelineStatus } from '../pipeline/model/pipeline-state.js';
+import { createActorTestKit, type ActorTestKit } from '../testing/actor-test-kit.js';
+import { spawnCoordinator, type CoordinatorCommand, type CoordinatorReply, type ResourceCheck } from './coordinator-actor.js';
+import type { RegisteredPipeline, SystemStatus } from './coordinator-model.js';
+
+const kits: ActorTestKit[] = [];
+afterEach(async () => {
+  for (const kit of kits.splice(0)) await kit.shutdown();
+});
+
+function start(persistence: InMemoryPersistence, startAt = 1_000): { kit: ActorTestKit; coordinator: ActorRef<CoordinatorCommand> } {
+  const kit = createActorTestKit({ startAt });
+  kits.push(kit);
+  const coordinator = spawnCoordinator(kit.system, { persistence, now: () => kit.system.clock.now(), limits: { maxCpuPercent: 80, maxMemoryMb: 1000 } });
+  return { kit, coordinator };
+}
+
+const timeout = { timeoutMs: 5_000 };
+const call = (c: ActorRef<CoordinatorCommand>, build: (replyTo: ActorRef<CoordinatorReply>) => CoordinatorCommand) =>
+  ask<CoordinatorCommand, CoordinatorReply>(c, build, timeout);
+const register = (c: ActorRef<CoordinatorCommand>, id: string, name = `name-${id}`) =>
+  call(c, (replyTo) => ({ type: 'register', pipelineId: id, name, sourceType: 'generator', sinkType: 'file', replyTo }));
+const update = (c: ActorRef<CoordinatorCommand>, id: string, status: PipelineStatus, totalRecords = 0, failedRecords = 0) =>
+  call(c, (replyTo) => ({ type: 'update-status', pipelineId: id, status, totalRecords, failedRecords, replyTo }));
+const list = (c: ActorRef<CoordinatorCommand>, status?: PipelineStatus) =>
+  ask<CoordinatorCommand, readonly RegisteredPipeline[]>(c, (replyTo) => (status === undefined ? { type: 'list-pipelines', replyTo } : { type: 'list-pipelines', status, replyTo }), timeout);
+const statusOf = (c: ActorRef<CoordinatorCommand>) => ask<CoordinatorCommand, SystemStatus>(c, (replyTo) => ({ type: 'get-system-status', replyTo }), timeout);
+const pipeline = (c: ActorRef<CoordinatorCommand>, id: string) =>
+  ask<CoordinatorCommand, RegisteredPipeline | undefined>(c, (replyTo) => ({ type: 'get-pipeline', pipelineId: id, replyTo }), timeout);
+
+async function journal(persistence: InMemoryPersistence): Promise<PersistedEvent[]> {
+  const events: PersistedEvent[] = [];
+  for await (const e of persistence.journal.replay('coordinator', 1)) events.push(e);
+  return events;
+}
+
+describe('coordinator actor', () => {
+  it('registers, updates, lists by status and unregisters, tagging every event', async () => {
+    const persistence = createInMemoryPersistence();
+    const { kit, coordinator } = start(persistence);
+    expect((await statusOf(coordinator)).health).toBe('idle');
+
+    const registered = await register(coordinator, 'a');
+    expect(registered).toMatchObject({ ok: true, pipeline: { pipelineId: 'a', name: 'name-a', status: 'configured', registeredAt: 1_000 } });
+    await register(coordinator, 'b');
+    await kit.advance(500);
+    expect(await update(coordinator, 'a', 'running', 40, 2)).toMatchObject({ ok: true, pipeline: { status: 'running', totalRecords: 40, updatedAt: 1_500 } });
+    await update(coordinator, 'b', 'failed');
+
+    expect((await list(coordinator)).map((p) => p.pipelineId)).toEqual(['a', 'b']);
+    expect((await list(coordinator, 'running')).map((p) => p.pipelineId)).toEqual(['a']);
+    expect(await pipeline(coordinator, 'b')).toMatchObject({ status: 'failed' });
+    expect(await pipeline(coordinator, 'nope')).toBeUndefined();
+    expect(await statusOf(coordinator)).toMatchObject({ health: 'critical', pipelines: 2, byStatus: { running: 1, failed: 1 }, totalRecords: 40, failedRecords: 2 });
+
+    expect(await call(coordinator, (replyTo) => ({ type: 'unregister', pipelineId: 'b', replyTo }))).toEqual({ ok: true, pipeline: undefined });
+    expect((await statusOf(coordinator)).health).toBe('healthy');
+
+    const events = await journal(persistence);
+    expect(events.map((e) => e.eventType)).toEqual([
+      'PipelineRegistered',
+      'PipelineRegistered',
+      'PipelineStatusUpdated',
+      'PipelineStatusUpdated',
+      'PipelineUnregistered',
+    ]);
+    expect(events.every((e) => e.tags.length === 1 && e.tags[0] === 'coordinator')).toBe(true);
+  });
+
+  it('answers a refused command with the typed error and persists nothing for it', async () => {
+    const persistence = createInMemoryPersistence();
+    const { coordinator } = start(persistence);
+    await register(coordinator, 'a', 'orders');
+    const clash = await register(coordinator, 'z', 'orders');
+    expect(clash.ok).toBe(false);
+    expect(!clash.ok && clash.error.tag).toBe('coordinator/command-rejected');
+    expect(!clash.ok && clash.error.message).toContain('the name orders is taken by a');
+    const unknown = await update(coordinator, 'ghost', 'running');
+    expect(!unknown.ok && unknown.error.retriable).toBe(false);
+    // Idempotent: the same registration and the same status again write nothing.
+    expect(await register(coordinator, 'a', 'orders')).toMatchObject({ ok: true, pipeline: { pipelineId: 'a' } });
+    await update(coordinator, 'a', 'running', 5);
+    await update(coordinator, 'a', 'running', 5);
+    expect((await journal(persistence)).map((e) => e.eventType)).toEqual(['PipelineRegistered', 'PipelineStatusUpdated']);
+  });
+
+  it('reports resources and checks them against the limits', async () => {
+    const { coordinator } = start(createInMemoryPersistence());
+    const check = () => ask<CoordinatorCommand, ResourceCheck>(coordinator, (replyTo) => ({ type: 'check-resources', replyTo }), timeout);
+    expect(await check()).toEqual({ available: true });
+    await call(coordinator, (replyTo) => ({ type: 'report-resources', nodeId: 'n1', cpuPercent: 30, memoryMb: 600, replyTo }));
+    expect(await check()).toEqual({ available: true });
+    await call(coordinator, (replyTo) => ({ type: 'report-resources', nodeId: 'n2', cpuPercent: 20, memoryMb: 500, replyTo }));
+    expect(await check()).toEqual({ available: false, reason: 'memory in use 1100 MB reaches the budget of 1000 MB' });
+    await call(coordinator, (replyTo) => ({ type: 'report-resources', nodeId: 'n2', cpuPercent: 85, memoryMb: 100, replyTo }));
+    expect(await check()).toEqual({ available: false, reason: 'node n2 is at 85% CPU (limit 80%)' });
+    expect((await statusOf(coordinator)).resources.map((r) => r.nodeId)).toEqual(['n1', 'n2']);
+  });
+
+  it('recovers its registry in a new system', async () => {
+    const persistence = createInMemoryPersistence();
+    const first = start(persistence);
+    await register(first.coordinator, 'a');
+    await register(first.coordinator, 'b');
+    await update(first.coordinator, 'a', 'running', 100);
+    await update(first.coordinator, 'b', 'stopped', 7);
+    await first.kit.shutdown();
+
+    const second = start(persistence, 9_000);
+    expect((await list(second.coordinator, 'running')).map((p) => [p.pipelineId, p.totalRecords])).toEqual([['a', 100]]);
+    expect(await pipeline(second.coordinator, 'b')).toMatchObject({ status: 'stopped', totalRecords: 7 });
+    // It goes on writing after the recovered history.
+    expect(await update(second.coordinator, 'b', 'running', 8)).toMatchObject({ ok: true, pipeline: { updatedAt: 9_000 } });
+    expect(await persistence.journal.highestSequenceNr('coordinator')).toBe(5);
+  });
+
+  it('snapshots every 50 events keeping 2, deletes what they cover, and recovers from them', async () => {
+    const persistence = createInMemoryPersistence();
+    const first = start(persistence);
+    await register(first.coordinator, 'a');
+    for (let n = 1; n <= 159; n++) await update(first.coordinator, 'a', 'running', n);
+    await first.kit.system.settled();
+    expect(await persistence.journal.highestSequenceNr('coordinator')).toBe(160);
+    expect((await persistence.snapshots.loadLatest('coordinator'))?.metadata.sequenceNr).toBe(150);
+    expect(await persistence.snapshots.loadLatest('coordinator', { maxSequenceNr: 149 })).toMatchObject({ metadata: { sequenceNr: 100 } });
+    expect(await persistence.snapshots.loadLatest('coordinator', { maxSequenceNr: 99 })).toBeUndefined();
+    const remaining = await journal(persistence);
+    expect(remaining[0]?.sequenceNr).toBe(101);
+    await first.kit.shutdown();
+
+    const second = start(persistence);
+    expect(await pipeline(second.coordinator, 'a')).toMatchObject({ status: 'running', totalRecords: 159 });
+  });
+});
