@@ -9,6 +9,7 @@ export { systemPacingClock, type PacingClock } from './generator/pacing-clock.js
 export { FileSource, fileSourceDefinitionSchema, type FileSourceDefinition, type FileSourceOffset } from './file/file-source.js';
 export { FileSink, fileSinkDefinitionSchema, type FileSinkDefinition, type FileSinkPosition } from './file/file-sink.js';
 export { ConsoleSink, consoleSinkDefinitionSchema, type ConsoleSinkDefinition, type ConsoleSinkDependencies } from './console/console-sink.js';
+export { TeeSink, teeSinkDefinitionSchema, type TeeSinkDefinition, type TeeSinkDependencies, type TeeSinkPosition } from './tee/tee-sink.js';
 export { FileDeadLetterTarget, fileDeadLetterDefinitionSchema, type FileDeadLetterDefinition } from './dead-letter/file-dead-letter-target.js';
 export {
   deadLettersDdl,

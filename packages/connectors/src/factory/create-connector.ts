@@ -13,6 +13,7 @@ import { PostgresDeadLetterTarget, type PostgresDeadLetterDefinition } from '../
 import { FileSink, type FileSinkDefinition } from '../file/file-sink.js';
 import { FileSource, type FileSourceDefinition } from '../file/file-source.js';
 import { GeneratorSource, type GeneratorSourceDefinition } from '../generator/generator-source.js';
+import { TeeSink, type TeeSinkDefinition } from '../tee/tee-sink.js';
 import type { PacingClock } from '../generator/pacing-clock.js';
 
 /** A connector definition: its type and options. A pipeline stage's `onError` is allowed and ignored here. */
@@ -44,6 +45,7 @@ const sources: Readonly<Record<string, Factory<Source>>> = {
 const sinks: Readonly<Record<string, Factory<Sink>>> = {
   file: (o) => new FileSink(o as FileSinkDefinition),
   console: (o, d) => new ConsoleSink(o as ConsoleSinkDefinition, d.stream === undefined ? {} : { stream: d.stream }),
+  tee: (o, d) => new TeeSink(o as TeeSinkDefinition, { createSink: (definition) => createSink(definition, d) }),
 };
 
 const deadLetterTargets: Readonly<Record<string, Factory<DeadLetterTarget>>> = {

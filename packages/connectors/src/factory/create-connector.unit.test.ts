@@ -46,7 +46,7 @@ describe('createSource / createSink / createDeadLetterTarget', () => {
     const error = thrownBy(() => createSink({ type: 'elasticsearch' }));
     expect(error).toBeInstanceOf(InvalidConnectorOptionsError);
     expect((error as InvalidConnectorOptionsError).issues).toEqual([
-      { path: 'type', message: 'Unknown sink type "elasticsearch"; known: console, file' },
+      { path: 'type', message: 'Unknown sink type "elasticsearch"; known: console, file, tee' },
     ]);
   });
 

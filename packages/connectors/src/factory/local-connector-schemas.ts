@@ -10,10 +10,11 @@ import { postgresDeadLetterDefinitionSchema } from '../dead-letter/postgres-dead
 import { fileSinkDefinitionSchema } from '../file/file-sink.js';
 import { fileSourceDefinitionSchema } from '../file/file-source.js';
 import { generatorSourceDefinitionSchema } from '../generator/generator-source.js';
+import { teeSinkDefinitionSchema } from '../tee/tee-sink.js';
 
 /**
- * Option schemas of the generator and file sources, the file and console
- * sinks, and the file and Postgres dead-letter targets.
+ * Option schemas of the generator and file sources, the file, console and
+ * tee sinks, and the file and Postgres dead-letter targets.
  *
  * @example
  * ```ts
@@ -22,7 +23,7 @@ import { generatorSourceDefinitionSchema } from '../generator/generator-source.j
  */
 export const localConnectorSchemas = {
   sources: { generator: generatorSourceDefinitionSchema, file: fileSourceDefinitionSchema },
-  sinks: { file: fileSinkDefinitionSchema, console: consoleSinkDefinitionSchema },
+  sinks: { file: fileSinkDefinitionSchema, console: consoleSinkDefinitionSchema, tee: teeSinkDefinitionSchema },
   deadLetters: { file: fileDeadLetterDefinitionSchema, postgres: postgresDeadLetterDefinitionSchema },
 } as const satisfies ConnectorSchemas;
 
