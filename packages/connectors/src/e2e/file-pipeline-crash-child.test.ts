@@ -1,0 +1,160 @@
+/**
+ * The process that `file-pipeline-crash.e2e.test.ts` kills: it runs one
+ * file → filter → map → file pipeline on the Postgres journal until its source
+ * is exhausted. Started fresh it creates and starts the pipeline; started
+ * again after a crash it recovers the pipeline from the journal, which resumes
+ * from the last checkpoint on its own.
+ *
+ *   node --conditions=@dataflow/source --import tsx file-pipeline-crash-child.test.ts
+ *
+ * Settings come from the environment: CRASH_POSTGRES_URL, CRASH_SCHEMA,
+ * CRASH_PIPELINE_ID, CRASH_INPUT (NDJSON), CRASH_OUTPUT (JSONL),
+ * CRASH_MAX_BYTES (sink rotation size), CRASH_BATCH_SIZE, and optionally
+ * CRASH_HANG_AFTER_WRITES (see `hangingAfter`).
+ *
+ * Stdout carries one JSON object per line: `{ "type": "recovered", "status",
+ * "records", "checkpoint" }` with what the journal held at start,
+ * `{ "type": "progress", "records" }` after every checkpoint, then
+ * `{ "type": "done", "records", "checkpoint" }` when the pipeline stopped
+ * because its source is exhausted (exit code 0). Anything else (a failed
+ * pipeline, an error) exits with code 1.
+ */
+import {
+  ask,
+  createActorSystem,
+  pipelineActor,
+  type ActorRef,
+  type ConnectorFactory,
+  type PipelineCommand,
+  type PipelineReply,
+  type PipelineState,
+  type Sink,
+} from '@dataflow/core';
+import { createPostgresPersistence } from '@dataflow/persistence';
+import pg from 'pg';
+import { createDeadLetterTarget, createSink, createSource } from '../factory/create-connector.js';
+
+/** The pipeline the crash test runs; the test computes the expected output from the same rules. */
+export function crashPipelineDefinition(settings: { input: string; output: string; maxBytes: number; batchSize: number }) {
+  return {
+    name: 'file-crash-test',
+    source: { type: 'file', path: settings.input, format: 'ndjson' },
+    transforms: [
+      { type: 'filter', expression: 'status != "test"' },
+      { type: 'map', rename: [{ from: 'value', to: 'amount' }], set: [{ to: 'pipeline', value: 'crash-test' }], drop: ['status'] },
+    ],
+    sink: { type: 'file', path: settings.output, format: 'jsonl', maxBytes: settings.maxBytes },
+    batch: { size: settings.batchSize, maxWaitMs: 100 },
+    retry: { maxRetries: 0 },
+  };
+}
+
+function setting(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new Error(`${name} is not set`);
+  return value;
+}
+
+function report(line: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+const call = (pipeline: ActorRef<PipelineCommand>, build: (replyTo: ActorRef<PipelineReply>) => PipelineCommand) =>
+  ask<PipelineCommand, PipelineReply>(pipeline, build, { timeoutMs: 30_000 });
+
+/**
+ * The file sink, except that its `hangAfterWrites`-th write, once durable,
+ * reports `{ "type": "hung" }` and never returns: the test kills the process
+ * exactly between a sink write and the checkpoint that would cover it.
+ */
+function hangingAfter(sink: Sink, hangAfterWrites: number | undefined): Sink {
+  if (hangAfterWrites === undefined) return sink;
+  let writes = 0;
+  return {
+    type: sink.type,
+    open: (context) => sink.open(context),
+    close: () => sink.close(),
+    write: async (batch) => {
+      const result = await sink.write(batch);
+      writes++;
+      if (writes < hangAfterWrites) return result;
+      report({ type: 'hung', position: result.position ?? null });
+      return new Promise<never>(() => undefined);
+    },
+  };
+}
+
+async function main(): Promise<number> {
+  const pipelineId = setting('CRASH_PIPELINE_ID');
+  const definition = crashPipelineDefinition({
+    input: setting('CRASH_INPUT'),
+    output: setting('CRASH_OUTPUT'),
+    maxBytes: Number(setting('CRASH_MAX_BYTES')),
+    batchSize: Number(setting('CRASH_BATCH_SIZE')),
+  });
+  const hangAfterWrites = process.env['CRASH_HANG_AFTER_WRITES'] === undefined ? undefined : Number(process.env['CRASH_HANG_AFTER_WRITES']);
+  const pool = new pg.Pool({ connectionString: setting('CRASH_POSTGRES_URL'), max: 4 });
+  const persistence = await createPostgresPersistence({ pool, schema: setting('CRASH_SCHEMA'), ensureSchema: true });
+  const system = createActorSystem({ name: `crash-${process.pid}` });
+  try {
+    const connectors: ConnectorFactory = {
+      createSource: (d) => createSource(d),
+      createSink: (d) => hangingAfter(createSink(d), hangAfterWrites),
+      createDeadLetterTarget: (d) => createDeadLetterTarget(d),
+    };
+    const finished = new Promise<PipelineState>((resolve, reject) => {
+      let reported: number | undefined;
+      system.events.on('pipeline.batch.failed', (event) => report({ type: 'batch-failed', error: String(event.error) }));
+      const pipeline = system.spawn(
+        pipelineActor({
+          pipelineId,
+          persistence,
+          connectors,
+          onStateChange: (state) => {
+            if (reported === undefined) {
+              // The first state is the one recovered from the journal: what the previous process left.
+              reported = state.status === 'empty' ? 0 : state.metrics.recordsProcessed;
+              report({ type: 'recovered', status: state.status, records: reported, checkpoint: state.status === 'empty' ? null : state.checkpoint });
+            } else if (state.status !== 'empty' && state.metrics.recordsProcessed !== reported) {
+              reported = state.metrics.recordsProcessed;
+              report({ type: 'progress', records: reported });
+            }
+            if (state.status === 'stopped' || state.status === 'failed') resolve(state);
+          },
+        }),
+        `pipeline-${pipelineId}`,
+      );
+      void (async () => {
+        // A first run finds no pipeline: create it, then start it. A later run
+        // finds it configured (start it), running (it resumes by itself) or stopped.
+        const state = await ask<PipelineCommand, PipelineState>(pipeline, (replyTo) => ({ type: 'get-state', replyTo }), { timeoutMs: 30_000 });
+        if (state.status === 'empty') {
+          const created = await call(pipeline, (replyTo) => ({ type: 'create', definition, replyTo }));
+          if (!created.ok) throw created.error;
+        }
+        if (state.status === 'empty' || state.status === 'configured') {
+          const started = await call(pipeline, (replyTo) => ({ type: 'start', replyTo }));
+          if (!started.ok) throw started.error;
+        }
+      })().catch((error: unknown) => reject(error instanceof Error ? error : new Error(String(error))));
+    });
+    const state = await finished;
+    if (state.status === 'stopped' && state.reason === 'the source is exhausted') {
+      report({ type: 'done', records: state.metrics.recordsProcessed, checkpoint: state.checkpoint });
+      return 0;
+    }
+    report({ type: 'error', message: `the pipeline ended ${state.status}: ${JSON.stringify(state.status === 'failed' ? state.error : state)}` });
+    return 1;
+  } finally {
+    await system.terminate();
+    await persistence.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    report({ type: 'error', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    process.exit(1);
+  },
+);
