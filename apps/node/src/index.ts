@@ -1,1 +1,9 @@
-export {};
+/**
+ * `@dataflow/node`: the runnable DataFlow node (pipelines, coordinator and
+ * journal in one process). `main.ts` runs it from the command line.
+ */
+export { startNode, type DataflowNode, type NodeConfig, type ShutdownReport } from './node/dataflow-node.js';
+export { localConnectorFactory } from './node/connector-factory.js';
+export { openNodeStore, type NodeStore, type OpenedStore } from './node/node-persistence.js';
+export { NodeConfigError, NodeUnavailableError, PipelineNotFoundError } from './node/node-errors.js';
+export type { LogFields, NodeLogger } from './node/node-logger.js';

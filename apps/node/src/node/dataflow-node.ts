@@ -1,0 +1,334 @@
+/**
+ * A DataFlow node: the actor system, the journal, the coordinator and the
+ * pipelines it hosts, behind one object. `startNode` opens the store, recovers
+ * the coordinator and spawns every pipeline it lists (remember entities: a
+ * pipeline that was running resumes from its last checkpoint by itself);
+ * `shutdown` stops the pipelines without recording anything (their batches
+ * in flight are abandoned), then the system, then closes the store.
+ */
+import {
+  ask,
+  createActorSystem,
+  InvalidPipelineDefinitionError,
+  spawnCoordinator,
+  validatePipelineDefinition,
+  CoordinatorCommandRejectedError,
+  type ActorRef,
+  type ActorSystem,
+  type Clock,
+  type ConfiguredPipelineState,
+  type ConnectorFactory,
+  type ConnectorRegistry,
+  type CoordinatorCommand,
+  type CoordinatorReply,
+  type Instrumentation,
+  type InstrumentationEvent,
+  type LookupSource,
+  type PipelineCommand,
+  type PipelineReply,
+  type PipelineState,
+  type PipelineStatus,
+  type RegisteredPipeline,
+  type ResourceLimits,
+  type Scheduler,
+  type SystemStatus,
+} from '@dataflow/core';
+import { localConnectorRegistry } from '@dataflow/connectors';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { localConnectorFactory } from './connector-factory.js';
+import { NodeUnavailableError, PipelineNotFoundError } from './node-errors.js';
+import type { NodeLogger } from './node-logger.js';
+import { openNodeStore, type NodeStore, type OpenedStore } from './node-persistence.js';
+import { PipelineRegistry } from './pipeline-registry.js';
+
+/** How to start a node. */
+export interface NodeConfig {
+  readonly store: NodeStore;
+  readonly logger: NodeLogger;
+  /** Names this node in resource reports (default `<hostname>-<pid>`). */
+  readonly nodeId?: string;
+  /** Builds the connectors of pipelines (default: `@dataflow/connectors`). */
+  readonly connectors?: ConnectorFactory;
+  /** Connector types and options accepted by `createPipeline` (default: `localConnectorRegistry`). */
+  readonly connectorRegistry?: ConnectorRegistry;
+  readonly lookups?: Readonly<Record<string, LookupSource>>;
+  /** Limits of the coordinator's resource check. */
+  readonly resourceLimits?: ResourceLimits;
+  /** How long a command waits for a pipeline or the coordinator (default 10 000). */
+  readonly askTimeoutMs?: number;
+  /** Record counts of a running pipeline go to the coordinator at most this often (default 5 000). */
+  readonly statusReportIntervalMs?: number;
+  /** Ids of new pipelines (default: random UUIDs). */
+  readonly newPipelineId?: () => string;
+  readonly clock?: Clock;
+  readonly scheduler?: Scheduler;
+}
+
+/** What `shutdown` leaves behind: the last state of every pipeline. */
+export interface ShutdownReport {
+  readonly pipelines: readonly ConfiguredPipelineState[];
+}
+
+/**
+ * A running node.
+ *
+ * @example
+ * ```ts
+ * const node = await startNode({ store: { type: 'pglite', dataDir: './data' }, logger });
+ * const created = await node.createPipeline(definition, { pipelineId: 'orders' });
+ * await node.start(created.pipelineId);
+ * const { pipelines } = await node.shutdown();
+ * ```
+ */
+export interface DataflowNode {
+  readonly nodeId: string;
+  /** Where the journal lives, for logs. */
+  readonly storeDescription: string;
+  /** Instrumentation events of the node's actors and pipelines. */
+  readonly events: Instrumentation<InstrumentationEvent>;
+  /**
+   * Validates `definition` (unknown connector types and bad options are
+   * field-level issues), registers it with the coordinator and creates the
+   * pipeline in the `configured` state.
+   */
+  createPipeline(definition: unknown, options?: { readonly pipelineId?: string }): Promise<ConfiguredPipelineState>;
+  start(pipelineId: string): Promise<PipelineState>;
+  stop(pipelineId: string, reason?: string): Promise<PipelineState>;
+  pause(pipelineId: string, reason?: string): Promise<PipelineState>;
+  resume(pipelineId: string): Promise<PipelineState>;
+  reset(pipelineId: string): Promise<PipelineState>;
+  /** The pipeline's state, or undefined when no pipeline has this id. */
+  getPipeline(pipelineId: string): Promise<PipelineState | undefined>;
+  /** The coordinator's registry, optionally only pipelines in `status`. */
+  listPipelines(status?: PipelineStatus): Promise<readonly RegisteredPipeline[]>;
+  systemStatus(): Promise<SystemStatus>;
+  /** Stops the pipelines (running ones stay running in their journals), the actor system, and closes the store it opened. */
+  shutdown(): Promise<ShutdownReport>;
+}
+
+const PIPELINE_ID = /^[A-Za-z0-9_-]{1,100}$/;
+
+/**
+ * Starts a node and the pipelines its coordinator knows.
+ *
+ * @example
+ * ```ts
+ * const node = await startNode({ store: { type: 'postgres', url: 'postgres://postgres@127.0.0.1:5432/postgres' }, logger });
+ * for (const p of await node.listPipelines('running')) logger.info(`resumed ${p.name}`);
+ * ```
+ */
+export async function startNode(config: NodeConfig): Promise<DataflowNode> {
+  const store = await openNodeStore(config.store, config.logger);
+  const system = createActorSystem({
+    name: 'dataflow-node',
+    ...(config.clock === undefined ? {} : { clock: config.clock }),
+    ...(config.scheduler === undefined ? {} : { scheduler: config.scheduler }),
+  });
+  try {
+    const node = new Node(config, store, system);
+    await node.recover();
+    return node;
+  } catch (error) {
+    await system.terminate();
+    if (store.owned) await store.plugin.close();
+    throw error;
+  }
+}
+
+class Node implements DataflowNode {
+  readonly nodeId: string;
+  readonly storeDescription: string;
+  private readonly coordinator: ActorRef<CoordinatorCommand>;
+  private readonly registry: PipelineRegistry;
+  private readonly askTimeoutMs: number;
+  private readonly unsubscribe: (() => void)[];
+  private shuttingDown: Promise<ShutdownReport> | undefined;
+
+  constructor(
+    private readonly config: NodeConfig,
+    private readonly store: OpenedStore,
+    private readonly system: ActorSystem,
+  ) {
+    this.nodeId = config.nodeId ?? `${hostname()}-${process.pid}`;
+    this.storeDescription = store.description;
+    this.askTimeoutMs = config.askTimeoutMs ?? 10_000;
+    this.coordinator = spawnCoordinator(system, {
+      persistence: store.plugin,
+      now: () => system.clock.now(),
+      ...(config.resourceLimits === undefined ? {} : { limits: config.resourceLimits }),
+    });
+    this.registry = new PipelineRegistry({
+      system,
+      persistence: store.plugin,
+      coordinator: this.coordinator,
+      connectors: config.connectors ?? localConnectorFactory(),
+      ...(config.lookups === undefined ? {} : { lookups: config.lookups }),
+      logger: config.logger,
+      askTimeoutMs: this.askTimeoutMs,
+      statusReportIntervalMs: config.statusReportIntervalMs ?? 5_000,
+    });
+    this.unsubscribe = this.logEvents(config.logger);
+  }
+
+  get events(): Instrumentation<InstrumentationEvent> {
+    return this.system.events;
+  }
+
+  /** Spawns every registered pipeline and waits until each has recovered. */
+  async recover(): Promise<void> {
+    const registered = await this.ask<readonly RegisteredPipeline[]>((replyTo) => ({ type: 'list-pipelines', replyTo }));
+    for (const p of registered) this.registry.spawn(p.pipelineId);
+    for (const p of registered) {
+      const state = await this.stateOf(p.pipelineId);
+      if (state.status !== 'empty') continue;
+      // Registered, but the node stopped before the pipeline was created: nothing to resume.
+      this.config.logger.warn(`pipeline ${p.pipelineId} (${p.name}) was registered but never created; unregistering it`, { pipeline_id: p.pipelineId });
+      await this.registry.remove(p.pipelineId);
+      await this.coordinatorCommand((replyTo) => ({ type: 'unregister', pipelineId: p.pipelineId, replyTo }));
+    }
+  }
+
+  async createPipeline(definition: unknown, options: { readonly pipelineId?: string } = {}): Promise<ConfiguredPipelineState> {
+    this.ensureRunning();
+    const validation = validatePipelineDefinition(definition, { connectors: this.config.connectorRegistry ?? localConnectorRegistry });
+    if (!validation.ok) throw new InvalidPipelineDefinitionError(validation.issues);
+    const pipelineId = options.pipelineId ?? (this.config.newPipelineId ?? randomUUID)();
+    if (!PIPELINE_ID.test(pipelineId)) {
+      throw new InvalidPipelineDefinitionError([{ path: 'pipelineId', message: 'A pipeline id is 1-100 letters, digits, - or _' }]);
+    }
+    if (this.registry.has(pipelineId)) throw new CoordinatorCommandRejectedError('register', pipelineId, 'a pipeline with this id exists');
+    const valid = validation.definition;
+    await this.coordinatorCommand((replyTo) => ({
+      type: 'register',
+      pipelineId,
+      name: valid.name,
+      sourceType: valid.source.type,
+      sinkType: valid.sink.type,
+      replyTo,
+    }));
+    const ref = this.registry.spawn(pipelineId);
+    const reply = await ask<PipelineCommand, PipelineReply>(ref, (replyTo) => ({ type: 'create', definition: valid, replyTo }), { timeoutMs: this.askTimeoutMs });
+    if (!reply.ok || reply.state.status === 'empty') {
+      await this.registry.remove(pipelineId);
+      await this.coordinatorCommand((replyTo) => ({ type: 'unregister', pipelineId, replyTo }));
+      throw reply.ok ? new NodeUnavailableError(`pipeline ${pipelineId} was not created`) : reply.error;
+    }
+    return reply.state;
+  }
+
+  start(pipelineId: string): Promise<PipelineState> {
+    return this.command(pipelineId, (replyTo) => ({ type: 'start', replyTo }));
+  }
+
+  stop(pipelineId: string, reason = 'stopped by request'): Promise<PipelineState> {
+    return this.command(pipelineId, (replyTo) => ({ type: 'stop', reason, replyTo }));
+  }
+
+  pause(pipelineId: string, reason = 'paused by request'): Promise<PipelineState> {
+    return this.command(pipelineId, (replyTo) => ({ type: 'pause', reason, replyTo }));
+  }
+
+  resume(pipelineId: string): Promise<PipelineState> {
+    return this.command(pipelineId, (replyTo) => ({ type: 'resume', replyTo }));
+  }
+
+  reset(pipelineId: string): Promise<PipelineState> {
+    return this.command(pipelineId, (replyTo) => ({ type: 'reset', replyTo }));
+  }
+
+  async getPipeline(pipelineId: string): Promise<PipelineState | undefined> {
+    this.ensureRunning();
+    if (!this.registry.has(pipelineId)) return undefined;
+    return this.stateOf(pipelineId);
+  }
+
+  listPipelines(status?: PipelineStatus): Promise<readonly RegisteredPipeline[]> {
+    this.ensureRunning();
+    return this.ask<readonly RegisteredPipeline[]>((replyTo) => (status === undefined ? { type: 'list-pipelines', replyTo } : { type: 'list-pipelines', status, replyTo }));
+  }
+
+  systemStatus(): Promise<SystemStatus> {
+    this.ensureRunning();
+    return this.ask<SystemStatus>((replyTo) => ({ type: 'get-system-status', replyTo }));
+  }
+
+  shutdown(): Promise<ShutdownReport> {
+    this.shuttingDown ??= this.close();
+    return this.shuttingDown;
+  }
+
+  private async close(): Promise<ShutdownReport> {
+    const failures: unknown[] = [];
+    await this.registry.stopAll();
+    const pipelines = this.registry
+      .ids()
+      .map((id) => this.registry.latest(id))
+      .filter((s): s is ConfiguredPipelineState => s !== undefined && s.status !== 'empty');
+    await this.registry.flushStatuses().catch((error: unknown) => failures.push(error));
+    for (const off of this.unsubscribe) off();
+    await this.system.terminate();
+    if (this.store.owned) await this.store.plugin.close().catch((error: unknown) => failures.push(error));
+    if (failures.length > 0) throw new AggregateError(failures, 'the node stopped, but not cleanly');
+    return { pipelines };
+  }
+
+  private ensureRunning(): void {
+    if (this.shuttingDown !== undefined) throw new NodeUnavailableError('it is shutting down');
+  }
+
+  private async command(pipelineId: string, build: (replyTo: ActorRef<PipelineReply>) => PipelineCommand): Promise<PipelineState> {
+    this.ensureRunning();
+    const ref = this.registry.ref(pipelineId);
+    if (ref === undefined) throw new PipelineNotFoundError(pipelineId);
+    const reply = await ask<PipelineCommand, PipelineReply>(ref, build, { timeoutMs: this.askTimeoutMs });
+    if (!reply.ok) throw reply.error;
+    return reply.state;
+  }
+
+  private stateOf(pipelineId: string): Promise<PipelineState> {
+    const ref = this.registry.ref(pipelineId);
+    if (ref === undefined) return Promise.reject(new PipelineNotFoundError(pipelineId));
+    return ask<PipelineCommand, PipelineState>(ref, (replyTo) => ({ type: 'get-state', replyTo }), { timeoutMs: this.askTimeoutMs });
+  }
+
+  private ask<R>(build: (replyTo: ActorRef<R>) => CoordinatorCommand): Promise<R> {
+    return ask<CoordinatorCommand, R>(this.coordinator, build, { timeoutMs: this.askTimeoutMs });
+  }
+
+  private async coordinatorCommand(build: (replyTo: ActorRef<CoordinatorReply>) => CoordinatorCommand): Promise<void> {
+    const reply = await this.ask<CoordinatorReply>(build);
+    if (!reply.ok) throw reply.error;
+  }
+
+  /** The node's own log lines from the instrumentation events. */
+  private logEvents(logger: NodeLogger): (() => void)[] {
+    const events = this.system.events;
+    return [
+      events.on('pipeline.status.changed', (e) => {
+        if (e.from === 'empty' && e.to !== 'running') return;
+        logger.info(`pipeline ${e.pipelineId}: ${e.from} -> ${e.to}`, { pipeline_id: e.pipelineId, from: e.from, to: e.to });
+      }),
+      events.on('pipeline.batch.failed', (e) =>
+        logger.warn(`pipeline ${e.pipelineId}: batch ${e.batchId ?? '(connectors)'} failed${e.retriable ? ', will retry' : ''}: ${messageOf(e.error)}`, {
+          pipeline_id: e.pipelineId,
+          batch_id: e.batchId,
+          retriable: e.retriable,
+        }),
+      ),
+      events.on('pipeline.batch.completed', (e) =>
+        logger.debug(`pipeline ${e.pipelineId}: batch ${e.batchId} done`, {
+          pipeline_id: e.pipelineId,
+          records: e.records,
+          failed: e.failed,
+          duration_ms: e.durationMs,
+        }),
+      ),
+      events.on('actor.failed', (e) => logger.error(`actor ${e.path} failed during ${e.during}: ${messageOf(e.error)}`, { path: e.path, directive: e.directive })),
+    ];
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,53 @@
+/**
+ * The errors of a DataFlow node: a pipeline id it does not know, a command
+ * after shutdown began, and configuration it cannot run with. Each has a tag
+ * (checked by `isDataflowError(error, tag)`), `retriable` and a `cause`.
+ */
+import { DataflowError } from '@dataflow/core';
+
+/**
+ * No pipeline with this id is registered.
+ *
+ * @example
+ * ```ts
+ * if (isDataflowError(error, 'node/pipeline-not-found')) return { status: 404 };
+ * ```
+ */
+export class PipelineNotFoundError extends DataflowError<'node/pipeline-not-found'> {
+  constructor(readonly pipelineId: string) {
+    super('node/pipeline-not-found', `No pipeline ${pipelineId} is registered on this node`, { retriable: false });
+  }
+}
+
+/**
+ * The node is shutting down (or has shut down) and takes no more commands.
+ *
+ * @example
+ * ```ts
+ * if (isDataflowError(error, 'node/unavailable')) return { status: 503 };
+ * ```
+ */
+export class NodeUnavailableError extends DataflowError<'node/unavailable'> {
+  constructor(reason: string) {
+    super('node/unavailable', `The node is unavailable: ${reason}`, { retriable: true });
+  }
+}
+
+/**
+ * The node cannot run with its configuration: an unwritable data directory, a
+ * database it cannot reach or that refuses it, a malformed setting.
+ *
+ * @example
+ * ```ts
+ * throw new NodeConfigError('DATAFLOW_DATA_DIR', '/data is not writable', { cause: error });
+ * ```
+ */
+export class NodeConfigError extends DataflowError<'node/invalid-config'> {
+  constructor(
+    readonly setting: string,
+    message: string,
+    options: { retriable?: boolean; cause?: unknown } = {},
+  ) {
+    super('node/invalid-config', `${setting}: ${message}`, { retriable: options.retriable ?? false, cause: options.cause });
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Opens the journal a node runs on: embedded PGlite under the data directory
+ * by default, a Postgres server when a URL is configured, or a plugin the
+ * caller owns (tests, embedding). Failures become `NodeConfigError`s that say
+ * which setting is wrong, so `main` can exit with a clear message.
+ */
+import type { PersistencePlugin } from '@dataflow/core';
+import { createPglitePersistence, createPostgresPersistence } from '@dataflow/persistence';
+import { constants } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { NodeConfigError } from './node-errors.js';
+import type { NodeLogger } from './node-logger.js';
+
+/** Where a node keeps its journal and snapshots. */
+export type NodeStore =
+  /** Embedded Postgres (PGlite) in `<dataDir>/journal`: no server needed. */
+  | { readonly type: 'pglite'; readonly dataDir: string }
+  /** A Postgres server; the tables are created in `schema` (default `dataflow`) if missing. */
+  | { readonly type: 'postgres'; readonly url: string; readonly schema?: string }
+  /** A plugin owned by the caller: the node does not close it. */
+  | { readonly type: 'plugin'; readonly plugin: PersistencePlugin };
+
+/** An open store and whether the node closes it at shutdown. */
+export interface OpenedStore {
+  readonly plugin: PersistencePlugin;
+  readonly owned: boolean;
+  /** Where it is, for logs (a Postgres URL without its password). */
+  readonly description: string;
+}
+
+/**
+ * Opens `store`.
+ *
+ * @example
+ * ```ts
+ * const { plugin } = await openNodeStore({ type: 'pglite', dataDir: './data' }, logger);
+ * ```
+ */
+export async function openNodeStore(store: NodeStore, logger: NodeLogger): Promise<OpenedStore> {
+  switch (store.type) {
+    case 'plugin':
+      return { plugin: store.plugin, owned: false, description: 'a plugin given by the caller' };
+    case 'pglite':
+      return openPglite(store.dataDir);
+    case 'postgres':
+      return openPostgres(store.url, store.schema ?? 'dataflow', logger);
+  }
+}
+
+/** Creates `dir` if needed and checks this process may write in it. */
+export async function ensureWritableDirectory(dir: string, setting: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+    await access(dir, constants.W_OK);
+  } catch (error) {
+    throw new NodeConfigError(setting, `the directory ${dir} cannot be created or is not writable (${messageOf(error)})`, { cause: error });
+  }
+}
+
+async function openPglite(dataDir: string): Promise<OpenedStore> {
+  await ensureWritableDirectory(dataDir, 'DATAFLOW_DATA_DIR');
+  const journalDir = join(dataDir, 'journal');
+  try {
+    return { plugin: await createPglitePersistence({ dataDir: journalDir }), owned: true, description: `embedded PGlite in ${journalDir}` };
+  } catch (error) {
+    throw new NodeConfigError('DATAFLOW_DATA_DIR', `cannot open the embedded journal in ${journalDir} (${messageOf(error)})`, { cause: error });
+  }
+}
+
+async function openPostgres(url: string, schema: string, logger: NodeLogger): Promise<OpenedStore> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (error) {
+    throw new NodeConfigError('DATAFLOW_POSTGRES_URL', 'is not a URL; expected postgres://user[:password]@host[:port]/database', { cause: error });
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new NodeConfigError('DATAFLOW_POSTGRES_URL', `has the scheme ${parsed.protocol}; expected postgres:// or postgresql://`);
+  }
+  const shown = redacted(parsed);
+  const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 5_000 });
+  // An idle client can die with its server; the pool replaces it. Say so rather than crash the process.
+  pool.on('error', (error) => logger.warn('an idle Postgres connection failed', { url: shown, error: error.message }));
+  try {
+    const plugin = await createPostgresPersistence({ pool, schema, ensureSchema: true });
+    return { plugin, owned: true, description: `Postgres ${shown} (schema ${schema})` };
+  } catch (error) {
+    const closing = await pool.end().then(
+      () => undefined,
+      (closeError: unknown) => closeError,
+    );
+    throw new NodeConfigError('DATAFLOW_POSTGRES_URL', `cannot use ${shown} (${messageOf(error)})`, {
+      retriable: true,
+      cause: closing === undefined ? error : new AggregateError([error, closing]),
+    });
+  }
+}
+
+function redacted(url: URL): string {
+  const copy = new URL(url.href);
+  if (copy.password !== '') copy.password = '***';
+  return copy.href;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,191 @@
+/**
+ * The pipelines hosted by a node: one pipeline actor per registered pipeline,
+ * each one's latest state, and the status reports that keep the coordinator's
+ * registry current. A status change is reported at once; record counts of a
+ * running pipeline at most every `statusReportIntervalMs` (every batch would
+ * be one coordinator event per batch), and the last counts at shutdown.
+ */
+import {
+  ask,
+  pipelineActor,
+  type ActorRef,
+  type ActorSystem,
+  type ConnectorFactory,
+  type CoordinatorCommand,
+  type CoordinatorReply,
+  type EntityPersistence,
+  type LookupSource,
+  type PipelineCommand,
+  type PipelineState,
+  type PipelineStatus,
+} from '@dataflow/core';
+import type { NodeLogger } from './node-logger.js';
+
+export interface PipelineRegistryOptions {
+  readonly system: ActorSystem;
+  readonly persistence: EntityPersistence;
+  readonly coordinator: ActorRef<CoordinatorCommand>;
+  readonly connectors: ConnectorFactory;
+  readonly lookups?: Readonly<Record<string, LookupSource>>;
+  readonly logger: NodeLogger;
+  readonly askTimeoutMs: number;
+  readonly statusReportIntervalMs: number;
+}
+
+interface Reported {
+  readonly status: PipelineStatus;
+  readonly totalRecords: number;
+  readonly failedRecords: number;
+  readonly at: number;
+}
+
+interface Tracked {
+  latest: PipelineState;
+  reported: Reported | undefined;
+}
+
+interface Hosted extends Tracked {
+  readonly ref: ActorRef<PipelineCommand>;
+}
+
+/**
+ * Spawns and tracks the pipeline actors of a node.
+ *
+ * @example
+ * ```ts
+ * const registry = new PipelineRegistry({ system, persistence, coordinator, connectors, logger, askTimeoutMs: 10_000, statusReportIntervalMs: 5_000 });
+ * const demo = registry.spawn('demo'); // recovers, and resumes if it was running
+ * ```
+ */
+export class PipelineRegistry {
+  private readonly hosted = new Map<string, Hosted>();
+
+  constructor(private readonly options: PipelineRegistryOptions) {}
+
+  /** The ids of the hosted pipelines, in spawn order. */
+  ids(): readonly string[] {
+    return [...this.hosted.keys()];
+  }
+
+  has(pipelineId: string): boolean {
+    return this.hosted.has(pipelineId);
+  }
+
+  ref(pipelineId: string): ActorRef<PipelineCommand> | undefined {
+    return this.hosted.get(pipelineId)?.ref;
+  }
+
+  /** The last state the pipeline reported (empty until it recovered). */
+  latest(pipelineId: string): PipelineState | undefined {
+    return this.hosted.get(pipelineId)?.latest;
+  }
+
+  /** Spawns the actor of `pipelineId`; it recovers from its journal and resumes if it was running. */
+  spawn(pipelineId: string): ActorRef<PipelineCommand> {
+    const existing = this.hosted.get(pipelineId);
+    if (existing !== undefined) return existing.ref;
+    const { system, persistence, connectors, lookups } = this.options;
+    const tracked: Tracked = { latest: { status: 'empty' }, reported: undefined };
+    const ref = system.spawn(
+      pipelineActor({
+        pipelineId,
+        persistence,
+        connectors,
+        ...(lookups === undefined ? {} : { lookups }),
+        onStateChange: (state) => this.changed(pipelineId, tracked, state),
+      }),
+      `pipeline-${pipelineId}`,
+    );
+    this.hosted.set(pipelineId, Object.assign(tracked, { ref }));
+    return ref;
+  }
+
+  /** Stops the actor of `pipelineId` (its in-flight batch is abandoned) and forgets it. */
+  async remove(pipelineId: string): Promise<void> {
+    const hosted = this.hosted.get(pipelineId);
+    if (hosted === undefined) return;
+    this.hosted.delete(pipelineId);
+    await this.options.system.stop(hosted.ref);
+  }
+
+  /**
+   * Stops every pipeline actor. Nothing is recorded in the journals: a running
+   * pipeline stays running there and resumes from its last checkpoint when a
+   * node spawns it again; the batch in flight is abandoned, not checkpointed.
+   */
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.hosted.values()].map((h) => this.options.system.stop(h.ref)));
+  }
+
+  /** Reports to the coordinator every latest state it has not seen, and waits for its answers. */
+  async flushStatuses(): Promise<void> {
+    const pending = [...this.hosted.entries()].filter(([, h]) => h.latest.status !== 'empty' && !sameAsReported(h.latest, h.reported));
+    const failures: unknown[] = [];
+    await Promise.all(
+      pending.map(async ([pipelineId, hosted]) => {
+        const update = this.statusUpdate(pipelineId, hosted.latest);
+        if (update === undefined) return;
+        const reply = await ask<CoordinatorCommand, CoordinatorReply>(
+          this.options.coordinator,
+          (replyTo) => ({ type: 'update-status', ...update, replyTo }),
+          { timeoutMs: this.options.askTimeoutMs },
+        ).catch((error: unknown) => ({ ok: false as const, error }));
+        if (reply.ok) hosted.reported = { ...update, at: this.now() };
+        else failures.push(reply.error);
+      }),
+    );
+    if (failures.length > 0) throw new AggregateError(failures, `the coordinator did not take the last status of ${failures.length} pipelines`);
+  }
+
+  private now(): number {
+    return this.options.system.clock.now();
+  }
+
+  private changed(pipelineId: string, hosted: Tracked, state: PipelineState): void {
+    const before = hosted.latest;
+    hosted.latest = state;
+    if (state.status === 'empty') return;
+    if (state.status === 'failed' && before.status !== 'failed') {
+      this.options.logger.error(`pipeline ${pipelineId} failed: ${state.error.message}`, {
+        pipeline_id: pipelineId,
+        error_tag: state.error.tag,
+        total_records: state.metrics.recordsProcessed,
+      });
+    }
+    const reported = hosted.reported;
+    if (reported !== undefined && reported.status === state.status && this.now() - reported.at < this.options.statusReportIntervalMs) return;
+    if (sameAsReported(state, reported)) return;
+    const update = this.statusUpdate(pipelineId, state);
+    if (update === undefined) return;
+    hosted.reported = { ...update, at: this.now() };
+    const logger = this.options.logger;
+    this.options.coordinator.tell({
+      type: 'update-status',
+      ...update,
+      replyTo: {
+        path: `/node/status-report/${pipelineId}`,
+        tell: (reply: CoordinatorReply) => {
+          if (reply.ok) return;
+          // Reported again with the next change (or at shutdown): the coordinator compares values, not deltas.
+          hosted.reported = undefined;
+          logger.warn(`the coordinator refused the status of pipeline ${pipelineId}: ${reply.error.message}`, { pipeline_id: pipelineId });
+        },
+      },
+    });
+  }
+
+  private statusUpdate(pipelineId: string, state: PipelineState): Omit<Reported, 'at'> & { pipelineId: string } | undefined {
+    if (state.status === 'empty') return undefined;
+    return { pipelineId, status: state.status, totalRecords: state.metrics.recordsProcessed, failedRecords: state.metrics.recordsFailed };
+  }
+}
+
+function sameAsReported(state: PipelineState, reported: Reported | undefined): boolean {
+  return (
+    reported !== undefined &&
+    state.status !== 'empty' &&
+    reported.status === state.status &&
+    reported.totalRecords === state.metrics.recordsProcessed &&
+    reported.failedRecords === state.metrics.recordsFailed
+  );
+}
