@@ -104,7 +104,7 @@ type Internal =
   | { readonly type: '$dead-lettered'; readonly gen: number; readonly result: WorkerResult<undefined> }
   | { readonly type: '$written'; readonly gen: number; readonly result: WorkerResult<SinkWriteResult> }
   | { readonly type: '$checkpointed'; readonly gen: number; readonly reply: EntityReply }
-  | { readonly type: '$acked'; readonly gen: number; readonly result: WorkerResult<undefined> }
+  | { readonly type: '$acked'; readonly gen: number; readonly sourceDone: boolean; readonly result: WorkerResult<undefined> }
   | { readonly type: '$failure-decided'; readonly reply: EntityReply }
   | { readonly type: '$batch-timeout'; readonly gen: number; readonly batchId: string }
   | { readonly type: '$retry-due' };
@@ -139,12 +139,14 @@ interface ActiveBatch {
   readonly offset: SourceOffset;
   readonly startedAt: number;
   readonly external: ReplyRef | undefined;
-  readonly sourceDone: boolean;
+  sourceDone: boolean;
   output: readonly DataRecord[];
   letters: DeadLetter[];
   failed: number;
   transformStates: unknown[];
   position: SinkPosition | null;
+  /** Transformed, waiting for the previous batch's checkpoint before any side effect. */
+  waiting: boolean;
 }
 
 interface Run {
@@ -157,7 +159,10 @@ interface Run {
   /** Stateful transform states as of the last checkpoint. */
   transformStates: unknown[];
   opening: number;
+  /** The batch going through transforms, dead letters and the sink. */
   active: ActiveBatch | undefined;
+  /** The batch whose checkpoint is being written; the next one is prepared meanwhile. */
+  pending: ActiveBatch | undefined;
   polling: boolean;
 }
 
@@ -337,6 +342,7 @@ class PipelineRuntime {
       ),
       opening: deadLetterTarget === undefined ? 2 : 3,
       active: undefined,
+      pending: undefined,
       polling: false,
     };
     this.run = run;
@@ -351,13 +357,13 @@ class PipelineRuntime {
     const run = this.run;
     if (run === undefined) return;
     this.run = undefined;
-    this.ctx.timers.cancel('batch-timeout');
+    for (const batch of [run.active, run.pending]) if (batch !== undefined) this.ctx.timers.cancel(timeoutKey(batch.batchId));
     run.abort.abort(new PipelineUnavailableError(this.id, reason, { retriable: true }));
     this.ctx.stop(run.source);
     this.ctx.stop(run.sink);
     if (run.deadLetters !== undefined) this.ctx.stop(run.deadLetters);
-    if (run.active?.external !== undefined) {
-      run.active.external.tell({ ok: false, error: new PipelineUnavailableError(this.id, reason, { retriable: true }), state: this.state });
+    for (const batch of [run.active, run.pending]) {
+      batch?.external?.tell({ ok: false, error: new PipelineUnavailableError(this.id, reason, { retriable: true }), state: this.state });
     }
     if (this.state.status !== 'running') {
       for (const waiting of this.queued.splice(0)) {
@@ -407,11 +413,15 @@ class PipelineRuntime {
           this.reportFailure(undefined, message.result.error);
           return;
         }
-        this.afterBatch(run);
+        if (message.sourceDone && this.queued.length === 0) {
+          this.decide('stop', { type: 'stop', reason: 'the source is exhausted' }, undefined);
+          return;
+        }
+        this.next();
         return;
       case '$batch-timeout':
-        if (run.active?.batchId !== message.batchId) return;
-        this.timedOut(run.active.batchId);
+        if (run.active?.batchId !== message.batchId && run.pending?.batchId !== message.batchId) return;
+        this.timedOut(message.batchId);
         return;
     }
   }
@@ -420,10 +430,10 @@ class PipelineRuntime {
   private next(): void {
     const run = this.run;
     if (run === undefined || run.opening > 0 || run.active !== undefined || run.polling) return;
-    if (this.state.status !== 'running') return;
+    if (this.state.status !== 'running' || run.pending?.sourceDone === true) return;
     const external = this.queued.shift();
     if (external !== undefined) {
-      const offset = this.state.checkpoint?.sourceOffset ?? null;
+      const offset = run.pending?.offset ?? this.state.checkpoint?.sourceOffset ?? null;
       this.process(run, external.batchId, external.records.map((value) => ({ ok: true as const, value })), offset, false, external.replyTo);
       return;
     }
@@ -441,13 +451,16 @@ class PipelineRuntime {
     if (this.state.status === 'empty') return;
     if (batch.records.length === 0) {
       if (batch.done) {
-        this.decide('stop', { type: 'stop', reason: 'the source is exhausted' }, undefined);
+        // Finish the batch being checkpointed first: its acknowledgement stops the pipeline.
+        if (run.pending !== undefined && run.pending.external === undefined) run.pending.sourceDone = true;
+        else this.decide('stop', { type: 'stop', reason: 'the source is exhausted' }, undefined);
         return;
       }
       this.next();
       return;
     }
-    const batchId = `${this.id}:${this.state.metrics.batches + 1}`;
+    // Batches are numbered from the journal, plus the one whose checkpoint is being written.
+    const batchId = `${this.id}:${this.state.metrics.batches + 1 + (run.pending === undefined ? 0 : 1)}`;
     this.process(run, batchId, batch.records, batch.offset, batch.done, undefined);
   }
 
@@ -473,11 +486,13 @@ class PipelineRuntime {
       output: [],
       letters: [],
       failed: 0,
-      transformStates: [...run.transformStates],
+      // Stateful transforms continue from the batch before, checkpointed or not yet.
+      transformStates: [...(run.pending?.transformStates ?? run.transformStates)],
       position: null,
+      waiting: false,
     };
     run.active = active;
-    this.ctx.timers.startSingle('batch-timeout', { type: '$batch-timeout', gen: run.gen, batchId }, definition.batchTimeoutMs);
+    this.ctx.timers.startSingle(timeoutKey(batchId), { type: '$batch-timeout', gen: run.gen, batchId }, definition.batchTimeoutMs);
 
     try {
       // Records the source could not parse.
@@ -522,6 +537,11 @@ class PipelineRuntime {
       active.output = current;
     } catch (error) {
       this.reportFailure(batchId, error);
+      return;
+    }
+    if (run.pending !== undefined) {
+      // No side effect of this batch before the previous one is checkpointed.
+      active.waiting = true;
       return;
     }
     this.sendDeadLetters(run);
@@ -657,6 +677,8 @@ class PipelineRuntime {
   private checkpoint(run: Run): void {
     const active = run.active;
     if (active === undefined) return;
+    run.active = undefined;
+    run.pending = active;
     const stateful = run.transforms.some((t) => t.kind === 'stateful');
     this.entity.tell({
       type: 'decide',
@@ -674,48 +696,47 @@ class PipelineRuntime {
       },
       replyTo: this.adapt((reply: EntityReply) => ({ type: '$checkpointed', gen: run.gen, reply })),
     });
+    // Prepare the next batch (poll and transform) while the checkpoint is written.
+    this.next();
   }
 
   private checkpointed(run: Run, reply: EntityReply): void {
-    const active = run.active;
-    if (active === undefined) return;
+    const done = run.pending;
+    if (done === undefined) return;
     this.changed(reply.state);
     if (!reply.ok) {
-      this.reportFailure(active.batchId, reply.error);
+      this.reportFailure(done.batchId, reply.error);
       return;
     }
-    this.ctx.timers.cancel('batch-timeout');
-    run.transformStates = active.transformStates;
+    run.pending = undefined;
+    this.ctx.timers.cancel(timeoutKey(done.batchId));
+    run.transformStates = done.transformStates;
     this.ctx.system.events.emit({
       type: 'pipeline.batch.completed',
       pipelineId: this.id,
-      batchId: active.batchId,
-      records: active.input,
-      succeeded: active.input - active.failed,
-      failed: active.failed,
-      deadLettered: countDeadLettered(active),
-      durationMs: Math.max(0, this.now() - active.startedAt),
+      batchId: done.batchId,
+      records: done.input,
+      succeeded: done.input - done.failed,
+      failed: done.failed,
+      deadLettered: countDeadLettered(done),
+      durationMs: Math.max(0, this.now() - done.startedAt),
     });
-    active.external?.tell({ ok: true, state: reply.state, duplicate: reply.duplicate });
-    if (active.external !== undefined) {
-      this.afterBatch(run);
+    if (done.external !== undefined) {
+      done.external.tell({ ok: true, state: reply.state, duplicate: reply.duplicate });
+    } else {
+      run.source.tell({
+        type: 'ack',
+        offset: done.offset,
+        replyTo: this.adapt((result: WorkerResult<undefined>) => ({ type: '$acked', gen: run.gen, sourceDone: done.sourceDone, result })),
+      });
+    }
+    const next = run.active;
+    if (next?.waiting === true) {
+      next.waiting = false;
+      this.sendDeadLetters(run);
       return;
     }
-    run.source.tell({
-      type: 'ack',
-      offset: active.offset,
-      replyTo: this.adapt((result: WorkerResult<undefined>) => ({ type: '$acked', gen: run.gen, result })),
-    });
-  }
-
-  private afterBatch(run: Run): void {
-    const active = run.active;
-    run.active = undefined;
-    if (active?.sourceDone === true && this.queued.length === 0) {
-      this.decide('stop', { type: 'stop', reason: 'the source is exhausted' }, undefined);
-      return;
-    }
-    this.next();
+    if (done.external !== undefined || !done.sourceDone) this.next();
   }
 
   private ingest(command: Extract<PipelineCommand, { type: 'ingest' }>): void {
@@ -811,6 +832,10 @@ class PipelineRuntime {
       }
     }
   }
+}
+
+function timeoutKey(batchId: string): string {
+  return `batch-timeout:${batchId}`;
 }
 
 function countDeadLettered(active: ActiveBatch): number {

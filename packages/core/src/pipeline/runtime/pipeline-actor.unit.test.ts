@@ -465,7 +465,7 @@ describe('pipeline actor', () => {
     world.frozen = true;
   });
 
-  it('keeps one batch in flight: the source is not polled while a batch is processed', async () => {
+  it('bounds batches in flight: the source is polled at most one batch ahead of the sink', async () => {
     const world = new World();
     const data = new ArrayData(Array.from({ length: 100 }, (_, i) => rec(i)));
     const sinkData = new SinkData();
