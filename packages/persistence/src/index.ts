@@ -1,7 +1,7 @@
 /**
  * `@dataflow/persistence`.
  */
-export type { SqlExecutor, SqlQueryable } from './postgres/sql-executor.js';
+export type { SqlExecutor, SqlQueryable, SqlQueryOptions } from './postgres/sql-executor.js';
 export { pgPoolExecutor, type PgPoolExecutorOptions } from './postgres/pg-pool-executor.js';
 export { ensureSchema, schemaStatements } from './postgres/postgres-schema.js';
 export { isRetriableDbError } from './postgres/postgres-errors.js';

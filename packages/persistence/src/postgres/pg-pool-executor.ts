@@ -20,18 +20,19 @@ export interface PgPoolExecutorOptions {
  * ```
  */
 export function pgPoolExecutor(pool: pg.Pool, options: PgPoolExecutorOptions = {}): SqlExecutor {
-  const run = async <Row extends object>(client: pg.Pool | pg.PoolClient, sql: string, params: readonly unknown[] = []): Promise<Row[]> => {
-    const result = await client.query<Row & pg.QueryResultRow>(sql, params.map(toPgParam));
+  const run = async <Row extends object>(client: pg.Pool | pg.PoolClient, sql: string, params: readonly unknown[] = [], name?: string): Promise<Row[]> => {
+    const values = params.map(toPgParam);
+    const result = await client.query<Row & pg.QueryResultRow>(name === undefined ? { text: sql, values } : { name, text: sql, values });
     return result.rows;
   };
   return {
-    query: (sql, params) => run(pool, sql, params),
+    query: (sql, params, queryOptions) => run(pool, sql, params, queryOptions?.name),
     async transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
-        const result = await work({ query: (sql, params) => run(client, sql, params) });
+        const result = await work({ query: (sql, params, queryOptions) => run(client, sql, params, queryOptions?.name) });
         await client.query('COMMIT');
         return result;
       } catch (error) {

@@ -6,6 +6,9 @@
 /** SQLSTATE of a unique violation: a sequence number is taken. */
 export const UNIQUE_VIOLATION = '23505';
 
+/** SQLSTATE of a call to a function that does not exist (e.g. `append_events` in an older schema). */
+export const UNDEFINED_FUNCTION = '42883';
+
 /** SQLSTATEs after which the same operation may succeed when tried again. */
 const RETRIABLE_SQLSTATES = new Set([
   '40001', // serialization_failure

@@ -33,14 +33,33 @@ describe('Postgres store failures', () => {
     }
   });
 
-  it('reports missing tables as permanent errors', async () => {
+  it('reports a missing schema as permanent errors', async () => {
     const pool = new pg.Pool({ connectionString: serviceSettings().postgresUrl, max: 2 });
     const persistence = await createPostgresPersistence({ pool, schema: testNamespace(import.meta.url, 'missing') });
     try {
       const write = await failure(persistence.journal.append('p', [{ eventType: 'E', payload: 1 }], { expectedSequenceNr: 0, writerId: 'w' }));
       expect([write.tag, write.retriable]).toEqual(['journal/write-failed', false]);
-      expect((write.cause as { code?: string }).code).toBe('42P01');
+      expect((write.cause as { code?: string }).code).toBe('3F000'); // invalid_schema_name
+      const read = await failure(persistence.journal.highestSequenceNr('p'));
+      expect([read.tag, read.retriable]).toEqual(['journal/read-failed', false]);
+      expect((read.cause as { code?: string }).code).toBe('42P01'); // undefined_table
     } finally {
+      await persistence.close();
+    }
+  });
+
+  it('says how to fix a schema created before append_events existed', async () => {
+    const pool = new pg.Pool({ connectionString: serviceSettings().postgresUrl, max: 2 });
+    const schema = testNamespace(import.meta.url, 'older');
+    const persistence = await createPostgresPersistence({ pool, schema, ensureSchema: true });
+    try {
+      await pool.query(`DROP FUNCTION "${schema}".append_events`);
+      const write = await failure(persistence.journal.append('p', [{ eventType: 'E', payload: 1 }], { expectedSequenceNr: 0, writerId: 'w' }));
+      expect([write.tag, write.retriable]).toEqual(['journal/write-failed', false]);
+      expect((write.cause as { code?: string }).code).toBe('42883'); // undefined_function
+      expect(write.message).toContain('apply sql/0001-journal.sql again');
+    } finally {
+      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
       await persistence.close();
     }
   });

@@ -6,7 +6,9 @@ import { isConcurrencyConflict, isDataflowError, JsonSerializer, type AppendResu
 import { serviceSettings, testNamespace, uniqueName } from '@dataflow/test-env';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPostgresPersistence, type PostgresPersistence } from './postgres-persistence.js';
+import { pgPoolExecutor } from './pg-pool-executor.js';
+import { createPostgresPersistence, createSqlPersistence, type PostgresPersistence } from './postgres-persistence.js';
+import type { SqlExecutor } from './sql-executor.js';
 
 const schema = testNamespace(import.meta.url);
 let pool: pg.Pool;
@@ -60,10 +62,10 @@ describe('Postgres group commit', () => {
       // `first` goes alone; `raced` and `bystander` queue behind it and form the next group.
       const results = [append(first, 0), append(raced, 0), append(bystander, 0)].map(outcome);
       await until(async () => {
-        // The group's INSERT waits on the foreign transaction's uncommitted key.
+        // The group's append_events call waits on the foreign transaction's uncommitted key.
         const { rows } = await pool.query<{ n: string }>(
           `SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-           WHERE l.locktype = 'transactionid' AND NOT l.granted AND a.query LIKE 'WITH inserted AS (INSERT INTO "' || $1 || '"%'`,
+           WHERE l.locktype = 'transactionid' AND NOT l.granted AND a.query LIKE '%FROM "' || $1 || '".append_events(%'`,
           [schema],
         );
         return Number(rows[0]?.n ?? 0) > 0;
@@ -87,6 +89,54 @@ describe('Postgres group commit', () => {
     expect(isDataflowError(refused, 'journal/write-failed')).toBe(true);
     expect((refused as { retriable: boolean }).retriable).toBe(false);
     expect(await persistence.journal.highestSequenceNr(good)).toBe(1);
+  });
+});
+
+describe('Postgres append_events', () => {
+  it('writes a group of appends in one statement, outside an explicit transaction', async () => {
+    const calls: string[] = [];
+    const inner = pgPoolExecutor(pool, { ownsPool: false });
+    const counting: SqlExecutor = {
+      query: (sql, params, options) => {
+        calls.push(sql);
+        return inner.query(sql, params, options);
+      },
+      transaction: (work) => {
+        calls.push('transaction');
+        return inner.transaction(work);
+      },
+      close: () => inner.close(),
+    };
+    const own = await createSqlPersistence(counting, { schema });
+    try {
+      const [a, b] = [uniqueName('one-statement-a'), uniqueName('one-statement-b')];
+      const events = [1, 2, 3].map((n) => ({ eventType: 'E', payload: n, tags: ['t'] }));
+      // The first goes alone; the other three queue behind it and share the second statement.
+      const results = await Promise.all(
+        [own.journal.append(a, events, { expectedSequenceNr: 0, writerId: 'w' }), own.journal.append(b, events, { expectedSequenceNr: 0, writerId: 'w' }),
+          own.journal.append(a, events, { expectedSequenceNr: 3, writerId: 'w' }), own.journal.append(b, events, { expectedSequenceNr: 0, writerId: 'w' })].map(outcome),
+      );
+      expect(results).toEqual(['ok 3', 'ok 3', 'ok 6', 'conflict']);
+      expect(calls).toHaveLength(2);
+      for (const sql of calls) expect(sql).toMatch(/^SELECT append_index, highest_sequence_nr FROM ".+"\.append_events\(/);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('reports the highest stored sequence number with each refused append of a group', async () => {
+    const pid = uniqueName('refused');
+    await append(pid, 0);
+    await append(pid, 1);
+    const refused = await Promise.all([append(pid, 1), append(pid, 5), append(pid, 2)].map((p) => p.then(() => undefined, (e: unknown) => e)));
+    expect(refused.map((e) => (isConcurrencyConflict(e) ? e.actualSequenceNr : e))).toEqual([2, 2, undefined]);
+  });
+
+  it('refuses per-append and per-event arrays that do not match', async () => {
+    const call = pool.query(`SELECT * FROM "${schema}".append_events($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
+      ['p'], [0], [2], ['w'], [0], ['E'], [1], ['json'], [Buffer.from('1')], JSON.stringify([[]]),
+    ]);
+    await expect(call).rejects.toMatchObject({ code: '22023' });
   });
 });
 

@@ -1,20 +1,34 @@
 /**
  * Group commit for the Postgres journal: appends that arrive while a write is
- * in flight are written together in the next transaction, under one append
- * lock and one WAL flush (ADR 0003 serializes appends, so this is where
- * concurrent writers get their throughput back). Each append still succeeds
- * or fails on its own: conflicts are decided per append inside the group.
+ * in flight are written together by the next call of the schema's
+ * `append_events` function (sql/0001-journal.sql): one statement, one round
+ * trip, under one append lock and one WAL flush (ADR 0003 serializes appends,
+ * so this is where concurrent writers get their throughput back). Each append
+ * still succeeds or fails on its own: the function decides conflicts per append.
  */
+import { createHash } from 'node:crypto';
 import { ConcurrencyConflictError, JournalWriteError, type AppendResult } from '@dataflow/core';
-import { errorCode, isRetriableDbError, messageOf, UNIQUE_VIOLATION } from './postgres-errors.js';
+import { errorCode, isRetriableDbError, messageOf, UNDEFINED_FUNCTION, UNIQUE_VIOLATION } from './postgres-errors.js';
 import type { PostgresStore } from './postgres-store.js';
-import type { SqlQueryable } from './sql-executor.js';
 
-/** One append, serialized and ready to insert: each row holds the 9 insert parameters. */
+/** One event, serialized and ready to insert. */
+export interface SerializedEvent {
+  readonly eventType: string;
+  readonly schemaVersion: number;
+  readonly serializerId: string;
+  readonly bytes: Uint8Array;
+  /** Without duplicates. */
+  readonly tags: readonly string[];
+}
+
+/** One append, serialized and ready to insert. */
 export interface PendingAppend {
   readonly persistenceId: string;
   readonly expectedSequenceNr: number;
-  readonly rows: readonly (readonly unknown[])[];
+  readonly writerId: string;
+  /** Epoch milliseconds, the same for all its events. */
+  readonly writtenAt: number;
+  readonly events: readonly SerializedEvent[];
 }
 
 interface Queued extends PendingAppend {
@@ -22,20 +36,27 @@ interface Queued extends PendingAppend {
   reject(error: Error): void;
 }
 
-const INSERT_COLUMNS = 'persistence_id, sequence_nr, writer_id, event_type, schema_version, serializer_id, payload, tags, written_at';
-const COLUMN_COUNT = 9;
-/** Rows per INSERT statement: well below Postgres' 65 535 bind parameters. */
-const ROWS_PER_STATEMENT = 1000;
+/** A refused append of a group: its 1-based index and the highest sequence number stored. */
+interface ConflictRow {
+  readonly append_index: number;
+  readonly highest_sequence_nr: string | number;
+}
 
 export class PostgresGroupWriter {
   private queue: Queued[] = [];
   private inFlight: Promise<void> | undefined;
+  private readonly appendSql: string;
+  private readonly statementName: string;
 
   constructor(
     private readonly store: PostgresStore,
-    /** Most rows one group transaction takes from the queue (a larger single append still goes alone). */
-    private readonly maxRowsPerGroup = 2000,
-  ) {}
+    /** Most events one group takes from the queue (a larger single append still goes alone). */
+    private readonly maxEventsPerGroup = 2000,
+  ) {
+    this.appendSql = `SELECT append_index, highest_sequence_nr FROM ${store.appendFunction}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
+    // pg prepares a named statement once per connection; the name (at most 63 bytes) stays tied to this text.
+    this.statementName = `dataflow_append_${createHash('sha256').update(this.appendSql).digest('hex').slice(0, 32)}`;
+  }
 
   submit(append: PendingAppend): Promise<AppendResult> {
     return new Promise((resolve, reject) => {
@@ -59,11 +80,11 @@ export class PostgresGroupWriter {
   }
 
   private takeGroup(): Queued[] {
-    let rows = 0;
+    let events = 0;
     let count = 0;
     for (const append of this.queue) {
-      if (count > 0 && rows + append.rows.length > this.maxRowsPerGroup) break;
-      rows += append.rows.length;
+      if (count > 0 && events + append.events.length > this.maxEventsPerGroup) break;
+      events += append.events.length;
       count++;
     }
     return this.queue.splice(0, count);
@@ -71,9 +92,10 @@ export class PostgresGroupWriter {
 
   /** Writes a group; never rejects: every append's own promise settles. */
   private async writeGroup(group: readonly Queued[]): Promise<void> {
-    let outcome: { accepted: Queued[]; conflicts: [Queued, number][] };
+    let conflicts: ConflictRow[];
     try {
-      outcome = await this.store.executor.transaction((tx) => this.insertGroup(tx, group));
+      // Outside an explicit transaction: the statement is its own, so BEGIN and COMMIT cost no round trips.
+      conflicts = await this.store.executor.query<ConflictRow>(this.appendSql, appendParams(group), { name: this.statementName });
     } catch (error) {
       if (group.length > 1 && (errorCode(error) === UNIQUE_VIOLATION || !isRetriableDbError(error))) {
         // One append spoiled the group (a writer outside the journal took its sequence number, or
@@ -84,50 +106,38 @@ export class PostgresGroupWriter {
       for (const append of group) append.reject(toWriteError(append, error));
       return;
     }
-    if (outcome.accepted.length > 0) this.store.appended();
-    for (const append of outcome.accepted) append.resolve({ lastSequenceNr: append.expectedSequenceNr + append.rows.length });
-    for (const [append, highest] of outcome.conflicts) append.reject(new ConcurrencyConflictError(append.persistenceId, append.expectedSequenceNr, highest));
+    const refused = new Map(conflicts.map((row) => [row.append_index - 1, Number(row.highest_sequence_nr)]));
+    if (refused.size < group.length) this.store.appended();
+    group.forEach((append, i) => {
+      const highest = refused.get(i);
+      if (highest === undefined) append.resolve({ lastSequenceNr: append.expectedSequenceNr + append.events.length });
+      else append.reject(new ConcurrencyConflictError(append.persistenceId, append.expectedSequenceNr, highest));
+    });
   }
+}
 
-  private async insertGroup(tx: SqlQueryable, group: readonly Queued[]): Promise<{ accepted: Queued[]; conflicts: [Queued, number][] }> {
-    const { journalTable, tagTable } = this.store;
-    // The lock makes orderings visible in increasing order (ADR 0003). Taken first, so the check below is exact.
-    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [this.store.appendLockKey]);
-    const ids = [...new Set(group.map((a) => a.persistenceId))];
-    const found = await tx.query<{ persistence_id: string; highest: string | number }>(
-      `SELECT persistence_id, max(sequence_nr) AS highest FROM ${journalTable} WHERE persistence_id = ANY ($1::text[]) GROUP BY persistence_id`,
-      [ids],
-    );
-    const highest = new Map(found.map((r) => [r.persistence_id, Number(r.highest)]));
-    const accepted: Queued[] = [];
-    const conflicts: [Queued, number][] = [];
-    // In arrival order, so two appends to one id in a group behave as if written one after the other.
-    for (const append of group) {
-      const current = highest.get(append.persistenceId) ?? 0;
-      if (current !== append.expectedSequenceNr) {
-        conflicts.push([append, current]);
-        continue;
-      }
-      accepted.push(append);
-      highest.set(append.persistenceId, current + append.rows.length);
-    }
-    const rows = accepted.flatMap((a) => a.rows);
-    for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
-      const chunk = rows.slice(start, start + ROWS_PER_STATEMENT);
-      const tuples = chunk.map((_, i) => `(${Array.from({ length: COLUMN_COUNT }, (_, k) => `$${i * COLUMN_COUNT + k + 1}`).join(', ')})`);
-      await tx.query(
-        `WITH inserted AS (INSERT INTO ${journalTable} (${INSERT_COLUMNS}) VALUES ${tuples.join(', ')} RETURNING ordering, tags)
-         INSERT INTO ${tagTable} (tag, ordering) SELECT unnest(tags), ordering FROM inserted`,
-        chunk.flat(),
-      );
-    }
-    return { accepted, conflicts };
-  }
+/** The parameters of `append_events`: five arrays with one entry per append, five with one per event. */
+function appendParams(group: readonly PendingAppend[]): unknown[] {
+  const events = group.flatMap((append) => append.events);
+  return [
+    group.map((append) => append.persistenceId),
+    group.map((append) => append.expectedSequenceNr),
+    group.map((append) => append.events.length),
+    group.map((append) => append.writerId),
+    group.map((append) => append.writtenAt),
+    events.map((event) => event.eventType),
+    events.map((event) => event.schemaVersion),
+    events.map((event) => event.serializerId),
+    events.map((event) => event.bytes),
+    JSON.stringify(events.map((event) => event.tags)),
+  ];
 }
 
 function toWriteError(append: PendingAppend, error: unknown): Error {
   if (errorCode(error) === UNIQUE_VIOLATION) {
     return new ConcurrencyConflictError(append.persistenceId, append.expectedSequenceNr, undefined, { cause: error });
   }
-  return new JournalWriteError(append.persistenceId, messageOf(error), { retriable: isRetriableDbError(error), cause: error });
+  // A schema created before the function existed: its DDL must be applied again.
+  const hint = errorCode(error) === UNDEFINED_FUNCTION ? ' (apply sql/0001-journal.sql again, or pass ensureSchema: true)' : '';
+  return new JournalWriteError(append.persistenceId, `${messageOf(error)}${hint}`, { retriable: isRetriableDbError(error), cause: error });
 }

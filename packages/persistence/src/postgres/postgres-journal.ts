@@ -1,9 +1,9 @@
 /**
  * The Postgres journal (also on PGlite): one row per event, atomic
- * multi-row appends in one transaction (grouped with concurrent ones, see
- * `PostgresGroupWriter`), conflicts checked under the append lock and backed
- * by the primary key (persistence_id, sequence_nr), typed errors with
- * `retriable` and `cause`.
+ * multi-row appends in one statement of the schema's `append_events` function
+ * (grouped with concurrent ones, see `PostgresGroupWriter`), conflicts checked
+ * under the append lock and backed by the primary key (persistence_id,
+ * sequence_nr), typed errors with `retriable` and `cause`.
  */
 import {
   JournalReadError,
@@ -40,7 +40,7 @@ export class PostgresJournal implements Journal {
 
   /**
    * Appends `events` atomically. Appends made while another is being written
-   * share its next transaction (group commit); each still succeeds or fails alone.
+   * share the next statement (group commit); each still succeeds or fails alone.
    */
   async append(persistenceId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> {
     const { expectedSequenceNr, writerId } = options;
@@ -49,13 +49,13 @@ export class PostgresJournal implements Journal {
       throw new JournalWriteError(persistenceId, `expectedSequenceNr must be a non-negative integer, got ${expectedSequenceNr}`, { retriable: false });
     }
     // Serialize everything first: a bad payload fails the batch before any I/O.
-    const timestamp = this.store.settings.now();
-    const rows = events.map((event, i) => {
+    const writtenAt = this.store.settings.now();
+    const serialized = events.map((event) => {
       const schemaVersion = event.schemaVersion ?? 1;
       const { serializerId, bytes } = this.store.settings.serializers.serialize(event.payload, { eventType: event.eventType, schemaVersion });
-      return [persistenceId, expectedSequenceNr + i + 1, writerId, event.eventType, schemaVersion, serializerId, bytes, [...new Set(event.tags ?? [])], timestamp];
+      return { eventType: event.eventType, schemaVersion, serializerId, bytes, tags: [...new Set(event.tags ?? [])] };
     });
-    return this.writer.submit({ persistenceId, expectedSequenceNr, rows });
+    return this.writer.submit({ persistenceId, expectedSequenceNr, writerId, writtenAt, events: serialized });
   }
 
   async *replay(persistenceId: string, fromSequenceNr: number, toSequenceNr = Number.MAX_SAFE_INTEGER, options: ReplayOptions = {}): AsyncIterable<PersistedEvent> {

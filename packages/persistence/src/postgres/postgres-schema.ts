@@ -26,13 +26,28 @@ export async function schemaStatements(schema: string): Promise<string[]> {
   const statements: string[] = [];
   for (const file of DDL_FILES) {
     const text = await readFile(new URL(file, SQL_DIR), 'utf8');
-    const withoutComments = text.replace(/--.*$/gm, '');
-    for (const statement of withoutComments.split(/;\s*$/m)) {
-      const sql = statement.trim();
-      if (sql !== '') statements.push(sql.replaceAll(':"schema"', quoted));
-    }
+    for (const sql of splitStatements(text.replace(/--.*$/gm, ''))) statements.push(sql.replaceAll(':"schema"', quoted));
   }
   return statements;
+}
+
+/** Splits at each `;` that ends a line, except inside a dollar-quoted function body (`$$ ... $$`). */
+function splitStatements(text: string): string[] {
+  const pieces: string[] = [];
+  let start = 0;
+  let openQuote: string | undefined;
+  for (const match of text.matchAll(/\$(?:[A-Za-z_]\w*)?\$|;[ \t\r]*$/gm)) {
+    const [token] = match;
+    if (token.startsWith('$')) {
+      if (openQuote === undefined) openQuote = token;
+      else if (token === openQuote) openQuote = undefined;
+    } else if (openQuote === undefined) {
+      pieces.push(text.slice(start, match.index));
+      start = match.index + token.length;
+    }
+  }
+  pieces.push(text.slice(start));
+  return pieces.map((piece) => piece.trim()).filter((piece) => piece !== '');
 }
 
 /**

@@ -39,6 +39,8 @@ export class PostgresStore {
   readonly journalTable: string;
   readonly tagTable: string;
   readonly snapshotTable: string;
+  /** The function that appends a group of appends in one statement (sql/0001-journal.sql). */
+  readonly appendFunction: string;
   /** Key of the advisory lock every append takes; see docs/adr/0003-postgres-tag-ordering.md. */
   readonly appendLockKey: string;
   private closedFlag = false;
@@ -52,6 +54,7 @@ export class PostgresStore {
     this.journalTable = `${schema}.event_journal`;
     this.tagTable = `${schema}.event_tag`;
     this.snapshotTable = `${schema}.snapshot`;
+    this.appendFunction = `${schema}.append_events`;
     this.appendLockKey = `dataflow-append:${settings.schema}`;
   }
 

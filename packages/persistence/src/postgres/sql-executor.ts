@@ -3,9 +3,19 @@
  * on a `pg.Pool` (a server) or on PGlite (embedded, a data directory).
  */
 
+/** How to run one statement. */
+export interface SqlQueryOptions {
+  /**
+   * Prepare the statement once per connection under this name and reuse it
+   * (pg's named statements). One name must always go with the same SQL text.
+   * Executors without prepared statements ignore it.
+   */
+  readonly name?: string;
+}
+
 /** Runs one statement with `$1...` parameters and returns its rows. */
 export interface SqlQueryable {
-  query<Row extends object>(sql: string, params?: readonly unknown[]): Promise<Row[]>;
+  query<Row extends object>(sql: string, params?: readonly unknown[], options?: SqlQueryOptions): Promise<Row[]>;
 }
 
 /**

@@ -49,3 +49,89 @@ CREATE TABLE IF NOT EXISTS :"schema".snapshot (
   state           BYTEA   NOT NULL,
   PRIMARY KEY (persistence_id, sequence_nr)
 );
+
+-- The journal's append, one statement per group of appends (any persistence
+-- ids; one round trip). Takes the append lock, checks each append's expected
+-- sequence number against the highest stored one (appends to one id in arrival
+-- order, as if written one after the other), inserts the events and tag rows
+-- of the accepted appends, and returns one row per refused append: its 1-based
+-- index and the highest sequence number it should have expected. Call it
+-- outside an explicit transaction: the statement is the transaction, so the
+-- lock is held until the commit is visible (docs/adr/0003-postgres-tag-ordering.md).
+CREATE OR REPLACE FUNCTION :"schema".append_events(
+  append_ids        TEXT[],    -- per append, in arrival order: the persistence id,
+  append_expected   BIGINT[],  -- the highest sequence number it expects,
+  append_sizes      INTEGER[], -- its number of events,
+  append_writers    TEXT[],    -- its writer id
+  append_written_at BIGINT[],  -- and its timestamp (epoch milliseconds);
+  event_types       TEXT[],    -- per event, the events of append 1 first:
+  schema_versions   INTEGER[],
+  serializer_ids    TEXT[],
+  payloads          BYTEA[],
+  event_tags        JSONB)     -- a JSON array holding one array of tags per event
+RETURNS TABLE (append_index INTEGER, highest_sequence_nr BIGINT)
+LANGUAGE plpgsql
+SET search_path = :"schema", pg_temp
+AS $$
+DECLARE
+  accepted        INTEGER[] := '{}';
+  current_id      TEXT;
+  current_highest BIGINT;
+  candidate       RECORD;
+BEGIN
+  IF cardinality(append_ids) IS DISTINCT FROM cardinality(append_expected)
+     OR cardinality(append_ids) IS DISTINCT FROM cardinality(append_sizes)
+     OR cardinality(append_ids) IS DISTINCT FROM cardinality(append_writers)
+     OR cardinality(append_ids) IS DISTINCT FROM cardinality(append_written_at)
+     OR coalesce((SELECT sum(s) FROM unnest(append_sizes) AS s), 0) IS DISTINCT FROM cardinality(event_types)
+     OR cardinality(event_types) IS DISTINCT FROM cardinality(schema_versions)
+     OR cardinality(event_types) IS DISTINCT FROM cardinality(serializer_ids)
+     OR cardinality(event_types) IS DISTINCT FROM cardinality(payloads)
+     OR cardinality(event_types) IS DISTINCT FROM jsonb_array_length(event_tags) THEN
+    RAISE EXCEPTION 'append_events: the per-append and per-event arrays do not match' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  -- Taken before the check, so the check is exact; held until the commit.
+  PERFORM pg_advisory_xact_lock(hashtext('dataflow-append:' || current_schema()));
+
+  -- Sorted by id, then arrival: one pass keeps the running highest per id.
+  FOR candidate IN
+    SELECT a.i::INTEGER AS i, a.id, a.expected, a.size,
+           (SELECT max(j.sequence_nr) FROM event_journal j WHERE j.persistence_id = a.id) AS stored
+    FROM unnest(append_ids, append_expected, append_sizes) WITH ORDINALITY AS a(id, expected, size, i)
+    ORDER BY a.id, a.i
+  LOOP
+    IF current_id IS DISTINCT FROM candidate.id THEN
+      current_id := candidate.id;
+      current_highest := coalesce(candidate.stored, 0);
+    END IF;
+    IF candidate.expected = current_highest THEN
+      accepted := accepted || candidate.i;
+      current_highest := current_highest + candidate.size;
+    ELSE
+      append_index := candidate.i;
+      highest_sequence_nr := current_highest;
+      RETURN NEXT;
+    END IF;
+  END LOOP;
+
+  IF cardinality(accepted) > 0 THEN
+    WITH appends AS (
+      SELECT a.i, a.id, a.expected, a.size, a.writer, a.written_at, sum(a.size) OVER (ORDER BY a.i) - a.size AS first
+      FROM unnest(append_ids, append_expected, append_sizes, append_writers, append_written_at)
+        WITH ORDINALITY AS a(id, expected, size, writer, written_at, i)
+    ), inserted AS (
+      INSERT INTO event_journal (persistence_id, sequence_nr, writer_id, event_type, schema_version, serializer_id, payload, tags, written_at)
+      SELECT a.id, a.expected + s.n, a.writer, e.event_type, e.schema_version, e.serializer_id, e.payload,
+             ARRAY(SELECT jsonb_array_elements_text(event_tags -> (e.pos - 1)::INTEGER)), a.written_at
+      FROM appends a
+      CROSS JOIN LATERAL generate_series(1, a.size) AS s(n)
+      JOIN unnest(event_types, schema_versions, serializer_ids, payloads)
+        WITH ORDINALITY AS e(event_type, schema_version, serializer_id, payload, pos) ON e.pos = a.first + s.n
+      WHERE a.i = ANY (accepted)
+      ORDER BY a.i, s.n
+      RETURNING ordering, tags)
+    INSERT INTO event_tag (tag, ordering) SELECT unnest(tags), ordering FROM inserted;
+  END IF;
+END
+$$;
