@@ -7,7 +7,8 @@ CREATE SCHEMA IF NOT EXISTS :"schema";
 -- One row per event. `ordering` is the global position used as the offset of
 -- tag queries; appends take a transaction-level advisory lock so orderings
 -- become visible in increasing order (docs/adr/0003-postgres-tag-ordering.md).
--- Anything else inserting here must take the same lock first:
+-- Anything else inserting here must call append_events (below) or take the
+-- same lock first:
 --   SELECT pg_advisory_xact_lock(hashtext('dataflow-append:<schema>'));
 CREATE TABLE IF NOT EXISTS :"schema".event_journal (
   ordering        BIGSERIAL NOT NULL,
@@ -80,13 +81,13 @@ DECLARE
   accepted        INTEGER[] := '{}';
   current_id      TEXT;
   current_highest BIGINT;
+  total_events    BIGINT := 0;
   candidate       RECORD;
 BEGIN
   IF cardinality(append_ids) IS DISTINCT FROM cardinality(append_expected)
      OR cardinality(append_ids) IS DISTINCT FROM cardinality(append_sizes)
      OR cardinality(append_ids) IS DISTINCT FROM cardinality(append_writers)
      OR cardinality(append_ids) IS DISTINCT FROM cardinality(append_written_at)
-     OR coalesce((SELECT sum(s) FROM unnest(append_sizes) AS s), 0) IS DISTINCT FROM cardinality(event_types)
      OR cardinality(event_types) IS DISTINCT FROM cardinality(schema_versions)
      OR cardinality(event_types) IS DISTINCT FROM cardinality(serializer_ids)
      OR cardinality(event_types) IS DISTINCT FROM cardinality(payloads)
@@ -104,6 +105,7 @@ BEGIN
     FROM unnest(append_ids, append_expected, append_sizes) WITH ORDINALITY AS a(id, expected, size, i)
     ORDER BY a.id, a.i
   LOOP
+    total_events := total_events + candidate.size;
     IF current_id IS DISTINCT FROM candidate.id THEN
       current_id := candidate.id;
       current_highest := coalesce(candidate.stored, 0);
@@ -117,6 +119,10 @@ BEGIN
       RETURN NEXT;
     END IF;
   END LOOP;
+  IF total_events IS DISTINCT FROM coalesce(cardinality(event_types), 0) THEN
+    RAISE EXCEPTION 'append_events: the append sizes add up to %, but % events were given', total_events, cardinality(event_types)
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
 
   IF cardinality(accepted) > 0 THEN
     WITH appends AS (
