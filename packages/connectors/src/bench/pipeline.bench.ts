@@ -46,6 +46,8 @@ export interface PipelineBenchOptions {
   readonly pgliteRecords?: number;
   /** Records of an unmeasured run of each variant first, so that both run JIT-compiled code. */
   readonly warmupRecords?: number;
+  /** Measured pairs (pipeline, loop), alternating which runs first; the ratio is the median of the pairs' ratios (default 3). */
+  readonly rounds?: number;
 }
 
 export interface PipelineBenchResult {
@@ -55,8 +57,10 @@ export interface PipelineBenchResult {
   readonly written: number;
   readonly pipelineRecordsPerSec: number;
   readonly loopRecordsPerSec: number;
-  /** Pipeline throughput as a fraction of the plain loop's. */
+  /** Pipeline throughput as a fraction of the plain loop's: median over the measured pairs. */
   readonly ratio: number;
+  /** The ratio of every measured pair. */
+  readonly ratios: readonly number[];
   readonly pgliteRecordsPerSec: number;
 }
 
@@ -104,8 +108,22 @@ export async function runPipelineBench(options: PipelineBenchOptions = {}): Prom
     try {
       await runPipeline(persistence, 'warmup', warmupRecords, batchSize);
       await runLoop(pool, schema, 'warmup', warmupRecords, batchSize);
-      const pipeline = await runPipeline(persistence, 'measured', records, batchSize);
-      const loop = await runLoop(pool, schema, 'measured', records, batchSize);
+      const rounds = options.rounds ?? 3;
+      const pipelines: Timed[] = [];
+      const loops: Timed[] = [];
+      for (let round = 0; round < rounds; round++) {
+        // Alternate the order so that neither variant always runs on a warmer (or busier) machine.
+        if (round % 2 === 0) {
+          pipelines.push(await runPipeline(persistence, `measured-${round}`, records, batchSize));
+          loops.push(await runLoop(pool, schema, `measured-${round}`, records, batchSize));
+        } else {
+          loops.push(await runLoop(pool, schema, `measured-${round}`, records, batchSize));
+          pipelines.push(await runPipeline(persistence, `measured-${round}`, records, batchSize));
+        }
+      }
+      const ratios = pipelines.map((p, i) => Math.round(((loops[i]?.ms ?? 0) / p.ms) * 100) / 100);
+      const pipeline = { ms: median(pipelines.map((p) => p.ms)), written: pipelines[0]?.written ?? 0 };
+      const loop = { ms: median(loops.map((l) => l.ms)), written: loops[0]?.written ?? 0 };
       if (pipeline.written !== loop.written) throw new Error(`the pipeline wrote ${pipeline.written} records, the loop ${loop.written}`);
       const pglite = await runPipelineOnPglite(pgliteRecords, batchSize);
 
@@ -115,7 +133,8 @@ export async function runPipelineBench(options: PipelineBenchOptions = {}): Prom
         written: loop.written,
         pipelineRecordsPerSec: perSec(records, pipeline.ms),
         loopRecordsPerSec: perSec(records, loop.ms),
-        ratio: Math.round((loop.ms / pipeline.ms) * 100) / 100,
+        ratio: median(ratios),
+        ratios,
         pgliteRecordsPerSec: perSec(pgliteRecords, pglite.ms),
       };
       console.log(`Pipeline bench: generator → filter + map → memory, ${records} records, batch ${batchSize}, checkpoint per batch`);
@@ -136,6 +155,12 @@ export async function runPipelineBench(options: PipelineBenchOptions = {}): Prom
       await pool.end();
     }
   }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
 interface Timed {
