@@ -87,6 +87,8 @@ export interface DataflowNode {
   readonly storeDescription: string;
   /** Instrumentation events of the node's actors and pipelines. */
   readonly events: Instrumentation<InstrumentationEvent>;
+  /** The pipelines found at start, as recovered from their journals: a running one resumes from this checkpoint. */
+  readonly recovered: readonly ConfiguredPipelineState[];
   /**
    * Validates `definition` (unknown connector types and bad options are
    * field-level issues), registers it with the coordinator and creates the
@@ -144,6 +146,7 @@ class Node implements DataflowNode {
   private readonly askTimeoutMs: number;
   private readonly unsubscribe: (() => void)[];
   private shuttingDown: Promise<ShutdownReport> | undefined;
+  private readonly found: ConfiguredPipelineState[] = [];
 
   constructor(
     private readonly config: NodeConfig,
@@ -175,13 +178,20 @@ class Node implements DataflowNode {
     return this.system.events;
   }
 
+  get recovered(): readonly ConfiguredPipelineState[] {
+    return this.found;
+  }
+
   /** Spawns every registered pipeline and waits until each has recovered. */
   async recover(): Promise<void> {
     const registered = await this.ask<readonly RegisteredPipeline[]>((replyTo) => ({ type: 'list-pipelines', replyTo }));
     for (const p of registered) this.registry.spawn(p.pipelineId);
     for (const p of registered) {
       const state = await this.stateOf(p.pipelineId);
-      if (state.status !== 'empty') continue;
+      if (state.status !== 'empty') {
+        this.found.push(state);
+        continue;
+      }
       // Registered, but the node stopped before the pipeline was created: nothing to resume.
       this.config.logger.warn(`pipeline ${p.pipelineId} (${p.name}) was registered but never created; unregistering it`, { pipeline_id: p.pipelineId });
       await this.registry.remove(p.pipelineId);
