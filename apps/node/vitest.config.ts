@@ -1,3 +1,3 @@
 import { dataflowVitestConfig } from '../../scripts/test/vitest.base.js';
 
-export default dataflowVitestConfig({ services: true, passWithNoTests: true });
+export default dataflowVitestConfig({ services: true });
