@@ -163,15 +163,23 @@ describe('DataflowNode', () => {
     const report = await first.node.shutdown();
     const stopped = report.pipelines.find((p) => p.pipelineId === 'endless');
     expect(stopped?.status).toBe('running');
-    const checkpoint = stopped?.checkpoint;
-    expect(checkpoint).not.toBeNull();
+    expect(stopped?.checkpoint).not.toBeNull();
 
     const second = await boot(persistence);
-    expect(await second.node.listPipelines('running')).toMatchObject([{ pipelineId: 'endless', totalRecords: stopped?.metrics.recordsProcessed }]);
-    await until(second.node, 'endless', (s) => processed(s) >= (stopped?.metrics.recordsProcessed ?? 0) + 20);
+    // A checkpoint already being appended at shutdown still lands (it is durable); one not yet sent is abandoned.
+    const recovered = second.node.recovered.find((p) => p.pipelineId === 'endless');
+    if (recovered === undefined) throw new Error('the pipeline was not recovered');
+    expect(recovered.metrics.batches - (stopped?.metrics.batches ?? 0)).toBeGreaterThanOrEqual(0);
+    expect(recovered.metrics.batches - (stopped?.metrics.batches ?? 0)).toBeLessThanOrEqual(1);
+    const listed = await second.node.listPipelines('running');
+    expect(listed).toMatchObject([{ pipelineId: 'endless' }]);
+    // The coordinator's count is reported at most every few seconds and at shutdown: never ahead of the journal.
+    expect(listed[0]?.totalRecords).toBeLessThanOrEqual(recovered.metrics.recordsProcessed);
+    expect(listed[0]?.totalRecords).toBeGreaterThanOrEqual(stopped?.metrics.recordsProcessed ?? 0);
+    await until(second.node, 'endless', (s) => processed(s) >= recovered.metrics.recordsProcessed + 20);
     const [firstBatch, firstId] = batchLine(second.out.lines[0] ?? '');
-    expect(firstBatch).toBe((stopped?.metrics.batches ?? 0) + 1);
-    expect(firstId).toBe(Number(checkpoint?.sourceOffset) + 1);
+    expect(firstBatch).toBe(recovered.metrics.batches + 1);
+    expect(firstId).toBe(Number(recovered.checkpoint?.sourceOffset) + 1);
   });
 
   it('fails a pipeline for good when its connector refuses options the registry let through', async () => {
