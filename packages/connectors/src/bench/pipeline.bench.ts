@@ -137,13 +137,13 @@ export async function runPipelineBench(options: PipelineBenchOptions = {}): Prom
         ratios,
         pgliteRecordsPerSec: perSec(pgliteRecords, pglite.ms),
       };
-      console.log(`Pipeline bench: generator → filter + map → memory, ${records} records, batch ${batchSize}, checkpoint per batch`);
+      process.stdout.write(`Pipeline bench: generator → filter + map → memory, ${records} records, batch ${batchSize}, checkpoint per batch\n`);
       console.table({
         'pipeline, Postgres journal': { 'records/s': result.pipelineRecordsPerSec, ms: Math.round(pipeline.ms) },
         'plain loop, 1 INSERT per batch': { 'records/s': result.loopRecordsPerSec, ms: Math.round(loop.ms), ratio: result.ratio },
         [`pipeline, PGlite journal (${pgliteRecords})`]: { 'records/s': result.pgliteRecordsPerSec, ms: Math.round(pglite.ms) },
       });
-      console.log(JSON.stringify({ bench: 'connectors.pipeline', ...result }));
+      process.stdout.write(`${JSON.stringify({ bench: 'connectors.pipeline', ...result })}\n`);
       return result;
     } finally {
       await persistence.close();
@@ -259,7 +259,7 @@ const perSec = (records: number, ms: number): number => Math.round(records / (ms
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   runPipelineBench().catch((error: unknown) => {
-    console.error(error);
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
   });
 }

@@ -119,5 +119,5 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     { layer: 'raw nact', 'msgs/s (median)': result.rawMsgsPerSec },
     { layer: 'typed', 'msgs/s (median)': result.typedMsgsPerSec },
   ]);
-  console.log(JSON.stringify(result));
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -141,7 +141,7 @@ async function measure(total: number, batchSize: number): Promise<EventSourcingB
 async function main(): Promise<void> {
   const rows = await runEventSourcingBench();
   console.table(rows);
-  console.log(JSON.stringify({ bench: 'event-sourcing', journal: 'in-memory', node: process.version, rows }));
+  process.stdout.write(`${JSON.stringify({ bench: 'event-sourcing', journal: 'in-memory', node: process.version, rows })}\n`);
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -141,18 +141,18 @@ export async function runCassandraBench(options: CassandraBenchOptions = {}): Pr
       oneByOneEventsPerSec: perSec(oneByOne, oneByOneMs),
       batchedSpeedup: round(oneByOneMs / batchedMs),
     };
-    console.log(`Cassandra journal benchmark (${actors} actors x ${eventsPerActor} events, replay ${replayEvents}, concurrency ${concurrency})`);
+    process.stdout.write(`Cassandra journal benchmark (${actors} actors x ${eventsPerActor} events, replay ${replayEvents}, concurrency ${concurrency})\n`);
     console.table([
       { case: 'write (lease)', journal: `${result.writeJournalEventsPerSec} ev/s`, baseline: `${result.writeRawRowsPerSec} rows/s (executeConcurrent)`, ratio: result.writeRatio, goal: '>= 0.6' },
       { case: 'write (conditional)', journal: `${result.writeConditionalEventsPerSec} ev/s`, baseline: `${result.writeRawRowsPerSec} rows/s (executeConcurrent)`, ratio: result.writeConditionalRatio, goal: '-' },
       { case: 'replay', journal: `${result.replayJournalEventsPerSec} ev/s`, baseline: `${result.replayRawRowsPerSec} rows/s (paged read)`, ratio: result.replayRatio, goal: '>= 0.5' },
       { case: 'batching', journal: `${result.batchedEventsPerSec} ev/s (coalesced)`, baseline: `${result.oneByOneEventsPerSec} ev/s (awaited one by one)`, ratio: result.batchedSpeedup, goal: '>= 5' },
     ]);
-    console.log(JSON.stringify({ bench: 'cassandra-journal', ...result }));
+    process.stdout.write(`${JSON.stringify({ bench: 'cassandra-journal', ...result })}\n`);
     return result;
   } finally {
     await persistence?.close();
-    await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch((error: unknown) => console.error('could not drop', keyspace, error));
+    await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch((error: unknown) => process.stderr.write(`could not drop ${keyspace}: ${String(error)}\n`));
     await client.shutdown();
   }
 }
@@ -190,7 +190,7 @@ const round = (x: number): number => Math.round(x * 100) / 100;
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   runCassandraBench().catch((error: unknown) => {
-    console.error(error);
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
   });
 }

@@ -114,7 +114,7 @@ export async function runPostgresBench(options: PostgresBenchOptions = {}): Prom
       batchedSpeedup: round(batchedEvents / batchedMs / (oneByOneEvents / oneByOneMs)),
       pgliteEventsPerSec,
     };
-    console.log(`Postgres journal bench (${actors} actors x ${eventsPerActor} events, 1-5 per append, pool ${poolSize})`);
+    process.stdout.write(`Postgres journal bench (${actors} actors x ${eventsPerActor} events, 1-5 per append, pool ${poolSize})\n`);
     console.table({
       'write: journal append': { 'events/s': result.writeJournalEventsPerSec },
       'write: raw multi-row INSERT': { 'events/s': result.writeRawRowsPerSec, ratio: result.writeRatio },
@@ -122,7 +122,7 @@ export async function runPostgresBench(options: PostgresBenchOptions = {}): Prom
       'one id: 1 per awaited append': { 'events/s': result.oneByOneEventsPerSec, ratio: result.batchedSpeedup },
       'PGlite (data dir): 10 per append': { 'events/s': result.pgliteEventsPerSec },
     });
-    console.log(JSON.stringify({ bench: 'postgres', ...result }));
+    process.stdout.write(`${JSON.stringify({ bench: 'postgres', ...result })}\n`);
     return result;
   } finally {
     await persistence?.close();
@@ -177,7 +177,7 @@ const round = (x: number): number => Math.round(x * 100) / 100;
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   runPostgresBench().catch((error: unknown) => {
-    console.error(error);
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
   });
 }
