@@ -63,7 +63,7 @@ export interface ReplayOptions {
  * const { lastSequenceNr } = await journal.append('counter-1',
  *   [{ eventType: 'Added', payload: { n: 1 }, tags: ['counter'] }],
  *   { expectedSequenceNr: 0, writerId: 'w1' });
- * for await (const e of journal.replay('counter-1', 1)) console.log(e.sequenceNr, e.payload);
+ * for await (const e of journal.replay('counter-1', 1)) apply(e.sequenceNr, e.payload);
  * ```
  */
 export interface Journal {

@@ -16,7 +16,7 @@ import type { InMemoryEventLog, StoredEventRow } from './in-memory-event-log.js'
  * ```ts
  * const { journal } = createInMemoryPersistence();
  * await journal.append('counter-1', [{ eventType: 'Added', payload: { n: 1 } }], { expectedSequenceNr: 0, writerId: 'w1' });
- * for await (const event of journal.replay('counter-1', 1)) console.log(event.payload);
+ * for await (const event of journal.replay('counter-1', 1)) handle(event.payload);
  * ```
  */
 export class InMemoryJournal implements Journal {

@@ -17,7 +17,7 @@ import { toPersistedEvent } from './in-memory-journal.js';
  * const { queries } = createInMemoryPersistence();
  * const controller = new AbortController();
  * for await (const envelope of queries.eventsByTag('pipeline-events', NoOffset, { live: true, signal: controller.signal })) {
- *   console.log(envelope.persistenceId, envelope.sequenceNr, envelope.offset);
+ *   project(envelope); // then store envelope.offset
  * }
  * ```
  */

@@ -25,7 +25,7 @@ const ISSUES_IN_MESSAGE = 10;
  *   definePipeline(input);
  * } catch (error) {
  *   if (isDataflowError(error, 'pipeline/invalid-definition')) {
- *     for (const issue of (error as InvalidPipelineDefinitionError).issues) console.log(issue.path, issue.message);
+ *     for (const issue of (error as InvalidPipelineDefinitionError).issues) report(issue.path, issue.message);
  *   }
  * }
  * ```

@@ -12,7 +12,7 @@ import { DataflowError } from '../../errors/dataflow-error.js';
  * try {
  *   parseExpression('status == ');
  * } catch (error) {
- *   if (isDataflowError(error, 'expression/syntax')) console.log(error.message);
+ *   if (isDataflowError(error, 'expression/syntax')) report(error.message);
  *   // Expected a value at position 10, found end of expression
  * }
  * ```
