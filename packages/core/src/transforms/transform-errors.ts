@@ -23,7 +23,7 @@ export type RecordRejectionReason =
  * @example
  * ```ts
  * const { failures } = await transform.apply(records, { now: Date.now() });
- * for (const { error } of failures) console.log(error.reason, error.message);
+ * for (const { error } of failures) report(error.reason, error.message);
  * ```
  */
 export class RecordRejectedError extends DataflowError<'transform/record-rejected'> {
