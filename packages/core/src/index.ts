@@ -32,6 +32,7 @@ export { behavior, receive, type Behavior, type Next, type Signal, type StopReas
 export * from './actor/actor-errors.js';
 export { createActorSystem, type ActorSystem, type ActorSystemOptions, type ActorSystemStatus } from './actor/actor-system.js';
 export { ask, type AskOptions } from './actor/ask.js';
+export { askWithStatus, isStatusReplyError, StatusReply, StatusReplyError } from './actor/status-reply.js';
 export * from './event-sourcing/effect.js';
 export { eventSourced, decideCommand, applyEvents, type CommandContext, type Decision, type EventSourcedBehavior, type EventSourcedOptions, type PersistFailureBackoff, type Upcasters } from './event-sourcing/event-sourced.js';
 export * from './event-sourcing/event-sourcing-errors.js';

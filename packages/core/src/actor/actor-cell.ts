@@ -20,7 +20,7 @@ import {
   type RestartWithBackoffDirective,
   SupervisorStrategy,
 } from '../supervision/supervisor-strategy.js';
-import type { ActorContext, SpawnOptions } from './actor-context.js';
+import type { ActorContext, Outcome, SpawnOptions } from './actor-context.js';
 import { ActorNameTakenError, ActorNotRunningError, InvalidActorNameError } from './actor-errors.js';
 import type { ActorFailedEvent } from './actor-events.js';
 import type { ActorRef, AnyActorRef } from './actor-ref.js';
@@ -30,6 +30,7 @@ import { ActorTimers } from './actor-timers.js';
 import { type Behavior, initialStateOf, type Signal, type StopReason } from './behavior.js';
 import {
   EscalationEnvelope,
+  PipedEnvelope,
   SignalEnvelope,
   StartEnvelope,
   SystemEnvelope,
@@ -243,6 +244,15 @@ export class ActorCell<M, S> {
       return this.behavior.onSignal === undefined ? undefined : this.invokeSignal(this.behavior.onSignal, envelope.signal);
     }
     if (envelope instanceof EscalationEnvelope) return this.fail(envelope.error, 'escalation');
+    if (envelope instanceof PipedEnvelope) {
+      let message: M;
+      try {
+        message = envelope.toMessage() as M;
+      } catch (error) {
+        return this.fail(error, 'message');
+      }
+      return this.invokeMessage(message);
+    }
     return this.runStart();
   }
 
@@ -534,6 +544,16 @@ export class ActorCell<M, S> {
       },
       stopSelf: () => {
         void this.stop({ type: 'requested' });
+      },
+      pipeToSelf: <T>(promise: PromiseLike<T>, toMessage: (outcome: Outcome<T>) => M) => {
+        const deliver = (outcome: Outcome<T>): void => {
+          if (this.status !== 'running') this.runtime.deadLetter(this.path, outcome, 'stopped');
+          else this.enqueueSystem(new PipedEnvelope(() => toMessage(outcome)));
+        };
+        Promise.resolve(promise).then(
+          (value) => deliver({ ok: true, value }),
+          (error: unknown) => deliver({ ok: false, error }),
+        );
       },
     };
   }

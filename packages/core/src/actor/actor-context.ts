@@ -84,4 +84,20 @@ export interface ActorContext<M> {
   stop(child: AnyActorRef): void;
   /** Stops this actor once the current handler is done. */
   stopSelf(): void;
+  /**
+   * Settles `promise` outside the actor and delivers `toMessage(outcome)` to
+   * this actor through its mailbox (Pekko's `pipeToSelf`). The mapping runs
+   * inside the actor: if it throws, the actor fails as if a handler threw. An
+   * outcome arriving after the actor stopped goes to dead letters.
+   *
+   * @example
+   * ```ts
+   * ctx.pipeToSelf(sink.write(batch, signal), (outcome) =>
+   *   outcome.ok ? { type: 'written', position: outcome.value } : { type: 'write-failed', error: outcome.error });
+   * ```
+   */
+  pipeToSelf<T>(promise: PromiseLike<T>, toMessage: (outcome: Outcome<T>) => M): void;
 }
+
+/** How a piped promise settled. */
+export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };

@@ -32,6 +32,17 @@ export class EscalationEnvelope extends SystemEnvelope {
   }
 }
 
+/**
+ * The outcome of a promise piped to the actor (`ctx.pipeToSelf`): the mapping
+ * to a message runs inside the actor, so a mapping that throws fails the actor
+ * like a handler that throws.
+ */
+export class PipedEnvelope extends SystemEnvelope {
+  constructor(readonly toMessage: () => unknown) {
+    super();
+  }
+}
+
 /** The user message inside `envelope`, if it carries one (for dead letters). */
 export function userMessageOf(envelope: unknown): { readonly message: unknown } | undefined {
   if (!(envelope instanceof SystemEnvelope)) return { message: envelope };

@@ -8,6 +8,8 @@ import { DataflowError, isDataflowError } from '../errors/dataflow-error.js';
 export type PersistenceErrorTag =
   | 'journal/concurrency-conflict'
   | 'journal/write-failed'
+  | 'journal/write-outcome-unknown'
+  | 'journal/writer-lease-held'
   | 'journal/read-failed'
   | 'journal/replay-gap'
   | 'snapshot/failed'
@@ -48,6 +50,49 @@ export class JournalWriteError extends PersistenceError<'journal/write-failed'> 
     options: { retriable: boolean; cause?: unknown },
   ) {
     super('journal/write-failed', `Journal write for ${persistenceId} failed: ${message}`, options);
+  }
+}
+
+/**
+ * An append may or may not have been stored: the store timed out, or the
+ * connection was lost after the write was sent (a commit whose answer never
+ * came). Retriable, but only after re-reading the head: the writer must read
+ * its highest sequence number before it writes again, and treat events found
+ * there as its own.
+ */
+export class JournalWriteOutcomeUnknownError extends PersistenceError<'journal/write-outcome-unknown'> {
+  constructor(
+    readonly persistenceId: string,
+    message: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super('journal/write-outcome-unknown', `Journal write for ${persistenceId} may or may not have been stored: ${message}`, {
+      retriable: true,
+      ...options,
+    });
+  }
+}
+
+/**
+ * Another writer holds the single-writer lease of a persistence id (for
+ * example a crashed process whose lease has not expired yet). Retriable: the
+ * lease can be taken once it lapses; nothing was written.
+ */
+export class WriterLeaseHeldError extends PersistenceError<'journal/writer-lease-held'> {
+  constructor(
+    readonly persistenceId: string,
+    /** Who holds the lease, when the store knows it. */
+    readonly holder: string | undefined,
+    /** How long until the lease lapses at the latest, when the store knows it. */
+    readonly retryAfterMs: number | undefined,
+    options: { cause?: unknown } = {},
+  ) {
+    super(
+      'journal/writer-lease-held',
+      `The writer lease of ${persistenceId} is held by ${holder ?? 'another writer'}` +
+        (retryAfterMs === undefined ? '' : `; it lapses within ${retryAfterMs} ms`),
+      { retriable: true, ...options },
+    );
   }
 }
 
@@ -117,4 +162,14 @@ export class PayloadTooLargeError extends PersistenceError<'serialization/payloa
 /** True when `error` is a concurrency conflict (from any copy of this package). */
 export function isConcurrencyConflict(error: unknown): error is ConcurrencyConflictError {
   return isDataflowError(error, 'journal/concurrency-conflict');
+}
+
+/** True when an append failed without knowing whether it was stored (re-read the head before writing again). */
+export function isWriteOutcomeUnknown(error: unknown): error is JournalWriteOutcomeUnknownError {
+  return isDataflowError(error, 'journal/write-outcome-unknown');
+}
+
+/** True when another writer holds the persistence id's lease (retriable after it lapses). */
+export function isWriterLeaseHeld(error: unknown): error is WriterLeaseHeldError {
+  return isDataflowError(error, 'journal/writer-lease-held');
 }
