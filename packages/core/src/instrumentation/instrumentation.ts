@@ -2,7 +2,9 @@
  * Typed instrumentation events. Core modules report what happens (an actor
  * failed, a message went to dead letters, a journal write failed) as plain,
  * typed events; applications subscribe and turn them into metrics or logs.
- * Nothing in core prints.
+ * Nothing in core prints, except the default report of a listener that
+ * throws (`process.emitWarning`, once per listener; see
+ * {@link InstrumentationOptions.onListenerError}).
  *
  * The set of events is open: a module adds its own event types by merging into
  * {@link InstrumentationEventMap}:
@@ -15,6 +17,7 @@
  * }
  * ```
  */
+import { DataflowError } from '../errors/dataflow-error.js';
 
 /**
  * Every instrumentation event type of DataFlow, keyed by its `type`. Modules
@@ -31,7 +34,24 @@ export type InstrumentationEvent = InstrumentationEventMap[keyof Instrumentation
 export type Unsubscribe = () => void;
 
 /**
- * A typed event emitter.
+ * A listener threw while an event was delivered. The emitter caught it, so the
+ * emitting code and the other listeners went on; `cause` is what the listener
+ * threw. Not retriable: the same listener fails the same way.
+ */
+export class InstrumentationListenerError extends DataflowError<'instrumentation/listener-failed'> {
+  constructor(
+    /** The type of the event the listener failed on. */
+    readonly eventType: string,
+    cause: unknown,
+  ) {
+    super('instrumentation/listener-failed', `An instrumentation listener of '${eventType}' threw: ${messageOf(cause)}`, { retriable: false, cause });
+  }
+}
+
+/**
+ * A typed event emitter. A listener that throws never reaches the emitting
+ * code: the error is counted, reported once per listener, and the other
+ * listeners still get the event.
  *
  * @example
  * ```ts
@@ -46,22 +66,27 @@ export interface Instrumentation<E extends { readonly type: string }> {
   on(type: '*', listener: (event: E) => void): Unsubscribe;
   /** Delivers `event` synchronously to the listeners of its type, then to the `'*'` listeners. */
   emit(event: E): void;
+  /** How many times a listener has thrown since the emitter was created (each throw was isolated). */
+  readonly listenerErrors: number;
 }
 
 /** Options of {@link createInstrumentation}. */
 export interface InstrumentationOptions {
   /**
-   * Called when a listener throws. The default rethrows the error outside the
-   * emitting code (as an uncaught exception, like Node's `EventEmitter`), so a
-   * broken listener neither breaks the actor that emitted nor goes unnoticed.
+   * Reports a throwing listener: called the first time each listener throws
+   * (later throws of the same listener are only counted in
+   * `listenerErrors`, so a listener broken for good does not flood the log).
+   * The default hands the error to `process.emitWarning`, which Node prints
+   * once to stderr and applications can observe with `process.on('warning')`;
+   * pass a function that writes to your logger instead. Whatever it does, a
+   * listener error is never rethrown: it would break the actor that emitted
+   * or, rethrown later, kill the process.
    */
-  readonly onListenerError?: (error: unknown, event: { readonly type: string }) => void;
+  readonly onListenerError?: (error: InstrumentationListenerError) => void;
 }
 
-const rethrowLater = (error: unknown): void => {
-  queueMicrotask(() => {
-    throw error;
-  });
+const emitWarning = (error: InstrumentationListenerError): void => {
+  process.emitWarning(error);
 };
 
 /**
@@ -69,15 +94,32 @@ const rethrowLater = (error: unknown): void => {
  *
  * @example
  * ```ts
- * const events = createInstrumentation<InstrumentationEvent>();
+ * const events = createInstrumentation<InstrumentationEvent>({ onListenerError: (e) => logger.warn(e.message, { cause: e.cause }) });
  * const off = events.on('actor.dead-letter', (e) => deadLetters.push(e));
+ * events.listenerErrors; // 0 until a listener throws
  * ```
  */
 export function createInstrumentation<E extends { readonly type: string } = InstrumentationEvent>(
   options: InstrumentationOptions = {},
 ): Instrumentation<E> {
-  const onListenerError = options.onListenerError ?? rethrowLater;
+  const report = options.onListenerError ?? emitWarning;
   const byType = new Map<string, Set<(event: E) => void>>();
+  /** Listeners that have thrown and been reported once. */
+  const reported = new WeakSet<(event: E) => void>();
+  let listenerErrors = 0;
+
+  const failed = (listener: (event: E) => void, event: E, error: unknown): void => {
+    listenerErrors++;
+    if (reported.has(listener)) return;
+    reported.add(listener);
+    const failure = new InstrumentationListenerError(event.type, error);
+    try {
+      report(failure);
+    } catch (reporterError) {
+      // The reporter itself is broken: fall back to the default rather than lose the report.
+      if (report !== emitWarning) emitWarning(new InstrumentationListenerError(event.type, reporterError));
+    }
+  };
 
   const deliver = (listeners: Set<(event: E) => void> | undefined, event: E): void => {
     if (listeners === undefined) return;
@@ -85,7 +127,7 @@ export function createInstrumentation<E extends { readonly type: string } = Inst
       try {
         listener(event);
       } catch (error) {
-        onListenerError(error, event);
+        failed(listener, event, error);
       }
     }
   };
@@ -107,5 +149,12 @@ export function createInstrumentation<E extends { readonly type: string } = Inst
       deliver(byType.get(event.type), event);
       deliver(byType.get('*'), event);
     },
+    get listenerErrors(): number {
+      return listenerErrors;
+    },
   };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
