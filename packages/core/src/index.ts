@@ -75,3 +75,4 @@ export type * from './pipeline/runtime/pipeline-instrumentation.js';
 export type { WorkerResult } from './pipeline/runtime/connector-workers.js';
 export * from './coordinator/coordinator-model.js';
 export * from './coordinator/coordinator-actor.js';
+export * from './coordinator/coordinator-snapshot.js';

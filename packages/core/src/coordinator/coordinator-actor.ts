@@ -29,6 +29,7 @@ import {
   type ResourceLimits,
   type SystemStatus,
 } from './coordinator-model.js';
+import { COORDINATOR_STATE_SCHEMA_VERSION, coordinatorPersistence, fromStoredCoordinatorState } from './coordinator-snapshot.js';
 
 /** The persistence id (and entity id) of the one coordinator of a cluster. */
 export const COORDINATOR_PERSISTENCE_ID = 'coordinator';
@@ -109,11 +110,16 @@ function decisionOf(command: Mutation): CoordinatorDecision {
 /**
  * The coordinator as a behavior value: snapshots every 50 events keeping 2
  * (and deleting the events they cover, as status updates arrive with every
- * batch of every pipeline).
+ * batch of every pipeline). Its state holds `Map`s, which snapshots store as
+ * entries: run it with {@link coordinatorPersistence} around the persistence
+ * (as `spawnCoordinator` does), or its snapshots fail to serialize.
+ * Snapshots of schema version 1 (objects keyed by id) are upcast.
  *
  * @example
  * ```ts
- * const coordinator = spawnEventSourced(system, coordinatorBehavior({ now: () => system.clock.now() }), 'coordinator', { persistence });
+ * const coordinator = spawnEventSourced(system, coordinatorBehavior({ now: () => system.clock.now() }), 'coordinator', {
+ *   persistence: coordinatorPersistence(persistence),
+ * });
  * ```
  */
 export function coordinatorBehavior(options: CoordinatorBehaviorOptions): EventSourcedBehavior<CoordinatorCommand, CoordinatorEvent, CoordinatorState> {
@@ -126,7 +132,7 @@ export function coordinatorBehavior(options: CoordinatorBehaviorOptions): EventS
         case 'get-system-status':
           return reply(command.replyTo, systemStatus(state));
         case 'get-pipeline':
-          return reply(command.replyTo, state.pipelines[command.pipelineId]);
+          return reply(command.replyTo, state.pipelines.get(command.pipelineId));
         case 'list-pipelines':
           return reply(command.replyTo, listPipelines(state, command.status));
         case 'check-resources':
@@ -137,7 +143,7 @@ export function coordinatorBehavior(options: CoordinatorBehaviorOptions): EventS
           const pipelineId = command.type === 'report-resources' ? undefined : command.pipelineId;
           const answer = (after: CoordinatorState): CoordinatorReply => ({
             ok: true,
-            pipeline: pipelineId === undefined ? undefined : after.pipelines[pipelineId],
+            pipeline: pipelineId === undefined ? undefined : after.pipelines.get(pipelineId),
           });
           if (result.events.length === 0) return none<CoordinatorEvent, CoordinatorState>().thenReply(command.replyTo, () => answer(state));
           return persist<CoordinatorEvent, CoordinatorState>(result.events).thenReply(command.replyTo, answer);
@@ -147,6 +153,8 @@ export function coordinatorBehavior(options: CoordinatorBehaviorOptions): EventS
     onEvent: evolveCoordinator,
     tagger: () => [COORDINATOR_TAG],
     snapshot: every(50, { keep: 2, deleteEvents: true }),
+    stateSchemaVersion: COORDINATOR_STATE_SCHEMA_VERSION,
+    snapshotUpcasters: { 1: (stored) => fromStoredCoordinatorState(stored, 1) },
   });
 }
 
@@ -174,5 +182,8 @@ export function spawnCoordinator(parent: ActorSpawner, options: SpawnCoordinator
     now: options.now ?? Date.now,
     ...(options.limits === undefined ? {} : { limits: options.limits }),
   });
-  return spawnEventSourced(parent, behavior, COORDINATOR_PERSISTENCE_ID, { persistence: options.persistence, name: options.name ?? 'coordinator' });
+  return spawnEventSourced(parent, behavior, COORDINATOR_PERSISTENCE_ID, {
+    persistence: coordinatorPersistence(options.persistence),
+    name: options.name ?? 'coordinator',
+  });
 }

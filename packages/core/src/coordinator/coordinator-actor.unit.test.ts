@@ -140,4 +140,83 @@ describe('coordinator actor', () => {
     const second = start(persistence);
     expect(await pipeline(second.coordinator, 'a')).toMatchObject({ status: 'running', totalRecords: 159 });
   });
+
+  const objectMemberIds = ['constructor', '__proto__', 'toString', 'hasOwnProperty'];
+  /** The order `list-pipelines` gives for ids registered at the same time. */
+  const listed = [...objectMemberIds].sort((a, b) => a.localeCompare(b));
+
+  it('takes ids that name Object.prototype members end to end: register, get, update, list, status, unregister', async () => {
+    const persistence = createInMemoryPersistence();
+    const { coordinator } = start(persistence);
+    for (const id of objectMemberIds) {
+      // Before the Map registry, `constructor` was refused as "the id is taken by Object".
+      expect(await register(coordinator, id)).toMatchObject({ ok: true, pipeline: { pipelineId: id, name: `name-${id}`, status: 'configured' } });
+      expect(await pipeline(coordinator, id)).toMatchObject({ pipelineId: id });
+    }
+    expect(await pipeline(coordinator, 'valueOf')).toBeUndefined();
+    expect(!(await update(coordinator, 'valueOf', 'running')).ok).toBe(true);
+    for (const [n, id] of objectMemberIds.entries()) expect(await update(coordinator, id, 'running', n + 1)).toMatchObject({ ok: true, pipeline: { totalRecords: n + 1 } });
+    expect((await list(coordinator, 'running')).map((p) => p.pipelineId)).toEqual(listed);
+    await call(coordinator, (replyTo) => ({ type: 'report-resources', nodeId: '__proto__', cpuPercent: 5, memoryMb: 10, replyTo }));
+    expect(await statusOf(coordinator)).toMatchObject({ pipelines: 4, totalRecords: 10, resources: [{ nodeId: '__proto__' }] });
+    expect(await call(coordinator, (replyTo) => ({ type: 'unregister', pipelineId: 'constructor', replyTo }))).toEqual({ ok: true, pipeline: undefined });
+    expect(await pipeline(coordinator, 'constructor')).toBeUndefined();
+    expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+    expect((await journal(persistence)).filter((e) => e.eventType === 'PipelineRegistered')).toHaveLength(4);
+  });
+
+  it('snapshots the Map registry as readable arrays of entries and recovers those ids from the snapshot', async () => {
+    const persistence = createInMemoryPersistence();
+    const first = start(persistence);
+    for (const id of objectMemberIds) await register(first.coordinator, id);
+    await call(first.coordinator, (replyTo) => ({ type: 'report-resources', nodeId: 'constructor', cpuPercent: 5, memoryMb: 10, replyTo }));
+    for (let n = 1; n <= 45; n++) await update(first.coordinator, 'toString', 'running', n);
+    await first.kit.system.settled();
+    const stored = await persistence.snapshots.loadLatest('coordinator');
+    expect(stored?.metadata.sequenceNr).toBe(50);
+    expect(stored?.schemaVersion).toBe(2);
+    const state = stored?.state as { pipelines: [string, RegisteredPipeline][]; resources: [string, unknown][] };
+    expect(state.pipelines.map(([id, p]) => [id, p.pipelineId])).toEqual(objectMemberIds.map((id) => [id, id]));
+    expect(state.resources).toEqual([['constructor', { nodeId: 'constructor', cpuPercent: 5, memoryMb: 10, at: 1_000 }]]);
+    await first.kit.shutdown();
+
+    // Recovery has to go through the snapshot: the events it covers are gone.
+    await persistence.journal.deleteTo('coordinator', 50);
+    const second = start(persistence);
+    expect((await list(second.coordinator)).map((p) => p.pipelineId)).toEqual(listed);
+    expect(await pipeline(second.coordinator, 'toString')).toMatchObject({ status: 'running', totalRecords: 45 });
+    expect((await statusOf(second.coordinator)).resources.map((r) => r.nodeId)).toEqual(['constructor']);
+    expect(await update(second.coordinator, '__proto__', 'running', 1)).toMatchObject({ ok: true, pipeline: { pipelineId: '__proto__', status: 'running' } });
+  });
+
+  it('recovers from a snapshot of the old shape (schema version 1, objects keyed by id)', async () => {
+    const persistence = createInMemoryPersistence();
+    const first = start(persistence);
+    await register(first.coordinator, 'a');
+    await register(first.coordinator, 'b');
+    await first.kit.shutdown();
+    const registered = (id: string): RegisteredPipeline => ({
+      pipelineId: id,
+      name: `name-${id}`,
+      status: id === 'a' ? 'running' : 'stopped',
+      sourceType: 'generator',
+      sinkType: 'file',
+      totalRecords: 7,
+      failedRecords: 0,
+      registeredAt: 1_000,
+      updatedAt: 1_000,
+    });
+    await persistence.snapshots.save(
+      { persistenceId: 'coordinator', sequenceNr: 2, timestamp: 1_000 },
+      { pipelines: { a: registered('a'), b: registered('b') }, resources: { n1: { nodeId: 'n1', cpuPercent: 1, memoryMb: 2, at: 1_000 } } },
+      1,
+    );
+    await persistence.journal.deleteTo('coordinator', 2);
+
+    const second = start(persistence, 5_000);
+    expect((await list(second.coordinator, 'running')).map((p) => p.pipelineId)).toEqual(['a']);
+    expect(await pipeline(second.coordinator, 'b')).toMatchObject({ status: 'stopped', totalRecords: 7 });
+    expect((await statusOf(second.coordinator)).resources).toEqual([{ nodeId: 'n1', cpuPercent: 1, memoryMb: 2, at: 1_000 }]);
+    expect(await update(second.coordinator, 'b', 'running', 8)).toMatchObject({ ok: true, pipeline: { updatedAt: 5_000 } });
+  });
 });

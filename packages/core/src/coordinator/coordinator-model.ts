@@ -49,13 +49,31 @@ export type CoordinatorEvent =
 
 export const COORDINATOR_TAG = 'coordinator';
 
+/**
+ * The registry. Ids are keys of `Map`s, never of plain objects: a pipeline or
+ * node may be called `constructor`, `__proto__` or `toString`. Snapshots store
+ * the maps as arrays of entries (see `coordinator-snapshot.ts`).
+ */
 export interface CoordinatorState {
-  readonly pipelines: Readonly<Record<string, RegisteredPipeline>>;
-  /** Latest usage per node. */
-  readonly resources: Readonly<Record<string, ResourceUsage>>;
+  /** Registered pipelines by pipeline id. */
+  readonly pipelines: ReadonlyMap<string, RegisteredPipeline>;
+  /** Latest usage per node id. */
+  readonly resources: ReadonlyMap<string, ResourceUsage>;
 }
 
-export const emptyCoordinatorState: CoordinatorState = { pipelines: {}, resources: {} };
+export const emptyCoordinatorState: CoordinatorState = { pipelines: new Map(), resources: new Map() };
+
+/** `map` with `key` set to `value`, leaving `map` untouched. */
+function withEntry<V>(map: ReadonlyMap<string, V>, key: string, value: V): ReadonlyMap<string, V> {
+  return new Map(map).set(key, value);
+}
+
+/** `map` without `key`, leaving `map` untouched. */
+function withoutEntry<V>(map: ReadonlyMap<string, V>, key: string): ReadonlyMap<string, V> {
+  const copy = new Map(map);
+  copy.delete(key);
+  return copy;
+}
 
 export type SystemHealth = 'idle' | 'healthy' | 'degraded' | 'critical';
 
@@ -80,44 +98,37 @@ export function evolveCoordinator(state: CoordinatorState, event: CoordinatorEve
     case 'PipelineRegistered':
       return {
         ...state,
-        pipelines: {
-          ...state.pipelines,
-          [event.pipelineId]: {
-            pipelineId: event.pipelineId,
-            name: event.name,
-            status: 'configured',
-            sourceType: event.sourceType,
-            sinkType: event.sinkType,
-            totalRecords: 0,
-            failedRecords: 0,
-            registeredAt: event.at,
-            updatedAt: event.at,
-          },
-        },
+        pipelines: withEntry(state.pipelines, event.pipelineId, {
+          pipelineId: event.pipelineId,
+          name: event.name,
+          status: 'configured',
+          sourceType: event.sourceType,
+          sinkType: event.sinkType,
+          totalRecords: 0,
+          failedRecords: 0,
+          registeredAt: event.at,
+          updatedAt: event.at,
+        }),
       };
-    case 'PipelineUnregistered': {
-      const { [event.pipelineId]: _removed, ...rest } = state.pipelines;
-      return { ...state, pipelines: rest };
-    }
+    case 'PipelineUnregistered':
+      if (!state.pipelines.has(event.pipelineId)) return state;
+      return { ...state, pipelines: withoutEntry(state.pipelines, event.pipelineId) };
     case 'PipelineStatusUpdated': {
-      const current = state.pipelines[event.pipelineId];
+      const current = state.pipelines.get(event.pipelineId);
       if (current === undefined) return state;
       return {
         ...state,
-        pipelines: {
-          ...state.pipelines,
-          [event.pipelineId]: {
-            ...current,
-            status: event.status,
-            totalRecords: event.totalRecords,
-            failedRecords: event.failedRecords,
-            updatedAt: event.at,
-          },
-        },
+        pipelines: withEntry(state.pipelines, event.pipelineId, {
+          ...current,
+          status: event.status,
+          totalRecords: event.totalRecords,
+          failedRecords: event.failedRecords,
+          updatedAt: event.at,
+        }),
       };
     }
     case 'ResourceUsageReported':
-      return { ...state, resources: { ...state.resources, [event.usage.nodeId]: event.usage } };
+      return { ...state, resources: withEntry(state.resources, event.usage.nodeId, event.usage) };
   }
 }
 
@@ -127,7 +138,7 @@ export function evolveCoordinator(state: CoordinatorState, event: CoordinatorEve
  * failed; healthy otherwise.
  */
 export function systemHealth(state: CoordinatorState): SystemHealth {
-  const all = Object.values(state.pipelines);
+  const all = [...state.pipelines.values()];
   if (all.length === 0) return 'idle';
   const failed = all.filter((p) => p.status === 'failed').length;
   const running = all.filter((p) => p.status === 'running').length;
@@ -149,24 +160,24 @@ export function systemStatus(state: CoordinatorState): SystemStatus {
   const byStatus: Partial<Record<PipelineStatus, number>> = {};
   let totalRecords = 0;
   let failedRecords = 0;
-  for (const p of Object.values(state.pipelines)) {
+  for (const p of state.pipelines.values()) {
     byStatus[p.status] = (byStatus[p.status] ?? 0) + 1;
     totalRecords += p.totalRecords;
     failedRecords += p.failedRecords;
   }
   return {
     health: systemHealth(state),
-    pipelines: Object.keys(state.pipelines).length,
+    pipelines: state.pipelines.size,
     byStatus,
     totalRecords,
     failedRecords,
-    resources: Object.values(state.resources),
+    resources: [...state.resources.values()],
   };
 }
 
 /** Whether the cluster has room for more work: every node under the CPU limit and total memory within budget. */
 export function resourcesAvailable(state: CoordinatorState, limits: ResourceLimits): { available: boolean; reason?: string } {
-  const nodes = Object.values(state.resources);
+  const nodes = [...state.resources.values()];
   const hot = nodes.find((n) => n.cpuPercent >= limits.maxCpuPercent);
   if (hot !== undefined) return { available: false, reason: `node ${hot.nodeId} is at ${hot.cpuPercent}% CPU (limit ${limits.maxCpuPercent}%)` };
   const memory = nodes.reduce((sum, n) => sum + n.memoryMb, 0);
@@ -175,7 +186,7 @@ export function resourcesAvailable(state: CoordinatorState, limits: ResourceLimi
 }
 
 export function listPipelines(state: CoordinatorState, status?: PipelineStatus): RegisteredPipeline[] {
-  return Object.values(state.pipelines)
+  return [...state.pipelines.values()]
     .filter((p) => status === undefined || p.status === status)
     .sort((a, b) => a.registeredAt - b.registeredAt || a.pipelineId.localeCompare(b.pipelineId));
 }
@@ -194,22 +205,22 @@ export function decideCoordinator(
 ): { ok: true; events: CoordinatorEvent[] } | { ok: false; error: CoordinatorCommandRejectedError } {
   switch (command.type) {
     case 'register': {
-      const existing = state.pipelines[command.pipelineId];
+      const existing = state.pipelines.get(command.pipelineId);
       if (existing !== undefined) {
         if (existing.name === command.name) return { ok: true, events: [] };
         return { ok: false, error: new CoordinatorCommandRejectedError('register', command.pipelineId, `the id is taken by ${existing.name}`) };
       }
-      const taken = Object.values(state.pipelines).find((p) => p.name === command.name);
+      const taken = [...state.pipelines.values()].find((p) => p.name === command.name);
       if (taken !== undefined) {
         return { ok: false, error: new CoordinatorCommandRejectedError('register', command.pipelineId, `the name ${command.name} is taken by ${taken.pipelineId}`) };
       }
       return { ok: true, events: [{ type: 'PipelineRegistered', at: now, pipelineId: command.pipelineId, name: command.name, sourceType: command.sourceType, sinkType: command.sinkType }] };
     }
     case 'unregister':
-      if (state.pipelines[command.pipelineId] === undefined) return { ok: true, events: [] };
+      if (!state.pipelines.has(command.pipelineId)) return { ok: true, events: [] };
       return { ok: true, events: [{ type: 'PipelineUnregistered', at: now, pipelineId: command.pipelineId }] };
     case 'update-status': {
-      const existing = state.pipelines[command.pipelineId];
+      const existing = state.pipelines.get(command.pipelineId);
       if (existing === undefined) {
         return { ok: false, error: new CoordinatorCommandRejectedError('update the status of', command.pipelineId, 'it is not registered') };
       }

@@ -64,4 +64,23 @@ describe('coordinator', () => {
     state = run(state, { type: 'report-resources', usage: { nodeId: 'n2', cpuPercent: 10, memoryMb: 900 } });
     expect(resourcesAvailable(state, limits)).toMatchObject({ available: false, reason: expect.stringMatching(/memory/) as unknown });
   });
+
+  it.each(['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'])('takes %s as a pipeline id and a node id like any other', (id) => {
+    expect(decideCoordinator(emptyCoordinatorState, reg(id), 1)).toMatchObject({ ok: true, events: [{ type: 'PipelineRegistered', pipelineId: id }] });
+    let state = run(emptyCoordinatorState, reg('plain'), reg(id), status(id, 'running', 3));
+    expect(listPipelines(state).map((p) => [p.pipelineId, p.status, p.totalRecords])).toEqual([
+      ['plain', 'configured', 0],
+      [id, 'running', 3],
+    ]);
+    expect(systemStatus(state)).toMatchObject({ pipelines: 2, totalRecords: 3 });
+    expect(Object.getPrototypeOf(state.pipelines)).toBe(Map.prototype);
+    state = run(state, { type: 'report-resources', usage: { nodeId: id, cpuPercent: 10, memoryMb: 1 } });
+    expect(systemStatus(state).resources.map((r) => r.nodeId)).toEqual([id]);
+    state = run(state, { type: 'unregister', pipelineId: id });
+    expect(listPipelines(state).map((p) => p.pipelineId)).toEqual(['plain']);
+    // Unknown ids that name Object.prototype members are unknown, not "taken".
+    const unknown = decideCoordinator(state, status(id, 'running'), 5);
+    expect(!unknown.ok && unknown.error.message).toContain('it is not registered');
+    expect(decideCoordinator(state, { type: 'unregister', pipelineId: id }, 5)).toEqual({ ok: true, events: [] });
+  });
 });
