@@ -382,7 +382,8 @@ export class CassandraJournal implements Journal {
     // The events are stored: a failure from here on is repaired before the next append and at recovery.
     try {
       await Promise.all([
-        this.tagWriter.write(tagRows),
+        // Once the rows are stored, tagged_to moves to `last` (this batch could only record `expected`).
+        this.tagWriter.write(tagRows, head.tagsDurableTo === expected ? { persistenceId, partition, from: expected, to: last } : undefined),
         expected === 0 ? this.session.execute(this.q.addPid, [persistenceId], { consistency: settings.writeConsistency, idempotent: true }) : undefined,
       ]);
       if (head.tagsDurableTo === expected) head.tagsDurableTo = last;
@@ -538,7 +539,7 @@ export class CassandraJournal implements Journal {
           });
         }
       }
-      await this.tagWriter.write(tagRows);
+      await this.tagWriter.write(tagRows, { persistenceId, partition: head.partition, from: head.tagsDurableTo, to });
       await this.session.execute(this.q.addPid, [persistenceId], { consistency: this.session.settings.writeConsistency, idempotent: true });
       head.tagsDurableTo = to;
       this.session.settings.onEvent({ type: 'tag-views.repaired', persistenceId, fromSequenceNr: from, toSequenceNr: to });

@@ -6,8 +6,17 @@
  * than half the readers' eventual-consistency delay is written again under a
  * fresh timestamp (readers drop the duplicate by its tag sequence number), so
  * a reader that stays `eventualConsistencyDelayMs` behind never misses a row.
+ *
+ * It also moves each id's `tagged_to` (the static column recovery reads to
+ * know which tag rows may be missing) once the rows of an append are stored.
+ * An append's own batch can only record what was stored before it, so an id
+ * that stops appending would keep `tagged_to` one append behind and have its
+ * last tag rows re-written at every recovery. The writer records the new
+ * value itself when no later append has carried it within
+ * `TAGGED_TO_DELAY_MS`, and at once in `drain()` (called by the journal's
+ * `close()`): after a clean close a restart repairs nothing.
  */
-import type { types } from 'cassandra-driver';
+import { types } from 'cassandra-driver';
 import { JournalWriteError } from '@dataflow/core';
 import type { BatchStatement, CassandraSession } from './cassandra-session.js';
 import { bucketOf, TimeUuidSource } from './event-row.js';
@@ -39,8 +48,32 @@ interface Queued {
   readonly attempt: number;
 }
 
+/**
+ * What the rows of one append complete for its id: `tagged_to` may move from
+ * `from` (the value the append's own batch wrote) to `to` once they are stored.
+ */
+export interface TagProgress {
+  readonly persistenceId: string;
+  /** The `messages` partition whose static columns hold the id's head. */
+  readonly partition: number;
+  readonly from: number;
+  readonly to: number;
+}
+
+interface PendingTaggedTo {
+  readonly partition: number;
+  readonly to: number;
+  readonly due: number;
+}
+
 /** Writes of a row that keep landing late give up after this many timestamps. */
 const MAX_STAMPS = 5;
+
+/**
+ * How long a stored `tagged_to` may stay behind before the writer records it
+ * on its own: a busy id's next append carries it for free within this time.
+ */
+export const TAGGED_TO_DELAY_MS = 1000;
 
 export class TagViewWriter {
   private queue: Queued[] = [];
@@ -49,6 +82,12 @@ export class TagViewWriter {
   private readonly uuids: TimeUuidSource;
   private readonly insertRow: string;
   private readonly insertBucket: string;
+  private readonly updateTaggedTo: string;
+  /** Flushes of queued rows still running (restamped rows are queued again before their flush ends). */
+  private readonly flushing = new Set<Promise<void>>();
+  /** Ids whose `tagged_to` is behind what is stored, by persistence id. */
+  private readonly taggedTo = new Map<string, PendingTaggedTo>();
+  private taggedToTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly session: CassandraSession) {
     this.uuids = new TimeUuidSource(session.settings.now);
@@ -57,16 +96,98 @@ export class TagViewWriter {
       `INSERT INTO ${ks}.tag_views (tag_name, timebucket, timestamp, persistence_id, sequence_nr, tag_pid_sequence_nr, ` +
       'event_timestamp, writer_uuid, ser_id, ser_manifest, event_manifest, event, tags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
     this.insertBucket = `INSERT INTO ${ks}.tag_buckets (tag_name, timebucket) VALUES (?, ?)`;
+    // In conditional mode the head's columns are only written by Paxos: a plain write could be
+    // ordered before the batches it follows. The condition only holds while no later append landed
+    // (a later append's own batch then carries the value).
+    this.updateTaggedTo =
+      session.settings.singleWriter === 'conditional'
+        ? `UPDATE ${ks}.messages SET tagged_to = ? WHERE persistence_id = ? AND partition_nr = ? IF highest_sequence_nr = ?`
+        : `UPDATE ${ks}.messages SET tagged_to = ? WHERE persistence_id = ? AND partition_nr = ?`;
   }
 
-  /** Resolves when every row is stored; rows of one call keep their order. */
-  write(rows: readonly PendingTagRow[]): Promise<void> {
-    if (rows.length === 0) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { remaining: rows.length, failed: false, resolve, reject };
-      for (const row of rows) this.queue.push({ row, waiter, attempt: 1 });
-      this.schedule();
-    });
+  /**
+   * Resolves when every row is stored; rows of one call keep their order.
+   * With `progress`, the id's `tagged_to` is then moved to `progress.to` (by
+   * the id's next append, or by this writer after `TAGGED_TO_DELAY_MS`).
+   */
+  write(rows: readonly PendingTagRow[], progress?: TagProgress): Promise<void> {
+    if (progress !== undefined) {
+      // The append's batch wrote `from`: a pending update up to there is done.
+      const pending = this.taggedTo.get(progress.persistenceId);
+      if (pending !== undefined && pending.to <= progress.from) this.taggedTo.delete(progress.persistenceId);
+    }
+    const stored =
+      rows.length === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            const waiter: Waiter = { remaining: rows.length, failed: false, resolve, reject };
+            for (const row of rows) this.queue.push({ row, waiter, attempt: 1 });
+            this.schedule();
+          });
+    if (progress === undefined) return stored;
+    return stored.then(() => this.recordLater(progress));
+  }
+
+  /**
+   * Waits until every queued row is stored (or has failed) and records every
+   * pending `tagged_to` now. The journal calls it from `close()`, after its
+   * appends in flight and before it gives up its writer leases.
+   */
+  async drain(): Promise<void> {
+    while (this.scheduled || this.queue.length > 0 || this.flushing.size > 0) {
+      if (this.flushing.size > 0) await Promise.allSettled([...this.flushing]);
+      else await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    await this.recordTaggedTo(Number.POSITIVE_INFINITY);
+  }
+
+  private recordLater(progress: TagProgress): void {
+    const pending = this.taggedTo.get(progress.persistenceId);
+    if (pending !== undefined && pending.to >= progress.to) return;
+    const due = this.session.settings.now() + TAGGED_TO_DELAY_MS;
+    this.taggedTo.set(progress.persistenceId, { partition: progress.partition, to: progress.to, due });
+    this.armTaggedToTimer();
+  }
+
+  private armTaggedToTimer(): void {
+    if (this.taggedToTimer !== undefined || this.taggedTo.size === 0) return;
+    // recordTaggedTo reports its failures as events; it never rejects.
+    this.taggedToTimer = setTimeout(() => {
+      this.taggedToTimer = undefined;
+      void this.recordTaggedTo(this.session.settings.now());
+    }, TAGGED_TO_DELAY_MS);
+    // Pending updates never keep a process alive: a lagging tagged_to costs a repair at recovery, no data.
+    this.taggedToTimer.unref();
+  }
+
+  /**
+   * Writes the pending `tagged_to` values due by `dueBy`, and re-arms the
+   * timer for the rest. A failed write is reported (`tag-write.failed`) and
+   * left to recovery, which re-writes the rows after the stored value.
+   */
+  private async recordTaggedTo(dueBy: number): Promise<void> {
+    const due = [...this.taggedTo].filter(([, pending]) => pending.due <= dueBy);
+    for (const [persistenceId] of due) this.taggedTo.delete(persistenceId);
+    if (dueBy === Number.POSITIVE_INFINITY && this.taggedToTimer !== undefined) {
+      clearTimeout(this.taggedToTimer);
+      this.taggedToTimer = undefined;
+    }
+    const { singleWriter, writeConsistency } = this.session.settings;
+    await Promise.all(
+      due.map(async ([persistenceId, { partition, to }]) => {
+        const params = singleWriter === 'conditional' ? [to, persistenceId, partition, to] : [to, persistenceId, partition];
+        try {
+          await this.session.execute(this.updateTaggedTo, params, {
+            consistency: writeConsistency,
+            idempotent: singleWriter !== 'conditional',
+            ...(singleWriter === 'conditional' ? { serialConsistency: types.consistencies.serial } : {}),
+          });
+        } catch (error) {
+          this.session.settings.onEvent({ type: 'tag-write.failed', persistenceId, error });
+        }
+      }),
+    );
+    this.armTaggedToTimer();
   }
 
   private schedule(): void {
@@ -77,7 +198,10 @@ export class TagViewWriter {
       this.scheduled = false;
       const queued = this.queue;
       this.queue = [];
-      void this.flush(queued);
+      // flush settles every waiter itself; it never rejects.
+      const flushing = this.flush(queued);
+      this.flushing.add(flushing);
+      void flushing.finally(() => this.flushing.delete(flushing));
     });
   }
 
