@@ -41,6 +41,16 @@ export interface SinkWriteResult {
  */
 export interface Sink {
   readonly type: string;
+  /**
+   * True when the sink may receive the write of batch N+1 before the
+   * checkpoint of batch N is durable: it is idempotent by batch id (a batch
+   * written again replaces itself) or it truncates back to the checkpointed
+   * position on `open`, so a crash or a failed checkpoint in between leaves
+   * no duplicate. The pipeline then overlaps that write with the checkpoint;
+   * otherwise (the default) a batch is written only after the previous one
+   * is checkpointed.
+   */
+  readonly pipelinedWrites?: boolean;
   open(context: SinkContext): Promise<void>;
   /** Writes the batch durably; throws a `ConnectorError` (see `retriable`) when it cannot. */
   write(batch: SinkBatch): Promise<SinkWriteResult>;

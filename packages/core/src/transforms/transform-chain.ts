@@ -54,23 +54,67 @@ export async function runTransformChain(
   records: readonly DataRecord[],
   context: TransformContext,
 ): Promise<TransformChainResult> {
-  let current = records;
-  const failures: RecordFailure[] = [];
-  const next: unknown[] = [];
-  for (const [index, transform] of transforms.entries()) {
+  return applyTransformChain(transforms, states, records, context);
+}
+
+/**
+ * The same chain as {@link runTransformChain}, but synchronous for as long as
+ * the stages are: it returns a promise only from the first stage that returns
+ * one (an enrich lookup), so a pipeline of synchronous stages pays no
+ * microtask or mailbox hop per batch. A stage that throws synchronously throws
+ * here; one that rejects rejects the returned promise.
+ *
+ * @example
+ * ```ts
+ * const result = applyTransformChain(stages, states, batch, { now: clock.now() });
+ * const done = result instanceof Promise ? await result : result;
+ * ```
+ */
+export function applyTransformChain(
+  transforms: readonly Transform[],
+  states: TransformChainState,
+  records: readonly DataRecord[],
+  context: TransformContext,
+): TransformChainResult | Promise<TransformChainResult> {
+  return continueChain(transforms, states, context, 0, records, [], []);
+}
+
+function continueChain(
+  transforms: readonly Transform[],
+  states: TransformChainState,
+  context: TransformContext,
+  from: number,
+  input: readonly DataRecord[],
+  failures: RecordFailure[],
+  next: unknown[],
+): TransformChainResult | Promise<TransformChainResult> {
+  let current = input;
+  for (let index = from; index < transforms.length; index++) {
+    const transform = transforms[index] as Transform;
     if (transform.kind === 'stateful') {
       const result = transform.apply(index < states.length ? states[index] : transform.initialState(), current, context);
       next.push(result.state);
       current = result.records;
-      failures.push(...result.failures);
-    } else {
-      const result = await transform.apply(current, context);
-      next.push(null);
-      current = result.records;
-      failures.push(...result.failures);
+      pushAll(failures, result.failures);
+      continue;
     }
+    const result = transform.apply(current, context);
+    if (result instanceof Promise) {
+      return result.then((settled) => {
+        next.push(null);
+        pushAll(failures, settled.failures);
+        return continueChain(transforms, states, context, index + 1, settled.records, failures, next);
+      });
+    }
+    next.push(null);
+    current = result.records;
+    pushAll(failures, result.failures);
   }
   return { records: current, failures, states: next };
+}
+
+function pushAll<T>(target: T[], items: readonly T[]): void {
+  for (const item of items) target.push(item);
 }
 
 /**

@@ -6,7 +6,7 @@
  * as the single source of truth to resume from.
  */
 import type { ActorRef } from '../../actor/actor-ref.js';
-import type { PipelineCommandRejectedError } from '../model/pipeline-errors.js';
+import { StatusReply } from '../../actor/status-reply.js';
 import { persist, reply, type Effect } from '../../event-sourcing/effect.js';
 import { eventSourced, type EventSourcedBehavior } from '../../event-sourcing/event-sourced.js';
 import { every } from '../../event-sourcing/snapshot-policy.js';
@@ -14,10 +14,19 @@ import { decidePipeline, type PipelineDecision, type RetryPolicy } from '../mode
 import { pipelineEventTags, type PipelineEvent } from '../model/pipeline-events.js';
 import { emptyPipelineState, evolvePipeline, type PipelineState } from '../model/pipeline-state.js';
 
-/** The entity's answer to a command. */
-export type EntityReply =
-  | { readonly ok: true; readonly state: PipelineState; readonly events: readonly PipelineEvent[]; readonly duplicate: boolean }
-  | { readonly ok: false; readonly error: PipelineCommandRejectedError; readonly state: PipelineState };
+/** What an accepted decision did: the state after it, the events persisted, and whether the batch was already recorded. */
+export interface EntityOutcome {
+  readonly state: PipelineState;
+  readonly events: readonly PipelineEvent[];
+  readonly duplicate: boolean;
+}
+
+/**
+ * The entity's answer to a decision: a success with the outcome, or an error
+ * (a `PipelineCommandRejectedError` from the decider, or the journal's error
+ * when the events could not be written).
+ */
+export type EntityReply = StatusReply<EntityOutcome>;
 
 export type EntityCommand =
   | { readonly type: 'decide'; readonly decision: PipelineDecision; readonly replyTo: ActorRef<EntityReply> }
@@ -29,7 +38,7 @@ const NO_RETRY: RetryPolicy = { maxRetries: 0, initialBackoffMs: 0, maxBackoffMs
 export interface PipelineEntityOptions {
   readonly now: () => number;
   readonly random: () => number;
-  /** Default 100, keeping 2 snapshots and deleting the events they cover (DOMAIN.md). */
+  /** Default 100, keeping 2 snapshots and deleting the events they cover (docs/domain.md). */
   readonly snapshotEvery?: number;
 }
 
@@ -53,14 +62,11 @@ export function pipelineEntity(options: PipelineEntityOptions): EventSourcedBeha
       if (command.type === 'get-state') return reply(command.replyTo, state);
       const retry = state.status === 'empty' ? NO_RETRY : state.definition.retry;
       const result = decidePipeline(state, command.decision, { now: options.now(), random: options.random }, retry);
-      if (!result.ok) return reply(command.replyTo, { ok: false, error: result.error, state });
+      if (!result.ok) return reply(command.replyTo, StatusReply.error<EntityOutcome>(result.error));
       const duplicate = result.duplicate === true;
-      return persist<PipelineEvent, PipelineState>(result.events).thenReply(command.replyTo, (after): EntityReply => ({
-        ok: true,
-        state: after,
-        events: result.events,
-        duplicate,
-      }));
+      return persist<PipelineEvent, PipelineState>(result.events).thenReply(command.replyTo, (after): EntityReply =>
+        StatusReply.success({ state: after, events: result.events, duplicate }),
+      );
     },
     onEvent: evolvePipeline,
     tagger: pipelineEventTags,

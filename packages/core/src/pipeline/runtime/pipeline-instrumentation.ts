@@ -30,10 +30,27 @@ export interface PipelineStatusChangedEvent {
   readonly to: PipelineStatus;
 }
 
+/** Closing a connector failed (the generation had ended; the next one opens fresh connectors). */
+export interface PipelineConnectorCloseFailedEvent {
+  readonly type: 'pipeline.connector.close-failed';
+  readonly pipelineId: string;
+  readonly error: unknown;
+}
+
+/** The journal refused something the pipeline records itself (a failure, the end of its source); it tries again after `retryInMs`. */
+export interface PipelineJournalRefusedEvent {
+  readonly type: 'pipeline.journal.refused';
+  readonly pipelineId: string;
+  readonly error: unknown;
+  readonly retryInMs: number;
+}
+
 declare module '../../instrumentation/instrumentation.js' {
   interface InstrumentationEventMap {
     'pipeline.batch.completed': PipelineBatchCompletedEvent;
     'pipeline.batch.failed': PipelineBatchFailedEvent;
     'pipeline.status.changed': PipelineStatusChangedEvent;
+    'pipeline.connector.close-failed': PipelineConnectorCloseFailedEvent;
+    'pipeline.journal.refused': PipelineJournalRefusedEvent;
   }
 }

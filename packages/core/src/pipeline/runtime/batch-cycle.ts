@@ -1,0 +1,433 @@
+/**
+ * The batch cycle of one connector generation as a pure state machine:
+ * `stepCycle(cycle, event, now) → { cycle, effects }`. The actor performs the
+ * effects (poll, prepare, write, checkpoint, ack, timers) and feeds their
+ * outcomes back as events; everything about order and overlap is decided
+ * here and tested without actors (`batch-cycle.unit.test.ts`).
+ *
+ * Two lanes, so at most two batches are in flight:
+ * - the front lane takes a batch from the source (or an ingest, a tick, a
+ *   flush) through preparation and delivery (dead letters, then the sink):
+ *   `idle → polling → preparing → ready → dead-lettering / writing → delivered`;
+ * - the back lane appends one batch's checkpoint: `free → checkpointing → free`.
+ *
+ * A delivered batch moves to the back lane once it is free, so checkpoints
+ * are appended in batch order, and the front lane starts the next batch at
+ * once: the next poll and its transforms overlap the checkpoint. Its sink
+ * write overlaps it too when the sink has `pipelinedWrites` (it is idempotent
+ * or truncates on open); otherwise the batch waits in `ready`. The source is
+ * acknowledged only after a batch's checkpoint. Empty polls are ticks for
+ * stateful stages; the end of a finite source and a stop (`drain`) flush them
+ * as one more batch, checkpointed like any other.
+ */
+import type { DataRecord } from '../../connector/data-record.js';
+import type { DeadLetter } from '../../connector/dead-letter.js';
+import type { SinkPosition, SinkWriteResult } from '../../connector/sink.js';
+import type { SourceBatch, SourceOffset, SourceRecord } from '../../connector/source.js';
+import type { TransformChainState } from '../../transforms/transform-chain.js';
+import type { PipelineDefinition } from '../definition/pipeline-definition.js';
+import { classifyFailure } from '../model/classify-failure.js';
+import { refuseAtSink, type PreparedRecords } from './batch-preparation.js';
+import { PipelineUnavailableError, sourceBatchId, StageFailedError } from './pipeline-protocol.js';
+
+export type BatchKind = 'source' | 'ingest' | 'tick' | 'flush';
+
+/** A batch from the moment it is taken. */
+export interface BatchInFlight {
+  readonly batchId: string;
+  readonly kind: BatchKind;
+  /** Records read (polled or ingested). */
+  readonly input: number;
+  /** The source offset after this batch (for ingests, ticks and flushes: the offset before it). */
+  readonly offset: SourceOffset;
+  readonly startedAt: number;
+  readonly attempt: number;
+}
+
+/** A batch after preparation (and, once delivered, with the sink's position). */
+export interface PreparedBatch extends BatchInFlight {
+  readonly output: readonly DataRecord[];
+  readonly letters: readonly DeadLetter[];
+  readonly failed: number;
+  readonly deadLettered: number;
+  readonly transformStates: TransformChainState;
+  readonly position: SinkPosition | null;
+}
+
+export type FrontLane =
+  | { readonly stage: 'idle' }
+  | { readonly stage: 'polling' }
+  | { readonly stage: 'preparing'; readonly batch: BatchInFlight }
+  /** Prepared; waits for the back lane before any side effect (a sink without `pipelinedWrites`). */
+  | { readonly stage: 'ready'; readonly batch: PreparedBatch }
+  | { readonly stage: 'dead-lettering'; readonly batch: PreparedBatch; readonly then: 'write' | 'deliver' }
+  | { readonly stage: 'writing'; readonly batch: PreparedBatch }
+  /** Written; waits for the back lane to append its checkpoint. */
+  | { readonly stage: 'delivered'; readonly batch: PreparedBatch };
+
+export type BackLane = { readonly stage: 'free' } | { readonly stage: 'checkpointing'; readonly batch: PreparedBatch };
+
+/** `opening` until every connector is open; `draining` after a stop (no new batch, flush, then closed). */
+export type CycleMode = 'opening' | 'open' | 'draining' | 'closed';
+
+export interface CycleConfig {
+  readonly pipelineId: string;
+  readonly definition: PipelineDefinition;
+  /** A stage keeps state: empty polls are ticks, and the end flushes. */
+  readonly stateful: boolean;
+  readonly pipelinedWrites: boolean;
+  readonly hasDeadLetterTarget: boolean;
+}
+
+export interface QueuedIngest {
+  /** The journal key (`<pipeline>:ingest:<id>`). */
+  readonly batchId: string;
+  readonly records: readonly DataRecord[];
+}
+
+export interface BatchCycle {
+  readonly config: CycleConfig;
+  readonly mode: CycleMode;
+  readonly paused: boolean;
+  readonly front: FrontLane;
+  readonly back: BackLane;
+  readonly queue: readonly QueuedIngest[];
+  /** Batches recorded in the journal (numbers the source batches). */
+  readonly recorded: number;
+  /** Chain states as of the last checkpoint. */
+  readonly committedStates: TransformChainState;
+  /** The source offset of the newest batch taken. */
+  readonly offset: SourceOffset;
+  /** The sink position after the newest delivered batch. */
+  readonly position: SinkPosition | null;
+  readonly sourceDone: boolean;
+  readonly flushed: boolean;
+  /** The batch being retried and its attempts so far (from the pipeline's state). */
+  readonly retry: { readonly batchId: string; readonly attempt: number } | null;
+}
+
+export type CycleEvent =
+  | { readonly type: 'opened' }
+  | { readonly type: 'polled'; readonly batch: SourceBatch }
+  | { readonly type: 'prepared'; readonly batchId: string; readonly result: PreparedRecords }
+  | { readonly type: 'dead-lettered'; readonly batchId: string }
+  | { readonly type: 'written'; readonly batchId: string; readonly result: SinkWriteResult }
+  | { readonly type: 'write-failed'; readonly batchId: string; readonly error: unknown }
+  | { readonly type: 'checkpointed'; readonly batchId: string; readonly recorded: number; readonly duplicate: boolean }
+  | { readonly type: 'acked' }
+  /** A connector call or a preparation failed (open, poll, prepare, dead letters, checkpoint, ack). */
+  | { readonly type: 'failed'; readonly batchId: string | undefined; readonly error: unknown }
+  | { readonly type: 'ingest'; readonly ingest: QueuedIngest }
+  | { readonly type: 'timeout'; readonly batchId: string }
+  | { readonly type: 'pause' }
+  | { readonly type: 'resume' }
+  | { readonly type: 'drain' };
+
+export type CycleEffect =
+  | { readonly type: 'poll'; readonly maxRecords: number; readonly maxWaitMs: number }
+  | { readonly type: 'prepare'; readonly batch: BatchInFlight; readonly records: readonly SourceRecord[]; readonly states: TransformChainState }
+  | { readonly type: 'prepare-flush'; readonly batch: BatchInFlight; readonly states: TransformChainState }
+  | { readonly type: 'send-dead-letters'; readonly batchId: string; readonly letters: readonly DeadLetter[] }
+  | { readonly type: 'write'; readonly batchId: string; readonly records: readonly DataRecord[] }
+  | { readonly type: 'checkpoint'; readonly batch: PreparedBatch }
+  | { readonly type: 'ack'; readonly offset: SourceOffset }
+  | { readonly type: 'arm-timeout'; readonly batchId: string; readonly delayMs: number }
+  | { readonly type: 'cancel-timeout'; readonly batchId: string }
+  /** A batch is recorded: tell listeners (and the caller of an ingest). */
+  | { readonly type: 'completed'; readonly batch: PreparedBatch; readonly duplicate: boolean }
+  /** A batch taken from the queue or in flight will not complete in this generation. */
+  | { readonly type: 'abandoned'; readonly batch: BatchInFlight }
+  /** The generation ends with a failure: record it (retry or fail) and close the connectors. */
+  | { readonly type: 'fail'; readonly batchId: string | undefined; readonly error: unknown; readonly timedOutAfterMs?: number }
+  /** The generation ends cleanly: the source is exhausted, or a stop drained it. */
+  | { readonly type: 'drained'; readonly reason: 'source-exhausted' | 'stopped' };
+
+export interface CycleStep {
+  readonly cycle: BatchCycle;
+  readonly effects: readonly CycleEffect[];
+}
+
+/** What a new generation starts from: the last checkpoint. */
+export interface CycleStart {
+  readonly recorded: number;
+  readonly committedStates: TransformChainState;
+  readonly offset: SourceOffset;
+  readonly position: SinkPosition | null;
+  readonly retry: { readonly batchId: string; readonly attempt: number } | null;
+  readonly queue?: readonly QueuedIngest[];
+  readonly paused?: boolean;
+}
+
+/** A new generation, opening its connectors. */
+export function openCycle(config: CycleConfig, start: CycleStart): BatchCycle {
+  return {
+    config,
+    mode: 'opening',
+    paused: start.paused ?? false,
+    front: { stage: 'idle' },
+    back: { stage: 'free' },
+    queue: start.queue ?? [],
+    recorded: start.recorded,
+    committedStates: start.committedStates,
+    offset: start.offset,
+    position: start.position,
+    sourceDone: false,
+    flushed: false,
+    retry: start.retry,
+  };
+}
+
+/** The batches a generation holds (to answer their ingests when it closes). */
+export function batchesInFlight(cycle: BatchCycle): BatchInFlight[] {
+  const batches: BatchInFlight[] = [];
+  if (cycle.back.stage === 'checkpointing') batches.push(cycle.back.batch);
+  if ('batch' in cycle.front) batches.push(cycle.front.batch);
+  return batches;
+}
+
+/**
+ * One transition. Events that do not belong to the current phase (a late
+ * answer of a batch the cycle gave up) leave the cycle unchanged.
+ */
+export function stepCycle(cycle: BatchCycle, event: CycleEvent, now: number): CycleStep {
+  const effects: CycleEffect[] = [];
+  const next = transition(cycle, event, now, effects);
+  return { cycle: next === cycle && effects.length === 0 ? cycle : pump(next, now, effects), effects };
+}
+
+function transition(c: BatchCycle, event: CycleEvent, now: number, effects: CycleEffect[]): BatchCycle {
+  if (c.mode === 'closed') return c;
+  switch (event.type) {
+    case 'opened':
+      return c.mode === 'opening' ? { ...c, mode: 'open' } : c;
+    case 'ingest':
+      return { ...c, queue: [...c.queue, event.ingest] };
+    case 'pause':
+      return { ...c, paused: true };
+    case 'resume':
+      return { ...c, paused: false };
+    case 'drain': {
+      if (c.mode === 'draining') return c;
+      // Work without side effects yet is dropped (the source re-reads it); what is being delivered completes.
+      // A batch being polled or prepared is dropped when its answer comes (see `polled`, `prepared`).
+      const front = c.front;
+      if (front.stage === 'ready' && front.batch.kind !== 'flush') {
+        effects.push({ type: 'cancel-timeout', batchId: front.batch.batchId }, { type: 'abandoned', batch: front.batch });
+        return { ...c, mode: 'draining', front: { stage: 'idle' } };
+      }
+      return { ...c, mode: 'draining' };
+    }
+    case 'polled':
+      return polled(c, event.batch, now, effects);
+    case 'prepared':
+      return prepared(c, event.batchId, event.result, effects);
+    case 'dead-lettered': {
+      const front = c.front;
+      if (front.stage !== 'dead-lettering' || front.batch.batchId !== event.batchId) return c;
+      if (front.then === 'deliver') return { ...c, front: { stage: 'delivered', batch: front.batch } };
+      return write(c, front.batch, effects);
+    }
+    case 'written':
+      return written(c, event.batchId, event.result, effects);
+    case 'write-failed':
+      return writeFailed(c, event.batchId, event.error, effects);
+    case 'checkpointed': {
+      const back = c.back;
+      if (back.stage !== 'checkpointing' || back.batch.batchId !== event.batchId) return c;
+      const batch = back.batch;
+      effects.push({ type: 'cancel-timeout', batchId: batch.batchId }, { type: 'completed', batch, duplicate: event.duplicate });
+      if (batch.kind === 'source') effects.push({ type: 'ack', offset: batch.offset });
+      return {
+        ...c,
+        back: { stage: 'free' },
+        recorded: event.recorded,
+        committedStates: batch.transformStates,
+        retry: c.retry?.batchId === batch.batchId ? null : c.retry,
+      };
+    }
+    case 'acked':
+      return c;
+    case 'failed':
+      return fail(c, event.batchId, event.error, effects);
+    case 'timeout': {
+      const held = batchesInFlight(c).find((b) => b.batchId === event.batchId);
+      if (held === undefined) return c;
+      const timeoutMs = c.config.definition.batchTimeoutMs;
+      const error = new PipelineUnavailableError(c.config.pipelineId, `batch ${held.batchId} timed out after ${timeoutMs} ms`, { retriable: true });
+      return fail(c, held.batchId, error, effects, timeoutMs);
+    }
+  }
+}
+
+function fail(c: BatchCycle, batchId: string | undefined, error: unknown, effects: CycleEffect[], timedOutAfterMs?: number): BatchCycle {
+  for (const batch of batchesInFlight(c)) effects.push({ type: 'cancel-timeout', batchId: batch.batchId }, { type: 'abandoned', batch });
+  effects.push(timedOutAfterMs === undefined ? { type: 'fail', batchId, error } : { type: 'fail', batchId, error, timedOutAfterMs });
+  return { ...c, mode: 'closed', front: { stage: 'idle' }, back: { stage: 'free' } };
+}
+
+function polled(c: BatchCycle, batch: SourceBatch, now: number, effects: CycleEffect[]): BatchCycle {
+  if (c.front.stage !== 'polling') return c;
+  if (c.mode === 'draining') return { ...c, front: { stage: 'idle' } };
+  const sourceDone = c.sourceDone || batch.done;
+  if (batch.records.length === 0) {
+    if (!c.config.stateful || batch.done) return { ...c, sourceDone, front: { stage: 'idle' } };
+    // An empty poll is a tick: processing-time windows may close.
+    return take(c, { kind: 'tick', records: [], offset: c.offset }, now, effects, sourceDone);
+  }
+  return take(c, { kind: 'source', records: batch.records, offset: batch.offset }, now, effects, sourceDone);
+}
+
+/** Starts preparing a batch in the front lane. */
+function take(
+  c: BatchCycle,
+  what: { kind: BatchKind; records: readonly SourceRecord[]; offset: SourceOffset; batchId?: string },
+  now: number,
+  effects: CycleEffect[],
+  sourceDone = c.sourceDone,
+): BatchCycle {
+  const ahead = c.back.stage === 'checkpointing' ? 1 : 0;
+  const batchId = what.batchId ?? sourceBatchId(c.config.pipelineId, c.recorded + ahead + 1);
+  const batch: BatchInFlight = {
+    batchId,
+    kind: what.kind,
+    input: what.records.length,
+    offset: what.offset,
+    startedAt: now,
+    attempt: c.retry?.batchId === batchId ? c.retry.attempt + 1 : 1,
+  };
+  const states = c.back.stage === 'checkpointing' ? c.back.batch.transformStates : c.committedStates;
+  effects.push({ type: 'arm-timeout', batchId, delayMs: c.config.definition.batchTimeoutMs });
+  effects.push(what.kind === 'flush' ? { type: 'prepare-flush', batch, states } : { type: 'prepare', batch, records: what.records, states });
+  return { ...c, sourceDone, offset: what.offset, front: { stage: 'preparing', batch } };
+}
+
+function prepared(c: BatchCycle, batchId: string, result: PreparedRecords, effects: CycleEffect[]): BatchCycle {
+  const front = c.front;
+  if (front.stage !== 'preparing' || front.batch.batchId !== batchId) return c;
+  const batch = front.batch;
+  const empty = result.output.length === 0 && result.letters.length === 0 && result.failed === 0;
+  const droppedByStop = c.mode === 'draining' && batch.kind !== 'flush';
+  if (droppedByStop || ((batch.kind === 'tick' || batch.kind === 'flush') && empty)) {
+    // Nothing to record: an idle tick, an empty flush, or a batch a stop overtook (the source re-reads it).
+    effects.push({ type: 'cancel-timeout', batchId });
+    if (droppedByStop) effects.push({ type: 'abandoned', batch });
+    return { ...c, front: { stage: 'idle' } };
+  }
+  if (result.letters.length > 0 && !c.config.hasDeadLetterTarget) {
+    return fail(c, batchId, new StageFailedError('deadLetter', 'records were dead-lettered but the pipeline has no deadLetter target'), effects);
+  }
+  const ready: PreparedBatch = {
+    ...batch,
+    output: result.output,
+    letters: result.letters,
+    failed: result.failed,
+    deadLettered: result.letters.length,
+    transformStates: result.transformStates,
+    position: null,
+  };
+  return { ...c, front: { stage: 'ready', batch: ready } };
+}
+
+/** Dead letters first (so none is lost on a crash), then the sink. */
+function deliver(c: BatchCycle, batch: PreparedBatch, effects: CycleEffect[]): BatchCycle {
+  if (batch.letters.length > 0) {
+    effects.push({ type: 'send-dead-letters', batchId: batch.batchId, letters: batch.letters });
+    return { ...c, front: { stage: 'dead-lettering', batch, then: 'write' } };
+  }
+  return write(c, batch, effects);
+}
+
+function write(c: BatchCycle, batch: PreparedBatch, effects: CycleEffect[]): BatchCycle {
+  if (batch.output.length === 0) {
+    return { ...c, front: { stage: 'delivered', batch: { ...batch, position: c.position } } };
+  }
+  effects.push({ type: 'write', batchId: batch.batchId, records: batch.output });
+  return { ...c, front: { stage: 'writing', batch } };
+}
+
+function written(c: BatchCycle, batchId: string, result: SinkWriteResult, effects: CycleEffect[]): BatchCycle {
+  const front = c.front;
+  if (front.stage !== 'writing' || front.batch.batchId !== batchId) return c;
+  const position = result.position ?? null;
+  const batch: PreparedBatch = { ...front.batch, position };
+  const rejected = result.rejected ?? [];
+  const refused: { record: DataRecord; failure: { message: string; retriable: boolean } }[] = [];
+  for (const r of rejected) {
+    const record = batch.output[r.index];
+    if (record !== undefined) refused.push({ record, failure: { message: r.reason, retriable: false } });
+  }
+  const next = { ...c, position };
+  if (refused.length === 0) return { ...next, front: { stage: 'delivered', batch } };
+  return refuse(next, batch, refused, effects);
+}
+
+function writeFailed(c: BatchCycle, batchId: string, error: unknown, effects: CycleEffect[]): BatchCycle {
+  const front = c.front;
+  if (front.stage !== 'writing' || front.batch.batchId !== batchId) return c;
+  const failure = classifyFailure(error);
+  const exhausted = !failure.retriable || front.batch.attempt > c.config.definition.retry.maxRetries;
+  if (!exhausted || c.config.definition.sink.onError === 'fail') return fail(c, batchId, error, effects);
+  // The sink gave up on the whole batch: its error policy takes the records.
+  const batch: PreparedBatch = { ...front.batch, output: [], position: c.position };
+  return refuse(c, batch, front.batch.output.map((record) => ({ record, failure })), effects);
+}
+
+/** The sink's error policy over refused records; their letters go out before the checkpoint. */
+function refuse(
+  c: BatchCycle,
+  batch: PreparedBatch,
+  refused: readonly { record: DataRecord; failure: { message: string; retriable: boolean } }[],
+  effects: CycleEffect[],
+): BatchCycle {
+  let refusal;
+  try {
+    refusal = refuseAtSink(c.config.definition, refused, { pipelineId: c.config.pipelineId, batchId: batch.batchId, now: batch.startedAt, attempt: batch.attempt });
+  } catch (error) {
+    return fail(c, batch.batchId, error, effects);
+  }
+  const counted: PreparedBatch = {
+    ...batch,
+    failed: batch.failed + refusal.failed,
+    deadLettered: batch.deadLettered + refusal.letters.length,
+    letters: refusal.letters,
+  };
+  if (refusal.letters.length === 0) return { ...c, front: { stage: 'delivered', batch: counted } };
+  if (!c.config.hasDeadLetterTarget) {
+    return fail(c, batch.batchId, new StageFailedError('deadLetter', 'records were dead-lettered but the pipeline has no deadLetter target'), effects);
+  }
+  effects.push({ type: 'send-dead-letters', batchId: batch.batchId, letters: refusal.letters });
+  return { ...c, front: { stage: 'dead-lettering', batch: counted, then: 'deliver' } };
+}
+
+/** Moves work forward after every transition: checkpoint, deliver, take the next batch, or finish. */
+function pump(start: BatchCycle, now: number, effects: CycleEffect[]): BatchCycle {
+  let c = start;
+  if (c.mode === 'opening' || c.mode === 'closed') return c;
+  if (c.front.stage === 'delivered' && c.back.stage === 'free') {
+    effects.push({ type: 'checkpoint', batch: c.front.batch });
+    c = { ...c, back: { stage: 'checkpointing', batch: c.front.batch }, front: { stage: 'idle' } };
+  }
+  if (c.front.stage === 'ready' && (c.back.stage === 'free' || c.config.pipelinedWrites)) {
+    c = deliver(c, c.front.batch, effects);
+    if (c.front.stage === 'delivered' && c.back.stage === 'free') return pump(c, now, effects);
+  }
+  if (c.front.stage !== 'idle') return c;
+  if (c.mode === 'open' && !c.paused) {
+    const [ingest, ...rest] = c.queue;
+    if (ingest !== undefined) {
+      return take({ ...c, queue: rest }, { kind: 'ingest', records: ingest.records.map((value) => ({ ok: true as const, value })), offset: c.offset, batchId: ingest.batchId }, now, effects);
+    }
+    if (!c.sourceDone) {
+      const { size, maxWaitMs } = c.config.definition.batch;
+      effects.push({ type: 'poll', maxRecords: size, maxWaitMs });
+      return { ...c, front: { stage: 'polling' } };
+    }
+  }
+  const finishing = c.mode === 'draining' || (c.mode === 'open' && c.sourceDone && !c.paused);
+  if (!finishing || c.back.stage !== 'free') return c;
+  if (c.config.stateful && !c.flushed) {
+    return take({ ...c, flushed: true }, { kind: 'flush', records: [], offset: c.offset }, now, effects);
+  }
+  effects.push({ type: 'drained', reason: c.mode === 'draining' ? 'stopped' : 'source-exhausted' });
+  return { ...c, mode: 'closed' };
+}

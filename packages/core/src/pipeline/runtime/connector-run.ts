@@ -1,0 +1,168 @@
+/**
+ * One generation of a pipeline's connectors: the source, sink and dead-letter
+ * target created for one attempt, opened from the last checkpoint, and closed
+ * when the attempt ends (a retry opens a new generation). The pipeline actor
+ * calls them directly and gets the outcomes through `ctx.pipeToSelf`, so a
+ * batch costs no hop through worker actors; calls to one connector are
+ * serialised here (the batch cycle never asks for two at once, except an ack
+ * behind a poll), and `close` runs after the connector's last call settled.
+ *
+ * Every generation has its own abort signal: `abort()` fires it (at a retry,
+ * a stop, and in the actor's pre-stop phase), so a connector waiting on I/O
+ * returns and `close` can follow.
+ */
+import type { DeadLetter, DeadLetterTarget } from '../../connector/dead-letter.js';
+import type { Sink, SinkBatch, SinkPosition, SinkWriteResult } from '../../connector/sink.js';
+import type { Source, SourceBatch, SourceOffset } from '../../connector/source.js';
+import type { PipelineDefinition } from '../definition/pipeline-definition.js';
+import { createTransform } from '../../transforms/create-transform.js';
+import type { LookupSource } from '../../transforms/enrich/lookup-source.js';
+import type { PreparationPlan } from './batch-preparation.js';
+import type { ConnectorFactory } from './pipeline-protocol.js';
+
+/** Calls on one connector, one at a time, in order. */
+class SerialLane {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(call: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(call);
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  /** Resolves once every call queued so far settled. */
+  idle(): Promise<void> {
+    return this.tail.then(() => undefined);
+  }
+}
+
+/** The connectors of one generation and the chain they run. */
+export class ConnectorRun {
+  readonly plan: PreparationPlan;
+  readonly pipelinedWrites: boolean;
+  readonly hasDeadLetterTarget: boolean;
+  private readonly abortController = new AbortController();
+  private readonly sourceLane = new SerialLane();
+  private readonly sinkLane = new SerialLane();
+  private readonly deadLetterLane = new SerialLane();
+  private readonly opened = { source: false, sink: false, deadLetters: false };
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly gen: number,
+    private readonly pipelineId: string,
+    definition: PipelineDefinition,
+    transforms: PreparationPlan['transforms'],
+    private readonly source: Source,
+    private readonly sink: Sink,
+    private readonly deadLetters: DeadLetterTarget | undefined,
+  ) {
+    this.plan = { definition, transforms, stateful: transforms.some((t) => t.kind === 'stateful') };
+    this.pipelinedWrites = sink.pipelinedWrites === true;
+    this.hasDeadLetterTarget = deadLetters !== undefined;
+  }
+
+  /**
+   * Creates the connectors and stages a definition names. Throws what the
+   * factory or `createTransform` throws (an unknown lookup, bad options).
+   */
+  static create(
+    gen: number,
+    pipelineId: string,
+    definition: PipelineDefinition,
+    factory: ConnectorFactory,
+    lookups: Readonly<Record<string, LookupSource>> | undefined,
+  ): ConnectorRun {
+    const transforms = definition.transforms.map((t, i) => createTransform(t, { stage: `transforms[${i}]`, ...(lookups === undefined ? {} : { lookups }) }));
+    const source = factory.createSource(definition.source);
+    const sink = factory.createSink(definition.sink);
+    const deadLetters = definition.deadLetter === undefined ? undefined : factory.createDeadLetterTarget(definition.deadLetter);
+    return new ConnectorRun(gen, pipelineId, definition, transforms, source, sink, deadLetters);
+  }
+
+  get signal(): AbortSignal {
+    return this.abortController.signal;
+  }
+
+  /** Opens every connector from the checkpoint; rejects with the first failure. */
+  open(sourceOffset: SourceOffset | undefined, sinkPosition: SinkPosition | undefined): Promise<void> {
+    const signal = this.signal;
+    const pipelineId = this.pipelineId;
+    const opening: Promise<void>[] = [
+      this.sourceLane.run(async () => {
+        await this.source.open({ pipelineId, checkpoint: sourceOffset, signal });
+        this.opened.source = true;
+      }),
+      this.sinkLane.run(async () => {
+        await this.sink.open({ pipelineId, checkpoint: sinkPosition, signal });
+        this.opened.sink = true;
+      }),
+    ];
+    const deadLetters = this.deadLetters;
+    if (deadLetters !== undefined) {
+      opening.push(
+        this.deadLetterLane.run(async () => {
+          await deadLetters.open();
+          this.opened.deadLetters = true;
+        }),
+      );
+    }
+    return Promise.all(opening).then(() => undefined);
+  }
+
+  poll(maxRecords: number, maxWaitMs: number): Promise<SourceBatch> {
+    return this.sourceLane.run(() => this.source.poll(maxRecords, maxWaitMs));
+  }
+
+  ack(offset: SourceOffset): Promise<void> {
+    return this.sourceLane.run(() => this.source.ack(offset));
+  }
+
+  write(batch: SinkBatch): Promise<SinkWriteResult> {
+    return this.sinkLane.run(() => this.sink.write(batch));
+  }
+
+  sendDeadLetters(letters: readonly DeadLetter[]): Promise<void> {
+    const target = this.deadLetters;
+    if (target === undefined) return Promise.reject(new Error('no dead-letter target'));
+    return this.deadLetterLane.run(() => target.send(letters));
+  }
+
+  /** Fires the generation's abort signal: connectors waiting on I/O return. */
+  abort(reason: unknown): void {
+    if (!this.abortController.signal.aborted) this.abortController.abort(reason);
+  }
+
+  /**
+   * Aborts, then closes each opened connector after its last call settled.
+   * Never rejects: a failing close is returned in `errors` for the caller to report.
+   */
+  close(reason: unknown): Promise<unknown[]> {
+    this.abort(reason);
+    this.closing ??= (async () => {
+      const errors: unknown[] = [];
+      const closeAfter = async (lane: SerialLane, opened: () => boolean, close: () => Promise<void>) => {
+        await lane.idle();
+        if (!opened()) return;
+        try {
+          await close();
+        } catch (error) {
+          errors.push(error);
+        }
+      };
+      const deadLetters = this.deadLetters;
+      await Promise.all([
+        closeAfter(this.sourceLane, () => this.opened.source, () => this.source.close()),
+        closeAfter(this.sinkLane, () => this.opened.sink, () => this.sink.close()),
+        ...(deadLetters === undefined ? [] : [closeAfter(this.deadLetterLane, () => this.opened.deadLetters, () => deadLetters.close())]),
+      ]);
+      this.closeErrors = errors;
+    })();
+    return this.closing.then(() => this.closeErrors);
+  }
+
+  private closeErrors: unknown[] = [];
+}

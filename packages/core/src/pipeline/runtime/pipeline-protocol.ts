@@ -1,0 +1,112 @@
+/**
+ * The pipeline actor's protocol: what users send it and what it answers, its
+ * options, and the typed refusals of the actor itself (as opposed to the
+ * refusals of the state machine, `PipelineCommandRejectedError`).
+ */
+import type { ActorRef } from '../../actor/actor-ref.js';
+import type { DataRecord } from '../../connector/data-record.js';
+import type { DeadLetterTarget } from '../../connector/dead-letter.js';
+import type { Sink } from '../../connector/sink.js';
+import type { Source } from '../../connector/source.js';
+import { DataflowError, isDataflowError } from '../../errors/dataflow-error.js';
+import type { EntityPersistence } from '../../event-sourcing/recovery.js';
+import type { LookupSource } from '../../transforms/enrich/lookup-source.js';
+import type { PipelineDefinition } from '../definition/pipeline-definition.js';
+import type { PipelineState } from '../model/pipeline-state.js';
+
+/** Creates the connectors a definition names (`@dataflow/connectors` provides one for its connector types). */
+export interface ConnectorFactory {
+  createSource(definition: PipelineDefinition['source']): Source;
+  createSink(definition: PipelineDefinition['sink']): Sink;
+  createDeadLetterTarget(definition: NonNullable<PipelineDefinition['deadLetter']>): DeadLetterTarget;
+}
+
+export interface PipelineActorOptions {
+  readonly pipelineId: string;
+  readonly persistence: EntityPersistence;
+  readonly connectors: ConnectorFactory;
+  /** Lookup sources for enrich transforms, by name. */
+  readonly lookups?: Readonly<Record<string, LookupSource>>;
+  /** Uniform random numbers in [0, 1) for retry jitter (default `Math.random`). */
+  readonly random?: () => number;
+  /** Called with the new state after every change (status, metrics, checkpoint). */
+  readonly onStateChange?: (state: PipelineState) => void;
+  /** Snapshot interval of the entity (default 100 events, keeping 2). */
+  readonly snapshotEvery?: number;
+  /** External `ingest` batches waiting beyond this are refused with a retriable error (default 16). */
+  readonly maxQueuedIngests?: number;
+  /**
+   * How long the pipeline waits for its journal entity to answer before it
+   * treats the command as failed and backs off (default 30 000 ms). The entity
+   * answers a failed write with an error at once; this bounds the wait when
+   * it cannot answer at all.
+   */
+  readonly journalTimeoutMs?: number;
+  /** Backoff between attempts to record a failure or a status change the journal refused (default 100 ms to 10 s). */
+  readonly journalBackoff?: { readonly minBackoffMs: number; readonly maxBackoffMs: number };
+}
+
+/** The answer to a pipeline command. */
+export type PipelineReply =
+  | { readonly ok: true; readonly state: PipelineState; readonly duplicate?: boolean }
+  | { readonly ok: false; readonly error: DataflowError; readonly state: PipelineState | undefined };
+
+export type PipelineReplyRef = ActorRef<PipelineReply>;
+
+/** What users send to a pipeline. */
+export type PipelineCommand =
+  | { readonly type: 'create'; readonly definition: unknown; readonly replyTo?: PipelineReplyRef }
+  | { readonly type: 'start'; readonly replyTo?: PipelineReplyRef }
+  | { readonly type: 'stop'; readonly reason: string; readonly replyTo?: PipelineReplyRef }
+  | { readonly type: 'pause'; readonly reason: string; readonly replyTo?: PipelineReplyRef }
+  | { readonly type: 'resume'; readonly replyTo?: PipelineReplyRef }
+  | { readonly type: 'reset'; readonly replyTo?: PipelineReplyRef }
+  | { readonly type: 'update-config'; readonly definition: unknown; readonly replyTo?: PipelineReplyRef }
+  /**
+   * Pushes a batch into a running pipeline (in addition to its source);
+   * answered once it is checkpointed. Its id is the caller's: it lives in its
+   * own id space, apart from the source's batch ids (`<pipeline>:<n>`), so an
+   * ingest named `p1:2` never shadows a source batch.
+   */
+  | { readonly type: 'ingest'; readonly batchId: string; readonly records: readonly DataRecord[]; readonly replyTo?: PipelineReplyRef }
+  | { readonly type: 'get-state'; readonly replyTo: ActorRef<PipelineState> };
+
+/** A refusal of the pipeline actor itself (not of the state machine). */
+export class PipelineUnavailableError extends DataflowError<'pipeline/unavailable'> {
+  constructor(
+    readonly pipelineId: string,
+    reason: string,
+    options: { retriable: boolean; cause?: unknown },
+  ) {
+    super('pipeline/unavailable', `Pipeline ${pipelineId} is unavailable: ${reason}`, options);
+  }
+}
+
+/** A record failed a stage whose error policy is `fail`. */
+export class StageFailedError extends DataflowError<'pipeline/stage-failed'> {
+  constructor(
+    readonly stage: string,
+    message: string,
+    options: { cause?: unknown } = {},
+  ) {
+    super('pipeline/stage-failed', `Stage ${stage} failed a record: ${message}`, { retriable: false, ...options });
+  }
+}
+
+/** True for the typed refusals and failures of a pipeline command. */
+export function isPipelineRefusal(error: unknown): boolean {
+  return isDataflowError(error) && error.tag.startsWith('pipeline/');
+}
+
+/** The journal key of a source batch: `<pipeline>:<n>`, n counting the batches recorded. */
+export function sourceBatchId(pipelineId: string, n: number): string {
+  return `${pipelineId}:${n}`;
+}
+
+/**
+ * The journal key of an ingested batch: `<pipeline>:ingest:<id>`. After the
+ * pipeline id a source key has digits only, so the two never meet.
+ */
+export function ingestBatchId(pipelineId: string, batchId: string): string {
+  return `${pipelineId}:ingest:${batchId}`;
+}
