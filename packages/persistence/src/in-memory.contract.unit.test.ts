@@ -4,5 +4,10 @@ import { describeJournalContract } from './testing/journal-contract.js';
 
 describeJournalContract('in-memory', () => {
   const plugin = createInMemoryPersistence();
-  return Promise.resolve({ plugin, cleanup: () => plugin.close() });
+  return Promise.resolve({
+    plugin,
+    // A crashed in-memory instance has nothing to release: it is just dropped.
+    openInstance: () => Promise.resolve({ plugin: plugin.openInstance(), crash: () => Promise.resolve() }),
+    cleanup: () => plugin.close(),
+  });
 });

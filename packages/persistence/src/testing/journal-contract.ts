@@ -8,22 +8,46 @@
  * Importing this module needs `vitest` (a peer dependency of
  * `@dataflow/persistence/testing`).
  */
-import { randomUUID } from 'node:crypto';
-import {
-  isConcurrencyConflict,
-  isDataflowError,
-  NoOffset,
-  type EventEnvelope,
-  type NewEvent,
-  type Offset,
-  type PersistedEvent,
-  type PersistencePlugin,
-} from '@dataflow/core';
+import { isConcurrencyConflict, isDataflowError, NoOffset, type PersistencePlugin } from '@dataflow/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  appendN,
+  collect,
+  collectAll,
+  collectUntil,
+  event,
+  expectOrderedPerPid,
+  failure,
+  groupByPid,
+  key,
+  offsetAt,
+  randomText,
+  range,
+  sleep,
+  unique,
+} from './contract-helpers.js';
+import { describeEdgeCases } from './contract-edge-cases.js';
+import { describeInstanceCases } from './contract-instances.js';
+
+/**
+ * Another plugin instance on the same storage as a fixture's `plugin`, as a
+ * second process would open it: its own connections and its own queues.
+ */
+export interface ContractInstance {
+  readonly plugin: PersistencePlugin;
+  /**
+   * Drops the instance as a crashed process would: no `close()`, nothing
+   * flushed or drained; only what the test process itself must release
+   * (sockets, handles) is torn down, abruptly.
+   */
+  crash(): Promise<void>;
+}
 
 /** A store under test and how to get rid of it. */
 export interface ContractFixture {
   readonly plugin: PersistencePlugin;
+  /** Opens another, independent instance on the same storage (schema, keyspace, database). */
+  openInstance(): Promise<ContractInstance>;
   /** Closes the plugin and removes what the fixture created (schema, keyspace, data directory). */
   cleanup(): Promise<void>;
 }
@@ -60,7 +84,11 @@ export interface JournalContractOptions {
  *
  * describeJournalContract('in-memory', async () => {
  *   const plugin = createInMemoryPersistence();
- *   return { plugin, cleanup: () => plugin.close() };
+ *   return {
+ *     plugin,
+ *     openInstance: async () => ({ plugin: plugin.openInstance(), crash: async () => {} }),
+ *     cleanup: () => plugin.close(),
+ *   };
  * });
  * ```
  */
@@ -80,6 +108,11 @@ export function describeJournalContract(name: string, setup: () => Promise<Contr
       return fixture.plugin;
     };
     const settle = (): Promise<void> => sleep(settleMs);
+    const openInstance = (): Promise<ContractInstance> => {
+      if (fixture === undefined) throw new Error('the contract fixture was not set up');
+      return fixture.openInstance();
+    };
+    const context = { store, openInstance, settle, maxPayloadBytes, liveTimeoutMs, timeout };
 
     beforeAll(async () => {
       fixture = await setup();
@@ -468,99 +501,8 @@ export function describeJournalContract(name: string, setup: () => Promise<Contr
         }
       });
     });
+
+    describeEdgeCases(context);
+    describeInstanceCases(context);
   });
-}
-
-function unique(prefix: string): string {
-  return `${prefix}-${randomUUID().slice(0, 13)}`;
-}
-
-function event(eventType: string, payload: unknown, tags: readonly string[] = []): NewEvent {
-  return { eventType, payload, tags };
-}
-
-async function appendN(plugin: PersistencePlugin, pid: string, count: number, after = 0): Promise<void> {
-  const events = Array.from({ length: count }, (_, i) => event('E', { n: after + i + 1 }));
-  await plugin.journal.append(pid, events, { expectedSequenceNr: after, writerId: 'w' });
-}
-
-async function collectAll<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of iterable) out.push(item);
-  return out;
-}
-
-/** Reads `count` items, then aborts the stream; fails if they do not arrive within `timeoutMs`. */
-async function collect<T>(iterable: AsyncIterable<T>, count: number, timeoutMs: number, controller: AbortController): Promise<T[]> {
-  const out: T[] = [];
-  return collectUntil(iterable, () => out.length >= count, timeoutMs, controller, out);
-}
-
-async function collectUntil<T>(iterable: AsyncIterable<T>, done: (item: T) => boolean, timeoutMs: number, controller: AbortController, out: T[] = []): Promise<T[]> {
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, timeoutMs);
-  try {
-    for await (const item of iterable) {
-      out.push(item);
-      if (done(item)) break;
-    }
-  } finally {
-    clearTimeout(timer);
-    controller.abort();
-  }
-  if (timedOut) throw new Error(`live stream delivered only ${out.length} items within ${timeoutMs} ms`);
-  return out;
-}
-
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected the operation to fail, but it succeeded');
-}
-
-function key(e: PersistedEvent): string {
-  return `${e.persistenceId}#${e.sequenceNr}`;
-}
-
-function offsetAt(events: readonly EventEnvelope[], index: number): Offset {
-  const e = events[index];
-  if (e === undefined) throw new Error(`no event at ${index}`);
-  return e.offset;
-}
-
-function groupByPid<T extends PersistedEvent>(events: readonly T[]): Map<string, T[]> {
-  const groups = new Map<string, T[]>();
-  for (const e of events) groups.set(e.persistenceId, [...(groups.get(e.persistenceId) ?? []), e]);
-  return groups;
-}
-
-/** No duplicates, the expected count, and per persistence id strictly consecutive sequence numbers. */
-function expectOrderedPerPid(events: readonly PersistedEvent[], count: number): void {
-  expect(new Set(events.map(key)).size).toBe(events.length);
-  expect(events).toHaveLength(count);
-  for (const own of groupByPid(events).values()) {
-    const first = own[0]?.sequenceNr ?? 1;
-    expect(own.map((e) => e.sequenceNr)).toEqual(range(first, own.length));
-  }
-}
-
-function range(from: number, count: number): number[] {
-  return Array.from({ length: count }, (_, i) => from + i);
-}
-
-function randomText(length: number): string {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ';
-  let out = '';
-  for (let i = 0; i < length; i++) out += alphabet[(i * 7919 + (i >> 3)) % alphabet.length];
-  return out;
-}
-
-function sleep(ms: number): Promise<void> {
-  return ms <= 0 ? Promise.resolve() : new Promise((resolve) => setTimeout(resolve, ms));
 }

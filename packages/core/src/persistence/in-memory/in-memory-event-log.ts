@@ -28,21 +28,45 @@ export interface StoredSnapshotRow {
   readonly bytes: Uint8Array;
 }
 
+/** What instances opened on one in-memory store share (the stored data and the live queries to wake). */
+interface SharedLog {
+  readonly rows: StoredEventRow[];
+  readonly byPersistenceId: Map<string, StoredEventRow[]>;
+  readonly persistenceIds: string[];
+  readonly deletedTo: Map<string, number>;
+  readonly snapshots: Map<string, Map<number, StoredSnapshotRow>>;
+  waiters: Set<() => void>;
+}
+
 export class InMemoryEventLog {
   /** Every event in write order; `rows[i].ordering === i + 1`. */
-  readonly rows: StoredEventRow[] = [];
-  readonly byPersistenceId = new Map<string, StoredEventRow[]>();
+  readonly rows: StoredEventRow[];
+  readonly byPersistenceId: Map<string, StoredEventRow[]>;
   /** Persistence ids in the order of their first event. */
-  readonly persistenceIds: string[] = [];
-  readonly deletedTo = new Map<string, number>();
-  readonly snapshots = new Map<string, Map<number, StoredSnapshotRow>>();
-  private waiters = new Set<() => void>();
+  readonly persistenceIds: string[];
+  readonly deletedTo: Map<string, number>;
+  readonly snapshots: Map<string, Map<number, StoredSnapshotRow>>;
+  private readonly shared: SharedLog;
+  /** Per instance: closing one instance leaves the others (and the data) usable. */
   private closedFlag = false;
 
   constructor(
     readonly serializers: SerializerRegistry,
     readonly now: () => number,
-  ) {}
+    /** Another instance whose stored data this one shares (a second "process" on the same store). */
+    sharedWith?: InMemoryEventLog,
+  ) {
+    this.shared = sharedWith?.shared ?? {
+      rows: [],
+      byPersistenceId: new Map(),
+      persistenceIds: [],
+      deletedTo: new Map(),
+      snapshots: new Map(),
+      waiters: new Set(),
+    };
+    ({ rows: this.rows, byPersistenceId: this.byPersistenceId, persistenceIds: this.persistenceIds, deletedTo: this.deletedTo, snapshots: this.snapshots } =
+      this.shared);
+  }
 
   get closed(): boolean {
     return this.closedFlag;
@@ -76,7 +100,7 @@ export class InMemoryEventLog {
   waitForChange(signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve) => {
       const wake = (): void => {
-        this.waiters.delete(wake);
+        this.shared.waiters.delete(wake);
         signal?.removeEventListener('abort', wake);
         resolve();
       };
@@ -84,7 +108,7 @@ export class InMemoryEventLog {
         resolve();
         return;
       }
-      this.waiters.add(wake);
+      this.shared.waiters.add(wake);
       signal?.addEventListener('abort', wake, { once: true });
     });
   }
@@ -95,8 +119,8 @@ export class InMemoryEventLog {
   }
 
   private notify(): void {
-    const waiters = this.waiters;
-    this.waiters = new Set();
+    const waiters = this.shared.waiters;
+    this.shared.waiters = new Set();
     for (const wake of waiters) wake();
   }
 }

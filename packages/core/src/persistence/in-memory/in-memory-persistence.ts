@@ -23,6 +23,12 @@ export interface InMemoryPersistence extends PersistencePlugin {
   readonly journal: InMemoryJournal;
   readonly snapshots: InMemorySnapshotStore;
   readonly queries: InMemoryReadJournal;
+  /**
+   * Opens another instance on the same stored data, as a second process on
+   * one database would be: it sees every event and snapshot, races on the
+   * same sequence numbers, and has its own `close()`.
+   */
+  openInstance(): InMemoryPersistence;
 }
 
 /**
@@ -42,7 +48,10 @@ export interface InMemoryPersistence extends PersistencePlugin {
  * ```
  */
 export function createInMemoryPersistence(options: InMemoryPersistenceOptions = {}): InMemoryPersistence {
-  const log = new InMemoryEventLog(options.serializers ?? new SerializerRegistry(), options.now ?? Date.now);
+  return instanceOn(new InMemoryEventLog(options.serializers ?? new SerializerRegistry(), options.now ?? Date.now));
+}
+
+function instanceOn(log: InMemoryEventLog): InMemoryPersistence {
   return {
     journal: new InMemoryJournal(log),
     snapshots: new InMemorySnapshotStore(log),
@@ -51,5 +60,6 @@ export function createInMemoryPersistence(options: InMemoryPersistenceOptions = 
       log.close();
       return Promise.resolve();
     },
+    openInstance: () => instanceOn(new InMemoryEventLog(log.serializers, log.now, log)),
   };
 }

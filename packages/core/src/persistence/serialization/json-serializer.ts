@@ -23,8 +23,12 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  *
  * Strings keep every code point, including emoji, right-to-left text and NUL.
  * `undefined` object members are dropped and `undefined` array items become
- * `null`, as in JSON. `Map`, `Set`, functions, symbols and other typed arrays
- * are refused with `SerializationError` instead of being stored as `{}`.
+ * `null`, as in JSON. Values without a faithful JSON form are refused with
+ * `SerializationError` at write time instead of being stored as something
+ * else (`{}`, nothing at all): `undefined` as the whole payload (it would be
+ * stored as 0 bytes that no replay can read), functions, symbols, `Error`s,
+ * `RegExp`s, promises, weak collections, `Map`, `Set`, other typed arrays and
+ * cyclic values.
  *
  * @example
  * ```ts
@@ -38,9 +42,12 @@ export class JsonSerializer implements Serializer {
   readonly id = 'json';
 
   serialize(payload: unknown, manifest: Manifest): Uint8Array {
+    if (payload === undefined) {
+      throw new SerializationError(formatManifest(manifest), 'undefined cannot be stored; use null or an object');
+    }
     let text: string | undefined;
     try {
-      text = JSON.stringify(encodeValue(payload, manifest));
+      text = JSON.stringify(encodeValue(payload, manifest, new Set()));
     } catch (error) {
       if (isDataflowError(error, 'serialization/failed')) throw error;
       throw new SerializationError(formatManifest(manifest), 'not serializable as JSON', { cause: error });
@@ -62,7 +69,17 @@ function tagged(kind: string, v: unknown): Record<string, unknown> {
   return { [TAG]: kind, v };
 }
 
-function encodeValue(value: unknown, manifest: Manifest): unknown {
+/** Objects JSON would turn into `{}` (or worse) although they hold data: refused, with what to do instead. */
+const UNSUPPORTED_OBJECTS: readonly [new (...args: never[]) => object, string][] = [
+  [Error, 'store its name and message as strings instead'],
+  [RegExp, 'store its source and flags as strings instead'],
+  [Promise, 'await it first'],
+  [WeakMap, 'it cannot be enumerated'],
+  [WeakSet, 'it cannot be enumerated'],
+];
+
+/** `ancestors`: the objects being encoded above this value, to refuse cycles instead of overflowing the stack. */
+function encodeValue(value: unknown, manifest: Manifest, ancestors: Set<object>): unknown {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -82,22 +99,31 @@ function encodeValue(value: unknown, manifest: Manifest): unknown {
       break;
   }
   if (value === null) return null;
+  for (const [type, advice] of UNSUPPORTED_OBJECTS) {
+    if (value instanceof type) throw new SerializationError(formatManifest(manifest), `a ${value.constructor.name} cannot be serialized as JSON; ${advice}`);
+  }
+  if (ancestors.has(value)) throw new SerializationError(formatManifest(manifest), 'a cyclic value cannot be serialized as JSON');
   if (value instanceof Uint8Array) return tagged('bytes', Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'));
   if (value instanceof Date) {
     const ms = value.getTime();
     if (Number.isNaN(ms)) throw new SerializationError(formatManifest(manifest), 'an invalid Date cannot be serialized');
     return tagged('date', ms);
   }
-  if (Array.isArray(value)) return value.map((item: unknown) => (item === undefined ? null : encodeValue(item, manifest)));
   if (value instanceof Map || value instanceof Set || ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
     throw new SerializationError(formatManifest(manifest), `a ${value.constructor.name} cannot be serialized as JSON; convert it first`);
   }
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) {
-    if (item === undefined) continue;
-    setOwn(out, key, encodeValue(item, manifest));
+  ancestors.add(value);
+  try {
+    if (Array.isArray(value)) return value.map((item: unknown) => (item === undefined ? null : encodeValue(item, manifest, ancestors)));
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) {
+      if (item === undefined) continue;
+      setOwn(out, key, encodeValue(item, manifest, ancestors));
+    }
+    return Object.hasOwn(out, TAG) ? tagged('object', out) : out;
+  } finally {
+    ancestors.delete(value);
   }
-  return Object.hasOwn(out, TAG) ? tagged('object', out) : out;
 }
 
 function decodeValue(value: unknown, manifest: Manifest): unknown {

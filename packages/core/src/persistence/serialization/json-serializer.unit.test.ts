@@ -55,8 +55,46 @@ describe('JsonSerializer', () => {
     }
   });
 
+  it('refuses undefined as the whole payload instead of storing 0 bytes no replay can read', () => {
+    expect(() => json.serialize(undefined, manifest)).toThrowError(/Sample@v1: undefined cannot be stored/);
+    expect(isDataflowError(failure(() => json.serialize(undefined, manifest)), 'serialization/failed')).toBe(true);
+  });
+
+  it('refuses an Error, RegExp or promise anywhere in a payload instead of storing it as {}', () => {
+    for (const value of [new Error('boom'), new TypeError('bad'), /x+/g, Promise.resolve(1), new WeakMap(), new WeakSet()]) {
+      for (const payload of [value, { nested: { value } }, [1, value]]) {
+        const caught = failure(() => json.serialize(payload, manifest));
+        expect(isDataflowError(caught, 'serialization/failed')).toBe(true);
+        expect((caught as Error).message).toMatch(/cannot be serialized as JSON/);
+      }
+    }
+  });
+
+  it('refuses cyclic values with SerializationError and keeps shared (acyclic) references', () => {
+    const cyclic: Record<string, unknown> = { name: 'loop' };
+    cyclic['self'] = { back: cyclic };
+    const list: unknown[] = [1];
+    list.push(list);
+    for (const payload of [cyclic, list]) {
+      const caught = failure(() => json.serialize(payload, manifest));
+      expect(isDataflowError(caught, 'serialization/failed')).toBe(true);
+      expect((caught as Error).message).toMatch(/cyclic/);
+    }
+    const shared = { n: 1 };
+    expect(roundTrip({ a: shared, b: [shared, shared] })).toEqual({ a: { n: 1 }, b: [{ n: 1 }, { n: 1 }] });
+  });
+
   it('fails with SerializationError on bytes that are not its JSON', () => {
     expect(() => json.deserialize(new Uint8Array([0xff, 0xfe]), manifest)).toThrowError(/Sample@v1/);
     expect(() => json.deserialize(new TextEncoder().encode('{"$df":"mystery","v":1}'), manifest)).toThrowError(/unknown tagged value/);
   });
 });
+
+function failure(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a failure');
+}
