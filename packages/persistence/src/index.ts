@@ -27,3 +27,11 @@ export { createJournalSchema, journalSchema, journalSchemaFile, type KeyspaceRep
 export { CassandraJournal } from './cassandra/cassandra-journal.js';
 export { CassandraReadJournal } from './cassandra/cassandra-read-journal.js';
 export { CassandraSnapshotStore } from './cassandra/cassandra-snapshot-store.js';
+export {
+  DATA_DIR_LOCK_FILE,
+  DataDirectoryLockedError,
+  lockDataDirectory,
+  type DataDirectoryHolder,
+  type DataDirectoryLock,
+} from './pglite/data-dir-lock.js';
+export { initializeDataDirectory, pgliteStartParams, type PgliteMemoryOptions } from './pglite/pglite-data-dir.js';
