@@ -39,28 +39,43 @@ export interface PipelineBenchOptions {
   readonly postgresUrl?: string;
   /** Schema of the journal and the loop's checkpoint table, dropped at the end (default `bench_pipeline_<time>`). */
   readonly schema?: string;
-  /** Records per measured run (pipeline and plain loop alike). */
-  readonly records?: number;
-  readonly batchSize?: number;
-  /** Records of the pipeline on PGlite. */
+  /** Batch sizes to compare at, each with its own pairs (default 500 and 50). */
+  readonly batchSizes?: readonly number[];
+  /**
+   * Each measured side runs at least this long (default 2000 ms): the record
+   * count is calibrated from the warm-up, and a pair with a shorter side is
+   * measured again with twice the records.
+   */
+  readonly minSideMs?: number;
+  /** Records per measured run at least (default 20 000). */
+  readonly minRecords?: number;
+  /** Records of the pipeline on PGlite (batch 500). */
   readonly pgliteRecords?: number;
   /** Records of an unmeasured run of each variant first, so that both run JIT-compiled code. */
   readonly warmupRecords?: number;
-  /** Measured pairs (pipeline, loop), alternating which runs first; the ratio is the median of the pairs' ratios (default 3). */
+  /** Measured pairs (pipeline, loop) per batch size, alternating which runs first; the ratio is the median of the pairs' ratios (default 5). */
   readonly rounds?: number;
 }
 
-export interface PipelineBenchResult {
-  readonly records: number;
+/** The comparison at one batch size. */
+export interface PipelineBenchRow {
   readonly batchSize: number;
+  readonly records: number;
   /** Records the filter kept (the same for both variants). */
   readonly written: number;
   readonly pipelineRecordsPerSec: number;
   readonly loopRecordsPerSec: number;
+  /** Median measured time of a side, ms. */
+  readonly pipelineMs: number;
+  readonly loopMs: number;
   /** Pipeline throughput as a fraction of the plain loop's: median over the measured pairs. */
   readonly ratio: number;
   /** The ratio of every measured pair. */
   readonly ratios: readonly number[];
+}
+
+export interface PipelineBenchResult {
+  readonly rows: readonly PipelineBenchRow[];
   readonly pgliteRecordsPerSec: number;
 }
 
@@ -95,10 +110,12 @@ function generator(count: number): GeneratorSourceDefinition {
 /** Runs the comparison; prints a table and one JSON line. */
 export async function runPipelineBench(options: PipelineBenchOptions = {}): Promise<PipelineBenchResult> {
   const postgresUrl = options.postgresUrl ?? process.env['DATAFLOW_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const records = options.records ?? 200_000;
-  const batchSize = options.batchSize ?? 500;
+  const batchSizes = options.batchSizes ?? [500, 50];
+  const minSideMs = options.minSideMs ?? 2_000;
+  const minRecords = options.minRecords ?? 20_000;
   const pgliteRecords = options.pgliteRecords ?? 50_000;
   const warmupRecords = options.warmupRecords ?? 20_000;
+  const rounds = options.rounds ?? 5;
   const schema = options.schema ?? `bench_pipeline_${Date.now().toString(36)}`;
 
   const pool = new pg.Pool({ connectionString: postgresUrl, max: 4 });
@@ -106,43 +123,67 @@ export async function runPipelineBench(options: PipelineBenchOptions = {}): Prom
     const persistence = await createPostgresPersistence({ pool, ownsPool: false, schema, ensureSchema: true });
     await pool.query(`CREATE TABLE "${schema}".bench_checkpoints (run text NOT NULL, batch integer NOT NULL, source_offset bigint NOT NULL, records bigint NOT NULL, PRIMARY KEY (run, batch))`);
     try {
-      await runPipeline(persistence, 'warmup', warmupRecords, batchSize);
-      await runLoop(pool, schema, 'warmup', warmupRecords, batchSize);
-      const rounds = options.rounds ?? 3;
-      const pipelines: Timed[] = [];
-      const loops: Timed[] = [];
-      for (let round = 0; round < rounds; round++) {
-        // Alternate the order so that neither variant always runs on a warmer (or busier) machine.
-        if (round % 2 === 0) {
-          pipelines.push(await runPipeline(persistence, `measured-${round}`, records, batchSize));
-          loops.push(await runLoop(pool, schema, `measured-${round}`, records, batchSize));
-        } else {
-          loops.push(await runLoop(pool, schema, `measured-${round}`, records, batchSize));
-          pipelines.push(await runPipeline(persistence, `measured-${round}`, records, batchSize));
+      const rows: PipelineBenchRow[] = [];
+      let runs = 0;
+      for (const batchSize of batchSizes) {
+        // Warm up both variants, and size the measured runs so that the faster side takes minSideMs.
+        const warmPipeline = await runPipeline(persistence, `warmup-${batchSize}`, warmupRecords, batchSize);
+        const warmLoop = await runLoop(pool, schema, `warmup-${batchSize}`, warmupRecords, batchSize);
+        const fastestMs = Math.max(1, Math.min(warmPipeline.ms, warmLoop.ms));
+        let records = Math.max(minRecords, roundUp(Math.ceil((warmupRecords * minSideMs * 1.25) / fastestMs), batchSize));
+        const pairs: { pipeline: Timed; loop: Timed }[] = [];
+        while (pairs.length < rounds) {
+          const id = `measured-${batchSize}-${runs++}`;
+          let pipeline: Timed;
+          let loop: Timed;
+          // Alternate the order so that neither variant always runs on a warmer (or busier) machine.
+          if (pairs.length % 2 === 0) {
+            pipeline = await runPipeline(persistence, id, records, batchSize);
+            loop = await runLoop(pool, schema, id, records, batchSize);
+          } else {
+            loop = await runLoop(pool, schema, id, records, batchSize);
+            pipeline = await runPipeline(persistence, id, records, batchSize);
+          }
+          if (pipeline.written !== loop.written) throw new Error(`the pipeline wrote ${pipeline.written} records, the loop ${loop.written}`);
+          if (Math.min(pipeline.ms, loop.ms) < minSideMs) {
+            // Too short to trust: measure this pair again with more records (earlier pairs keep their size).
+            records *= 2;
+            continue;
+          }
+          pairs.push({ pipeline, loop });
         }
+        const ratios = pairs.map((p) => round2(p.loop.ms / p.pipeline.ms));
+        const pipelineMs = median(pairs.map((p) => p.pipeline.ms / p.pipeline.records));
+        const loopMs = median(pairs.map((p) => p.loop.ms / p.loop.records));
+        const last = pairs[pairs.length - 1] as { pipeline: Timed; loop: Timed };
+        rows.push({
+          batchSize,
+          records: last.pipeline.records,
+          written: last.loop.written,
+          pipelineRecordsPerSec: Math.round(1000 / pipelineMs),
+          loopRecordsPerSec: Math.round(1000 / loopMs),
+          pipelineMs: Math.round(median(pairs.map((p) => p.pipeline.ms))),
+          loopMs: Math.round(median(pairs.map((p) => p.loop.ms))),
+          ratio: median(ratios),
+          ratios,
+        });
       }
-      const ratios = pipelines.map((p, i) => Math.round(((loops[i]?.ms ?? 0) / p.ms) * 100) / 100);
-      const pipeline = { ms: median(pipelines.map((p) => p.ms)), written: pipelines[0]?.written ?? 0 };
-      const loop = { ms: median(loops.map((l) => l.ms)), written: loops[0]?.written ?? 0 };
-      if (pipeline.written !== loop.written) throw new Error(`the pipeline wrote ${pipeline.written} records, the loop ${loop.written}`);
-      const pglite = await runPipelineOnPglite(pgliteRecords, batchSize);
-
-      const result: PipelineBenchResult = {
-        records,
-        batchSize,
-        written: loop.written,
-        pipelineRecordsPerSec: perSec(records, pipeline.ms),
-        loopRecordsPerSec: perSec(records, loop.ms),
-        ratio: median(ratios),
-        ratios,
-        pgliteRecordsPerSec: perSec(pgliteRecords, pglite.ms),
-      };
-      process.stdout.write(`Pipeline bench: generator → filter + map → memory, ${records} records, batch ${batchSize}, checkpoint per batch\n`);
-      console.table({
-        'pipeline, Postgres journal': { 'records/s': result.pipelineRecordsPerSec, ms: Math.round(pipeline.ms) },
-        'plain loop, 1 INSERT per batch': { 'records/s': result.loopRecordsPerSec, ms: Math.round(loop.ms), ratio: result.ratio },
-        [`pipeline, PGlite journal (${pgliteRecords})`]: { 'records/s': result.pgliteRecordsPerSec, ms: Math.round(pglite.ms) },
-      });
+      const pglite = await runPipelineOnPglite(pgliteRecords, 500);
+      const result: PipelineBenchResult = { rows, pgliteRecordsPerSec: perSec(pgliteRecords, pglite.ms) };
+      process.stdout.write(`Pipeline bench: generator → filter + map → memory, checkpoint per batch; ${rounds} alternating pairs per batch size, each side ≥ ${minSideMs} ms\n`);
+      const table: Record<string, Record<string, number | string>> = {};
+      for (const row of rows) {
+        table[`pipeline, Postgres journal, batch ${row.batchSize}`] = { 'records/s': row.pipelineRecordsPerSec, 'median ms': row.pipelineMs, records: row.records };
+        table[`plain loop, 1 INSERT per batch, batch ${row.batchSize}`] = {
+          'records/s': row.loopRecordsPerSec,
+          'median ms': row.loopMs,
+          records: row.records,
+          ratio: row.ratio,
+          pairs: row.ratios.join(' '),
+        };
+      }
+      table[`pipeline, PGlite journal, batch 500 (${pgliteRecords})`] = { 'records/s': result.pgliteRecordsPerSec, 'median ms': Math.round(pglite.ms) };
+      console.table(table);
       process.stdout.write(`${JSON.stringify({ bench: 'connectors.pipeline', ...result })}\n`);
       return result;
     } finally {
@@ -157,6 +198,9 @@ export async function runPipelineBench(options: PipelineBenchOptions = {}): Prom
   }
 }
 
+const round2 = (n: number): number => Math.round(n * 100) / 100;
+const roundUp = (n: number, step: number): number => Math.ceil(n / step) * step;
+
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -165,6 +209,7 @@ function median(values: readonly number[]): number {
 
 interface Timed {
   readonly ms: number;
+  readonly records: number;
   readonly written: number;
 }
 
@@ -202,7 +247,7 @@ async function runPipeline(persistence: EntityPersistence, pipelineId: string, r
     const state = await done;
     const ms = performance.now() - start;
     if (state.status !== 'stopped') throw new Error(`the bench pipeline ended ${state.status}`);
-    return { ms, written: sink.records().length };
+    return { ms, records, written: sink.records().length };
   } finally {
     await system.terminate();
   }
@@ -238,7 +283,7 @@ async function runLoop(pool: pg.Pool, schema: string, run: string, records: numb
     if (polled.done) break;
   }
   await source.close();
-  return { ms: performance.now() - start, written: written.length };
+  return { ms: performance.now() - start, records, written: written.length };
 }
 
 async function runPipelineOnPglite(records: number, batchSize: number): Promise<Timed> {

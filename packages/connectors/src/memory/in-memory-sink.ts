@@ -29,6 +29,8 @@ export type InMemorySinkStatus = { readonly status: 'new' } | { readonly status:
  */
 export class InMemorySink implements Sink {
   readonly type = 'memory';
+  /** Idempotent by batch id: a batch may be written before the previous checkpoint is durable. */
+  readonly pipelinedWrites = true;
   private readonly stored = new Map<string, readonly DataRecord[]>();
   private pendingFailures: { count: number; retriable: boolean; message: string } = { count: 0, retriable: true, message: '' };
   private current: InMemorySinkStatus = { status: 'new' };

@@ -9,6 +9,8 @@ import { stageErrorPolicySchema } from '../../transforms/stage-error-policy.js';
 import { transformDefinitionSchema } from '../../transforms/transform-definition.js';
 import type { ConnectorKind, ConnectorRegistry, ConnectorSchemaIssue } from './connector-registry.js';
 import type { DefinitionIssue } from './invalid-pipeline-definition-error.js';
+import { formatIssuePath } from './issue-path.js';
+import { checkValueBounds, DEFINITION_BOUNDS } from './value-bounds.js';
 
 /** The dead-letter target types. */
 export const DEAD_LETTER_TYPES = ['file', 'postgres', 'kafka'] as const;
@@ -32,7 +34,7 @@ const millis = (name: string) => z.int(`${name} must be an integer number of mil
  */
 export const pipelineDefinitionSchema = z.strictObject({
   name: z
-    .string({ error: 'The name must be a string' })
+    .string({ error: (issue) => (issue.input === undefined ? 'name is required' : 'The name must be a string') })
     .min(3, 'The name must be at least 3 characters')
     .max(100, 'The name must be at most 100 characters')
     .regex(/^[a-zA-Z0-9_-]+$/, 'The name may contain only letters, digits, - and _'),
@@ -88,7 +90,11 @@ export interface ValidatePipelineDefinitionOptions {
 
 /**
  * Validates a pipeline definition (e.g. parsed JSON or YAML), applying
- * defaults. Lists every field-level issue: shape and ranges, filter expression
+ * defaults. First it bounds the input ({@link DEFINITION_BOUNDS}: at most 64
+ * levels deep, 1 MiB as JSON, no cycles, no `__proto__` keys) and answers a
+ * value beyond them with that one issue, before any schema walks it. Then it
+ * lists every field-level issue: missing fields (`sink is required`), unknown
+ * keys (each at its own path), shape and ranges, filter expression
  * syntax with its position, field paths, unknown transform or connector types
  * (with the known ones), connector options, and cross-field rules
  * (`deadLetter` is required when a stage uses `onError: 'dead-letter'`;
@@ -102,10 +108,10 @@ export interface ValidatePipelineDefinitionOptions {
  * ```
  */
 export function validatePipelineDefinition(input: unknown, options: ValidatePipelineDefinitionOptions = {}): PipelineDefinitionValidation {
+  const outOfBounds = checkValueBounds(input, DEFINITION_BOUNDS, 'The definition');
+  if (outOfBounds !== undefined) return { ok: false, issues: [outOfBounds] };
   const parsed = pipelineDefinitionSchema.safeParse(input);
-  const issues: DefinitionIssue[] = parsed.success
-    ? []
-    : parsed.error.issues.map((issue) => ({ path: formatIssuePath(issue.path), message: issue.message }));
+  const issues: DefinitionIssue[] = parsed.success ? [] : parsed.error.issues.flatMap((issue) => definitionIssues(input, issue));
   if (isObject(input)) {
     issues.push(...crossFieldIssues(input));
     if (options.connectors !== undefined) issues.push(...connectorIssues(input, options.connectors));
@@ -159,7 +165,15 @@ function connectorIssues(input: Readonly<Record<string, unknown>>, registry: Con
       issues.push({ path: `${path}.type`, message: `The options schema of ${kind} type '${stage.type}' is asynchronous; only synchronous schemas are supported` });
       return;
     }
-    for (const issue of result.issues ?? []) issues.push({ path: joinPath(path, issue), message: issue.message });
+    for (const issue of result.issues ?? []) {
+      const unknownKeys = unrecognizedKeys(issue);
+      if (unknownKeys !== undefined) {
+        for (const key of unknownKeys) issues.push({ path: joinPath(path, { ...issue, path: [...segmentsOf(issue), key] }), message: `Unknown key '${key}'` });
+        continue;
+      }
+      const at = joinPath(path, issue);
+      issues.push({ path: at, message: requiredOr(issue.message, at, valueAt(options, segmentsOf(issue)) === undefined) });
+    }
   };
   check('source', 'source', input.source, true);
   check('sink', 'sink', input.sink, true);
@@ -170,23 +184,54 @@ function connectorIssues(input: Readonly<Record<string, unknown>>, registry: Con
   return issues;
 }
 
-function joinPath(prefix: string, issue: ConnectorSchemaIssue): string {
-  const segments = (issue.path ?? []).map((segment) => (typeof segment === 'object' ? segment.key : segment));
-  const rest = formatIssuePath(segments);
-  return rest === '' ? prefix : rest.startsWith('[') ? `${prefix}${rest}` : `${prefix}.${rest}`;
+const TOP_LEVEL_KEYS = Object.keys(pipelineDefinitionSchema.shape);
+
+/**
+ * A schema issue in the words of a definition: an unknown key is reported at
+ * its own path (one issue per key), and a missing field as `<path> is
+ * required` instead of the schema's type complaint about `undefined`.
+ */
+function definitionIssues(input: unknown, issue: z.core.$ZodIssue): DefinitionIssue[] {
+  if (issue.code === 'unrecognized_keys') {
+    const known = issue.path.length === 0 ? `; known keys: ${TOP_LEVEL_KEYS.join(', ')}` : '';
+    return issue.keys.map((key) => ({ path: formatIssuePath([...issue.path, key]), message: `Unknown key '${key}'${known}` }));
+  }
+  const path = formatIssuePath(issue.path);
+  return [{ path, message: requiredOr(issue.message, path, issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined) }];
 }
 
-const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+/**
+ * zod's default complaint about a missing field ("Invalid input: expected
+ * object, received undefined") becomes `<path> is required`; a schema's own
+ * message is kept.
+ */
+function requiredOr(message: string, path: string, missing: boolean): string {
+  return missing && path !== '' && message.startsWith('Invalid input: expected ') ? `${path} is required` : message;
+}
 
-/** `['transforms', 1, 'expression']` → `transforms[1].expression`; keys that are not identifiers are quoted. */
-function formatIssuePath(path: readonly PropertyKey[]): string {
-  let text = '';
+/** The value at `path` in `input`, reading own properties only; undefined when any step is missing. */
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let current = input;
   for (const segment of path) {
-    if (typeof segment === 'number') text += `[${segment}]`;
-    else if (typeof segment === 'string' && IDENTIFIER.test(segment)) text += text === '' ? segment : `.${segment}`;
-    else text += `[${JSON.stringify(String(segment))}]`;
+    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, segment)) return undefined;
+    current = (current as Readonly<Record<PropertyKey, unknown>>)[segment];
   }
-  return text;
+  return current;
+}
+
+/** The keys of a zod "unrecognized keys" issue (Standard Schema issues of zod carry its code and keys). */
+function unrecognizedKeys(issue: ConnectorSchemaIssue): readonly string[] | undefined {
+  const { code, keys } = issue as { code?: unknown; keys?: unknown };
+  return code === 'unrecognized_keys' && Array.isArray(keys) && keys.every((key) => typeof key === 'string') ? keys : undefined;
+}
+
+function segmentsOf(issue: ConnectorSchemaIssue): PropertyKey[] {
+  return (issue.path ?? []).map((segment) => (typeof segment === 'object' ? segment.key : segment));
+}
+
+function joinPath(prefix: string, issue: ConnectorSchemaIssue): string {
+  const rest = formatIssuePath(segmentsOf(issue));
+  return rest === '' ? prefix : rest.startsWith('[') ? `${prefix}${rest}` : `${prefix}.${rest}`;
 }
 
 function isObject(value: unknown): value is Readonly<Record<string, unknown>> {

@@ -81,8 +81,13 @@ describe('pipeline definitions: field rules', () => {
     ['initial backoff above max', { retry: { initialBackoffMs: 40_000 } }, 'retry.initialBackoffMs', 'retry.initialBackoffMs (40000) must not exceed retry.maxBackoffMs (30000)'],
     ['batch timeout 0', { batchTimeoutMs: 0 }, 'batchTimeoutMs', 'batchTimeoutMs must be at least 1'],
     ['unknown dead-letter type', { deadLetter: { type: 's3' } }, 'deadLetter.type', 'deadLetter.type must be one of file, postgres, kafka'],
-    ['misspelt key', { transfroms: [] }, '', 'Unrecognized key: "transfroms"'],
-    ['unknown batch key', { batch: { sizes: 3 } }, 'batch', 'Unrecognized key: "sizes"'],
+    [
+      'misspelt key',
+      { transfroms: [] },
+      'transfroms',
+      "Unknown key 'transfroms'; known keys: name, description, source, transforms, sink, batch, retry, batchTimeoutMs, deadLetter",
+    ],
+    ['unknown batch key', { batch: { sizes: 3 } }, 'batch.sizes', "Unknown key 'sizes'"],
     ['transforms not an array', { transforms: {} }, 'transforms', 'Invalid input: expected array, received object'],
   ])('%s', (_, change, path, message) => {
     expect(issuesOf({ ...minimal, ...change })).toEqual([{ path, message }]);
@@ -116,7 +121,7 @@ describe('pipeline definitions: transform rules', () => {
     ['unknown type', { type: 'sort' }, 'transforms[0].type', 'Unknown transform type; known types: filter, map, flat-map, aggregate, enrich, json-parse'],
     ['filter without expression', { type: 'filter' }, 'transforms[0].expression', 'Expected a filter expression (a string)'],
     ['filter with a syntax error', { type: 'filter', expression: 'a == 1 AND' }, 'transforms[0].expression', 'Expected a value (a field, a literal or a parenthesis) at position 10, found end of expression'],
-    ['filter with an unknown option', { type: 'filter', expression: 'a', limit: 3 }, 'transforms[0]', 'Unrecognized key: "limit"'],
+    ['filter with an unknown option', { type: 'filter', expression: 'a', limit: 3 }, 'transforms[0].limit', "Unknown key 'limit'"],
     ['map with a bad path', { type: 'map', drop: ['a..b'] }, 'transforms[0].drop[0]', "Invalid field path: Expected a field name after '.' at position 2, found '.'"],
     ['map set with value and from', { type: 'map', set: [{ to: 'x', value: 1, from: 'y' }] }, 'transforms[0].set[0]', "Give exactly one of 'value' (a constant) or 'from' (a field path to copy)"],
     ['map set with neither', { type: 'map', set: [{ to: 'x' }] }, 'transforms[0].set[0]', "Give exactly one of 'value' (a constant) or 'from' (a field path to copy)"],
@@ -189,7 +194,7 @@ describe('pipeline definitions: connector registry', () => {
     expect(validatePipelineDefinition({ ...minimal, sink: { type: 'console', onError: 'skip' } }, { connectors: registry }).ok).toBe(true);
     expect(issuesOf({ ...minimal, source: { type: 'kafka', topic: '', extra: 1 } }, { connectors: registry })).toEqual([
       { path: 'source.topic', message: 'Too small: expected string to have >=1 characters' },
-      { path: 'source', message: 'Unrecognized key: "extra"' },
+      { path: 'source.extra', message: "Unknown key 'extra'" },
     ]);
   });
 
@@ -202,7 +207,7 @@ describe('pipeline definitions: connector registry', () => {
 
   it('validates dead-letter options when the registry knows the type, and accepts other built-in types', () => {
     expect(issuesOf({ ...minimal, deadLetter: { type: 'file' } }, { connectors: registry })).toEqual([
-      { path: 'deadLetter.path', message: 'Invalid input: expected string, received undefined' },
+      { path: 'deadLetter.path', message: 'deadLetter.path is required' },
     ]);
     expect(validatePipelineDefinition({ ...minimal, deadLetter: { type: 'postgres', table: 'dlq' } }, { connectors: registry }).ok).toBe(true);
   });

@@ -22,21 +22,29 @@ export type PipelineDecision =
   /** May a batch with this id be ingested now? (no events: execution follows) */
   | { readonly type: 'ingest'; readonly batchId: string }
   /** A batch went through transforms and sink: record it and its checkpoint. */
-  | {
-      readonly type: 'complete-batch';
-      readonly batchId: string;
-      readonly recordCount: number;
-      readonly sourceOffset: SourceOffset;
-      readonly sinkPosition: SinkPosition | null;
-      readonly transformStates: readonly unknown[] | null;
-      readonly successCount: number;
-      readonly failureCount: number;
-      readonly deadLetterCount: number;
-      readonly processingMs: number;
-    }
+  | ({ readonly type: 'complete-batch' } & CompletedBatch)
+  /**
+   * Consecutive batches that went through transforms and sink while the
+   * previous checkpoint was written: recorded in one append, with one
+   * checkpoint (the last batch's). Batches already recorded are skipped.
+   */
+  | { readonly type: 'complete-batches'; readonly batches: readonly CompletedBatch[] }
   /** A stage failed while processing `batchId`. */
   | { readonly type: 'report-failure'; readonly batchId: string; readonly error: FailureInfo }
   | { readonly type: 'batch-timeout'; readonly batchId: string; readonly timeoutMs: number };
+
+/** One batch as recorded with its checkpoint. */
+export interface CompletedBatch {
+  readonly batchId: string;
+  readonly recordCount: number;
+  readonly sourceOffset: SourceOffset;
+  readonly sinkPosition: SinkPosition | null;
+  readonly transformStates: readonly unknown[] | null;
+  readonly successCount: number;
+  readonly failureCount: number;
+  readonly deadLetterCount: number;
+  readonly processingMs: number;
+}
 
 export type DecisionResult =
   | { readonly ok: true; readonly events: readonly PipelineEvent[]; readonly duplicate?: boolean }
@@ -130,33 +138,42 @@ export function decidePipeline(
         return reject(state, 'ingest', `batches are accepted only while running, and ${why}`);
       }
       return accept();
-    case 'complete-batch': {
-      if (state.recentBatchIds.includes(command.batchId)) return { ok: true, events: [], duplicate: true };
+    case 'complete-batch':
+    case 'complete-batches': {
+      const batches = command.type === 'complete-batch' ? [command] : command.batches;
+      const fresh = batches.filter((b) => !state.recentBatchIds.includes(b.batchId));
+      if (fresh.length === 0) return { ok: true, events: [], duplicate: true };
       if (!allowed(s, 'running', 'paused', 'stopped')) return reject(state, 'complete a batch', 'the pipeline is not active');
-      const recordsProcessed = (state.checkpoint?.recordsProcessed ?? 0) + command.successCount;
-      return accept(
-        { type: 'BatchIngested', at, batchId: command.batchId, recordCount: command.recordCount, sourceOffset: command.sourceOffset },
-        {
-          type: 'BatchProcessed',
-          at,
-          batchId: command.batchId,
-          successCount: command.successCount,
-          failureCount: command.failureCount,
-          deadLetterCount: command.deadLetterCount,
-          processingMs: command.processingMs,
-        },
-        {
-          type: 'CheckpointUpdated',
-          at,
-          checkpoint: {
-            batchId: command.batchId,
-            sourceOffset: command.sourceOffset,
-            sinkPosition: command.sinkPosition,
-            recordsProcessed,
-            transformStates: command.transformStates,
+      let recordsProcessed = state.checkpoint?.recordsProcessed ?? 0;
+      const events: PipelineEvent[] = [];
+      for (const b of fresh) {
+        recordsProcessed += b.successCount;
+        events.push(
+          { type: 'BatchIngested', at, batchId: b.batchId, recordCount: b.recordCount, sourceOffset: b.sourceOffset },
+          {
+            type: 'BatchProcessed',
+            at,
+            batchId: b.batchId,
+            successCount: b.successCount,
+            failureCount: b.failureCount,
+            deadLetterCount: b.deadLetterCount,
+            processingMs: b.processingMs,
           },
+        );
+      }
+      const last = fresh[fresh.length - 1] as CompletedBatch;
+      events.push({
+        type: 'CheckpointUpdated',
+        at,
+        checkpoint: {
+          batchId: last.batchId,
+          sourceOffset: last.sourceOffset,
+          sinkPosition: last.sinkPosition,
+          recordsProcessed,
+          transformStates: last.transformStates,
         },
-      );
+      });
+      return { ok: true, events, ...(fresh.length < batches.length ? { duplicate: true } : {}) };
     }
     case 'batch-timeout':
     case 'report-failure': {

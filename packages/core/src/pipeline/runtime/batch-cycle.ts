@@ -5,18 +5,21 @@
  * outcomes back as events; everything about order and overlap is decided
  * here and tested without actors (`batch-cycle.unit.test.ts`).
  *
- * Two lanes, so at most two batches are in flight:
- * - the front lane takes a batch from the source (or an ingest, a tick, a
- *   flush) through preparation and delivery (dead letters, then the sink):
- *   `idle → polling → preparing → ready → dead-lettering / writing → delivered`;
- * - the back lane appends one batch's checkpoint: `free → checkpointing → free`.
+ * Two lanes:
+ * - the front lane takes one batch at a time from the source (or an ingest,
+ *   a tick, a flush) through preparation and delivery (dead letters, then the
+ *   sink): `idle → polling → preparing → ready → dead-lettering / writing`,
+ *   and puts it with the `delivered` batches;
+ * - the back lane appends the checkpoint of every delivered batch in one
+ *   journal write: `free → checkpointing → free`.
  *
- * A delivered batch moves to the back lane once it is free, so checkpoints
- * are appended in batch order, and the front lane starts the next batch at
- * once: the next poll and its transforms overlap the checkpoint. Its sink
- * write overlaps it too when the sink has `pipelinedWrites` (it is idempotent
- * or truncates on open); otherwise the batch waits in `ready`. The source is
- * acknowledged only after a batch's checkpoint. Empty polls are ticks for
+ * The front lane goes on while a checkpoint is written: the next poll and its
+ * transforms always overlap it. Its sink write overlaps it too when the sink
+ * has `pipelinedWrites` (it is idempotent or truncates on open), up to
+ * `maxBatchesPerCheckpoint` delivered batches, which the next checkpoint then
+ * records together (group commit); otherwise a batch waits in `ready` until
+ * every batch before it is checkpointed. The source is acknowledged only
+ * after a checkpoint, with the newest offset it covers. Empty polls are ticks for
  * stateful stages; the end of a finite source and a stop (`drain`) flush them
  * as one more batch, checkpointed like any other.
  */
@@ -61,11 +64,10 @@ export type FrontLane =
   /** Prepared; waits for the back lane before any side effect (a sink without `pipelinedWrites`). */
   | { readonly stage: 'ready'; readonly batch: PreparedBatch }
   | { readonly stage: 'dead-lettering'; readonly batch: PreparedBatch; readonly then: 'write' | 'deliver' }
-  | { readonly stage: 'writing'; readonly batch: PreparedBatch }
-  /** Written; waits for the back lane to append its checkpoint. */
-  | { readonly stage: 'delivered'; readonly batch: PreparedBatch };
+  | { readonly stage: 'writing'; readonly batch: PreparedBatch };
 
-export type BackLane = { readonly stage: 'free' } | { readonly stage: 'checkpointing'; readonly batch: PreparedBatch };
+/** The back lane: one journal append recording one or more delivered batches, oldest first. */
+export type BackLane = { readonly stage: 'free' } | { readonly stage: 'checkpointing'; readonly batches: readonly PreparedBatch[] };
 
 /** `opening` until every connector is open; `draining` after a stop (no new batch, flush, then closed). */
 export type CycleMode = 'opening' | 'open' | 'draining' | 'closed';
@@ -77,6 +79,8 @@ export interface CycleConfig {
   readonly stateful: boolean;
   readonly pipelinedWrites: boolean;
   readonly hasDeadLetterTarget: boolean;
+  /** Delivered batches one checkpoint may record together (only a sink with `pipelinedWrites` gets ahead). */
+  readonly maxBatchesPerCheckpoint: number;
 }
 
 export interface QueuedIngest {
@@ -91,6 +95,8 @@ export interface BatchCycle {
   readonly paused: boolean;
   readonly front: FrontLane;
   readonly back: BackLane;
+  /** Written, waiting for the back lane (their records released), oldest first. */
+  readonly delivered: readonly PreparedBatch[];
   readonly queue: readonly QueuedIngest[];
   /** Batches recorded in the journal (numbers the source batches). */
   readonly recorded: number;
@@ -113,6 +119,7 @@ export type CycleEvent =
   | { readonly type: 'dead-lettered'; readonly batchId: string }
   | { readonly type: 'written'; readonly batchId: string; readonly result: SinkWriteResult }
   | { readonly type: 'write-failed'; readonly batchId: string; readonly error: unknown }
+  /** The checkpoint whose newest batch is `batchId` is in the journal; `recorded` batches are now recorded in all. */
   | { readonly type: 'checkpointed'; readonly batchId: string; readonly recorded: number; readonly duplicate: boolean }
   | { readonly type: 'acked' }
   /** A connector call or a preparation failed (open, poll, prepare, dead letters, checkpoint, ack). */
@@ -129,7 +136,7 @@ export type CycleEffect =
   | { readonly type: 'prepare-flush'; readonly batch: BatchInFlight; readonly states: TransformChainState }
   | { readonly type: 'send-dead-letters'; readonly batchId: string; readonly letters: readonly DeadLetter[] }
   | { readonly type: 'write'; readonly batchId: string; readonly records: readonly DataRecord[] }
-  | { readonly type: 'checkpoint'; readonly batch: PreparedBatch }
+  | { readonly type: 'checkpoint'; readonly batches: readonly PreparedBatch[] }
   | { readonly type: 'ack'; readonly offset: SourceOffset }
   | { readonly type: 'arm-timeout'; readonly batchId: string; readonly delayMs: number }
   | { readonly type: 'cancel-timeout'; readonly batchId: string }
@@ -166,6 +173,7 @@ export function openCycle(config: CycleConfig, start: CycleStart): BatchCycle {
     paused: start.paused ?? false,
     front: { stage: 'idle' },
     back: { stage: 'free' },
+    delivered: [],
     queue: start.queue ?? [],
     recorded: start.recorded,
     committedStates: start.committedStates,
@@ -180,7 +188,8 @@ export function openCycle(config: CycleConfig, start: CycleStart): BatchCycle {
 /** The batches a generation holds (to answer their ingests when it closes). */
 export function batchesInFlight(cycle: BatchCycle): BatchInFlight[] {
   const batches: BatchInFlight[] = [];
-  if (cycle.back.stage === 'checkpointing') batches.push(cycle.back.batch);
+  if (cycle.back.stage === 'checkpointing') batches.push(...cycle.back.batches);
+  batches.push(...cycle.delivered);
   if ('batch' in cycle.front) batches.push(cycle.front.batch);
   return batches;
 }
@@ -224,7 +233,7 @@ function transition(c: BatchCycle, event: CycleEvent, now: number, effects: Cycl
     case 'dead-lettered': {
       const front = c.front;
       if (front.stage !== 'dead-lettering' || front.batch.batchId !== event.batchId) return c;
-      if (front.then === 'deliver') return { ...c, front: { stage: 'delivered', batch: front.batch } };
+      if (front.then === 'deliver') return delivered(c, front.batch);
       return write(c, front.batch, effects);
     }
     case 'written':
@@ -233,16 +242,20 @@ function transition(c: BatchCycle, event: CycleEvent, now: number, effects: Cycl
       return writeFailed(c, event.batchId, event.error, effects);
     case 'checkpointed': {
       const back = c.back;
-      if (back.stage !== 'checkpointing' || back.batch.batchId !== event.batchId) return c;
-      const batch = back.batch;
-      effects.push({ type: 'cancel-timeout', batchId: batch.batchId }, { type: 'completed', batch, duplicate: event.duplicate });
-      if (batch.kind === 'source') effects.push({ type: 'ack', offset: batch.offset });
+      const newest = back.stage === 'checkpointing' ? back.batches[back.batches.length - 1] : undefined;
+      if (back.stage !== 'checkpointing' || newest?.batchId !== event.batchId) return c;
+      for (const batch of back.batches) {
+        effects.push({ type: 'cancel-timeout', batchId: batch.batchId }, { type: 'completed', batch, duplicate: event.duplicate });
+      }
+      const lastRead = back.batches.filter((b) => b.kind === 'source').pop();
+      if (lastRead !== undefined) effects.push({ type: 'ack', offset: lastRead.offset });
+      const retried = c.retry !== null && back.batches.some((b) => b.batchId === c.retry?.batchId);
       return {
         ...c,
         back: { stage: 'free' },
         recorded: event.recorded,
-        committedStates: batch.transformStates,
-        retry: c.retry?.batchId === batch.batchId ? null : c.retry,
+        committedStates: newest.transformStates,
+        retry: retried ? null : c.retry,
       };
     }
     case 'acked':
@@ -285,7 +298,7 @@ function take(
   effects: CycleEffect[],
   sourceDone = c.sourceDone,
 ): BatchCycle {
-  const ahead = c.back.stage === 'checkpointing' ? 1 : 0;
+  const ahead = (c.back.stage === 'checkpointing' ? c.back.batches.length : 0) + c.delivered.length;
   const batchId = what.batchId ?? sourceBatchId(c.config.pipelineId, c.recorded + ahead + 1);
   const batch: BatchInFlight = {
     batchId,
@@ -295,7 +308,7 @@ function take(
     startedAt: now,
     attempt: c.retry?.batchId === batchId ? c.retry.attempt + 1 : 1,
   };
-  const states = c.back.stage === 'checkpointing' ? c.back.batch.transformStates : c.committedStates;
+  const states = newestStates(c);
   effects.push({ type: 'arm-timeout', batchId, delayMs: c.config.definition.batchTimeoutMs });
   effects.push(what.kind === 'flush' ? { type: 'prepare-flush', batch, states } : { type: 'prepare', batch, records: what.records, states });
   return { ...c, sourceDone, offset: what.offset, front: { stage: 'preparing', batch } };
@@ -337,10 +350,19 @@ function deliver(c: BatchCycle, batch: PreparedBatch, effects: CycleEffect[]): B
   return write(c, batch, effects);
 }
 
+/** The chain states the next batch continues from: those of the newest batch taken before it. */
+function newestStates(c: BatchCycle): BatchCycle['committedStates'] {
+  const newest = c.delivered[c.delivered.length - 1] ?? (c.back.stage === 'checkpointing' ? c.back.batches[c.back.batches.length - 1] : undefined);
+  return newest?.transformStates ?? c.committedStates;
+}
+
+/** The batch is written: its records are no longer needed, only what its checkpoint records. */
+function delivered(c: BatchCycle, batch: PreparedBatch): BatchCycle {
+  return { ...c, front: { stage: 'idle' }, delivered: [...c.delivered, { ...batch, output: [], letters: [] }] };
+}
+
 function write(c: BatchCycle, batch: PreparedBatch, effects: CycleEffect[]): BatchCycle {
-  if (batch.output.length === 0) {
-    return { ...c, front: { stage: 'delivered', batch: { ...batch, position: c.position } } };
-  }
+  if (batch.output.length === 0) return delivered(c, { ...batch, position: c.position });
   effects.push({ type: 'write', batchId: batch.batchId, records: batch.output });
   return { ...c, front: { stage: 'writing', batch } };
 }
@@ -357,7 +379,7 @@ function written(c: BatchCycle, batchId: string, result: SinkWriteResult, effect
     if (record !== undefined) refused.push({ record, failure: { message: r.reason, retriable: false } });
   }
   const next = { ...c, position };
-  if (refused.length === 0) return { ...next, front: { stage: 'delivered', batch } };
+  if (refused.length === 0) return delivered(next, batch);
   return refuse(next, batch, refused, effects);
 }
 
@@ -391,7 +413,7 @@ function refuse(
     deadLettered: batch.deadLettered + refusal.letters.length,
     letters: refusal.letters,
   };
-  if (refusal.letters.length === 0) return { ...c, front: { stage: 'delivered', batch: counted } };
+  if (refusal.letters.length === 0) return delivered(c, counted);
   if (!c.config.hasDeadLetterTarget) {
     return fail(c, batch.batchId, new StageFailedError('deadLetter', 'records were dead-lettered but the pipeline has no deadLetter target'), effects);
   }
@@ -403,13 +425,14 @@ function refuse(
 function pump(start: BatchCycle, now: number, effects: CycleEffect[]): BatchCycle {
   let c = start;
   if (c.mode === 'opening' || c.mode === 'closed') return c;
-  if (c.front.stage === 'delivered' && c.back.stage === 'free') {
-    effects.push({ type: 'checkpoint', batch: c.front.batch });
-    c = { ...c, back: { stage: 'checkpointing', batch: c.front.batch }, front: { stage: 'idle' } };
-  }
-  if (c.front.stage === 'ready' && (c.back.stage === 'free' || c.config.pipelinedWrites)) {
+  for (;;) {
+    if (c.back.stage === 'free' && c.delivered.length > 0) {
+      effects.push({ type: 'checkpoint', batches: c.delivered });
+      c = { ...c, back: { stage: 'checkpointing', batches: c.delivered }, delivered: [] };
+    }
+    if (c.front.stage !== 'ready' || !mayDeliver(c)) break;
     c = deliver(c, c.front.batch, effects);
-    if (c.front.stage === 'delivered' && c.back.stage === 'free') return pump(c, now, effects);
+    if (c.front.stage !== 'idle') break;
   }
   if (c.front.stage !== 'idle') return c;
   if (c.mode === 'open' && !c.paused) {
@@ -424,10 +447,20 @@ function pump(start: BatchCycle, now: number, effects: CycleEffect[]): BatchCycl
     }
   }
   const finishing = c.mode === 'draining' || (c.mode === 'open' && c.sourceDone && !c.paused);
-  if (!finishing || c.back.stage !== 'free') return c;
+  if (!finishing || c.back.stage !== 'free' || c.delivered.length > 0) return c;
   if (c.config.stateful && !c.flushed) {
     return take({ ...c, flushed: true }, { kind: 'flush', records: [], offset: c.offset }, now, effects);
   }
   effects.push({ type: 'drained', reason: c.mode === 'draining' ? 'stopped' : 'source-exhausted' });
   return { ...c, mode: 'closed' };
+}
+
+/**
+ * May the prepared batch have side effects now? Always once every batch
+ * before it is checkpointed; before that only into a sink with
+ * `pipelinedWrites`, and only while the next checkpoint has room.
+ */
+function mayDeliver(c: BatchCycle): boolean {
+  if (c.back.stage === 'free' && c.delivered.length === 0) return true;
+  return c.config.pipelinedWrites && c.delivered.length < c.config.maxBatchesPerCheckpoint;
 }

@@ -25,7 +25,7 @@ import { backoffDelayMs } from '../../supervision/backoff.js';
 import { InvalidPipelineDefinitionError } from '../definition/invalid-pipeline-definition-error.js';
 import { validatePipelineDefinition } from '../definition/pipeline-definition.js';
 import { classifyFailure } from '../model/classify-failure.js';
-import type { PipelineDecision } from '../model/pipeline-decider.js';
+import type { CompletedBatch, PipelineDecision } from '../model/pipeline-decider.js';
 import type { PipelineState } from '../model/pipeline-state.js';
 import { prepareBatch, prepareFlush } from './batch-preparation.js';
 import { batchesInFlight, openCycle, stepCycle, type BatchCycle, type CycleEffect, type CycleEvent, type QueuedIngest } from './batch-cycle.js';
@@ -62,6 +62,7 @@ interface Generation {
 
 const NOT_LOADED: PipelineState = { status: 'empty' };
 const DEFAULT_JOURNAL_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_BATCHES_PER_CHECKPOINT = 16;
 
 class PipelineRuntime {
   private state: PipelineState = NOT_LOADED;
@@ -257,7 +258,9 @@ class PipelineRuntime {
     const checkpoint = state.checkpoint;
     const transforms = run.plan.transforms;
     const cycle = openCycle(
-      { pipelineId: this.id, definition: state.definition, stateful: run.plan.stateful, pipelinedWrites: run.pipelinedWrites, hasDeadLetterTarget: run.hasDeadLetterTarget },
+      { pipelineId: this.id, definition: state.definition, stateful: run.plan.stateful, pipelinedWrites: run.pipelinedWrites, hasDeadLetterTarget: run.hasDeadLetterTarget,
+        maxBatchesPerCheckpoint: this.options.maxBatchesPerCheckpoint ?? DEFAULT_MAX_BATCHES_PER_CHECKPOINT,
+      },
       {
         recorded: state.metrics.batches,
         committedStates: transforms.map((t, i) => (t.kind === 'stateful' ? (checkpoint?.transformStates?.[i] ?? t.initialState()) : null)),
@@ -345,11 +348,10 @@ class PipelineRuntime {
         return;
       }
       case 'checkpoint': {
-        const b = effect.batch;
         const stateful = run.plan.stateful;
-        this.pipeEntity(
-          {
-            type: 'complete-batch',
+        const at = this.now();
+        const batches = effect.batches.map(
+          (b): CompletedBatch => ({
             batchId: b.batchId,
             recordCount: b.input,
             sourceOffset: b.offset,
@@ -358,10 +360,12 @@ class PipelineRuntime {
             successCount: b.input - b.failed,
             failureCount: b.failed,
             deadLetterCount: b.deadLettered,
-            processingMs: Math.max(0, this.now() - b.startedAt),
-          },
-          (outcome) => ({ type: '$checkpointed', gen, batchId: b.batchId, outcome }),
+            processingMs: Math.max(0, at - b.startedAt),
+          }),
         );
+        const newest = batches[batches.length - 1] as CompletedBatch;
+        const decision: PipelineDecision = batches.length === 1 ? { type: 'complete-batch', ...newest } : { type: 'complete-batches', batches };
+        this.pipeEntity(decision, (outcome) => ({ type: '$checkpointed', gen, batchId: newest.batchId, outcome }));
         return;
       }
       case 'ack':

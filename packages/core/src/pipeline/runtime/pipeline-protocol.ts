@@ -42,6 +42,13 @@ export interface PipelineActorOptions {
    * it cannot answer at all.
    */
   readonly journalTimeoutMs?: number;
+  /**
+   * How many batches one checkpoint may record together (default 16). Only a
+   * sink with `pipelinedWrites` gets ahead of the checkpoint; with such a sink
+   * the batches written while a checkpoint is appended are recorded by the
+   * next one in a single journal write.
+   */
+  readonly maxBatchesPerCheckpoint?: number;
   /** Backoff between attempts to record a failure or a status change the journal refused (default 100 ms to 10 s). */
   readonly journalBackoff?: { readonly minBackoffMs: number; readonly maxBackoffMs: number };
 }
