@@ -64,6 +64,7 @@ export * from './pipeline/definition/pipeline-definition.js';
 export * from './pipeline/definition/define-pipeline.js';
 export * from './pipeline/definition/connector-registry.js';
 export * from './pipeline/definition/invalid-pipeline-definition-error.js';
+export * from './pipeline/definition/value-bounds.js';
 export * from './pipeline/model/pipeline-events.js';
 export * from './pipeline/model/pipeline-state.js';
 export * from './pipeline/model/pipeline-decider.js';
