@@ -1,7 +1,7 @@
 /**
  * The node's logs through winston: one JSON object per line with
  * `timestamp`, `log_level`, `message` and snake_case fields such as
- * `pipeline_id` and `total_records` (the shape DOMAIN.md ships to Logstash),
+ * `pipeline_id` and `total_records` (the shape docs/domain.md ships to Logstash),
  * written to standard error so that standard output stays for the console
  * sink's lines.
  */

@@ -4,7 +4,7 @@
  * itself.
  */
 
-/** Structured fields of a log line (snake_case keys, as DOMAIN.md's JSON logs). */
+/** Structured fields of a log line (snake_case keys, as the JSON logs of docs/domain.md). */
 export type LogFields = Readonly<Record<string, unknown>>;
 
 /**

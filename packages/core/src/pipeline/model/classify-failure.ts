@@ -2,7 +2,7 @@
  * Decides whether a failure is transient (retried with backoff) or permanent
  * (fails the pipeline or goes through the stage's error policy). DataFlow
  * errors say so themselves; for foreign errors (driver errors without a flag)
- * the known transient kinds of DOMAIN.md are recognised by code and message.
+ * the known transient kinds of docs/domain.md are recognised by code and message.
  */
 import { isDataflowError } from '../../errors/dataflow-error.js';
 import type { FailureInfo } from './pipeline-events.js';

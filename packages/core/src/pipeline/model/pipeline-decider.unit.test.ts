@@ -174,7 +174,7 @@ describe('pipeline failures and retries', () => {
     expect(retryBackoffMs(policy, 1, () => 0.999_999)).toBe(1200);
   });
 
-  it('classifies transient failures as in DOMAIN.md', () => {
+  it('classifies transient failures as in docs/domain.md', () => {
     for (const message of ['Request timeout', 'connection failed', 'Service Unavailable', 'rate limited', 'temporary failure', 'network error', 'Too Many Requests', 'deadlock detected', 'resource exhausted']) {
       expect(classifyFailure(new Error(message)).retriable, message).toBe(true);
     }
@@ -185,7 +185,7 @@ describe('pipeline failures and retries', () => {
 });
 
 describe('pipeline tags', () => {
-  it('tags every event per DOMAIN.md', () => {
+  it('tags every event per docs/domain.md', () => {
     expect(pipelineEventTags({ type: 'PipelineStarted', at: 1 })).toEqual(['pipeline-events', 'all-events', 'pipeline-lifecycle']);
     expect(pipelineEventTags({ type: 'BatchProcessed', at: 1, batchId: 'b', successCount: 1, failureCount: 0, deadLetterCount: 0, processingMs: 1 })).toEqual(['pipeline-events', 'all-events', 'batch-events']);
     expect(pipelineEventTags({ type: 'PipelineFailed', at: 1, error: { message: 'x', retriable: false } })).toEqual(['pipeline-events', 'all-events', 'pipeline-lifecycle', 'failure-events']);

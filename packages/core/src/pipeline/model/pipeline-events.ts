@@ -1,5 +1,5 @@
 /**
- * The events of a pipeline's journal (DOMAIN.md), with the tags every one of
+ * The events of a pipeline's journal (docs/domain.md), with the tags every one of
  * them carries. Events are plain JSON data; `at` is the time of the decision
  * (epoch milliseconds, from the injected clock).
  */

@@ -1,6 +1,6 @@
 /**
  * Instrumentation events of running pipelines; `apps/node` turns them into
- * the Prometheus metrics and logs of DOMAIN.md.
+ * the Prometheus metrics and logs of docs/domain.md.
  */
 import type { PipelineStatus } from '../model/pipeline-state.js';
 
