@@ -4,6 +4,13 @@
  * bounded stash, keyed timers, lifecycle signals to the parent, graceful stop
  * (children first, handlers in flight awaited) and dead letters.
  *
+ * Stopping has two phases (see `preStop` and `stop`): pre-stop top-down
+ * (no more messages, the handler in flight finishes, the `pre-stop` signal,
+ * then the children's pre-stop), then stop bottom-up (children, `onStop`).
+ *
+ * Over 400 lines: mailbox, supervision and stopping share the cell's status
+ * and counters; split apart they would each need the cell's private state.
+ *
  * nact gives the mailbox, one-at-a-time processing (it awaits a handler's
  * promise before the next message) and the actor tree. Its own supervision is
  * not used: its `reset` stops children behind our back and its default policy
@@ -84,6 +91,7 @@ export class ActorCell<M, S> {
   private queued = 0;
   private drainWaiters: (() => void)[] = [];
   private stopping: Promise<void> | undefined;
+  private preStopping: Promise<void> | undefined;
   /** Set when this actor escalated: its parent fails instead of getting `child-terminated`. */
   private escalatedError: { readonly error: unknown } | undefined;
 
@@ -228,6 +236,11 @@ export class ActorCell<M, S> {
       for (const wake of waiters) wake();
     }
     this.runtime.workDone();
+  }
+
+  /** A handler (or failure handling) of this actor is running. */
+  get isBusy(): boolean {
+    return this.busy;
   }
 
   /** Resolves when no handler runs and nact's mailbox is empty. */
@@ -433,6 +446,7 @@ export class ActorCell<M, S> {
   private async endIncarnation(): Promise<void> {
     this.timers.cancelAll();
     for (const message of this.stash.takeAll()) this.runtime.deadLetter(this.path, message, 'stopped');
+    await this.signalPreStop();
     await this.stopChildren({ type: 'parent-restarted' });
     await this.runOnStop();
   }
@@ -450,12 +464,17 @@ export class ActorCell<M, S> {
 
   // ---- Stopping ------------------------------------------------------------
 
-  stop(reason: StopReason): Promise<void> {
-    this.stopping ??= this.runStop(reason);
-    return this.stopping;
+  /**
+   * Phase 1 of a stop, top-down: no more messages (later ones are dead
+   * letters), timers and backoff cancelled, the handler in flight finishes,
+   * the `pre-stop` signal runs, then the children's phase 1. Idempotent.
+   */
+  preStop(): Promise<void> {
+    this.preStopping ??= this.runPreStop();
+    return this.preStopping;
   }
 
-  private async runStop(reason: StopReason): Promise<void> {
+  private async runPreStop(): Promise<void> {
     this.runtime.pending++;
     try {
       this.status = 'stopping';
@@ -465,6 +484,34 @@ export class ActorCell<M, S> {
       for (const message of this.backoffStash) this.runtime.deadLetter(this.path, message, 'stopped');
       this.backoffStash = [];
       await this.drained();
+      await this.signalPreStop();
+      if (this.children.size > 0) await Promise.all([...this.children.values()].map((child) => child.preStop()));
+    } finally {
+      this.runtime.workDone();
+    }
+  }
+
+  /** Delivers `pre-stop` to the current incarnation, outside the mailbox; a failure is reported, the stop goes on. */
+  private async signalPreStop(): Promise<void> {
+    const onSignal = this.behavior.onSignal;
+    if (!this.started || onSignal === undefined) return;
+    try {
+      this.state = await onSignal(this.state, { type: 'pre-stop' }, this.ctx);
+    } catch (error) {
+      this.emitFailed(error, 'stop', 'stop');
+    }
+  }
+
+  /** Phase 2, after {@link preStop}: children stop, `onStop` runs, the parent is told. Idempotent. */
+  stop(reason: StopReason): Promise<void> {
+    this.stopping ??= this.runStop(reason);
+    return this.stopping;
+  }
+
+  private async runStop(reason: StopReason): Promise<void> {
+    this.runtime.pending++;
+    try {
+      await this.preStop();
       await this.stopChildren({ type: 'parent-stopped' });
       await this.runOnStop();
       for (const message of this.stash.takeAll()) this.runtime.deadLetter(this.path, message, 'stopped');

@@ -8,7 +8,8 @@ export type ActorErrorTag =
   | 'actor/invalid-name'
   | 'actor/name-taken'
   | 'actor/not-running'
-  | 'actor/stash-overflow';
+  | 'actor/stash-overflow'
+  | 'actor/terminate-timeout';
 
 /** Base of every actor runtime failure. */
 export abstract class ActorError<Tag extends ActorErrorTag = ActorErrorTag> extends DataflowError<Tag> {}
@@ -54,5 +55,29 @@ export class StashOverflowError extends ActorError<'actor/stash-overflow'> {
     readonly capacity: number,
   ) {
     super('actor/stash-overflow', `Stash of ${path} is full (capacity ${capacity})`);
+  }
+}
+
+/**
+ * `system.terminate()` did not finish within its timeout: some actors did not
+ * stop, typically because a handler never returned (it awaits I/O that
+ * nothing aborts). The system is terminated anyway; those handlers are
+ * abandoned and whatever they do later is ignored. Not retriable.
+ */
+export class TerminateTimeoutError extends ActorError<'actor/terminate-timeout'> {
+  constructor(
+    readonly systemName: string,
+    readonly timeoutMs: number,
+    /** Paths of the actors that had not stopped, parents before children. */
+    readonly notStopped: readonly string[],
+    /** The subset of `notStopped` whose handler was still running: the likely culprits. */
+    readonly busy: readonly string[],
+  ) {
+    super(
+      'actor/terminate-timeout',
+      `Actor system ${systemName} did not terminate within ${timeoutMs} ms: ${notStopped.length} actor(s) did not stop` +
+        (busy.length === 0 ? '' : `; a handler never returned in ${busy.join(', ')}`) +
+        (notStopped.length === busy.length ? '' : `; still stopping: ${notStopped.filter((p) => !busy.includes(p)).join(', ')}`),
+    );
   }
 }

@@ -55,6 +55,15 @@ export interface ActorDeadLetterEvent {
   readonly reason: 'stopped' | 'backoff-stash-overflow' | 'ask-completed';
 }
 
+/** `system.terminate()` gave up after `timeoutMs`: these actors had not stopped (`busy`: their handler was still running). */
+export interface ActorTerminateTimedOutEvent {
+  readonly type: 'actor.terminate.timed-out';
+  readonly system: string;
+  readonly timeoutMs: number;
+  readonly notStopped: readonly string[];
+  readonly busy: readonly string[];
+}
+
 declare module '../instrumentation/instrumentation.js' {
   interface InstrumentationEventMap {
     'actor.started': ActorStartedEvent;
@@ -63,5 +72,6 @@ declare module '../instrumentation/instrumentation.js' {
     'actor.restarted': ActorRestartedEvent;
     'actor.stopped': ActorStoppedEvent;
     'actor.dead-letter': ActorDeadLetterEvent;
+    'actor.terminate.timed-out': ActorTerminateTimedOutEvent;
   }
 }

@@ -12,6 +12,8 @@ import type { Behavior } from './behavior.js';
 import './actor-events.js';
 import { ActorRuntime } from './actor-runtime.js';
 
+export { DEFAULT_TERMINATE_TIMEOUT_MS } from './actor-runtime.js';
+
 /** Options of {@link createActorSystem}. */
 export interface ActorSystemOptions {
   readonly name: string;
@@ -23,6 +25,14 @@ export interface ActorSystemOptions {
   readonly instrumentation?: Instrumentation<InstrumentationEvent>;
   /** Random numbers in [0, 1) for backoff jitter; default `Math.random`. */
   readonly random?: () => number;
+  /** Default bound of `terminate()`, measured on `scheduler` (default {@link DEFAULT_TERMINATE_TIMEOUT_MS}). */
+  readonly terminateTimeoutMs?: number;
+}
+
+/** Options of `system.terminate()`. */
+export interface TerminateOptions {
+  /** How long the stop phases may take before `terminate()` gives up (default: the system's `terminateTimeoutMs`). */
+  readonly timeoutMs?: number;
 }
 
 /** The lifecycle of an actor system. */
@@ -56,8 +66,22 @@ export interface ActorSystem {
    * count, so with a test clock this is "everything due has happened".
    */
   settled(): Promise<void>;
-  /** Stops every actor (children first), cancels their timers and waits for handlers in flight. */
-  terminate(): Promise<void>;
+  /**
+   * Stops every actor in phases, like Pekko's coordinated shutdown:
+   * 1. pre-stop, top-down: each actor stops taking messages, its handler in
+   *    flight finishes, it gets the `pre-stop` signal (to abort in-flight I/O),
+   *    then its children do the same. Every actor gets it before any actor
+   *    stops, except that a tree stuck in this phase holds the others back
+   *    for half of `timeoutMs` at most;
+   * 2. stop, children first: `onStop` runs, `actor.stopped` is emitted;
+   * 3. the underlying actor system stops.
+   *
+   * Resolves when all phases are done. When they take longer than `timeoutMs`
+   * (a handler that never returns), the system is terminated anyway and the
+   * promise rejects with `TerminateTimeoutError` naming the actors that did
+   * not stop. A second call returns the first call's promise.
+   */
+  terminate(options?: TerminateOptions): Promise<void>;
 }
 
 /**

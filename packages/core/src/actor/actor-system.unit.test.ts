@@ -201,7 +201,7 @@ describe('children and signals', () => {
     p.tell({ type: 'stop', name: 'kid' });
     const signal = await signals.expectMessage();
     expect(signal).toMatchObject({ type: 'child-terminated', reason: { type: 'requested' } });
-    expect(signal.ref.path).toBe('/user/parent/kid');
+    expect(signal.type === 'child-terminated' && signal.ref.path).toBe('/user/parent/kid');
   });
 
   it('tells the parent when a child fails and is stopped (the default policy)', async () => {

@@ -21,14 +21,24 @@ export type StopReason =
   | { readonly type: 'system-terminated' };
 
 /**
- * Lifecycle notifications delivered to a parent through its mailbox, in order
- * with its messages.
+ * Lifecycle notifications: those about children are delivered to a parent
+ * through its mailbox, in order with its messages; `pre-stop` is delivered
+ * when the actor's own incarnation ends.
  */
 export type Signal =
   /** A child failed; `directive` is what its supervision did about it. */
   | { readonly type: 'child-failed'; readonly ref: AnyActorRef; readonly error: unknown; readonly directive: DirectiveType }
   /** A child stopped for good. Not delivered to a parent that is itself stopping. */
-  | { readonly type: 'child-terminated'; readonly ref: AnyActorRef; readonly reason: StopReason };
+  | { readonly type: 'child-terminated'; readonly ref: AnyActorRef; readonly reason: StopReason }
+  /**
+   * This incarnation is ending (a stop, or a restart after a failure): sent
+   * once its handler in flight has finished and BEFORE its children are
+   * stopped, so it can abort in-flight I/O (fire an `AbortController`) that a
+   * child's handler waits on. Then the children stop, then `onStop` runs.
+   * Not delivered through the mailbox: messages still queued go to dead
+   * letters. The returned state is the one `onStop` gets.
+   */
+  | { readonly type: 'pre-stop' };
 
 /** A handler's result: the next state, now or later. */
 export type Next<S> = S | Promise<S>;
@@ -45,9 +55,9 @@ export interface Behavior<M, S> {
   /** Runs before the first message of each incarnation; may replace the state (e.g. after loading it). */
   readonly onStart?: (state: S, ctx: ActorContext<M>) => Next<S>;
   readonly onMessage: (state: S, message: M, ctx: ActorContext<M>) => Next<S>;
-  /** Child lifecycle notifications; ignored when absent. */
+  /** Child lifecycle notifications and `pre-stop`; ignored when absent. */
   readonly onSignal?: (state: S, signal: Signal, ctx: ActorContext<M>) => Next<S>;
-  /** Runs when an incarnation ends: at stop, and before a restart. Children are already stopped. */
+  /** Runs when an incarnation ends: at stop, and before a restart. Children are already stopped (after the `pre-stop` signal). */
   readonly onStop?: (state: S, ctx: ActorContext<M>) => void | Promise<void>;
 }
 
