@@ -1,11 +1,20 @@
 /**
  * The Cassandra read journal. `eventsByTag` reads `tag_views` bucket by
- * bucket, never closer to now than `eventualConsistencyDelayMs`, and checks
- * each persistence id's tag sequence numbers: a hole is filled from
- * `messages` (the source of truth), waited for up to `gapTimeoutMs`, and
- * otherwise reported as `ReplayGapError`; events are never skipped. The offset
- * carries the sequence number delivered last per persistence id (`seen`), so
- * a resumed stream delivers neither duplicates nor holes.
+ * bucket and checks each persistence id's tag sequence numbers: a hole is
+ * filled from `messages` (the source of truth), waited for up to
+ * `gapTimeoutMs`, and otherwise reported as `ReplayGapError`; events are never
+ * skipped.
+ *
+ * Tag rows are timestamped by their writer's clock, and a row can become
+ * readable after a reader has passed its timestamp (a slow write, a writer
+ * whose clock is behind). A live stream therefore reads with two cursors
+ * (Pekko r2dbc's backtracking): the forward read stays
+ * `eventualConsistencyDelayMs` behind now, and a second read re-reads the
+ * rows `eventualConsistencyDelayMs + maxClockSkewMs` further behind, which
+ * delivers what the first one missed; duplicates are dropped per id by
+ * sequence number. A current query reads once what was stored when it
+ * started. Offsets are a time watermark plus the ids delivered within that
+ * window (`tag-offset.ts`): bounded, and O(1) per event.
  */
 import { types } from 'cassandra-driver';
 import {
@@ -22,6 +31,7 @@ import { asReadError } from './cassandra-settings.js';
 import type { MessagesReader } from './messages-reader.js';
 import type { CassandraSession, Row } from './cassandra-session.js';
 import { bucketOf, partitionOf, rowToEvent, timeOf, toNumber, toNumberMap } from './event-row.js';
+import { TagOffsetTracker } from './tag-offset.js';
 
 /** Where one persistence id stands in a tag stream. */
 interface PidProgress {
@@ -29,6 +39,57 @@ interface PidProgress {
   /** Tag sequence number of `sequenceNr`; undefined when unknown (its event was deleted). */
   tagSequenceNr: number | undefined;
   readonly deletedTo: number;
+}
+
+/** A read position in a tag's rows: rows in `bucket` with a timestamp after `lower`, then later buckets. */
+interface Cursor {
+  bucket: number;
+  lower: types.TimeUuid;
+  /** Epoch ms of `lower`. */
+  lowerMs: number;
+}
+
+/** The state of one `eventsByTag` stream. */
+interface TagStream {
+  readonly tag: string;
+  readonly tracker: TagOffsetTracker;
+  readonly progress: Map<string, PidProgress>;
+  /** The offset's `seen`, by persistence id. */
+  readonly resumedSeen: ReadonlyMap<string, number>;
+  readonly resumed: boolean;
+  readonly signal: AbortSignal | undefined;
+}
+
+const MIN_UUID = types.TimeUuid.min(new Date(0), 0);
+
+/** A cursor before every row at or after `from` (epoch ms), or before every row. */
+function cursorAt(from: number | undefined, timeBucketMs: number): Cursor {
+  if (from === undefined) return { bucket: Number.MIN_SAFE_INTEGER, lower: MIN_UUID, lowerMs: Number.NEGATIVE_INFINITY };
+  return { bucket: bucketOf(from, timeBucketMs), lower: types.TimeUuid.min(new Date(from), 0), lowerMs: from };
+}
+
+/**
+ * Reads one page ahead of the consumer: the next page is fetched while the
+ * current one is delivered.
+ */
+async function* prefetched<T>(source: AsyncIterable<T>): AsyncIterable<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  let next = iterator.next();
+  try {
+    for (;;) {
+      const result = await next;
+      if (result.done === true) return;
+      next = iterator.next();
+      yield result.value;
+    }
+  } finally {
+    // A consumer that stopped early: the page read ahead is not wanted, nor is its failure.
+    await next.then(
+      () => undefined,
+      () => undefined,
+    );
+    await iterator.return?.();
+  }
 }
 
 /**
@@ -77,68 +138,44 @@ export class CassandraReadJournal implements ReadJournal {
   }
 
   async *eventsByTag(tag: string, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
-    const { now, eventualConsistencyDelayMs, timeBucketMs, pollIntervalMs, readConsistency } = this.session.settings;
+    const { now, eventualConsistencyDelayMs: delayMs, maxClockSkewMs, maxOffsetSeen, pollIntervalMs } = this.session.settings;
     if (offset.kind === 'sequence') {
       throw new JournalReadError('The Cassandra read journal takes timestamp offsets, not sequence offsets', { retriable: false });
     }
-    const resumed: Readonly<Record<string, number>> = offset.kind === 'timestamp' ? offset.seen : {};
-    const progress = new Map<string, PidProgress>();
-    let seen: Record<string, number> = { ...resumed };
-    // Rows with timestamp > lower (and in bucket >= bucket) are still to be read.
-    let lower = offset.kind === 'timestamp' ? types.TimeUuid.min(new Date(offset.value), 0) : types.TimeUuid.min(new Date(0), 0);
-    let offsetValue = offset.kind === 'timestamp' ? offset.value : 0;
-    let bucket = offset.kind === 'timestamp' ? bucketOf(offset.value, timeBucketMs) : Number.MIN_SAFE_INTEGER;
-    const end = options.live === true ? Number.POSITIVE_INFINITY : now();
-
-    const deliver = (event: PersistedEvent, tagSequenceNr: number, at: number): EventEnvelope => {
-      const state = progress.get(event.persistenceId);
-      if (state !== undefined) {
-        state.sequenceNr = event.sequenceNr;
-        state.tagSequenceNr = tagSequenceNr;
-      }
-      offsetValue = Math.max(offsetValue, at);
-      seen = { ...seen, [event.persistenceId]: event.sequenceNr };
-      return { ...event, offset: { kind: 'timestamp', value: offsetValue, seen } };
+    const live = options.live === true;
+    const startedAt = now();
+    // A row timestamped t by a writer whose clock is behind by up to maxClockSkewMs, written within
+    // delayMs (or re-stamped), is readable by startedAt if t <= startedAt - windowMs.
+    const windowMs = delayMs + maxClockSkewMs;
+    const resumed = offset.kind === 'timestamp' ? offset : undefined;
+    const tracker = new TagOffsetTracker({ windowMs, maxSeen: maxOffsetSeen, ...(live ? {} : { cap: startedAt - windowMs }) }, resumed);
+    const stream: TagStream = {
+      tag,
+      tracker,
+      progress: new Map(),
+      resumedSeen: new Map(resumed === undefined ? [] : Object.entries(resumed.seen)),
+      resumed: resumed !== undefined,
+      signal: options.signal,
     };
-
+    const forward = cursorAt(tracker.start, this.session.settings.timeBucketMs);
+    if (!live) {
+      // Everything stored before the query started, in one pass: its rows are all readable now.
+      this.ensureOpen();
+      yield* this.scan(stream, forward, startedAt);
+      return;
+    }
+    let backtrack: Cursor | undefined;
     for (;;) {
       this.ensureOpen();
       if (isAborted(options.signal)) return;
-      const upper = Math.min(now() - eventualConsistencyDelayMs, end);
-      const upperUuid = types.TimeUuid.max(new Date(upper), 9999);
-      let buckets: number[];
-      try {
-        buckets = await this.bucketsOf(tag, bucket, bucketOf(upper, timeBucketMs));
-      } catch (error) {
-        throw asReadError(`eventsByTag(${tag}) failed`, error);
-      }
-      for (const b of buckets) {
-        if (b > bucket) lower = types.TimeUuid.min(new Date(0), 0);
-        bucket = b;
-        const rows = this.session.rows(this.q.tagRows, [tag, b, lower, upperUuid], readConsistency);
-        for await (const row of this.guardRows(tag, rows)) {
-          if (isAborted(options.signal)) return;
-          lower = row['timestamp'] as types.TimeUuid;
-          const persistenceId = row['persistence_id'] as string;
-          const sequenceNr = toNumber(row['sequence_nr']);
-          const tagSequenceNr = toNumber(row['tag_pid_sequence_nr']);
-          const state = progress.get(persistenceId) ?? (await this.startProgress(persistenceId, tag, resumed[persistenceId], progress));
-          if (sequenceNr <= state.sequenceNr || sequenceNr <= state.deletedTo) continue;
-          if (state.tagSequenceNr !== undefined && tagSequenceNr !== state.tagSequenceNr + 1) {
-            for await (const missing of this.fillGap(tag, persistenceId, state, sequenceNr, tagSequenceNr, options.signal)) {
-              yield deliver(this.messages.toEvent(missing.row), missing.tagSequenceNr, timeOf(lower));
-            }
-          }
-          const event = rowToEvent(row, this.serializers, toNumber(row['event_timestamp']));
-          yield deliver(event, tagSequenceNr, timeOf(row['timestamp']));
-        }
-      }
-      // Everything up to `upper` is read; move the cursor there.
-      if (bucketOf(upper, timeBucketMs) > bucket) bucket = bucketOf(upper, timeBucketMs);
-      if (bucket === bucketOf(upper, timeBucketMs) && timeOf(lower) <= upper) lower = upperUuid;
-      if (upper >= end) return;
-      const wait = options.live === true ? pollIntervalMs : Math.min(pollIntervalMs, end - upper);
-      if (!(await this.sleep(wait, options.signal))) return;
+      const t = now();
+      // The re-read of the recent window: rows that became readable after the forward read passed them.
+      if (backtrack !== undefined) yield* this.scan(stream, backtrack, t - delayMs - windowMs);
+      if (isAborted(options.signal)) return;
+      yield* this.scan(stream, forward, t - delayMs);
+      // Rows before this were read when they were surely readable: the re-read starts here.
+      backtrack ??= cursorAt(Math.max(tracker.start ?? Number.NEGATIVE_INFINITY, t - delayMs - windowMs), this.session.settings.timeBucketMs);
+      if (!(await this.sleep(pollIntervalMs, options.signal))) return;
     }
   }
 
@@ -175,7 +212,7 @@ export class CassandraReadJournal implements ReadJournal {
     return buckets;
   }
 
-  private async *guardRows(tag: string, rows: AsyncIterable<Row>): AsyncIterable<Row> {
+  private async *guardRows<T>(tag: string, rows: AsyncIterable<T>): AsyncIterable<T> {
     try {
       yield* rows;
     } catch (error) {
@@ -183,20 +220,100 @@ export class CassandraReadJournal implements ReadJournal {
     }
   }
 
-  /** Progress of an id first met in this stream: from the offset's `seen`, else from the start. */
-  private async startProgress(persistenceId: string, tag: string, resumedAt: number | undefined, progress: Map<string, PidProgress>): Promise<PidProgress> {
-    const deletedTo = await this.messages.deletedTo(persistenceId).catch((error: unknown) => {
+  /**
+   * Reads the rows of `stream.tag` after `cursor` up to `upper` (epoch ms),
+   * delivers those not delivered yet (filling holes from `messages`), and
+   * moves the cursor to `upper`.
+   */
+  private async *scan(stream: TagStream, cursor: Cursor, upper: number): AsyncIterable<EventEnvelope> {
+    if (upper < cursor.lowerMs) return;
+    const { timeBucketMs, readConsistency } = this.session.settings;
+    const { tag, progress, signal } = stream;
+    const upperUuid = types.TimeUuid.max(new Date(upper), 9999);
+    const lastBucket = bucketOf(upper, timeBucketMs);
+    let buckets: number[];
+    try {
+      buckets = await this.bucketsOf(tag, cursor.bucket, lastBucket);
+    } catch (error) {
+      throw asReadError(`eventsByTag(${tag}) failed`, error);
+    }
+    for (const bucket of buckets) {
+      if (bucket > cursor.bucket) {
+        cursor.bucket = bucket;
+        cursor.lower = MIN_UUID;
+      }
+      const pages = prefetched(this.session.pages(this.q.tagRows, [tag, bucket, cursor.lower, upperUuid], readConsistency));
+      for await (const page of this.guardRows(tag, pages)) {
+        await this.startProgress(stream, page);
+        for (const row of page) {
+          if (isAborted(signal)) return;
+          const persistenceId = row['persistence_id'] as string;
+          const sequenceNr = toNumber(row['sequence_nr']);
+          const state = progress.get(persistenceId);
+          if (state === undefined) throw new JournalReadError(`eventsByTag(${tag}): no progress for ${persistenceId}`, { retriable: false });
+          if (sequenceNr <= state.sequenceNr || sequenceNr <= state.deletedTo) continue;
+          const tagSequenceNr = toNumber(row['tag_pid_sequence_nr']);
+          const at = timeOf(row['timestamp']);
+          if (state.tagSequenceNr !== undefined && tagSequenceNr !== state.tagSequenceNr + 1) {
+            for await (const missing of this.fillGap(tag, persistenceId, state, sequenceNr, tagSequenceNr, signal)) {
+              yield this.deliver(stream, state, this.messages.toEvent(missing.row), missing.tagSequenceNr, at);
+            }
+          }
+          yield this.deliver(stream, state, rowToEvent(row, this.serializers, toNumber(row['event_timestamp'])), tagSequenceNr, at);
+        }
+      }
+    }
+    if (lastBucket > cursor.bucket || (lastBucket === cursor.bucket && upper > cursor.lowerMs)) {
+      cursor.bucket = lastBucket;
+      cursor.lower = upperUuid;
+      cursor.lowerMs = upper;
+    }
+  }
+
+  private deliver(stream: TagStream, state: PidProgress, event: PersistedEvent, tagSequenceNr: number, at: number): EventEnvelope {
+    state.sequenceNr = event.sequenceNr;
+    state.tagSequenceNr = tagSequenceNr;
+    return { ...event, offset: stream.tracker.delivered(event.persistenceId, event.sequenceNr, at) };
+  }
+
+  /**
+   * Progress of the ids of `page` first met in this stream, looked up for the
+   * whole page at once: from the start of the id (a fresh stream), from the
+   * offset's `seen`, or, for an id the offset does not name (all its rows
+   * before the offset's time were delivered), from its first row met.
+   */
+  private async startProgress(stream: TagStream, page: readonly Row[]): Promise<void> {
+    const { progress, resumedSeen, tag } = stream;
+    const unknown = new Set<string>();
+    for (const row of page) {
+      const persistenceId = row['persistence_id'] as string;
+      if (!progress.has(persistenceId)) unknown.add(persistenceId);
+    }
+    if (unknown.size === 0) return;
+    const ids = [...unknown];
+    const [deleted, tagSequenceNrs] = await Promise.all([
+      this.messages.deletedToOf(ids),
+      Promise.all(
+        ids.map(async (id) => {
+          const at = resumedSeen.get(id);
+          return at === undefined ? undefined : this.tagSequenceNrAt(id, at, tag);
+        }),
+      ),
+    ]).catch((error: unknown) => {
       throw asReadError(`eventsByTag(${tag}) failed`, error);
     });
-    let state: PidProgress;
-    if (resumedAt === undefined) {
-      // Events deleted before the stream started make the first tag sequence number unknowable.
-      state = { sequenceNr: 0, tagSequenceNr: deletedTo > 0 ? undefined : 0, deletedTo };
-    } else {
-      state = { sequenceNr: resumedAt, tagSequenceNr: await this.tagSequenceNrAt(persistenceId, resumedAt, tag), deletedTo };
-    }
-    progress.set(persistenceId, state);
-    return state;
+    ids.forEach((id, i) => {
+      const deletedTo = deleted.get(id) ?? 0;
+      const at = resumedSeen.get(id);
+      if (at !== undefined) {
+        progress.set(id, { sequenceNr: at, tagSequenceNr: tagSequenceNrs[i], deletedTo });
+      } else if (stream.resumed) {
+        progress.set(id, { sequenceNr: 0, tagSequenceNr: undefined, deletedTo });
+      } else {
+        // Events deleted before the stream started make the first tag sequence number unknowable.
+        progress.set(id, { sequenceNr: 0, tagSequenceNr: deletedTo > 0 ? undefined : 0, deletedTo });
+      }
+    });
   }
 
   /** The tag sequence number of event `sequenceNr`, read from `messages`; undefined when deleted. */

@@ -58,11 +58,23 @@ export interface CassandraPersistenceSettings {
   /** Width of a `tag_views` time bucket in milliseconds; default one hour. */
   readonly timeBucketMs?: number;
   /**
-   * `eventsByTag` reads only rows older than now minus this; default 2000 ms.
-   * A tag row whose write took longer than half of it is written again with a
-   * fresh timestamp, so a reader that respects the delay never misses it.
+   * `eventsByTag` delivers rows once they are this much older than now;
+   * default 250 ms. It sets the latency of live tag streams (about this plus
+   * half of `pollIntervalMs`); rows that land later than it (slow writes, writer
+   * clocks behind) are still delivered by the backtracking re-read, only later.
+   * A tag row whose write took longer than this is written again with a fresh
+   * timestamp.
    */
   readonly eventualConsistencyDelayMs?: number;
+  /**
+   * How far a writer's clock may be behind the readers' (tag rows are
+   * timestamped by the writer); default 1000 ms. Live `eventsByTag` re-reads
+   * the last `eventualConsistencyDelayMs + maxClockSkewMs` behind its forward
+   * read, so a row that lands late by up to that much is still delivered.
+   */
+  readonly maxClockSkewMs?: number;
+  /** Most persistence ids an `eventsByTag` offset remembers (its `seen`); default 1000. */
+  readonly maxOffsetSeen?: number;
   /** How often live queries look for new rows; default 500 ms. */
   readonly pollIntervalMs?: number;
   /** How long `eventsByTag` waits for a missing event before failing with `ReplayGapError`; default 10 000 ms. */
@@ -92,6 +104,8 @@ export interface ResolvedSettings {
   readonly snapshotConsistency: types.consistencies;
   readonly timeBucketMs: number;
   readonly eventualConsistencyDelayMs: number;
+  readonly maxClockSkewMs: number;
+  readonly maxOffsetSeen: number;
   readonly pollIntervalMs: number;
   readonly gapTimeoutMs: number;
   readonly fetchSize: number;
@@ -101,6 +115,11 @@ export interface ResolvedSettings {
 
 const positive = (name: string, value: number): number => {
   if (!Number.isInteger(value) || value <= 0) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+};
+
+const nonNegative = (name: string, value: number): number => {
+  if (!Number.isInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
   return value;
 };
 
@@ -129,7 +148,9 @@ export function resolveSettings(settings: CassandraPersistenceSettings): Resolve
     readConsistency: types.consistencies[toKey(settings.readConsistency ?? 'QUORUM')],
     snapshotConsistency: types.consistencies[toKey(settings.snapshotConsistency ?? 'ONE')],
     timeBucketMs: positive('timeBucketMs', settings.timeBucketMs ?? 3_600_000),
-    eventualConsistencyDelayMs: positive('eventualConsistencyDelayMs', settings.eventualConsistencyDelayMs ?? 2000),
+    eventualConsistencyDelayMs: positive('eventualConsistencyDelayMs', settings.eventualConsistencyDelayMs ?? 250),
+    maxClockSkewMs: nonNegative('maxClockSkewMs', settings.maxClockSkewMs ?? 1000),
+    maxOffsetSeen: positive('maxOffsetSeen', settings.maxOffsetSeen ?? 1000),
     pollIntervalMs: positive('pollIntervalMs', settings.pollIntervalMs ?? 500),
     gapTimeoutMs: positive('gapTimeoutMs', settings.gapTimeoutMs ?? 10_000),
     fetchSize: positive('fetchSize', settings.fetchSize ?? 1000),

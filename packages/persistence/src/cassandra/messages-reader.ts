@@ -9,8 +9,11 @@ import type { CassandraSession, Row } from './cassandra-session.js';
 import { asReadError } from './cassandra-settings.js';
 import { partitionOf, rowToEvent, timeOf, toNumber, toOptionalNumber } from './event-row.js';
 
+/** Ids per `IN` query of `deletedToOf`. */
+const DELETED_TO_CHUNK = 100;
+
 export class MessagesReader {
-  private readonly q: Record<'rows' | 'deletedTo' | 'statics', string>;
+  private readonly q: Record<'rows' | 'deletedTo' | 'deletedToIn' | 'statics', string>;
 
   constructor(
     private readonly session: CassandraSession,
@@ -20,6 +23,7 @@ export class MessagesReader {
     this.q = {
       rows: `SELECT * FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr >= ? AND sequence_nr <= ?`,
       deletedTo: `SELECT deleted_to FROM ${ks}.metadata WHERE persistence_id = ?`,
+      deletedToIn: `SELECT persistence_id, deleted_to FROM ${ks}.metadata WHERE persistence_id IN ?`,
       statics: `SELECT highest_sequence_nr, tag_sequence_nrs, tagged_to FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? LIMIT 1`,
     };
   }
@@ -28,6 +32,24 @@ export class MessagesReader {
   async deletedTo(persistenceId: string): Promise<number> {
     const result = await this.session.execute(this.q.deletedTo, [persistenceId], { consistency: this.session.settings.readConsistency, idempotent: true });
     return toOptionalNumber(result.first()?.['deleted_to']) ?? 0;
+  }
+
+  /**
+   * `deletedTo` of many ids, one `IN` query per `DELETED_TO_CHUNK` ids run
+   * concurrently (a tag stream meets ids a page at a time); ids without
+   * deletions map to 0.
+   */
+  async deletedToOf(persistenceIds: readonly string[]): Promise<Map<string, number>> {
+    const result = new Map<string, number>(persistenceIds.map((id) => [id, 0]));
+    const chunks: string[][] = [];
+    for (let i = 0; i < persistenceIds.length; i += DELETED_TO_CHUNK) chunks.push(persistenceIds.slice(i, i + DELETED_TO_CHUNK));
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        const rows = await this.session.execute(this.q.deletedToIn, [chunk], { consistency: this.session.settings.readConsistency, idempotent: true });
+        for (const row of rows.rows) result.set(row['persistence_id'] as string, toOptionalNumber(row['deleted_to']) ?? 0);
+      }),
+    );
+    return result;
   }
 
   /** Raw `messages` rows with `from <= sequence_nr <= to` that are not deleted, in order. */

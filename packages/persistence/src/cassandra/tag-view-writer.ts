@@ -3,9 +3,12 @@
  * grouped per (tag, time bucket) partition into unlogged batches of at most
  * `maxBatchSize` rows. Each row's timeuuid is taken when its batch is sent,
  * so it becomes readable soon after its timestamp; a batch that took longer
- * than half the readers' eventual-consistency delay is written again under a
- * fresh timestamp (readers drop the duplicate by its tag sequence number), so
- * a reader that stays `eventualConsistencyDelayMs` behind never misses a row.
+ * than the readers' eventual-consistency delay is written again under a fresh
+ * timestamp (readers drop the duplicate by its tag sequence number). Readers
+ * re-read `eventualConsistencyDelayMs + maxClockSkewMs` behind their forward
+ * read, so a row readable within `eventualConsistencyDelayMs` of its
+ * timestamp (by the writer's clock) is never missed, even from a writer whose
+ * clock is up to `maxClockSkewMs` behind the reader's.
  *
  * It also moves each id's `tagged_to` (the static column recovery reads to
  * know which tag rows may be missing) once the rows of an append are stored.
@@ -243,12 +246,12 @@ export class TagViewWriter {
       return;
     }
     const latencyMs = now() - stampedAt;
-    const late = latencyMs * 2 > eventualConsistencyDelayMs;
+    const late = latencyMs > eventualConsistencyDelayMs;
     for (const { item } of batch) {
       if (late && item.attempt < MAX_STAMPS) {
         this.queue.push({ ...item, attempt: item.attempt + 1 });
       } else if (late) {
-        const message = `tag_views rows kept landing later than half the eventual-consistency delay (${latencyMs} ms)`;
+        const message = `tag_views rows kept landing later than the eventual-consistency delay (${latencyMs} ms)`;
         fail(item.waiter, new JournalWriteError(item.row.persistenceId, message, { retriable: true }));
       } else {
         done(item.waiter);
