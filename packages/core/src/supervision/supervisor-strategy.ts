@@ -6,6 +6,7 @@
  * Like Pekko typed, an actor without a policy is stopped on failure.
  */
 import { isDataflowError } from '../errors/dataflow-error.js';
+import { validateBackoffPolicy } from './backoff.js';
 
 /** Stop the actor; its parent gets `child-failed` and `child-terminated` signals. */
 export interface StopDirective {
@@ -111,9 +112,7 @@ export const SupervisorStrategy = {
   },
   /** Restart after `min(maxBackoffMs, minBackoffMs * 2^n) * (1 + random * randomFactor)`, `n` counting restarts since the last reset. */
   restartWithBackoff(options: BackoffOptions): RestartWithBackoffDirective {
-    if (!(options.minBackoffMs >= 0) || !(options.maxBackoffMs >= options.minBackoffMs)) {
-      throw new RangeError(`Backoff needs 0 <= minBackoffMs <= maxBackoffMs, got ${options.minBackoffMs} and ${options.maxBackoffMs}`);
-    }
+    validateBackoffPolicy({ minBackoffMs: options.minBackoffMs, maxBackoffMs: options.maxBackoffMs, randomFactor: options.randomFactor ?? 0.2 });
     return {
       type: 'restart-with-backoff',
       minBackoffMs: options.minBackoffMs,
