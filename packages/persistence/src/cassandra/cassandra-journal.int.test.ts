@@ -1,6 +1,6 @@
 import type { types } from 'cassandra-driver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isConcurrencyConflict, isDataflowError, NoOffset, type AppendResult, type EventEnvelope, type PersistedEvent } from '@dataflow/core';
+import { isConcurrencyConflict, isDataflowError, isWriterLeaseHeld, NoOffset, type AppendResult, type EventEnvelope, type PersistedEvent } from '@dataflow/core';
 import { uniqueName } from '@dataflow/test-env';
 import { createCassandraPersistence, type CassandraPersistence } from './cassandra-persistence.js';
 import type { CassandraPersistenceEvent, CassandraPersistenceSettings } from './cassandra-settings.js';
@@ -85,8 +85,10 @@ describe.each(['lease', 'conditional'] as const)('Cassandra journal (singleWrite
       expect(winners).toHaveLength(1);
       for (const o of outcomes) {
         if (o.status === 'rejected') {
-          expect(isConcurrencyConflict(o.reason)).toBe(true);
-          expect((o.reason as { retriable: boolean }).retriable).toBe(false);
+          // Conditional mode: the loser's view is stale (final). Lease mode: the other process holds the lease (wait and retry).
+          if (singleWriter === 'conditional') expect(isConcurrencyConflict(o.reason)).toBe(true);
+          else expect(isConcurrencyConflict(o.reason) || isWriterLeaseHeld(o.reason)).toBe(true);
+          expect((o.reason as { retriable: boolean }).retriable).toBe(isWriterLeaseHeld(o.reason));
         }
       }
       const winner = writers[winners[0] ?? 0];
@@ -131,11 +133,11 @@ describe.each(['lease', 'conditional'] as const)('Cassandra journal (singleWrite
       // Writer a claimed 5..7 on partition 0 (step one of a move to partition 1), then died.
       await fx.client.execute(`UPDATE ${fx.keyspace}.messages SET highest_sequence_nr = 7 WHERE persistence_id = ? AND partition_nr = 0 IF highest_sequence_nr = 4`, [pid], { prepare: true });
       const next = await peer();
-      expect(await next.journal.highestSequenceNr(pid)).toBe(7);
-      await next.journal.append(pid, [evt(8)], { expectedSequenceNr: 7, writerId: 'b' });
-      await next.journal.append(pid, [evt(9)], { expectedSequenceNr: 8, writerId: 'b' });
-      // The claimed numbers stay a hole; nothing forks.
-      expect((await all(next.journal.replay(pid, 1))).map((e) => e.sequenceNr)).toEqual([1, 2, 3, 4, 8, 9]);
+      // The claim is fenced off: the claimed numbers are not a hole.
+      expect(await next.journal.highestSequenceNr(pid)).toBe(4);
+      await next.journal.append(pid, [evt(5)], { expectedSequenceNr: 4, writerId: 'b' });
+      await next.journal.append(pid, [evt(6)], { expectedSequenceNr: 5, writerId: 'b' });
+      expect((await all(next.journal.replay(pid, 1))).map((e) => e.sequenceNr)).toEqual([1, 2, 3, 4, 5, 6]);
       await next.close();
     });
   }
@@ -171,32 +173,36 @@ describe.each(['lease', 'conditional'] as const)('Cassandra journal (singleWrite
   if (singleWriter === 'lease') {
     it('refuses a second process while the lease is held, and lets it in once the holder closes or goes quiet', async () => {
       const pid = uniqueName('lease');
-      const a = await peer({ leaseTtlMs: 2000, leaseSafetyMarginMs: 1000 });
-      const b = await peer({ leaseTtlMs: 2000, leaseSafetyMarginMs: 1000 });
+      const a = await peer({ leaseTtlMs: 3000, leaseSafetyMarginMs: 1000 });
+      const b = await peer({ leaseTtlMs: 3000, leaseSafetyMarginMs: 1000 });
       await a.journal.append(pid, [evt(1)], { expectedSequenceNr: 0, writerId: 'a' });
       const refused = await b.journal.append(pid, [evt(2)], { expectedSequenceNr: 1, writerId: 'b' }).catch((error: unknown) => error);
-      expect(isConcurrencyConflict(refused)).toBe(true);
+      // Waiting for a lease is retriable (issue 10, item 4): the lease lapses at the latest after its TTL.
+      expect(isWriterLeaseHeld(refused)).toBe(true);
+      expect(refused).toMatchObject({ retriable: true });
+      expect((refused as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
+      expect((refused as { retryAfterMs: number }).retryAfterMs).toBeLessThanOrEqual(4000);
       await a.close();
       // a released its lease on close: b recovers and writes at once.
       expect(await b.journal.highestSequenceNr(pid)).toBe(1);
       await b.journal.append(pid, [evt(2)], { expectedSequenceNr: 1, writerId: 'b' });
 
       // c waits until b's lease lapses (b writes nothing more), then takes over; b is refused from then on.
-      const c = await peer({ leaseTtlMs: 2000, leaseSafetyMarginMs: 1000 });
+      const c = await peer({ leaseTtlMs: 3000, leaseSafetyMarginMs: 1000 });
       let taken = false;
       for (let attempt = 0; attempt < 40 && !taken; attempt++) {
         const head = await c.journal.highestSequenceNr(pid);
         taken = await c.journal.append(pid, [evt(head + 1)], { expectedSequenceNr: head, writerId: 'c' }).then(
           () => true,
           (error: unknown) => {
-            if (!isConcurrencyConflict(error)) throw error;
+            if (!isWriterLeaseHeld(error)) throw error;
             return new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 250));
           },
         );
       }
       expect(taken).toBe(true);
       const late = await b.journal.append(pid, [evt(99)], { expectedSequenceNr: 2, writerId: 'b' }).catch((error: unknown) => error);
-      expect(isConcurrencyConflict(late)).toBe(true);
+      expect(isWriterLeaseHeld(late)).toBe(true);
       expect((await all(c.journal.replay(pid, 1))).map((e) => e.writerId)).toEqual(['a', 'b', 'c']);
       await Promise.all([b.close(), c.close()]);
     });

@@ -5,12 +5,15 @@
  *
  * A second writer is refused when it writes, not found out at replay (see
  * docs/adr/0002): with `singleWriter: 'lease'` (default) an append needs this
- * process to hold the id's writer lease (taken and renewed with conditional
- * writes, at most every `leaseTtlMs / 2`), and is a plain single-partition
- * batch; with `'conditional'` every append is a conditional (Paxos) batch
+ * process to hold the id's writer lease (`WriterLeases`), and is a plain
+ * single-partition batch sent only while the lease is valid; with
+ * `'conditional'` every append is a conditional (Paxos) batch
  * `... IF highest_sequence_nr = expected`. Appends queued for the same id are
  * coalesced into one batch; tag rows of all appends share per-partition
  * batches (`TagViewWriter`).
+ *
+ * Over 400 lines: the append path of both modes (head, partition moves and
+ * their recovery, outcome of timed-out writes) reads best in one place.
  */
 import { types } from 'cassandra-driver';
 import {
@@ -19,6 +22,7 @@ import {
   isDataflowError,
   JournalReadError,
   JournalWriteError,
+  JournalWriteOutcomeUnknownError,
   type AppendOptions,
   type AppendResult,
   type Journal,
@@ -27,11 +31,12 @@ import {
   type ReplayOptions,
   type SerializerRegistry,
 } from '@dataflow/core';
-import type { BatchStatement, CassandraSession } from './cassandra-session.js';
+import { SendDeadlinePassedError, type BatchStatement, type CassandraSession } from './cassandra-session.js';
 import { asWriteError, isUnknownWriteOutcome } from './cassandra-settings.js';
 import { bucketOf, partitionOf, timeOf, TimeUuidSource, toNumber, toNumberMap, toOptionalNumber } from './event-row.js';
 import type { MessagesReader } from './messages-reader.js';
 import type { PendingTagRow, TagViewWriter } from './tag-view-writer.js';
+import { WriterLeases, type Lease } from './writer-leases.js';
 
 interface SerializedEvent {
   readonly eventType: string;
@@ -51,23 +56,22 @@ interface PendingAppend {
 /** What this journal knows of one persistence id's head; reloaded after any conflict. */
 interface HeadState {
   highest: number;
-  /** The partition whose static columns hold the head (0 for a new id). */
+  /**
+   * The partition whose static columns hold the head (0 for a new id): the
+   * last partition of the id. Appends go into the partition of their last
+   * sequence number, or into this one when it is further on (after a claimed
+   * partition was fenced off, see `releaseClaim`).
+   */
   partition: number;
   tagCounters: Map<string, number>;
   /** Tag rows are known to be stored up to here. */
   tagsDurableTo: number;
 }
 
-/** A writer lease this process holds, in local clock time. */
-interface Lease {
-  /** No write is sent after this. */
-  readonly validUntil: number;
-  /** The next append renews the lease after this. */
-  readonly renewAfter: number;
-}
-
 interface PidEntry {
   head: HeadState | undefined;
+  /** A sequence number known to be stored (from writes, head reads and replays): head reads start at its partition. */
+  knownStored: number;
   lease: Lease | undefined;
   pending: PendingAppend[];
   flushQueued: boolean;
@@ -91,9 +95,10 @@ export class CassandraJournal implements Journal {
   private closed = false;
   private readonly entries = new Map<string, PidEntry>();
   private readonly uuids: TimeUuidSource;
+  private readonly leases: WriterLeases;
   private readonly q: Record<
     | 'insert' | 'casSamePartition' | 'casClaim' | 'casNew' | 'headSamePartition' | 'headNew' | 'timestampAt'
-    | 'setDeletedTo' | 'deleteRows' | 'addPid' | 'acquireLease' | 'renewLease' | 'releaseLease',
+    | 'setDeletedTo' | 'deleteRows' | 'addPid' | 'lastRow',
     string
   >;
 
@@ -104,6 +109,7 @@ export class CassandraJournal implements Journal {
     private readonly tagWriter: TagViewWriter,
   ) {
     this.uuids = new TimeUuidSource(session.settings.now);
+    this.leases = new WriterLeases(session);
     const ks = session.keyspace;
     this.q = {
       insert:
@@ -120,9 +126,7 @@ export class CassandraJournal implements Journal {
         `UPDATE ${ks}.messages SET highest_sequence_nr = ?, tag_sequence_nrs = tag_sequence_nrs + ?, tagged_to = ? ` +
         'WHERE persistence_id = ? AND partition_nr = ?',
       headNew: `UPDATE ${ks}.messages SET highest_sequence_nr = ?, tag_sequence_nrs = ?, tagged_to = ? WHERE persistence_id = ? AND partition_nr = ?`,
-      acquireLease: `INSERT INTO ${ks}.writer_leases (persistence_id, holder, acquired_at) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?`,
-      renewLease: `UPDATE ${ks}.writer_leases USING TTL ? SET holder = ? WHERE persistence_id = ? IF holder = ?`,
-      releaseLease: `DELETE FROM ${ks}.writer_leases WHERE persistence_id = ? IF holder = ?`,
+      lastRow: `SELECT sequence_nr FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? ORDER BY sequence_nr DESC LIMIT 1`,
       timestampAt: `SELECT timestamp FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr = ?`,
       setDeletedTo: `UPDATE ${ks}.metadata SET deleted_to = ? WHERE persistence_id = ?`,
       deleteRows: `DELETE FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr <= ?`,
@@ -157,6 +161,9 @@ export class CassandraJournal implements Journal {
     let delivered = 0;
     for await (const page of this.messages.storedPages(persistenceId, fromSequenceNr, toSequenceNr)) {
       this.ensureOpen();
+      const last = page[page.length - 1];
+      // A recovery replays, then asks for the highest sequence number: its head read starts from here.
+      if (last !== undefined) this.noteStored(persistenceId, toNumber(last['sequence_nr']));
       for (const row of page) {
         if (delivered >= max || options.signal?.aborted === true) return;
         yield this.messages.toEvent(row);
@@ -170,7 +177,12 @@ export class CassandraJournal implements Journal {
     const entry = this.entry(persistenceId);
     // Through the queue of the id: the answer includes every append issued before.
     return this.exclusive(persistenceId, async () => {
-      entry.head = await this.readHead(persistenceId);
+      try {
+        entry.head = await this.readHead(persistenceId, entry);
+      } catch (error) {
+        if (isDataflowError(error)) throw error;
+        throw new JournalReadError(`Reading the highest sequence number of ${persistenceId} failed`, { retriable: true, cause: error });
+      }
       await this.repairTagViews(persistenceId, entry.head);
       return entry.head.highest;
     });
@@ -181,7 +193,7 @@ export class CassandraJournal implements Journal {
     const { settings } = this.session;
     await this.exclusive(persistenceId, async () => {
       try {
-        const head = await this.readHead(persistenceId);
+        const head = await this.readHead(persistenceId, this.entry(persistenceId));
         const deletedTo = await this.messages.deletedTo(persistenceId);
         const upTo = Math.min(toSequenceNr, head.highest);
         if (upTo <= deletedTo) return;
@@ -198,10 +210,20 @@ export class CassandraJournal implements Journal {
     });
   }
 
-  /** Refuses further calls, waits for appends in flight and releases the writer leases. */
+  /**
+   * Refuses further calls, waits for the appends already taken (queued or in
+   * flight, in both modes) to settle, then releases the writer leases.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // Nothing new is queued once closed; an operation still running may only chain more of the same id's queue.
+    for (;;) {
+      const tails = [...this.entries.values()].filter((e) => e.active > 0).map((e) => e.tail);
+      if (tails.length === 0) break;
+      await Promise.all(tails);
+    }
+    await this.tagWriter.drain();
     await this.releaseLeases();
   }
 
@@ -227,10 +249,17 @@ export class CassandraJournal implements Journal {
     let entry = this.entries.get(persistenceId);
     if (entry === undefined) {
       if (this.entries.size >= SWEEP_AT && this.entries.size % SWEEP_AT === 0) this.forgetIdle();
-      entry = { head: undefined, lease: undefined, pending: [], flushQueued: false, active: 0, tail: Promise.resolve() };
+      entry = { head: undefined, knownStored: 0, lease: undefined, pending: [], flushQueued: false, active: 0, tail: Promise.resolve() };
       this.entries.set(persistenceId, entry);
     }
     return entry;
+  }
+
+  /** Remembers that `sequenceNr` is stored, so that head reads of the id start at its partition. */
+  private noteStored(persistenceId: string, sequenceNr: number): void {
+    const entry = this.entries.get(persistenceId);
+    if (entry !== undefined) entry.knownStored = Math.max(entry.knownStored, sequenceNr);
+    else if (this.entries.size < SWEEP_AT) this.entry(persistenceId).knownStored = sequenceNr;
   }
 
   /** Runs `task` after every earlier operation on the persistence id. */
@@ -251,7 +280,7 @@ export class CassandraJournal implements Journal {
    * head is read again on the next use).
    */
   private forgetIdle(): void {
-    const now = this.session.settings.now();
+    const now = this.session.settings.leaseClock();
     for (const [persistenceId, entry] of this.entries) {
       const leased = entry.lease !== undefined && now < entry.lease.validUntil;
       if (entry.active === 0 && entry.pending.length === 0 && !entry.flushQueued && !leased) this.entries.delete(persistenceId);
@@ -272,7 +301,8 @@ export class CassandraJournal implements Journal {
           append.resolve({ lastSequenceNr: Math.min(last, lastSequenceNr) });
         }
       } catch (error) {
-        if (isDataflowError(error, 'journal/concurrency-conflict') || !isDataflowError(error)) entry.head = undefined;
+        // Whatever failed, the next append checks the store again.
+        entry.head = undefined;
         for (const append of group) append.reject(error);
       }
     }
@@ -285,10 +315,15 @@ export class CassandraJournal implements Journal {
     const { settings } = this.session;
     let head: HeadState;
     try {
-      if (settings.singleWriter === 'lease') await this.ensureLease(persistenceId, entry, expected);
-      head = entry.head ?? (entry.head = await this.readHead(persistenceId));
+      if (settings.singleWriter === 'lease') {
+        const { lease, fresh } = await this.leases.ensure(persistenceId, entry.lease);
+        entry.lease = lease;
+        // Taken anew: another holder may have written since this journal last did.
+        if (fresh) entry.head = undefined;
+      }
+      head = entry.head ?? (entry.head = await this.readHead(persistenceId, entry));
       // A cached head can be stale when another process wrote meanwhile: check the store before refusing.
-      if (head.highest !== expected) head = entry.head = await this.readHead(persistenceId);
+      if (head.highest !== expected) head = entry.head = await this.readHead(persistenceId, entry);
     } catch (error) {
       throw asWriteError(persistenceId, 'reading the highest sequence number failed', error);
     }
@@ -312,7 +347,7 @@ export class CassandraJournal implements Journal {
       rows.push({ event, sequenceNr: expected + i + 1, uuid: this.uuids.next(), tagSeqs });
     });
     const writerId = first.options.writerId;
-    const partition = partitionOf(last, settings.targetPartitionSize);
+    const partition = Math.max(partitionOf(last, settings.targetPartitionSize), head.partition);
     const inserts: BatchStatement[] = rows.map((r) => ({
       query: this.q.insert,
       params: [
@@ -329,18 +364,20 @@ export class CassandraJournal implements Journal {
     if (settings.singleWriter === 'lease') {
       // We hold the lease: nobody else writes this id, so the cached head is the truth.
       const lease = entry.lease;
-      if (lease === undefined || settings.now() >= lease.validUntil) {
-        throw new JournalWriteError(persistenceId, 'the writer lease ran out before the write was sent', { retriable: true });
-      }
+      if (lease === undefined) throw new JournalWriteError(persistenceId, 'no writer lease is held', { retriable: true });
       const headUpdate =
         partition === previousPartition
           ? { query: this.q.headSamePartition, params: [last, changed, head.tagsDurableTo, persistenceId, partition] }
           : { query: this.q.headNew, params: [last, Object.fromEntries(counters), head.tagsDurableTo, persistenceId, partition] };
       try {
-        await this.session.batch([headUpdate, ...inserts], { consistency: settings.writeConsistency, idempotent: true });
+        // Checked again right before sending (after any wait for a slot); never re-sent by the driver.
+        await this.session.batch([headUpdate, ...inserts], { consistency: settings.writeConsistency, idempotent: false, sendBy: lease.validUntil });
       } catch (error) {
-        // The outcome is unknown: read the head again before the next append.
         entry.head = undefined;
+        if (error instanceof SendDeadlinePassedError) {
+          throw new JournalWriteError(persistenceId, 'the writer lease ran out before the write could be sent', { retriable: true, cause: error });
+        }
+        if (isUnknownWriteOutcome(error)) throw new JournalWriteOutcomeUnknownError(persistenceId, 'the write timed out', { cause: error });
         throw asWriteError(persistenceId, 'the write failed', error);
       }
     } else if (partition === previousPartition) {
@@ -364,6 +401,7 @@ export class CassandraJournal implements Journal {
     head.highest = last;
     head.partition = partition;
     head.tagCounters = counters;
+    entry.knownStored = Math.max(entry.knownStored, last);
 
     const tagRows: PendingTagRow[] = rows.flatMap((r) =>
       r.event.tags.map((tag) => ({
@@ -393,36 +431,6 @@ export class CassandraJournal implements Journal {
     return last;
   }
 
-  /**
-   * Makes sure this process holds the id's writer lease for a while longer:
-   * renews a held lease past half its life, else takes it if free. After
-   * taking it, the head is read again (another holder may have written).
-   */
-  private async ensureLease(persistenceId: string, entry: PidEntry, expected: number): Promise<void> {
-    const { now, leaseTtlMs, leaseSafetyMarginMs, nodeId } = this.session.settings;
-    const sentAt = now();
-    if (entry.lease !== undefined && sentAt < entry.lease.renewAfter) return;
-    const ttlSeconds = Math.ceil(leaseTtlMs / 1000);
-    const granted = (): Lease => ({ validUntil: sentAt + leaseTtlMs - leaseSafetyMarginMs, renewAfter: sentAt + leaseTtlMs / 2 });
-    if (entry.lease !== undefined && sentAt < entry.lease.validUntil) {
-      const renewed = await this.session.execute(this.q.renewLease, [ttlSeconds, nodeId, persistenceId, nodeId], this.casOptions());
-      if (renewed.wasApplied()) {
-        entry.lease = granted();
-        return;
-      }
-    }
-    entry.lease = undefined;
-    const taken = await this.session.execute(this.q.acquireLease, [persistenceId, nodeId, sentAt, ttlSeconds], this.casOptions());
-    // Not applied but ours: a retry of our own insert that had been applied.
-    if (!taken.wasApplied() && taken.first()?.['holder'] !== nodeId) {
-      throw new ConcurrencyConflictError(persistenceId, expected, undefined, {
-        cause: new Error(`the writer lease of ${persistenceId} is held by another process (${String(taken.first()?.['holder'])})`),
-      });
-    }
-    entry.lease = granted();
-    entry.head = await this.readHead(persistenceId);
-  }
-
   /** Gives up every lease this journal holds, so that another process may write at once. */
   private async releaseLeases(): Promise<void> {
     const held = [...this.entries].filter(([, entry]) => entry.lease !== undefined);
@@ -430,7 +438,7 @@ export class CassandraJournal implements Journal {
       held.map(([persistenceId, entry]) =>
         this.exclusive(persistenceId, async () => {
           entry.lease = undefined;
-          await this.session.execute(this.q.releaseLease, [persistenceId, this.session.settings.nodeId], this.casOptions());
+          await this.leases.release(persistenceId);
         }),
       ),
     );
@@ -463,14 +471,18 @@ export class CassandraJournal implements Journal {
     try {
       result = await write();
     } catch (error) {
-      if (own !== undefined && isUnknownWriteOutcome(error)) {
-        const mine = await this.isOwnWrite(persistenceId, partition, own).catch((readError: unknown) => {
-          throw asWriteError(persistenceId, 'the outcome of a timed-out write could not be read', readError);
-        });
-        if (mine) return;
-        throw new JournalWriteError(persistenceId, 'the write timed out and was not applied', { retriable: true, cause: error });
+      if (!isUnknownWriteOutcome(error)) throw asWriteError(persistenceId, 'the conditional write failed', error);
+      // A claim of a partition move that may have been applied: the next head read releases it (`releaseClaim`).
+      if (own === undefined) throw new JournalWriteOutcomeUnknownError(persistenceId, 'claiming the partition head timed out', { cause: error });
+      let mine: boolean;
+      try {
+        // A SERIAL read completes or fences off the timed-out Paxos round, so its answer is final.
+        mine = await this.isOwnWrite(persistenceId, partition, own);
+      } catch (readError) {
+        throw new JournalWriteOutcomeUnknownError(persistenceId, 'the write timed out and its outcome could not be read', { cause: readError });
       }
-      throw asWriteError(persistenceId, 'the conditional write failed', error);
+      if (mine) return;
+      throw new JournalWriteError(persistenceId, 'the write timed out and was not applied', { retriable: true, cause: error });
     }
     if (result.wasApplied()) return;
     if (own !== undefined && (await this.isOwnWrite(persistenceId, partition, own))) return;
@@ -488,15 +500,22 @@ export class CassandraJournal implements Journal {
   }
 
   /**
-   * The head as stored. With conditional writes it is read at SERIAL, so that no
-   * half-done conditional write is missed; lease holders write plainly and read
-   * at `readConsistency`.
+   * The head as stored: the static columns of the id's last partition, found
+   * by walking partitions from the one of the highest sequence number this
+   * journal knows to be stored (from 0 only for an id it knows nothing of).
+   * With conditional writes it is read at SERIAL, so that no half-done
+   * conditional write is missed; lease holders write plainly and read at
+   * `readConsistency`.
    */
-  private async readHead(persistenceId: string): Promise<HeadState> {
-    const { singleWriter, readConsistency } = this.session.settings;
+  private async readHead(persistenceId: string, entry: PidEntry, released = false): Promise<HeadState> {
+    const { singleWriter, readConsistency, targetPartitionSize } = this.session.settings;
     const consistency = singleWriter === 'conditional' ? types.consistencies.serial : readConsistency;
-    let partition = 0;
+    let partition = partitionOf(Math.max(entry.knownStored, 1), targetPartitionSize);
     let row = await this.messages.statics(persistenceId, partition, consistency);
+    if (row === undefined && partition > 0) {
+      partition = 0;
+      row = await this.messages.statics(persistenceId, partition, consistency);
+    }
     if (row === undefined) return { highest: 0, partition: 0, tagCounters: new Map(), tagsDurableTo: 0 };
     for (;;) {
       const next = await this.messages.statics(persistenceId, partition + 1, consistency);
@@ -505,12 +524,58 @@ export class CassandraJournal implements Journal {
       partition++;
     }
     const highest = toNumber(row['highest_sequence_nr']);
-    return {
+    const head: HeadState = {
       highest,
       partition,
       tagCounters: toNumberMap(row['tag_sequence_nrs']),
       tagsDurableTo: Math.min(highest, toOptionalNumber(row['tagged_to']) ?? 0),
     };
+    // The head names numbers of a later partition that does not exist: a partition move was claimed, never written.
+    if (singleWriter === 'conditional' && !released && partitionOf(highest, targetPartitionSize) > partition) {
+      return this.releaseClaim(persistenceId, entry, head);
+    }
+    entry.knownStored = Math.max(entry.knownStored, highest);
+    return head;
+  }
+
+  /**
+   * Conditional mode: `claimed.partition`'s head claims numbers up to
+   * `claimed.highest` for a move into the next partition, which was never
+   * written (the claimer failed or timed out between its two steps). Left so,
+   * the claimed numbers would be a hole that recovery rejects forever.
+   *
+   * The next partition is fenced with a conditional write `IF
+   * highest_sequence_nr = null` — the very condition of the claimer's second
+   * step, which therefore can never apply afterwards — that sets its head to
+   * the last stored event and carries the tag counters over. The id goes on in
+   * that partition from there (`HeadState.partition`); replay walks into it.
+   * If the claimer's write won the race instead, the head is read again.
+   */
+  private async releaseClaim(persistenceId: string, entry: PidEntry, claimed: HeadState): Promise<HeadState> {
+    const { targetPartitionSize, writeConsistency } = this.session.settings;
+    const stored = await this.lastStoredBefore(persistenceId, claimed.partition, claimed.highest);
+    const next = partitionOf(claimed.highest, targetPartitionSize);
+    const taggedTo = Math.min(claimed.tagsDurableTo, stored);
+    const fence = await this.session.execute(
+      this.q.casNew,
+      [stored, Object.fromEntries(claimed.tagCounters), taggedTo, persistenceId, next],
+      { consistency: writeConsistency, idempotent: false, serialConsistency: types.consistencies.serial },
+    );
+    if (fence.wasApplied()) {
+      this.session.settings.onEvent({ type: 'partition-claim.released', persistenceId, claimedTo: claimed.highest, highestSequenceNr: stored });
+    }
+    return this.readHead(persistenceId, entry, true);
+  }
+
+  /** The highest sequence number stored (or deleted) at or before `partition`, below `limit`. */
+  private async lastStoredBefore(persistenceId: string, partition: number, limit: number): Promise<number> {
+    const deletedTo = Math.min(await this.messages.deletedTo(persistenceId), limit);
+    for (let p = partition; p >= 0; p--) {
+      const result = await this.session.execute(this.q.lastRow, [persistenceId, p], { consistency: types.consistencies.serial, idempotent: true });
+      const found = toOptionalNumber(result.first()?.['sequence_nr']);
+      if (found !== undefined) return Math.max(found, deletedTo);
+    }
+    return deletedTo;
   }
 
   /** Writes the tag rows of events after `head.tagsDurableTo` again (idempotent for readers). */

@@ -3,7 +3,7 @@
  * on statements in flight, consistency per call, and paged reads as async
  * iterables. Journal, snapshot store and read journal share one session.
  */
-import type { Client, types } from 'cassandra-driver';
+import { policies, type Client, type QueryOptions, type types } from 'cassandra-driver';
 import type { ResolvedSettings } from './cassandra-settings.js';
 
 export type Row = types.Row;
@@ -13,7 +13,27 @@ export interface StatementOptions {
   /** Safe for the driver to retry (same keys and values every time). */
   readonly idempotent: boolean;
   readonly serialConsistency?: types.consistencies;
+  /**
+   * A time on `settings.leaseClock` after which the statement must not be sent
+   * (the end of a writer lease's validity). Checked when the statement leaves
+   * the in-flight queue, right before it is handed to the driver; the driver
+   * then neither retries nor re-sends it (no retry policy, not idempotent, so
+   * no speculative execution) and stops waiting for its answer when the lease
+   * could lapse on the server. A statement whose deadline passed while queued
+   * fails with `SendDeadlinePassedError` and was not sent.
+   */
+  readonly sendBy?: number;
 }
+
+/** A statement was not sent: its `sendBy` deadline passed while it waited for a slot. */
+export class SendDeadlinePassedError extends Error {
+  constructor(readonly lateByMs: number) {
+    super(`the statement's send deadline passed ${Math.round(lateByMs)} ms before it could be sent`);
+    this.name = 'SendDeadlinePassedError';
+  }
+}
+
+const NO_RETRY = new policies.retry.FallthroughRetryPolicy();
 
 export interface BatchStatement {
   readonly query: string;
@@ -52,14 +72,7 @@ export class CassandraSession {
   }
 
   execute(query: string, params: readonly unknown[], options: StatementOptions): Promise<types.ResultSet> {
-    return this.limiter.run(() =>
-      this.client.execute(query, params as unknown[], {
-        prepare: true,
-        consistency: options.consistency,
-        isIdempotent: options.idempotent,
-        ...(options.serialConsistency === undefined ? {} : { serialConsistency: options.serialConsistency }),
-      }),
-    );
+    return this.limiter.run(() => this.client.execute(query, params as unknown[], this.queryOptions(options)));
   }
 
   /** An unlogged batch; callers keep each batch within one partition. */
@@ -67,15 +80,23 @@ export class CassandraSession {
     return this.limiter.run(() =>
       this.client.batch(
         statements.map((s) => ({ query: s.query, params: s.params as unknown[] })),
-        {
-          prepare: true,
-          logged: false,
-          consistency: options.consistency,
-          isIdempotent: options.idempotent,
-          ...(options.serialConsistency === undefined ? {} : { serialConsistency: options.serialConsistency }),
-        },
+        { ...this.queryOptions(options), logged: false },
       ),
     );
+  }
+
+  /** Driver options of one statement; throws `SendDeadlinePassedError` when its `sendBy` has passed (called right before sending). */
+  private queryOptions(options: StatementOptions): QueryOptions {
+    const base: QueryOptions = {
+      prepare: true,
+      consistency: options.consistency,
+      isIdempotent: options.idempotent,
+      ...(options.serialConsistency === undefined ? {} : { serialConsistency: options.serialConsistency }),
+    };
+    if (options.sendBy === undefined) return base;
+    const left = options.sendBy - this.settings.leaseClock();
+    if (left <= 0) throw new SendDeadlinePassedError(-left);
+    return { ...base, isIdempotent: false, retry: NO_RETRY, readTimeout: Math.ceil(left + this.settings.leaseSafetyMarginMs) };
   }
 
   /** Every row of a query, fetched page by page. */

@@ -14,7 +14,14 @@ export type ConsistencyName = 'ONE' | 'TWO' | 'THREE' | 'QUORUM' | 'LOCAL_QUORUM
 export type CassandraPersistenceEvent =
   | { readonly type: 'tag-write.failed'; readonly persistenceId: string; readonly error: unknown }
   | { readonly type: 'tag-write.restamped'; readonly rows: number; readonly latencyMs: number }
-  | { readonly type: 'tag-views.repaired'; readonly persistenceId: string; readonly fromSequenceNr: number; readonly toSequenceNr: number };
+  | { readonly type: 'tag-views.repaired'; readonly persistenceId: string; readonly fromSequenceNr: number; readonly toSequenceNr: number }
+  /**
+   * Conditional mode: a writer claimed sequence numbers up to `claimedTo` for a
+   * move into a new partition and never wrote them (it failed or timed out
+   * between the two steps). The claim was fenced off; the id goes on from
+   * `highestSequenceNr` without a hole.
+   */
+  | { readonly type: 'partition-claim.released'; readonly persistenceId: string; readonly claimedTo: number; readonly highestSequenceNr: number };
 
 /**
  * How the journal keeps a second writer of a persistence id out (docs/adr/0002):
@@ -33,10 +40,20 @@ export interface CassandraPersistenceSettings {
   readonly keyspace: string;
   /** Default `lease`. */
   readonly singleWriter?: SingleWriterMode;
-  /** Lifetime of a writer lease; default 10 000 ms. */
+  /** Lifetime of a writer lease on the server (a whole number of seconds is used, rounded up); default 10 000 ms. */
   readonly leaseTtlMs?: number;
-  /** The holder stops writing this long before its lease lapses; default 4000 ms (Cassandra drops writes older than 2 s). */
+  /**
+   * The holder sends no write later than this before its lease can lapse on the
+   * server; default 4000 ms (Cassandra drops writes older than 2 s). At least
+   * `2 * leaseSafetyMarginMs + 1000` must fit in `leaseTtlMs`.
+   */
   readonly leaseSafetyMarginMs?: number;
+  /**
+   * Monotonic milliseconds that time the writer lease locally (how long ago it
+   * was taken or renewed); defaults to `performance.now`. Wall-clock steps
+   * (NTP, a changed system clock) must not stretch a lease. Injectable for tests.
+   */
+  readonly leaseClock?: () => number;
   /** Identifies this process as a lease holder; defaults to a random UUID. */
   readonly nodeId?: string;
   /** Create keyspace and tables on start (development and tests). Default false: apply `cql/001-journal.cql`. */
@@ -95,6 +112,13 @@ export interface ResolvedSettings {
   readonly singleWriter: SingleWriterMode;
   readonly leaseTtlMs: number;
   readonly leaseSafetyMarginMs: number;
+  /**
+   * How long after sending the request that took or renewed a lease the holder
+   * may still send writes: the TTL in whole seconds, less one second (the
+   * server counts a TTL from the start of its current second), less the margin.
+   */
+  readonly leaseValidityMs: number;
+  readonly leaseClock: () => number;
   readonly nodeId: string;
   readonly targetPartitionSize: number;
   readonly maxBatchSize: number;
@@ -132,14 +156,17 @@ export function resolveSettings(settings: CassandraPersistenceSettings): Resolve
   }
   const leaseTtlMs = positive('leaseTtlMs', settings.leaseTtlMs ?? 10_000);
   const leaseSafetyMarginMs = positive('leaseSafetyMarginMs', settings.leaseSafetyMarginMs ?? 4000);
-  if (leaseSafetyMarginMs * 2 > leaseTtlMs) {
-    throw new RangeError(`leaseSafetyMarginMs (${leaseSafetyMarginMs}) must be at most half of leaseTtlMs (${leaseTtlMs})`);
+  const leaseValidityMs = Math.ceil(leaseTtlMs / 1000) * 1000 - 1000 - leaseSafetyMarginMs;
+  if (leaseValidityMs < leaseSafetyMarginMs) {
+    throw new RangeError(`leaseTtlMs (${leaseTtlMs}) must be at least 2 * leaseSafetyMarginMs (${leaseSafetyMarginMs}) + 1000`);
   }
   return {
     keyspace: settings.keyspace,
     singleWriter: settings.singleWriter ?? 'lease',
     leaseTtlMs,
     leaseSafetyMarginMs,
+    leaseValidityMs,
+    leaseClock: settings.leaseClock ?? (() => performance.now()),
     nodeId: settings.nodeId ?? randomUUID(),
     targetPartitionSize,
     maxBatchSize,

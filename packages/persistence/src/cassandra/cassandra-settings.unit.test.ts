@@ -24,6 +24,15 @@ describe('Cassandra settings', () => {
     expect(() => resolveSettings({ keyspace: 'ks', maxInFlight: 1.5 })).toThrow(RangeError);
   });
 
+  it('times a lease locally for the TTL in whole seconds, less the second the server rounds off, less the margin', () => {
+    expect(resolveSettings({ keyspace: 'ks' }).leaseValidityMs).toBe(5000);
+    expect(resolveSettings({ keyspace: 'ks', leaseTtlMs: 2500, leaseSafetyMarginMs: 500 }).leaseValidityMs).toBe(1500);
+    // Less validity than margin leaves no room to renew before a write must stop.
+    expect(() => resolveSettings({ keyspace: 'ks', leaseTtlMs: 2000, leaseSafetyMarginMs: 1000 })).toThrow(RangeError);
+    let t = 0;
+    expect(resolveSettings({ keyspace: 'ks', leaseClock: () => ++t }).leaseClock()).toBe(1);
+  });
+
   it('classifies driver failures: timeouts and unavailable replicas are retriable, invalid queries are not', () => {
     const writeTimeout = new errors.ResponseError(types.responseErrorCodes.writeTimeout, 'timeout');
     expect(isRetriableDriverError(writeTimeout)).toBe(true);
