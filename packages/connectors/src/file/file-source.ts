@@ -205,7 +205,11 @@ function csvRecord(
   const value: Record<string, JsonValue> = {};
   for (let i = 0; i < fields.length; i++) {
     const field = fields[i] ?? '';
-    value[columns?.[i] ?? `column${i + 1}`] = definition.inferTypes ? inferCsvValue(field) : field;
+    const column = columns?.[i] ?? `column${i + 1}`;
+    const cell = definition.inferTypes ? inferCsvValue(field) : field;
+    // A column called __proto__ is data: define it (assigning it would try to change the prototype and drop the value).
+    if (column === '__proto__') Object.defineProperty(value, column, { value: cell, enumerable: true, writable: true, configurable: true });
+    else value[column] = cell;
   }
   return { ok: true, value };
 }
