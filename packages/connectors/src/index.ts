@@ -18,3 +18,4 @@ export {
   type PostgresDeadLetterDefinition,
   type PostgresDeadLetterDependencies,
 } from './dead-letter/postgres-dead-letter-target.js';
+export * from './kafka/index.js';

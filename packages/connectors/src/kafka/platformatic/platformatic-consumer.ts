@@ -1,0 +1,282 @@
+/**
+ * The @platformatic/kafka consumer behind the port. The client's
+ * `MessagesStream` cannot pause single partitions or seek, so this adapter
+ * uses the client's lower-level API instead: `joinGroup` (group membership,
+ * heartbeats and automatic rejoin stay the client's), `listCommittedOffsets` /
+ * `listOffsets` for start positions, and its own fetch loop over
+ * `consumer.fetch` per partition leader, feeding the shared bounded
+ * `RecordBuffer`. Paused partitions are left out of fetch requests; a fetch
+ * in flight when a partition is sought, paused or revoked is discarded by its
+ * epoch.
+ */
+import { Admin, Consumer, FetchIsolationLevels, ListOffsetTimestamps, type ConsumerGroupJoinPayload } from '@platformatic/kafka';
+
+type FetchOptions = Parameters<Consumer['fetch']>[0];
+type FetchRequestTopic = FetchOptions['topics'][number];
+type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
+import { KafkaClientStateError, KafkaRebalanceListenerError } from '../kafka-errors.js';
+import type { ConsumedRecord, KafkaConsumer, KafkaConsumerSettings, PollOptions, RebalanceListener, TopicPartition, TopicPartitionOffset } from '../kafka-port.js';
+import { RecordBuffer } from '../record-buffer.js';
+import type { PlatformaticBaseOptions } from './platformatic-client.js';
+import { fromPlatformatic, platformaticCall } from './platformatic-errors.js';
+
+/** Attribute bit of a control batch (transaction markers). */
+const IS_CONTROL = 1 << 5;
+/** Pause between fetch rounds when nothing is fetchable (no assignment, all paused). */
+const IDLE_MS = 100;
+
+/** See the module comment. */
+export class PlatformaticConsumer implements KafkaConsumer {
+  readonly #base: PlatformaticBaseOptions;
+  readonly #settings: KafkaConsumerSettings;
+  readonly #consumer: Consumer;
+  readonly #buffer: RecordBuffer;
+  #listener: RebalanceListener = {};
+  #failure: Error | undefined;
+  #subscribed = false;
+  #closed = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(base: PlatformaticBaseOptions, settings: KafkaConsumerSettings) {
+    this.#base = base;
+    this.#settings = settings;
+    this.#buffer = new RecordBuffer(settings.maxBufferedRecords);
+    this.#consumer = new Consumer({
+      ...base,
+      groupId: settings.groupId,
+      sessionTimeout: settings.sessionTimeoutMs,
+      heartbeatInterval: settings.heartbeatIntervalMs,
+      rebalanceTimeout: settings.rebalanceTimeoutMs,
+      autocommit: false,
+      maxWaitTime: settings.fetchMaxWaitMs,
+      maxBytesPerPartition: settings.maxBytesPerPartition,
+      isolationLevel: settings.isolation === 'read_committed' ? FetchIsolationLevels.READ_COMMITTED : FetchIsolationLevels.READ_UNCOMMITTED,
+    });
+  }
+
+  async subscribe(topics: readonly string[] | RegExp, listener: RebalanceListener = {}): Promise<void> {
+    if (this.#subscribed || this.#closed) throw new KafkaClientStateError('platformatic', 'subscribe is called once, on an open consumer');
+    this.#subscribed = true;
+    this.#listener = listener;
+    const names = topics instanceof RegExp ? await this.#matching(topics) : [...topics];
+    this.#consumer.on('consumer:group:rebalance', () => {
+      const revoked = this.#buffer.revokeAll();
+      if (revoked.length > 0) this.#notify('onRevoked', revoked);
+    });
+    this.#consumer.on('consumer:group:join', (payload: ConsumerGroupJoinPayload) => this.#onJoin(payload));
+    this.#consumer.on('error', (error: unknown) => this.#fail(fromPlatformatic('consumer.group', error)));
+    this.#consumer.topics.trackAll(...names);
+    await platformaticCall('consumer.subscribe', () => this.#consumer.joinGroup({}));
+    this.#loop = this.#fetchLoop();
+  }
+
+  async #matching(pattern: RegExp): Promise<string[]> {
+    const admin = new Admin({ ...this.#base });
+    try {
+      const all = await platformaticCall('consumer.subscribe', () => admin.listTopics({ includeInternals: false }));
+      return all.filter((t) => !t.startsWith('__') && pattern.test(t));
+    } finally {
+      await admin.close();
+    }
+  }
+
+  #onJoin(payload: ConsumerGroupJoinPayload): void {
+    const assigned = (payload.assignments ?? []).flatMap((a) => a.partitions.map((partition) => ({ topic: a.topic, partition })));
+    const keep = new Set(assigned.map((tp) => `${tp.topic}:${tp.partition}`));
+    const revoked = this.#buffer.assigned().filter((tp) => !keep.has(`${tp.topic}:${tp.partition}`));
+    if (revoked.length > 0) this.#notify('onRevoked', revoked);
+    this.#buffer.revokeAll();
+    this.#buffer.assign(assigned);
+    this.#notify('onAssigned', assigned);
+    this.#wakeLoop();
+  }
+
+  async #fetchLoop(): Promise<void> {
+    while (!this.#closed && this.#failure === undefined) {
+      try {
+        if (!this.#buffer.hasSpace()) {
+          await this.#buffer.waitForSpace(1_000);
+          continue;
+        }
+        const fetchable = this.#buffer.fetchable();
+        if (fetchable.length === 0) {
+          await this.#idle();
+          continue;
+        }
+        const unknown = fetchable.filter((p) => p.fetchPosition === undefined);
+        if (unknown.length > 0) {
+          await this.#resolvePositions(unknown);
+          continue;
+        }
+        await this.#fetchOnce(fetchable as { topic: string; partition: number; fetchPosition: bigint; epoch: number }[]);
+      } catch (error) {
+        if (this.#closed) return;
+        const typed = fromPlatformatic('consumer.fetch', error);
+        // Retriable failures (leader moved, broker restarting, rebalance) are retried after a pause; others end the consumer.
+        if (!typed.retriable) {
+          this.#fail(typed);
+          return;
+        }
+        await this.#idle(500);
+      }
+    }
+  }
+
+  /** Sets the start position of partitions: the committed offset, else the earliest or end offset per `autoOffsetReset`. */
+  async #resolvePositions(partitions: readonly { topic: string; partition: number; epoch: number }[]): Promise<void> {
+    const byTopic = new Map<string, number[]>();
+    for (const p of partitions) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), p.partition]);
+    const topics = [...byTopic].map(([topic, ps]) => ({ topic, partitions: ps }));
+    const committed = await this.#consumer.listCommittedOffsets({ topics });
+    const timestamp = this.#settings.autoOffsetReset === 'earliest' ? ListOffsetTimestamps.EARLIEST : ListOffsetTimestamps.LATEST;
+    const reset = await this.#consumer.listOffsets({ topics: [...byTopic.keys()], timestamp });
+    for (const p of partitions) {
+      if (this.#buffer.epochOf(p.topic, p.partition) !== p.epoch) continue;
+      const c = committed.get(p.topic)?.[p.partition] ?? -1n;
+      const start = c >= 0n ? c : (reset.get(p.topic)?.[p.partition] ?? 0n);
+      this.#buffer.initPosition(p.topic, p.partition, start);
+    }
+  }
+
+  async #fetchOnce(partitions: readonly { topic: string; partition: number; fetchPosition: bigint; epoch: number }[]): Promise<void> {
+    const metadata = await this.#consumer.metadata({ topics: [...new Set(partitions.map((p) => p.topic))] });
+    const requests = new Map<number, FetchRequestTopic[]>();
+    const topicNames = new Map<string, string>();
+    const epochs = new Map<string, number>();
+    for (const p of partitions) {
+      const topic = metadata.topics.get(p.topic);
+      const partition = topic?.partitions[p.partition];
+      if (topic === undefined || partition === undefined) continue;
+      topicNames.set(topic.id, p.topic);
+      epochs.set(`${p.topic}:${p.partition}`, p.epoch);
+      const list = requests.get(partition.leader) ?? [];
+      list.push({
+        topicId: topic.id,
+        partitions: [{ partition: p.partition, fetchOffset: p.fetchPosition, partitionMaxBytes: this.#settings.maxBytesPerPartition, currentLeaderEpoch: -1, lastFetchedEpoch: -1 }],
+      });
+      requests.set(partition.leader, list);
+    }
+    await Promise.all(
+      [...requests].map(async ([node, topics]) => {
+        const response = await this.#consumer.fetch({ node, topics, maxWaitTime: this.#settings.fetchMaxWaitMs, minBytes: 1 });
+        await this.#accept(response, topicNames, epochs);
+      }),
+    );
+  }
+
+  /** Buffers the fetched records, waiting for space record by record (so the buffer never exceeds its bound). */
+  async #accept(response: FetchResponse, topicNames: ReadonlyMap<string, string>, epochs: ReadonlyMap<string, number>): Promise<void> {
+    for (const topicResponse of response.responses) {
+      const topic = topicNames.get(topicResponse.topicId);
+      if (topic === undefined) continue;
+      for (const p of topicResponse.partitions) {
+        const epoch = epochs.get(`${topic}:${p.partitionIndex}`);
+        for (const batch of p.records ?? []) {
+          for (const record of batch.attributes & IS_CONTROL ? [] : batch.records) {
+            while (!this.#buffer.hasSpace() && !this.#buffer.closed) await this.#buffer.waitForSpace(1_000);
+            const headers = new Map<string, Buffer>();
+            for (const [name, value] of record.headers) if (name !== null && value !== null) headers.set(name.toString('utf8'), value);
+            const consumed: ConsumedRecord = {
+              topic,
+              partition: p.partitionIndex,
+              offset: batch.firstOffset + BigInt(record.offsetDelta),
+              key: record.key,
+              value: record.value,
+              headers,
+              timestamp: Number(batch.firstTimestamp + record.timestampDelta),
+            };
+            if (!this.#buffer.offer(consumed, epoch)) break;
+          }
+          this.#buffer.advanceFetchPosition(topic, p.partitionIndex, batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n, epoch);
+        }
+      }
+    }
+  }
+
+  #idle(ms = IDLE_MS): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  #wakeLoop(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  async poll(options: PollOptions): Promise<ConsumedRecord[]> {
+    const deadline = Date.now() + options.maxWaitMs;
+    for (;;) {
+      if (this.#failure !== undefined) throw this.#failure;
+      const records = this.#buffer.take(options.maxRecords);
+      const remaining = deadline - Date.now();
+      if (records.length > 0 || remaining <= 0 || this.#closed || options.signal?.aborted === true) return records;
+      await this.#buffer.waitForRecords(remaining, options.signal);
+    }
+  }
+
+  pause(partitions: readonly TopicPartition[]): void {
+    this.#requireRunning('pause');
+    this.#buffer.pause(partitions);
+  }
+
+  resume(partitions: readonly TopicPartition[]): void {
+    this.#requireRunning('resume');
+    this.#buffer.resume(partitions);
+    this.#wakeLoop();
+  }
+
+  seek(position: TopicPartitionOffset): void {
+    this.#requireRunning('seek');
+    if (!this.#buffer.seek(position.topic, position.partition, position.offset)) {
+      throw new KafkaClientStateError('platformatic', `seek on ${position.topic}/${position.partition}, which is not assigned to this consumer`);
+    }
+    this.#wakeLoop();
+  }
+
+  async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
+    this.#requireRunning('commit');
+    await platformaticCall('consumer.commit', () =>
+      this.#consumer.commit({ offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, leaderEpoch: -1 })) }),
+    );
+  }
+
+  assignment(): TopicPartition[] {
+    return this.#buffer.assigned();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#buffer.close();
+    this.#wakeLoop();
+    await this.#loop;
+    await platformaticCall('consumer.close', () => this.#consumer.close());
+  }
+
+  #requireRunning(operation: string): void {
+    if (!this.#subscribed || this.#closed) throw new KafkaClientStateError('platformatic', `${operation} needs a subscribed, open consumer`);
+  }
+
+  #notify(callback: 'onAssigned' | 'onRevoked', partitions: readonly TopicPartition[]): void {
+    try {
+      Promise.resolve(this.#listener[callback]?.(partitions)).catch((error: unknown) => this.#fail(new KafkaRebalanceListenerError('platformatic', callback, error)));
+    } catch (error) {
+      this.#fail(new KafkaRebalanceListenerError('platformatic', callback, error));
+    }
+  }
+
+  /** A failure outside any call of the caller (fetch loop, group, throwing listener) surfaces from the next `poll`. */
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    this.#buffer.close();
+    this.#wakeLoop();
+  }
+}
