@@ -62,7 +62,7 @@ function hookedClient(client: Client, hook: { execute?: Hook; batch?: Hook }): C
       if (prop === 'batch' && hook.batch !== undefined) {
         const h = hook.batch;
         return (queries: Array<{ query: string }>, options: unknown) =>
-          h(queries.map((q) => q.query).join('\n'), () => target.batch(queries as never, options as never));
+          h(queries.map((q) => q.query).join('\n'), () => target.batch(queries, options as never));
       }
       const value: unknown = Reflect.get(target, prop, receiver);
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
@@ -73,15 +73,20 @@ function hookedClient(client: Client, hook: { execute?: Hook; batch?: Hook }): C
 const timedOut = (): Error => new errors.OperationTimedOutError('injected: no answer within the read timeout');
 
 describe('Cassandra journal single-writer safety', () => {
+  // One keyspace per single-writer mode: a keyspace refuses a journal of the other mode.
   let fx: CassandraFixture;
+  let fxc: CassandraFixture;
   const open = (settings: Partial<CassandraPersistenceSettings> & { client?: Client } = {}): Promise<CassandraPersistence> =>
-    createCassandraPersistence({ client: fx.client, keyspace: fx.keyspace, ...settings });
+    createCassandraPersistence({ client: fx.client, keyspace: (settings.singleWriter === 'conditional' ? fxc : fx).keyspace, ...settings });
+  const replayed = (singleWriter: 'lease' | 'conditional', pid: string): Promise<PersistedEvent[]> =>
+    all((singleWriter === 'conditional' ? fxc : fx).plugin.journal.replay(pid, 1));
 
   beforeAll(async () => {
     fx = await cassandraFixture(import.meta.url);
+    fxc = await cassandraFixture(import.meta.url, { singleWriter: 'conditional' });
   });
   afterAll(async () => {
-    await fx.cleanup();
+    await Promise.all([fx.cleanup(), fxc.cleanup()]);
   });
 
   // The four timelines run side by side (each takes 11.5 s of real time).
@@ -207,7 +212,7 @@ describe('Cassandra journal single-writer safety', () => {
       // It was applied: the re-read head says so and the writer goes on from there.
       expect(await a.journal.highestSequenceNr(pid)).toBe(2);
       await a.journal.append(pid, [{ eventType: 'E', payload: { id: '3' } }], { expectedSequenceNr: 2, writerId: 'a' });
-      expect((await all(fx.plugin.journal.replay(pid, 1))).map((e) => e.payload)).toEqual([{ id: '1' }, { id: '2' }, { id: '3' }]);
+      expect((await replayed(singleWriter, pid)).map((e) => e.payload)).toEqual([{ id: '1' }, { id: '2' }, { id: '3' }]);
       await a.close();
     },
   );
@@ -253,7 +258,7 @@ describe('Cassandra journal single-writer safety', () => {
 
     // The claimer's second step (rows 5..7 into partition 1 if it is still empty) can never apply now.
     const late = await fx.client.execute(
-      `UPDATE ${fx.keyspace}.messages SET highest_sequence_nr = 7 WHERE persistence_id = ? AND partition_nr = 1 IF highest_sequence_nr = null`,
+      `UPDATE ${fxc.keyspace}.messages SET highest_sequence_nr = 7 WHERE persistence_id = ? AND partition_nr = 1 IF highest_sequence_nr = null`,
       [pid],
       { prepare: true },
     );
@@ -263,7 +268,7 @@ describe('Cassandra journal single-writer safety', () => {
     // The writer whose claim timed out reads the head again and goes on after b.
     expect(await a.journal.highestSequenceNr(pid)).toBe(7);
     await a.journal.append(pid, [evt('8'), evt('9'), evt('10')], { expectedSequenceNr: 7, writerId: 'a' });
-    expect((await all(fx.plugin.journal.replay(pid, 1))).map((e) => e.sequenceNr)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect((await replayed('conditional', pid)).map((e) => e.sequenceNr)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     await Promise.all([a.close(), b.close()]);
   });
 
@@ -273,7 +278,7 @@ describe('Cassandra journal single-writer safety', () => {
     const own = await createCassandraPersistence({
       contactPoints: [...services.cassandraContactPoints],
       localDataCenter: services.cassandraLocalDataCenter,
-      keyspace: fx.keyspace,
+      keyspace: (singleWriter === 'conditional' ? fxc : fx).keyspace,
       singleWriter,
     });
     const pids = Array.from({ length: 30 }, (_, i) => uniqueName(`close-${i}`));
@@ -283,7 +288,7 @@ describe('Cassandra journal single-writer safety', () => {
     await own.close();
     const outcomes = await Promise.allSettled(appends);
     expect(outcomes.filter((o) => o.status === 'rejected')).toEqual([]);
-    for (const pid of pids) expect((await all(fx.plugin.journal.replay(pid, 1))).length).toBe(3);
+    for (const pid of pids) expect((await replayed(singleWriter, pid)).length).toBe(3);
   });
 
   it('reads the head from the partition of the highest sequence number it knows, not from partition 0', async () => {
@@ -355,7 +360,7 @@ describe('Cassandra journal single-writer safety', () => {
       );
       expect(unexpected, `seed ${seed}`).toEqual([]);
       expect(acked.length, `seed ${seed}`).toBeGreaterThan(5);
-      const history = await all(fx.plugin.journal.replay(pid, 1));
+      const history = await replayed(singleWriter, pid);
       expectNothingLost(history, acked);
       expect(history.length).toBe(acked.reduce((n, x) => n + x.ids.length, 0));
       await Promise.all(plugins.map((p) => p.close()));
