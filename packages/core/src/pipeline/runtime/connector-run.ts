@@ -14,10 +14,14 @@
 import type { DeadLetter, DeadLetterTarget } from '../../connector/dead-letter.js';
 import type { Sink, SinkBatch, SinkPosition, SinkWriteResult } from '../../connector/sink.js';
 import type { Source, SourceBatch, SourceOffset } from '../../connector/source.js';
+import type { ActorContext } from '../../actor/actor-context.js';
 import type { PipelineDefinition } from '../definition/pipeline-definition.js';
 import { createTransform } from '../../transforms/create-transform.js';
 import type { LookupSource } from '../../transforms/enrich/lookup-source.js';
-import type { PreparationPlan } from './batch-preparation.js';
+import type { ConfiguredPipelineState } from '../model/pipeline-state.js';
+import { openCycle } from './batch-cycle.js';
+import type { BatchCycle, CycleEffect, CycleEvent, QueuedIngest } from './batch-cycle-types.js';
+import { prepareBatch, prepareFlush, type PreparationPlan } from './batch-preparation.js';
 import type { ConnectorFactory } from './pipeline-protocol.js';
 
 /** Calls on one connector, one at a time, in order. */
@@ -53,7 +57,7 @@ export class ConnectorRun {
 
   private constructor(
     readonly gen: number,
-    private readonly pipelineId: string,
+    readonly pipelineId: string,
     definition: PipelineDefinition,
     transforms: PreparationPlan['transforms'],
     private readonly source: Source,
@@ -81,6 +85,32 @@ export class ConnectorRun {
     const sink = factory.createSink(definition.sink);
     const deadLetters = definition.deadLetter === undefined ? undefined : factory.createDeadLetterTarget(definition.deadLetter);
     return new ConnectorRun(gen, pipelineId, definition, transforms, source, sink, deadLetters);
+  }
+
+  /**
+   * The batch cycle of this generation, starting from the pipeline's last
+   * checkpoint (stateful stages from their checkpointed states).
+   */
+  cycleFrom(state: ConfiguredPipelineState, queue: readonly QueuedIngest[], maxBatchesPerCheckpoint: number): BatchCycle {
+    const checkpoint = state.checkpoint;
+    return openCycle(
+      {
+        pipelineId: this.pipelineId,
+        definition: this.plan.definition,
+        stateful: this.plan.stateful,
+        pipelinedWrites: this.pipelinedWrites,
+        hasDeadLetterTarget: this.hasDeadLetterTarget,
+        maxBatchesPerCheckpoint,
+      },
+      {
+        recorded: state.metrics.batches,
+        committedStates: this.plan.transforms.map((t, i) => (t.kind === 'stateful' ? (checkpoint?.transformStates?.[i] ?? t.initialState()) : null)),
+        offset: checkpoint?.sourceOffset ?? null,
+        position: checkpoint?.sinkPosition ?? null,
+        retry: state.retry === null ? null : { batchId: state.retry.batchId, attempt: state.retry.attempt },
+        queue,
+      },
+    );
   }
 
   get signal(): AbortSignal {
@@ -165,4 +195,73 @@ export class ConnectorRun {
   }
 
   private closeErrors: unknown[] = [];
+}
+
+/** The timer key of a batch's timeout. */
+export function batchTimeoutKey(batchId: string): string {
+  return `batch-timeout:${batchId}`;
+}
+
+/**
+ * Performs a cycle effect that concerns the connectors of `run` (poll,
+ * prepare, dead letters, write, ack) or a batch timer; returns false for the
+ * others. Outcomes come back as cycle events through `ctx.pipeToSelf`, except
+ * a preparation that completes synchronously (stages without enrich), which
+ * is pushed on `pending` to be fed in the same handler.
+ */
+export function performConnectorEffect<M>(
+  ctx: ActorContext<M>,
+  run: ConnectorRun,
+  effect: CycleEffect,
+  toCycle: (event: CycleEvent) => M,
+  pending: CycleEvent[],
+): boolean {
+  switch (effect.type) {
+      case 'poll':
+        ctx.pipeToSelf(run.poll(effect.maxRecords, effect.maxWaitMs), (o) =>
+          toCycle(o.ok ? { type: 'polled', batch: o.value } : { type: 'failed', batchId: undefined, error: o.error }),
+        );
+        return true;
+      case 'prepare':
+      case 'prepare-flush': {
+        const batchId = effect.batch.batchId;
+        const context = { pipelineId: run.pipelineId, batchId, now: ctx.system.clock.now(), attempt: effect.batch.attempt };
+        try {
+          const result =
+            effect.type === 'prepare' ? prepareBatch(run.plan, effect.states, effect.records, context) : prepareFlush(run.plan, effect.states, context);
+          if (result instanceof Promise) {
+            ctx.pipeToSelf(result, (o) => toCycle(o.ok ? { type: 'prepared', batchId, result: o.value } : { type: 'failed', batchId, error: o.error }));
+          } else {
+            pending.push({ type: 'prepared', batchId, result });
+          }
+        } catch (error) {
+          pending.push({ type: 'failed', batchId, error });
+        }
+        return true;
+      }
+      case 'send-dead-letters': {
+        const batchId = effect.batchId;
+        ctx.pipeToSelf(run.sendDeadLetters(effect.letters), (o) => toCycle(o.ok ? { type: 'dead-lettered', batchId } : { type: 'failed', batchId, error: o.error }));
+        return true;
+      }
+      case 'write': {
+        const batchId = effect.batchId;
+        ctx.pipeToSelf(run.write({ batchId, records: effect.records }), (o) =>
+          toCycle(o.ok ? { type: 'written', batchId, result: o.value } : { type: 'write-failed', batchId, error: o.error }),
+        );
+        return true;
+      }
+      case 'ack':
+        // Only a failed acknowledgement matters to the cycle: a success costs no message.
+        run.ack(effect.offset).catch((error: unknown) => ctx.self.tell(toCycle({ type: 'failed', batchId: undefined, error })));
+        return true;
+      case 'arm-timeout':
+        ctx.timers.startSingle(batchTimeoutKey(effect.batchId), toCycle({ type: 'timeout', batchId: effect.batchId }), effect.delayMs);
+        return true;
+      case 'cancel-timeout':
+        ctx.timers.cancel(batchTimeoutKey(effect.batchId));
+        return true;
+    default:
+      return false;
+  }
 }

@@ -14,24 +14,21 @@
  * pipeline sent itself (a failure, the end of the source) is sent again after
  * a backoff, so a journal outage delays the pipeline but never strands it.
  */
-import type { ActorContext } from '../../actor/actor-context.js';
-import type { ActorRef, AnyActorRef } from '../../actor/actor-ref.js';
-import { ask } from '../../actor/ask.js';
+import type { ActorContext, Outcome } from '../../actor/actor-context.js';
+import type { AnyActorRef } from '../../actor/actor-ref.js';
 import { behavior, type Behavior, type Signal } from '../../actor/behavior.js';
-import { StatusReply } from '../../actor/status-reply.js';
-import { DataflowError } from '../../errors/dataflow-error.js';
-import { spawnEventSourced } from '../../event-sourcing/spawn-event-sourced.js';
 import { backoffDelayMs } from '../../supervision/backoff.js';
 import { InvalidPipelineDefinitionError } from '../definition/invalid-pipeline-definition-error.js';
 import { validatePipelineDefinition } from '../definition/pipeline-definition.js';
 import { classifyFailure } from '../model/classify-failure.js';
-import type { CompletedBatch, PipelineDecision } from '../model/pipeline-decider.js';
+import type { PipelineDecision } from '../model/pipeline-decider.js';
 import type { PipelineState } from '../model/pipeline-state.js';
-import { prepareBatch, prepareFlush } from './batch-preparation.js';
-import { batchesInFlight, openCycle, stepCycle, type BatchCycle, type CycleEffect, type CycleEvent, type QueuedIngest } from './batch-cycle.js';
-import { ConnectorRun } from './connector-run.js';
-import { pipelineEntity, type EntityCommand, type EntityOutcome, type EntityReply } from './pipeline-entity.js';
+import { batchesInFlight, stepCycle, type BatchCycle, type CycleEffect, type CycleEvent } from './batch-cycle.js';
+import { batchTimeoutKey, ConnectorRun, performConnectorEffect } from './connector-run.js';
+import type { EntityOutcome } from './pipeline-entity.js';
 import './pipeline-instrumentation.js';
+import { IngestDesk } from './pipeline-ingests.js';
+import { asDataflowError, completeBatches, PipelineJournal } from './pipeline-journal.js';
 import {
   ingestBatchId,
   PipelineUnavailableError,
@@ -52,7 +49,7 @@ type Internal =
   | { readonly type: '$retry-due' }
   | { readonly type: '$record-exhausted' };
 
-type Result = { readonly ok: true; readonly value: EntityOutcome } | { readonly ok: false; readonly error: unknown };
+type Result = Outcome<EntityOutcome>;
 type Message = PipelineCommand | Internal;
 
 interface Generation {
@@ -61,18 +58,15 @@ interface Generation {
 }
 
 const NOT_LOADED: PipelineState = { status: 'empty' };
-const DEFAULT_JOURNAL_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_BATCHES_PER_CHECKPOINT = 16;
 
 class PipelineRuntime {
   private state: PipelineState = NOT_LOADED;
   private loaded = false;
-  private entity!: ActorRef<EntityCommand>;
+  private journal!: PipelineJournal;
   private current: Generation | undefined;
   private gen = 0;
-  /** Ingests accepted while no generation runs (a retry's backoff); they seed the next one. */
-  private waiting: QueuedIngest[] = [];
-  private readonly ingestReplies = new Map<string, PipelineReplyRef | undefined>();
+  private readonly ingests: IngestDesk;
   /** Consecutive journal refusals of what the pipeline records itself, for the backoff. */
   private journalFailures = 0;
   private readonly early: PipelineCommand[] = [];
@@ -81,7 +75,9 @@ class PipelineRuntime {
   constructor(
     private readonly options: PipelineActorOptions,
     private readonly ctx: ActorContext<Message>,
-  ) {}
+  ) {
+    this.ingests = new IngestDesk(options.pipelineId, options.maxQueuedIngests ?? 16);
+  }
 
   private get id(): string {
     return this.options.pipelineId;
@@ -92,44 +88,16 @@ class PipelineRuntime {
   }
 
   start(): void {
-    this.entity = spawnEventSourced(
-      this.ctx,
-      pipelineEntity({
-        now: () => this.now(),
-        random: this.options.random ?? Math.random,
-        ...(this.options.snapshotEvery === undefined ? {} : { snapshotEvery: this.options.snapshotEvery }),
-      }),
-      this.id,
-      { persistence: this.options.persistence, name: 'entity' },
-    );
+    this.journal = PipelineJournal.spawn(this.ctx, this.options);
     this.load();
   }
 
   private load(): void {
-    const loading = ask<EntityCommand, PipelineState>(this.entity, (replyTo) => ({ type: 'get-state', replyTo }), { timeoutMs: this.journalTimeoutMs() });
-    this.ctx.pipeToSelf(loading, (outcome) => ({ type: '$loaded', state: outcome.ok ? outcome.value : undefined }));
-  }
-
-  private journalTimeoutMs(): number {
-    return this.options.journalTimeoutMs ?? DEFAULT_JOURNAL_TIMEOUT_MS;
-  }
-
-  /** Asks the entity to decide; resolves with the outcome, rejects with the refusal or the journal's error. */
-  private askEntity(decision: PipelineDecision): Promise<EntityOutcome> {
-    return ask<EntityCommand, unknown>(this.entity, (replyTo) => ({ type: 'decide', decision, replyTo: replyTo as ActorRef<EntityReply> }), {
-      timeoutMs: this.journalTimeoutMs(),
-    }).then((reply) => {
-      if (StatusReply.isStatusReply(reply)) {
-        if (reply.status === 'success') return reply.value as EntityOutcome;
-        throw reply.error;
-      }
-      // An entity that cannot take commands answers with the error itself.
-      throw reply instanceof Error ? reply : new PipelineUnavailableError(this.id, 'its journal entity gave no status', { retriable: true });
-    });
+    this.ctx.pipeToSelf(this.journal.state(), (outcome) => ({ type: '$loaded', state: outcome.ok ? outcome.value : undefined }));
   }
 
   private pipeEntity(decision: PipelineDecision, toMessage: (outcome: Result) => Internal): void {
-    this.ctx.pipeToSelf(this.askEntity(decision), (outcome) => toMessage(outcome.ok ? { ok: true, value: outcome.value } : { ok: false, error: outcome.error }));
+    this.ctx.pipeToSelf(this.journal.decide(decision), toMessage);
   }
 
   handle(message: Message): void {
@@ -228,7 +196,7 @@ class PipelineRuntime {
     } else if (current !== undefined) {
       this.closeRun(`the pipeline is ${status}`);
     }
-    if (status !== 'running') this.refuseWaiting(`the pipeline is ${status}`);
+    if (status !== 'running') this.ingests.refuseWaiting(this.state, `the pipeline is ${status}`);
   }
 
   /** Records a new state; tells listeners when anything changed. */
@@ -256,20 +224,7 @@ class PipelineRuntime {
       return;
     }
     const checkpoint = state.checkpoint;
-    const transforms = run.plan.transforms;
-    const cycle = openCycle(
-      { pipelineId: this.id, definition: state.definition, stateful: run.plan.stateful, pipelinedWrites: run.pipelinedWrites, hasDeadLetterTarget: run.hasDeadLetterTarget,
-        maxBatchesPerCheckpoint: this.options.maxBatchesPerCheckpoint ?? DEFAULT_MAX_BATCHES_PER_CHECKPOINT,
-      },
-      {
-        recorded: state.metrics.batches,
-        committedStates: transforms.map((t, i) => (t.kind === 'stateful' ? (checkpoint?.transformStates?.[i] ?? t.initialState()) : null)),
-        offset: checkpoint?.sourceOffset ?? null,
-        position: checkpoint?.sinkPosition ?? null,
-        retry: state.retry === null ? null : { batchId: state.retry.batchId, attempt: state.retry.attempt },
-        queue: this.waiting.splice(0),
-      },
-    );
+    const cycle = run.cycleFrom(state, this.ingests.takeWaiting(), this.options.maxBatchesPerCheckpoint ?? DEFAULT_MAX_BATCHES_PER_CHECKPOINT);
     this.current = { run, cycle };
     this.ctx.pipeToSelf(run.open(checkpoint?.sourceOffset ?? undefined, checkpoint?.sinkPosition ?? undefined), (outcome) => ({
       type: '$cycle',
@@ -284,11 +239,11 @@ class PipelineRuntime {
     if (current === undefined) return;
     this.current = undefined;
     for (const batch of batchesInFlight(current.cycle)) {
-      this.ctx.timers.cancel(timeoutKey(batch.batchId));
-      this.answerIngest(batch.batchId, false, reason);
+      this.ctx.timers.cancel(batchTimeoutKey(batch.batchId));
+      this.ingests.answer(batch.batchId, this.state, { ok: false, reason });
     }
-    if (this.state.status === 'running') this.waiting.push(...current.cycle.queue);
-    else for (const queued of current.cycle.queue) this.answerIngest(queued.batchId, false, reason);
+    if (this.state.status === 'running') this.ingests.park(...current.cycle.queue);
+    else for (const queued of current.cycle.queue) this.ingests.answer(queued.batchId, this.state, { ok: false, reason });
     const closing = current.run.close(new PipelineUnavailableError(this.id, reason, { retriable: true })).then((errors) => {
       for (const error of errors) this.ctx.system.events.emit({ type: 'pipeline.connector.close-failed', pipelineId: this.id, error });
     });
@@ -311,73 +266,13 @@ class PipelineRuntime {
   private perform(current: Generation, effect: CycleEffect, pending: CycleEvent[]): void {
     const { run } = current;
     const gen = run.gen;
-    const toCycle = (event: CycleEvent): Internal => ({ type: '$cycle', gen, event });
+    if (performConnectorEffect(this.ctx, run, effect, (event): Internal => ({ type: '$cycle', gen, event }), pending)) return;
     switch (effect.type) {
-      case 'poll':
-        this.ctx.pipeToSelf(run.poll(effect.maxRecords, effect.maxWaitMs), (o) =>
-          toCycle(o.ok ? { type: 'polled', batch: o.value } : { type: 'failed', batchId: undefined, error: o.error }),
-        );
-        return;
-      case 'prepare':
-      case 'prepare-flush': {
-        const batchId = effect.batch.batchId;
-        const context = { pipelineId: this.id, batchId, now: this.now(), attempt: effect.batch.attempt };
-        try {
-          const result =
-            effect.type === 'prepare' ? prepareBatch(run.plan, effect.states, effect.records, context) : prepareFlush(run.plan, effect.states, context);
-          if (result instanceof Promise) {
-            this.ctx.pipeToSelf(result, (o) => toCycle(o.ok ? { type: 'prepared', batchId, result: o.value } : { type: 'failed', batchId, error: o.error }));
-          } else {
-            pending.push({ type: 'prepared', batchId, result });
-          }
-        } catch (error) {
-          pending.push({ type: 'failed', batchId, error });
-        }
-        return;
-      }
-      case 'send-dead-letters': {
-        const batchId = effect.batchId;
-        this.ctx.pipeToSelf(run.sendDeadLetters(effect.letters), (o) => toCycle(o.ok ? { type: 'dead-lettered', batchId } : { type: 'failed', batchId, error: o.error }));
-        return;
-      }
-      case 'write': {
-        const batchId = effect.batchId;
-        this.ctx.pipeToSelf(run.write({ batchId, records: effect.records }), (o) =>
-          toCycle(o.ok ? { type: 'written', batchId, result: o.value } : { type: 'write-failed', batchId, error: o.error }),
-        );
-        return;
-      }
       case 'checkpoint': {
-        const stateful = run.plan.stateful;
-        const at = this.now();
-        const batches = effect.batches.map(
-          (b): CompletedBatch => ({
-            batchId: b.batchId,
-            recordCount: b.input,
-            sourceOffset: b.offset,
-            sinkPosition: b.position,
-            transformStates: stateful ? b.transformStates : null,
-            successCount: b.input - b.failed,
-            failureCount: b.failed,
-            deadLetterCount: b.deadLettered,
-            processingMs: Math.max(0, at - b.startedAt),
-          }),
-        );
-        const newest = batches[batches.length - 1] as CompletedBatch;
-        const decision: PipelineDecision = batches.length === 1 ? { type: 'complete-batch', ...newest } : { type: 'complete-batches', batches };
-        this.pipeEntity(decision, (outcome) => ({ type: '$checkpointed', gen, batchId: newest.batchId, outcome }));
+        const { decision, newest } = completeBatches(effect.batches, run.plan.stateful, this.now());
+        this.pipeEntity(decision, (outcome) => ({ type: '$checkpointed', gen, batchId: newest, outcome }));
         return;
       }
-      case 'ack':
-        // Only a failed acknowledgement matters to the cycle: a success costs no message.
-        run.ack(effect.offset).catch((error: unknown) => this.ctx.self.tell(toCycle({ type: 'failed', batchId: undefined, error })));
-        return;
-      case 'arm-timeout':
-        this.ctx.timers.startSingle(timeoutKey(effect.batchId), toCycle({ type: 'timeout', batchId: effect.batchId }), effect.delayMs);
-        return;
-      case 'cancel-timeout':
-        this.ctx.timers.cancel(timeoutKey(effect.batchId));
-        return;
       case 'completed': {
         const b = effect.batch;
         this.ctx.system.events.emit({
@@ -390,11 +285,11 @@ class PipelineRuntime {
           deadLettered: b.deadLettered,
           durationMs: Math.max(0, this.now() - b.startedAt),
         });
-        if (b.kind === 'ingest') this.answerIngest(b.batchId, true, undefined, effect.duplicate);
+        if (b.kind === 'ingest') this.ingests.answer(b.batchId, this.state, { ok: true, duplicate: effect.duplicate });
         return;
       }
       case 'abandoned':
-        if (effect.batch.kind === 'ingest') this.answerIngest(effect.batch.batchId, false, 'the pipeline stopped before it was recorded');
+        if (effect.batch.kind === 'ingest') this.ingests.answer(effect.batch.batchId, this.state, { ok: false, reason: 'the pipeline stopped before it was recorded' });
         return;
       case 'fail':
         this.reportFailure(effect.batchId, effect.error, effect.timedOutAfterMs);
@@ -429,32 +324,13 @@ class PipelineRuntime {
       this.decide('ingest', { type: 'ingest', batchId }, command.replyTo);
       return;
     }
-    const refuse = (reason: string) => command.replyTo?.tell({ ok: false, error: new PipelineUnavailableError(this.id, reason, { retriable: true }), state });
-    if (this.ingestReplies.has(batchId)) {
-      refuse(`batch ${command.batchId} is already being processed`);
+    const accepted = this.ingests.accept(batchId, command.records, command.replyTo, this.current?.cycle.queue.length ?? 0);
+    if (typeof accepted === 'string') {
+      command.replyTo?.tell({ ok: false, error: new PipelineUnavailableError(this.id, `batch ${command.batchId} ${accepted}`, { retriable: true }), state });
       return;
     }
-    const queued = this.waiting.length + (this.current?.cycle.queue.length ?? 0);
-    if (queued >= (this.options.maxQueuedIngests ?? 16)) {
-      refuse(`${queued} ingested batches are already waiting`);
-      return;
-    }
-    this.ingestReplies.set(batchId, command.replyTo);
-    const ingest: QueuedIngest = { batchId, records: command.records };
-    if (this.current === undefined) this.waiting.push(ingest);
-    else this.feed({ type: 'ingest', ingest });
-  }
-
-  private answerIngest(batchId: string, ok: boolean, reason: string | undefined, duplicate = false): void {
-    if (!this.ingestReplies.has(batchId)) return;
-    const replyTo = this.ingestReplies.get(batchId);
-    this.ingestReplies.delete(batchId);
-    if (ok) replyTo?.tell({ ok: true, state: this.state, duplicate });
-    else replyTo?.tell({ ok: false, error: new PipelineUnavailableError(this.id, reason ?? 'it stopped', { retriable: true }), state: this.state });
-  }
-
-  private refuseWaiting(reason: string): void {
-    for (const queued of this.waiting.splice(0)) this.answerIngest(queued.batchId, false, reason);
+    if (this.current === undefined) this.ingests.park(accepted);
+    else this.feed({ type: 'ingest', ingest: accepted });
   }
 
   // ---- failures --------------------------------------------------------------------
@@ -498,7 +374,12 @@ class PipelineRuntime {
   }
 
   signal(signal: Signal): void {
-    if (signal.type === 'child-terminated' && signal.ref === (this.entity as AnyActorRef)) {
+    if (signal.type === 'pre-stop') {
+      // Before the children stop: connector calls waiting on I/O return now.
+      this.abortIo();
+      return;
+    }
+    if (signal.type === 'child-terminated' && signal.ref === (this.journal.ref as AnyActorRef)) {
       // The journal refused this incarnation (another writer, or an unrecoverable journal): stop rather than fork history.
       this.closeRun('its journal entity stopped');
       this.ctx.stopSelf();
@@ -517,18 +398,9 @@ class PipelineRuntime {
         command.replyTo.tell({ ok: false, error: new PipelineUnavailableError(this.id, 'it stopped', { retriable: true }), state: undefined });
       }
     }
-    this.refuseWaiting('it stopped');
+    this.ingests.refuseWaiting(this.state, 'it stopped');
     await Promise.all(this.closing);
   }
-}
-
-function timeoutKey(batchId: string): string {
-  return `batch-timeout:${batchId}`;
-}
-
-function asDataflowError(pipelineId: string, error: unknown): DataflowError {
-  if (error instanceof DataflowError) return error;
-  return new PipelineUnavailableError(pipelineId, classifyFailure(error).message, { retriable: classifyFailure(error).retriable, cause: error });
 }
 
 /**
