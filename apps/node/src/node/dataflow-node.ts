@@ -4,7 +4,10 @@
  * the coordinator and spawns every pipeline it lists (remember entities: a
  * pipeline that was running resumes from its last checkpoint by itself);
  * `shutdown` stops the pipelines without recording anything (their batches
- * in flight are abandoned), then the system, then closes the store.
+ * in flight are abandoned), then the system, then closes the store. The
+ * top actors are supervised (`node-supervisor.ts`): an outage makes the node
+ * `degraded` and the actors are spawned again with backoff; a cause that
+ * waiting cannot cure resolves `failure`.
  */
 import {
   ask,
@@ -37,10 +40,11 @@ import { localConnectorRegistry } from '@dataflow/connectors';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { localConnectorFactory } from './connector-factory.js';
-import { NodeUnavailableError, PipelineNotFoundError } from './node-errors.js';
+import { NodeFailedError, NodeUnavailableError, PipelineNotFoundError } from './node-errors.js';
 import type { NodeLogger } from './node-logger.js';
 import { openNodeStore, type NodeStore, type OpenedStore } from './node-persistence.js';
 import { PipelineRegistry } from './pipeline-registry.js';
+import { describeError, NodeSupervisor, type NodeHealth, type RespawnBackoff } from './node-supervisor.js';
 
 /** How to start a node. */
 export interface NodeConfig {
@@ -63,6 +67,8 @@ export interface NodeConfig {
   readonly newPipelineId?: () => string;
   readonly clock?: Clock;
   readonly scheduler?: Scheduler;
+  /** Backoff between respawns of a top actor that stopped during an outage (default 1 s doubling to 30 s). */
+  readonly respawnBackoff?: RespawnBackoff;
 }
 
 /** What `shutdown` leaves behind: the last state of every pipeline. */
@@ -90,6 +96,14 @@ export interface DataflowNode {
   /** The pipelines found at start, as recovered from their journals: a running one resumes from this checkpoint. */
   readonly recovered: readonly ConfiguredPipelineState[];
   /**
+   * Resolves when the node meets a cause that waiting cannot cure (another
+   * node writes the same journal, a journal it cannot read): the node is
+   * `failed` and should be shut down; the error names the component and why.
+   */
+  readonly failure: Promise<NodeFailedError>;
+  /** `ok`, `degraded` (an outage: what is wrong, by component) or `failed`. */
+  health(): NodeHealth;
+  /**
    * Validates `definition` (unknown connector types and bad options are
    * field-level issues), registers it with the coordinator and creates the
    * pipeline in the `configured` state.
@@ -111,6 +125,9 @@ export interface DataflowNode {
 
 const PIPELINE_ID = /^[A-Za-z0-9_-]{1,100}$/;
 
+/** The persistence id of a pipeline's entity (`pipeline-<id>`, as `pipeline-entity.ts` names it in core). */
+const pipelinePersistenceId = (pipelineId: string): string => `pipeline-${pipelineId}`;
+
 /**
  * Starts a node and the pipelines its coordinator knows.
  *
@@ -122,16 +139,24 @@ const PIPELINE_ID = /^[A-Za-z0-9_-]{1,100}$/;
  */
 export async function startNode(config: NodeConfig): Promise<DataflowNode> {
   const store = await openNodeStore(config.store, config.logger);
-  const system = createActorSystem({
-    name: 'dataflow-node',
-    ...(config.clock === undefined ? {} : { clock: config.clock }),
-    ...(config.scheduler === undefined ? {} : { scheduler: config.scheduler }),
-  });
+  let system: ActorSystem;
   try {
-    const node = new Node(config, store, system);
+    system = createActorSystem({
+    name: 'dataflow-node',
+      ...(config.clock === undefined ? {} : { clock: config.clock }),
+      ...(config.scheduler === undefined ? {} : { scheduler: config.scheduler }),
+    });
+  } catch (error) {
+    if (store.owned) await store.plugin.close();
+    throw error;
+  }
+  let node: Node | undefined;
+  try {
+    node = new Node(config, store, system);
     await node.recover();
     return node;
   } catch (error) {
+    node?.abandon();
     await system.terminate();
     if (store.owned) await store.plugin.close();
     throw error;
@@ -141,8 +166,9 @@ export async function startNode(config: NodeConfig): Promise<DataflowNode> {
 class Node implements DataflowNode {
   readonly nodeId: string;
   readonly storeDescription: string;
-  private readonly coordinator: ActorRef<CoordinatorCommand>;
+  private coordinator: ActorRef<CoordinatorCommand>;
   private readonly registry: PipelineRegistry;
+  private readonly supervisor: NodeSupervisor;
   private readonly askTimeoutMs: number;
   private readonly unsubscribe: (() => void)[];
   private shuttingDown: Promise<ShutdownReport> | undefined;
@@ -156,15 +182,24 @@ class Node implements DataflowNode {
     this.nodeId = config.nodeId ?? `${hostname()}-${process.pid}`;
     this.storeDescription = store.description;
     this.askTimeoutMs = config.askTimeoutMs ?? 10_000;
-    this.coordinator = spawnCoordinator(system, {
-      persistence: store.plugin,
-      now: () => system.clock.now(),
-      ...(config.resourceLimits === undefined ? {} : { limits: config.resourceLimits }),
+    this.supervisor = new NodeSupervisor({
+      system,
+      logger: config.logger,
+      ...(config.respawnBackoff === undefined ? {} : { backoff: config.respawnBackoff }),
+    });
+    this.coordinator = this.spawnCoordinator();
+    this.supervisor.watch({
+      name: 'coordinator',
+      path: this.coordinator.path,
+      persistenceIds: ['coordinator'],
+      respawn: () => {
+        this.coordinator = this.spawnCoordinator();
+      },
     });
     this.registry = new PipelineRegistry({
       system,
       persistence: store.plugin,
-      coordinator: this.coordinator,
+      coordinator: () => this.coordinator,
       connectors: config.connectors ?? localConnectorFactory(),
       ...(config.lookups === undefined ? {} : { lookups: config.lookups }),
       logger: config.logger,
@@ -178,25 +213,85 @@ class Node implements DataflowNode {
     return this.system.events;
   }
 
+  get failure(): Promise<NodeFailedError> {
+    return this.supervisor.failure;
+  }
+
+  health(): NodeHealth {
+    return this.supervisor.health();
+  }
+
+  /** A start that failed: no more supervision. */
+  abandon(): void {
+    this.supervisor.close();
+    for (const off of this.unsubscribe) off();
+  }
+
+  private spawnCoordinator(): ActorRef<CoordinatorCommand> {
+    return spawnCoordinator(this.system, {
+      persistence: this.store.plugin,
+      now: () => this.system.clock.now(),
+      ...(this.config.resourceLimits === undefined ? {} : { limits: this.config.resourceLimits }),
+    });
+  }
+
+  /** Spawns the actor of `pipelineId` under supervision. */
+  private spawnPipeline(pipelineId: string): ActorRef<PipelineCommand> {
+    const ref = this.registry.spawn(pipelineId);
+    this.supervisor.watch({
+      name: `pipeline ${pipelineId}`,
+      path: ref.path,
+      persistenceIds: [pipelinePersistenceId(pipelineId)],
+      pipelineId,
+      respawn: () => {
+        this.registry.respawn(pipelineId);
+      },
+    });
+    return ref;
+  }
+
+  private async removePipeline(pipelineId: string): Promise<void> {
+    const ref = this.registry.ref(pipelineId);
+    if (ref !== undefined) this.supervisor.retire(ref.path);
+    await this.registry.remove(pipelineId);
+  }
+
+  /**
+   * Waits for `work` unless an entity of the node fails to recover from its
+   * journal first: at start the store's own error is the answer, not an ask
+   * that times out (a damaged journal, an unreachable server).
+   */
+  private duringStart<T>(work: Promise<T>): Promise<T> {
+    let off: (() => void) | undefined;
+    const failed = new Promise<never>((_resolve, reject) => {
+      off = this.system.events.on('event-sourced.recovery.failed', (e) => {
+        const name = e.persistenceId === 'coordinator' ? 'the coordinator' : `pipeline ${e.persistenceId.replace(/^pipeline-/, '')}`;
+        reject(new NodeFailedError(name, `cannot recover ${name} from the journal: ${describeError(e.error)}`, e.error));
+      });
+    });
+    return Promise.race([work, failed]).finally(() => off?.());
+  }
+
   get recovered(): readonly ConfiguredPipelineState[] {
     return this.found;
   }
 
   /** Spawns every registered pipeline and waits until each has recovered. */
   async recover(): Promise<void> {
-    const registered = await this.ask<readonly RegisteredPipeline[]>((replyTo) => ({ type: 'list-pipelines', replyTo }));
-    for (const p of registered) this.registry.spawn(p.pipelineId);
+    const registered = await this.duringStart(this.ask<readonly RegisteredPipeline[]>((replyTo) => ({ type: 'list-pipelines', replyTo })));
+    for (const p of registered) this.spawnPipeline(p.pipelineId);
     for (const p of registered) {
-      const state = await this.stateOf(p.pipelineId);
+      const state = await this.duringStart(this.stateOf(p.pipelineId));
       if (state.status !== 'empty') {
         this.found.push(state);
         continue;
       }
       // Registered, but the node stopped before the pipeline was created: nothing to resume.
       this.config.logger.warn(`pipeline ${p.pipelineId} (${p.name}) was registered but never created; unregistering it`, { pipeline_id: p.pipelineId });
-      await this.registry.remove(p.pipelineId);
+      await this.removePipeline(p.pipelineId);
       await this.coordinatorCommand((replyTo) => ({ type: 'unregister', pipelineId: p.pipelineId, replyTo }));
     }
+    this.supervisor.markStarted();
   }
 
   async createPipeline(definition: unknown, options: { readonly pipelineId?: string } = {}): Promise<ConfiguredPipelineState> {
@@ -217,10 +312,10 @@ class Node implements DataflowNode {
       sinkType: valid.sink.type,
       replyTo,
     }));
-    const ref = this.registry.spawn(pipelineId);
+    const ref = this.spawnPipeline(pipelineId);
     const reply = await ask<PipelineCommand, PipelineReply>(ref, (replyTo) => ({ type: 'create', definition: valid, replyTo }), { timeoutMs: this.askTimeoutMs });
     if (!reply.ok || reply.state.status === 'empty') {
-      await this.registry.remove(pipelineId);
+      await this.removePipeline(pipelineId);
       await this.coordinatorCommand((replyTo) => ({ type: 'unregister', pipelineId, replyTo }));
       throw reply.ok ? new NodeUnavailableError(`pipeline ${pipelineId} was not created`) : reply.error;
     }
@@ -270,16 +365,19 @@ class Node implements DataflowNode {
 
   private async close(): Promise<ShutdownReport> {
     const failures: unknown[] = [];
+    this.supervisor.close();
     await this.registry.stopAll();
     const pipelines = this.registry
       .ids()
       .map((id) => this.registry.latest(id))
       .filter((s): s is ConfiguredPipelineState => s !== undefined && s.status !== 'empty');
-    await this.registry.flushStatuses().catch((error: unknown) => failures.push(error));
+    if (this.health().state !== 'failed') await this.registry.flushStatuses().catch((error: unknown) => failures.push(error));
     for (const off of this.unsubscribe) off();
     await this.system.terminate();
     if (this.store.owned) await this.store.plugin.close().catch((error: unknown) => failures.push(error));
-    if (failures.length > 0) throw new AggregateError(failures, 'the node stopped, but not cleanly');
+    if (failures.length > 0) {
+      throw new AggregateError(failures, `the node stopped, but not cleanly: ${failures.map(describeError).join('; ')}`);
+    }
     return { pipelines };
   }
 

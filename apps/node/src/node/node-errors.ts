@@ -51,3 +51,24 @@ export class NodeConfigError extends DataflowError<'node/invalid-config'> {
     super('node/invalid-config', `${setting}: ${message}`, { retriable: options.retriable ?? false, cause: options.cause });
   }
 }
+
+/**
+ * The node met a cause that waiting cannot cure and stops: another node
+ * writes the same journal (a concurrency conflict), or a journal it cannot
+ * read. `component` names what failed (`coordinator`, `pipeline <id>`).
+ *
+ * @example
+ * ```ts
+ * const error = await node.failure; // NodeFailedError: pipeline demo lost the single-writer race ...
+ * process.exitCode = 1;
+ * ```
+ */
+export class NodeFailedError extends DataflowError<'node/failed'> {
+  constructor(
+    readonly component: string,
+    message: string,
+    cause?: unknown,
+  ) {
+    super('node/failed', message, { retriable: false, cause });
+  }
+}

@@ -24,7 +24,8 @@ import type { NodeLogger } from './node-logger.js';
 export interface PipelineRegistryOptions {
   readonly system: ActorSystem;
   readonly persistence: EntityPersistence;
-  readonly coordinator: ActorRef<CoordinatorCommand>;
+  /** The current coordinator (it is spawned again after an outage). */
+  readonly coordinator: () => ActorRef<CoordinatorCommand>;
   readonly connectors: ConnectorFactory;
   readonly lookups?: Readonly<Record<string, LookupSource>>;
   readonly logger: NodeLogger;
@@ -45,7 +46,7 @@ interface Tracked {
 }
 
 interface Hosted extends Tracked {
-  readonly ref: ActorRef<PipelineCommand>;
+  ref: ActorRef<PipelineCommand>;
 }
 
 /**
@@ -53,7 +54,7 @@ interface Hosted extends Tracked {
  *
  * @example
  * ```ts
- * const registry = new PipelineRegistry({ system, persistence, coordinator, connectors, logger, askTimeoutMs: 10_000, statusReportIntervalMs: 5_000 });
+ * const registry = new PipelineRegistry({ system, persistence, coordinator: () => coordinator, connectors, logger, askTimeoutMs: 10_000, statusReportIntervalMs: 5_000 });
  * const demo = registry.spawn('demo'); // recovers, and resumes if it was running
  * ```
  */
@@ -84,9 +85,23 @@ export class PipelineRegistry {
   spawn(pipelineId: string): ActorRef<PipelineCommand> {
     const existing = this.hosted.get(pipelineId);
     if (existing !== undefined) return existing.ref;
-    const { system, persistence, connectors, lookups } = this.options;
     const tracked: Tracked = { latest: { status: 'empty' }, reported: undefined };
-    const ref = system.spawn(
+    const ref = this.spawnActor(pipelineId, tracked);
+    this.hosted.set(pipelineId, Object.assign(tracked, { ref }));
+    return ref;
+  }
+
+  /** Spawns the actor of a hosted pipeline again after it stopped (an outage outlasted its entity's restarts). */
+  respawn(pipelineId: string): ActorRef<PipelineCommand> | undefined {
+    const hosted = this.hosted.get(pipelineId);
+    if (hosted === undefined) return undefined;
+    hosted.ref = this.spawnActor(pipelineId, hosted);
+    return hosted.ref;
+  }
+
+  private spawnActor(pipelineId: string, tracked: Tracked): ActorRef<PipelineCommand> {
+    const { system, persistence, connectors, lookups } = this.options;
+    return system.spawn(
       pipelineActor({
         pipelineId,
         persistence,
@@ -96,8 +111,6 @@ export class PipelineRegistry {
       }),
       `pipeline-${pipelineId}`,
     );
-    this.hosted.set(pipelineId, Object.assign(tracked, { ref }));
-    return ref;
   }
 
   /** Stops the actor of `pipelineId` (its in-flight batch is abandoned) and forgets it. */
@@ -126,7 +139,7 @@ export class PipelineRegistry {
         const update = this.statusUpdate(pipelineId, hosted.latest);
         if (update === undefined) return;
         const reply = await ask<CoordinatorCommand, CoordinatorReply>(
-          this.options.coordinator,
+          this.options.coordinator(),
           (replyTo) => ({ type: 'update-status', ...update, replyTo }),
           { timeoutMs: this.options.askTimeoutMs },
         ).catch((error: unknown) => ({ ok: false as const, error }));
@@ -134,7 +147,10 @@ export class PipelineRegistry {
         else failures.push(reply.error);
       }),
     );
-    if (failures.length > 0) throw new AggregateError(failures, `the coordinator did not take the last status of ${failures.length} pipelines`);
+    if (failures.length > 0) {
+      const causes = failures.map((f) => (f instanceof Error ? f.message : String(f))).join('; ');
+      throw new AggregateError(failures, `the coordinator did not take the last status of ${failures.length} pipelines (${causes})`);
+    }
   }
 
   private now(): number {
@@ -159,7 +175,7 @@ export class PipelineRegistry {
     if (update === undefined) return;
     hosted.reported = { ...update, at: this.now() };
     const logger = this.options.logger;
-    this.options.coordinator.tell({
+    this.options.coordinator().tell({
       type: 'update-status',
       ...update,
       replyTo: {
