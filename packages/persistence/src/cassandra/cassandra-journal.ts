@@ -98,7 +98,7 @@ export class CassandraJournal implements Journal {
   private readonly leases: WriterLeases;
   private readonly q: Record<
     | 'insert' | 'casSamePartition' | 'casClaim' | 'casNew' | 'headSamePartition' | 'headNew' | 'timestampAt'
-    | 'setDeletedTo' | 'deleteRows' | 'addPid' | 'lastRow',
+    | 'setDeletedTo' | 'deleteRows' | 'addPid' | 'lastRow' | 'newestSnapshot',
     string
   >;
 
@@ -126,6 +126,7 @@ export class CassandraJournal implements Journal {
         `UPDATE ${ks}.messages SET highest_sequence_nr = ?, tag_sequence_nrs = tag_sequence_nrs + ?, tagged_to = ? ` +
         'WHERE persistence_id = ? AND partition_nr = ?',
       headNew: `UPDATE ${ks}.messages SET highest_sequence_nr = ?, tag_sequence_nrs = ?, tagged_to = ? WHERE persistence_id = ? AND partition_nr = ?`,
+      newestSnapshot: `SELECT sequence_nr FROM ${ks}.snapshots WHERE persistence_id = ? LIMIT 1`,
       lastRow: `SELECT sequence_nr FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? ORDER BY sequence_nr DESC LIMIT 1`,
       timestampAt: `SELECT timestamp FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr = ?`,
       setDeletedTo: `UPDATE ${ks}.metadata SET deleted_to = ? WHERE persistence_id = ?`,
@@ -195,7 +196,7 @@ export class CassandraJournal implements Journal {
       try {
         const head = await this.readHead(persistenceId, this.entry(persistenceId));
         const deletedTo = await this.messages.deletedTo(persistenceId);
-        const upTo = Math.min(toSequenceNr, head.highest);
+        const upTo = await this.coveredBySnapshot(persistenceId, Math.min(toSequenceNr, head.highest), toSequenceNr);
         if (upTo <= deletedTo) return;
         await this.session.execute(this.q.setDeletedTo, [upTo, persistenceId], { consistency: settings.writeConsistency, idempotent: true });
         const first = partitionOf(Math.max(deletedTo, 1), settings.targetPartitionSize);
@@ -208,6 +209,22 @@ export class CassandraJournal implements Journal {
         throw asWriteError(persistenceId, 'deleteTo failed', error);
       }
     });
+  }
+
+  /**
+   * How far events of an id may be deleted: up to `upTo`, unless the id has
+   * snapshots and the newest one readable at the journal's read consistency
+   * is older; then only up to that one (never delete events that no durable
+   * snapshot covers: recovery would start at an older snapshot and find the
+   * deleted events missing). An id without snapshots is deleted as asked.
+   */
+  private async coveredBySnapshot(persistenceId: string, upTo: number, requestedTo: number): Promise<number> {
+    const { readConsistency, onEvent } = this.session.settings;
+    const result = await this.session.execute(this.q.newestSnapshot, [persistenceId], { consistency: readConsistency, idempotent: true });
+    const newest = toOptionalNumber(result.first()?.['sequence_nr']);
+    if (newest === undefined || newest >= upTo) return upTo;
+    onEvent({ type: 'delete.limited', persistenceId, requestedTo, deletedTo: newest });
+    return newest;
   }
 
   /**

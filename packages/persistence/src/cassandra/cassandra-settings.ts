@@ -21,6 +21,14 @@ export type CassandraPersistenceEvent =
    * between the two steps). The claim was fenced off; the id goes on from
    * `highestSequenceNr` without a hole.
    */
+  /** A stored snapshot could not be loaded (for example it does not deserialize); recovery falls back to an older one. */
+  | { readonly type: 'snapshot.load-failed'; readonly persistenceId: string; readonly sequenceNr: number; readonly error: unknown }
+  /**
+   * `deleteTo` deleted less than asked: the id has snapshots, and events after
+   * the newest one readable at the journal's consistency stay (no event is
+   * deleted that no durable snapshot covers).
+   */
+  | { readonly type: 'delete.limited'; readonly persistenceId: string; readonly requestedTo: number; readonly deletedTo: number }
   | { readonly type: 'partition-claim.released'; readonly persistenceId: string; readonly claimedTo: number; readonly highestSequenceNr: number };
 
 /**
@@ -56,9 +64,14 @@ export interface CassandraPersistenceSettings {
   readonly leaseClock?: () => number;
   /** Identifies this process as a lease holder; defaults to a random UUID. */
   readonly nodeId?: string;
-  /** Create keyspace and tables on start (development and tests). Default false: apply `cql/001-journal.cql`. */
+  /**
+   * Apply the missing schema migrations at start (development and tests).
+   * Default false: the schema is only checked, and a keyspace that is not
+   * current is refused with a `SchemaVersionError` naming
+   * `dataflow migrate --journal cassandra` (or call `migrateCassandra()`).
+   */
   readonly autoCreate?: boolean;
-  /** Replication of a keyspace made by `autoCreate`; default SimpleStrategy with factor 1. */
+  /** Replication of a keyspace created by `autoCreate`; default SimpleStrategy with factor 1. */
   readonly replication?: KeyspaceReplication;
   /** Events per `messages` partition; default 500 000. An append never spans two partitions. */
   readonly targetPartitionSize?: number;
@@ -70,8 +83,15 @@ export interface CassandraPersistenceSettings {
   readonly writeConsistency?: ConsistencyName;
   /** Journal and query reads; default QUORUM. */
   readonly readConsistency?: ConsistencyName;
-  /** Snapshot reads and writes; default ONE. */
+  /**
+   * Snapshot reads and writes; default `writeConsistency`. Events deleted
+   * behind a snapshot (`deleteTo`, a snapshot policy with `deleteEvents`) are
+   * only safe when the snapshot is as durable as the events were: lower it
+   * (e.g. ONE) only where events are never deleted.
+   */
   readonly snapshotConsistency?: ConsistencyName;
+  /** Snapshots tried, newest first, when the newest cannot be loaded; default 3 (Pekko's load attempts). */
+  readonly snapshotLoadAttempts?: number;
   /** Width of a `tag_views` time bucket in milliseconds; default one hour. */
   readonly timeBucketMs?: number;
   /**
@@ -126,6 +146,7 @@ export interface ResolvedSettings {
   readonly writeConsistency: types.consistencies;
   readonly readConsistency: types.consistencies;
   readonly snapshotConsistency: types.consistencies;
+  readonly snapshotLoadAttempts: number;
   readonly timeBucketMs: number;
   readonly eventualConsistencyDelayMs: number;
   readonly maxClockSkewMs: number;
@@ -173,7 +194,8 @@ export function resolveSettings(settings: CassandraPersistenceSettings): Resolve
     maxInFlight: positive('maxInFlight', settings.maxInFlight ?? 64),
     writeConsistency: types.consistencies[toKey(settings.writeConsistency ?? 'QUORUM')],
     readConsistency: types.consistencies[toKey(settings.readConsistency ?? 'QUORUM')],
-    snapshotConsistency: types.consistencies[toKey(settings.snapshotConsistency ?? 'ONE')],
+    snapshotConsistency: types.consistencies[toKey(settings.snapshotConsistency ?? settings.writeConsistency ?? 'QUORUM')],
+    snapshotLoadAttempts: positive('snapshotLoadAttempts', settings.snapshotLoadAttempts ?? 3),
     timeBucketMs: positive('timeBucketMs', settings.timeBucketMs ?? 3_600_000),
     eventualConsistencyDelayMs: positive('eventualConsistencyDelayMs', settings.eventualConsistencyDelayMs ?? 250),
     maxClockSkewMs: nonNegative('maxClockSkewMs', settings.maxClockSkewMs ?? 1000),

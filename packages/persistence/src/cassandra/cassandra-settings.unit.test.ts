@@ -3,11 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { isRetriableDriverError, isUnknownWriteOutcome, resolveSettings } from './cassandra-settings.js';
 
 describe('Cassandra settings', () => {
-  it('defaults to QUORUM journal and ONE snapshot consistency, partitions of 500 000 and batches of 100', () => {
+  it('defaults to QUORUM journal and snapshot consistency, partitions of 500 000 and batches of 100', () => {
     const s = resolveSettings({ keyspace: 'ks' });
     expect(s.writeConsistency).toBe(types.consistencies.quorum);
     expect(s.readConsistency).toBe(types.consistencies.quorum);
-    expect(s.snapshotConsistency).toBe(types.consistencies.one);
+    // Snapshots are as durable as the events that may be deleted behind them.
+    expect(s.snapshotConsistency).toBe(types.consistencies.quorum);
+    expect(resolveSettings({ keyspace: 'ks', writeConsistency: 'LOCAL_QUORUM' }).snapshotConsistency).toBe(types.consistencies.localQuorum);
+    expect(s.snapshotLoadAttempts).toBe(3);
     expect(s.targetPartitionSize).toBe(500_000);
     expect(s.maxBatchSize).toBe(100);
   });

@@ -1,8 +1,11 @@
 /**
  * The Cassandra snapshot store: table `snapshots`, one partition per
  * persistence id, newest sequence number first, read and written at
- * `snapshotConsistency` (ONE by default: a lost snapshot only means a longer
- * replay).
+ * `snapshotConsistency` (the journal's write consistency by default: events
+ * may be deleted behind a snapshot, and the journal's `deleteTo` only deletes
+ * what a snapshot readable at its own consistency covers). A snapshot that
+ * cannot be loaded is skipped for the next older one, up to
+ * `snapshotLoadAttempts` snapshots (Pekko's load attempts).
  */
 import {
   isDataflowError,
@@ -61,18 +64,38 @@ export class CassandraSnapshotStore implements SnapshotStore {
     });
   }
 
+  /**
+   * The newest snapshot matching `criteria` that can be loaded. One that
+   * cannot (it does not deserialize) is reported (`snapshot.load-failed`) and
+   * the next older one tried, up to `snapshotLoadAttempts` snapshots; when all
+   * of those fail, the first failure is thrown. A failed read of the table is
+   * thrown at once.
+   */
   async loadLatest(persistenceId: string, criteria: SnapshotCriteria = {}): Promise<StoredSnapshot | undefined> {
     this.ensureOpen(persistenceId);
+    const { snapshotLoadAttempts, onEvent } = this.session.settings;
     return this.guard(persistenceId, 'load', async () => {
+      let firstFailure: Error | undefined;
+      let attempts = 0;
       for await (const row of this.matching(persistenceId, criteria)) {
+        attempts++;
+        const metadata = toMetadata(persistenceId, row);
         const schemaVersion = row['schema_version'] as number;
-        const bytes = row['snapshot_data'] as Buffer;
-        const state = this.serializers.deserialize(row['ser_id'] as string, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
-          eventType: SNAPSHOT_EVENT_TYPE,
-          schemaVersion,
-        });
-        return { metadata: toMetadata(persistenceId, row), state, schemaVersion };
+        try {
+          const bytes = row['snapshot_data'] as Buffer | null;
+          if (bytes === null) throw new SnapshotError(persistenceId, `snapshot ${metadata.sequenceNr} has no data`, { retriable: false });
+          const state = this.serializers.deserialize(row['ser_id'] as string, new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+            eventType: SNAPSHOT_EVENT_TYPE,
+            schemaVersion,
+          });
+          return { metadata, state, schemaVersion };
+        } catch (error) {
+          firstFailure ??= error instanceof Error ? error : new SnapshotError(persistenceId, `loading snapshot ${metadata.sequenceNr} failed`, { retriable: false, cause: error });
+          onEvent({ type: 'snapshot.load-failed', persistenceId, sequenceNr: metadata.sequenceNr, error });
+          if (attempts >= snapshotLoadAttempts) break;
+        }
       }
+      if (firstFailure !== undefined) throw firstFailure;
       return undefined;
     });
   }
