@@ -51,3 +51,31 @@ export function demoPipeline(dataDir: string): PipelineDefinitionInput {
     batch: { size: 500, maxWaitMs: 500 },
   };
 }
+
+/**
+ * The path of the first file sink in a stored definition (directly, or inside
+ * a tee): the output a pipeline actually writes, which with a shared journal
+ * may lie under another node's data directory.
+ *
+ * @example
+ * ```ts
+ * fileSinkPath(recovered.definition); // '/var/lib/dataflow/demo-output.jsonl'
+ * ```
+ */
+export function fileSinkPath(definition: unknown): string | undefined {
+  const sink = (definition as { sink?: unknown } | undefined)?.sink;
+  return sinkPath(sink);
+}
+
+function sinkPath(sink: unknown): string | undefined {
+  if (typeof sink !== 'object' || sink === null) return undefined;
+  const { type, path, sinks } = sink as { type?: unknown; path?: unknown; sinks?: unknown };
+  if (type === 'file' && typeof path === 'string') return path;
+  if (type === 'tee' && Array.isArray(sinks)) {
+    for (const inner of sinks) {
+      const found = sinkPath(inner);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}

@@ -4,7 +4,7 @@
  * caller owns (tests, embedding). Failures become `NodeConfigError`s that say
  * which setting is wrong, so `main` can exit with a clear message.
  */
-import type { PersistencePlugin } from '@dataflow/core';
+import { isDataflowError, type PersistencePlugin } from '@dataflow/core';
 import { createPglitePersistence, createPostgresPersistence } from '@dataflow/persistence';
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
@@ -12,6 +12,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { NodeConfigError } from './node-errors.js';
 import type { NodeLogger } from './node-logger.js';
+
+/** Postgres' `shared_buffers` of the embedded journal, in MiB: it appends and re-reads recent rows, 128 MB of cache buy nothing. */
+export const PGLITE_SHARED_BUFFERS_MB = 16;
 
 /** Where a node keeps its journal and snapshots. */
 export type NodeStore =
@@ -63,8 +66,13 @@ async function openPglite(dataDir: string): Promise<OpenedStore> {
   await ensureWritableDirectory(dataDir, 'DATAFLOW_DATA_DIR');
   const journalDir = join(dataDir, 'journal');
   try {
-    return { plugin: await createPglitePersistence({ dataDir: journalDir }), owned: true, description: `embedded PGlite in ${journalDir}` };
+    // Memory: initdb of a new directory runs in a child process, and shared_buffers is 16 MB instead of 128 (see pglite-data-dir.ts).
+    const plugin = await createPglitePersistence({ dataDir: journalDir, initializeInChildProcess: true, sharedBuffersMb: PGLITE_SHARED_BUFFERS_MB });
+    return { plugin, owned: true, description: `embedded PGlite in ${journalDir}` };
   } catch (error) {
+    if (isDataflowError(error, 'persistence/data-dir-locked')) {
+      throw new NodeConfigError('DATAFLOW_DATA_DIR', `${error.message} (two nodes on one embedded journal lose each other's writes)`, { cause: error });
+    }
     throw new NodeConfigError('DATAFLOW_DATA_DIR', `cannot open the embedded journal in ${journalDir} (${messageOf(error)})`, { cause: error });
   }
 }

@@ -1,8 +1,10 @@
 /**
  * The node's settings from its environment: `DATAFLOW_DATA_DIR` (default
  * `./data`), `DATAFLOW_POSTGRES_URL` (journal on a Postgres server instead of
- * the embedded PGlite), `DATAFLOW_POSTGRES_SCHEMA` and `DATAFLOW_LOG_LEVEL`.
- * A malformed value is a `NodeConfigError` naming the variable.
+ * the embedded PGlite), `DATAFLOW_POSTGRES_SCHEMA`, `DATAFLOW_LOG_LEVEL`,
+ * `DATAFLOW_SHUTDOWN_TIMEOUT_MS` (default 30 000) and
+ * `DATAFLOW_OVERWRITE_OUTPUT` (`1`/`true`: a demo without a checkpoint may
+ * truncate an existing output file). A malformed value is a `NodeConfigError` naming the variable.
  */
 import { resolve } from 'node:path';
 import { LOG_LEVELS, type LogLevel } from '../logging/winston-logger.js';
@@ -14,7 +16,14 @@ export interface NodeSettings {
   readonly dataDir: string;
   readonly store: NodeStore;
   readonly logLevel: LogLevel;
+  /** How long a stop may take before the process exits anyway, with code 1. */
+  readonly shutdownTimeoutMs: number;
+  /** Whether a demo that starts from the beginning may overwrite an output file it has no checkpoint for. */
+  readonly overwriteOutput: boolean;
 }
+
+/** Default of `DATAFLOW_SHUTDOWN_TIMEOUT_MS`. */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000;
 
 /**
  * Reads the settings from `env`.
@@ -22,7 +31,7 @@ export interface NodeSettings {
  * @example
  * ```ts
  * const settings = nodeSettingsFromEnv({ DATAFLOW_DATA_DIR: '/tmp/df', DATAFLOW_LOG_LEVEL: 'debug' });
- * // { dataDir: '/tmp/df', store: { type: 'pglite', dataDir: '/tmp/df' }, logLevel: 'debug' }
+ * // { dataDir: '/tmp/df', store: { type: 'pglite', dataDir: '/tmp/df' }, logLevel: 'debug', shutdownTimeoutMs: 30000, overwriteOutput: false }
  * ```
  */
 export function nodeSettingsFromEnv(env: Readonly<Record<string, string | undefined>>, cwd = process.cwd()): NodeSettings {
@@ -38,7 +47,17 @@ export function nodeSettingsFromEnv(env: Readonly<Record<string, string | undefi
   }
   const store: NodeStore =
     url === undefined ? { type: 'pglite', dataDir } : { type: 'postgres', url, ...(schema === undefined ? {} : { schema }) };
-  return { dataDir, store, logLevel: level as LogLevel };
+  const timeoutText = nonEmpty(env['DATAFLOW_SHUTDOWN_TIMEOUT_MS']);
+  const shutdownTimeoutMs = timeoutText === undefined ? DEFAULT_SHUTDOWN_TIMEOUT_MS : Number(timeoutText);
+  if (!Number.isInteger(shutdownTimeoutMs) || shutdownTimeoutMs < 1) {
+    throw new NodeConfigError('DATAFLOW_SHUTDOWN_TIMEOUT_MS', `is ${JSON.stringify(timeoutText)}; expected a positive whole number of milliseconds`);
+  }
+  const overwriteText = nonEmpty(env['DATAFLOW_OVERWRITE_OUTPUT'])?.toLowerCase();
+  if (overwriteText !== undefined && !['1', '0', 'true', 'false'].includes(overwriteText)) {
+    throw new NodeConfigError('DATAFLOW_OVERWRITE_OUTPUT', `is ${JSON.stringify(overwriteText)}; expected 1, 0, true or false`);
+  }
+  const overwriteOutput = overwriteText === '1' || overwriteText === 'true';
+  return { dataDir, store, logLevel: level as LogLevel, shutdownTimeoutMs, overwriteOutput };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
