@@ -164,7 +164,7 @@ export async function runPipelineBench(options: PipelineBenchOptions = {}): Prom
           loopRecordsPerSec: Math.round(1000 / loopMs),
           pipelineMs: Math.round(median(pairs.map((p) => p.pipeline.ms))),
           loopMs: Math.round(median(pairs.map((p) => p.loop.ms))),
-          ratio: median(ratios),
+          ratio: round2(median(ratios)),
           ratios,
         });
       }
