@@ -584,7 +584,7 @@ export class ActorCell<M, S> {
       timers: this.timers,
       stash: this.stash,
       spawn: (behavior, name, options = {}) => this.spawnChild(behavior, name, options),
-      child: (name) => this.children.get(name)?.ref,
+      child: (name: string) => this.children.get(name)?.ref,
       stop: (child) => {
         const target = ActorRefImpl.cellOf(child);
         if (target !== undefined && this.children.get(target.name) === target) void target.stop({ type: 'requested' });

@@ -78,8 +78,12 @@ export interface ActorContext<M> {
   readonly stash: StashBuffer<M>;
   /** Starts a child; it stops when this actor stops or restarts, and this actor gets its signals. Throws on a name in use. */
   spawn<C, CS>(behavior: Behavior<C, CS>, name: string, options?: SpawnOptions): ActorRef<C>;
-  /** The child with this name, if it is alive. */
-  child(name: string): AnyActorRef | undefined;
+  /**
+   * The child with this name, if it is alive, typed as the caller says
+   * (`ctx.child<SinkMsg>('sink')`); the default `never` allows stopping and
+   * comparing it, not telling it.
+   */
+  child<C = never>(name: string): ActorRef<C> | undefined;
   /** Stops a child of this actor (ignores refs that are not children). */
   stop(child: AnyActorRef): void;
   /** Stops this actor once the current handler is done. */

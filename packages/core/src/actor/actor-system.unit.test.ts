@@ -184,7 +184,7 @@ describe('children and signals', () => {
           const ref = ctx.child(msg.name);
           if (ref !== undefined) ctx.stop(ref);
         }
-        if (msg.type === 'crash-child') (ctx.child(msg.name) as ActorRef<string> | undefined)?.tell('crash');
+        if (msg.type === 'crash-child') ctx.child<string>(msg.name)?.tell('crash');
         return state;
       },
       onSignal: (state, signal) => {

@@ -126,3 +126,44 @@ export function stop<Evt = never, State = never>(): Effect<Evt, State> {
 export function reply<Reply, Evt = never, State = never>(replyTo: ReplyTo<Reply>, value: Reply): Effect<Evt, State> {
   return none<Evt, State>().thenReply(replyTo, () => value);
 }
+
+/**
+ * The effect constructors bound to one behavior's event and state types, so a
+ * command handler needs no generic arguments: `ctx.effects.persist(evt).thenReply(...)`.
+ * The command context carries them; `effectsFor<Evt, State>()` gives the same
+ * object outside a handler.
+ */
+export interface Effects<Evt, State> {
+  /** {@link persist}: one event, or several atomically. */
+  persist(events: Evt | readonly Evt[]): Effect<Evt, State>;
+  /** {@link none}: nothing to persist. */
+  none(): Effect<Evt, State>;
+  /** {@link unhandled}: not valid in this state. */
+  unhandled(): Effect<Evt, State>;
+  /** {@link stop}: stop without persisting. */
+  stop(): Effect<Evt, State>;
+  /** {@link reply}: reply with `value`, persist nothing. */
+  reply<Reply>(replyTo: ReplyTo<Reply>, value: Reply): Effect<Evt, State>;
+}
+
+const boundEffects: Effects<unknown, unknown> = Object.freeze({
+  persist: (events: unknown) => persist<unknown, unknown>(events),
+  none: () => none<unknown, unknown>(),
+  unhandled: () => unhandled<unknown, unknown>(),
+  stop: () => stop<unknown, unknown>(),
+  reply: <Reply>(replyTo: ReplyTo<Reply>, value: Reply) => reply<Reply, unknown, unknown>(replyTo, value),
+});
+
+/**
+ * The effect constructors typed for `Evt` and `State` (one shared object: the
+ * types exist only at compile time).
+ *
+ * @example
+ * ```ts
+ * const { persist, none } = effectsFor<Evt, State>();
+ * const effect = persist({ type: 'added', n: 2 }).thenReply(cmd.replyTo, (s) => StatusReply.success(s.total));
+ * ```
+ */
+export function effectsFor<Evt, State>(): Effects<Evt, State> {
+  return boundEffects as Effects<Evt, State>;
+}

@@ -2,26 +2,43 @@
  * The engine of one event-sourced entity, independent of how messages reach
  * it: recovery, the bounded stash, atomic persistence (state and sequence
  * number advance only after the append succeeded), side effects, snapshots
- * with retention, and restart with backoff after a failed write.
+ * with retention, and restart with backoff after a failed write. Every
+ * command gets an answer (see `ReplyStyle`); after a write whose outcome is
+ * unknown the head is read again before any other write.
  * `spawnEventSourced` hosts it in an actor; the test kit drives it directly.
+ *
+ * Over 400 lines: the write path (decide, append, the outcomes of a failed
+ * append) shares the stash, lifecycle and incarnation counter; split apart
+ * each piece would need all of them.
  *
  * All methods run synchronously; journal and snapshot promises re-enter it
  * through callbacks guarded by an incarnation counter, so a callback from an
  * incarnation that was restarted or stopped is ignored.
  */
 import { randomUUID } from 'node:crypto';
+import type { SpawnOptions, TimerScheduler } from '../actor/actor-context.js';
+import { StashOverflowError } from '../actor/actor-errors.js';
+import type { ActorRef } from '../actor/actor-ref.js';
+import type { Behavior } from '../actor/behavior.js';
+import { StatusReply } from '../actor/status-reply.js';
 import type { Clock } from '../clock/clock.js';
 import type { Scheduler, Cancellable } from '../clock/scheduler.js';
+import { isDataflowError } from '../errors/dataflow-error.js';
 import type { Instrumentation, InstrumentationEvent } from '../instrumentation/instrumentation.js';
 import type { AppendResult, NewEvent } from '../persistence/journal.js';
-import { isConcurrencyConflict } from '../persistence/persistence-errors.js';
-import type { Effect } from './effect.js';
-import type { CommandContext, EventSourcedBehavior } from './event-sourced.js';
-import { StashOverflowError } from '../actor/actor-errors.js';
-import { backoffDelayMs } from '../supervision/backoff.js';
-import { EntityUnavailableError, isRecoveryFailed, RecoveryFailedError } from './event-sourcing-errors.js';
+import {
+  ConcurrencyConflictError,
+  isConcurrencyConflict,
+  isWriteOutcomeUnknown,
+  isWriterLeaseHeld,
+  JournalWriteError,
+} from '../persistence/persistence-errors.js';
+import { Backoff } from '../supervision/backoff.js';
+import { effectsFor, type Effect } from './effect.js';
+import { detachedContext, type CommandContext, type EntityContext, type EntityLogger, type EventSourcedBehavior } from './event-sourced.js';
+import { CommandUnhandledError, EntityUnavailableError, isRecoveryFailed, RecoveryFailedError } from './event-sourcing-errors.js';
 import type { EventSourcingInstrumentationEvent } from './event-sourcing-events.js';
-import { type EntityPersistence, recoverState } from './recovery.js';
+import { type EntityPersistence, readHeadAfter, recoverState } from './recovery.js';
 import { crossesSnapshotPolicy } from './snapshot-policy.js';
 
 /** Where an entity is in its life. */
@@ -45,6 +62,14 @@ export interface EventSourcedEntityOptions {
   readonly onTerminated?: (lifecycle: Extract<EntityLifecycle, { status: 'stopped' | 'failed' }>) => void;
 }
 
+/** What hosts the entity: its ref, timers and children (an actor's, or the test kit's). Parts left out throw `EntityContextUnavailableError`. */
+export interface EntityHost<Cmd> {
+  readonly self?: ActorRef<Cmd>;
+  readonly timers?: TimerScheduler<Cmd>;
+  spawn?<C, CS>(behavior: Behavior<C, CS>, name: string, options?: SpawnOptions): ActorRef<C>;
+  child?<C>(name: string): ActorRef<C> | undefined;
+}
+
 type Terminal = Extract<EntityLifecycle, { status: 'stopped' | 'failed' }>;
 
 /** A command decided but not yet persisted: its effect, the events to append and the states after each. */
@@ -65,7 +90,11 @@ export class EventSourcedEntity<Cmd, Evt, State> {
   /** Stashed commands are `stash[stashHead...]`; a moving head keeps unstashing O(1). */
   private stash: Cmd[] = [];
   private stashHead = 0;
+  /** Restarts counted against `maxRestarts` since the last successful write. */
   private restarts = 0;
+  /** Delays of restarts since the last successful write (held leases included). */
+  private readonly backoff: Backoff;
+  private readonly log: EntityLogger;
   private incarnation = 0;
   private writerId = '';
   private knownSnapshots: number[] = [];
@@ -79,10 +108,17 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     readonly entityId: string,
     private readonly persistence: EntityPersistence,
     private readonly options: EventSourcedEntityOptions,
+    private readonly host: EntityHost<Cmd> = {},
   ) {
     this.persistenceId = behavior.persistenceId(entityId);
     this.stateValue = behavior.emptyState;
     this.random = options.random ?? Math.random;
+    this.backoff = new Backoff(behavior.onPersistFailure, this.random);
+    const line =
+      (level: 'debug' | 'info' | 'warn' | 'error') =>
+      (message: string, fields?: Readonly<Record<string, unknown>>): void =>
+        this.emit({ type: 'event-sourced.log', persistenceId: this.persistenceId, level, message, fields });
+    this.log = { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
   }
 
   get lifecycle(): EntityLifecycle {
@@ -123,7 +159,7 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     if (this.stashSize >= this.behavior.stashCapacity) {
       const error = new StashOverflowError(this.options.path ?? this.persistenceId, this.behavior.stashCapacity);
       this.emit({ type: 'event-sourced.stash.overflow', persistenceId: this.persistenceId, capacity: this.behavior.stashCapacity, command });
-      this.behavior.replyToOf(command)?.tell(error);
+      this.replyError(command, error, true);
       return;
     }
     this.stash.push(command);
@@ -176,6 +212,16 @@ export class EventSourcedEntity<Cmd, Evt, State> {
           snapshotSequenceNr: recovered.snapshotSequenceNr,
           eventsReplayed: recovered.eventsReplayed,
         });
+        try {
+          this.behavior.onSignal(
+            this.stateValue,
+            { type: 'recovery-completed', sequenceNr: recovered.sequenceNr, eventsReplayed: recovered.eventsReplayed },
+            this.context(this.sequenceNr),
+          );
+        } catch (error) {
+          this.emit({ type: 'event-sourced.side-effect.failed', persistenceId: this.persistenceId, error });
+        }
+        if (incarnation !== this.incarnation) return; // the signal handler stopped the entity
         this.drainStash();
         this.settle();
       },
@@ -255,10 +301,9 @@ export class EventSourcedEntity<Cmd, Evt, State> {
 
   /** Runs the command handler and folds its events; `undefined` (reported) when either throws. */
   private decide(command: Cmd, state: State, lastSequenceNr: number): Decided<Cmd, Evt, State> | undefined {
-    const ctx: CommandContext = { entityId: this.entityId, persistenceId: this.persistenceId, lastSequenceNr };
     let decided: Decided<Cmd, Evt, State>;
     try {
-      const effect = this.behavior.onCommand(state, command, ctx);
+      const effect = this.behavior.onCommand(state, command, this.context(lastSequenceNr));
       const newEvents = effect.events.map((event): NewEvent => {
         const eventType = this.behavior.eventTypeOf(event);
         return { payload: event, eventType, schemaVersion: this.behavior.schemaVersionOf(eventType), tags: this.behavior.tagsOf(event) };
@@ -273,12 +318,55 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     } catch (error) {
       // Handlers are pure and nothing was written: the state is intact, so the entity goes on with the next command.
       this.emit({ type: 'event-sourced.command.failed', persistenceId: this.persistenceId, command, error });
+      this.replyError(command, error, false);
       return undefined;
     }
     if (decided.effect.kind === 'unhandled') {
       this.emit({ type: 'event-sourced.command.unhandled', persistenceId: this.persistenceId, command });
+      if (!decided.effect.sideEffects.some((sideEffect) => sideEffect.kind === 'reply')) {
+        this.replyError(command, new CommandUnhandledError(this.persistenceId, commandTypeOf(command)), false);
+      }
     }
     return decided;
+  }
+
+  /** The context handed to the handlers, after `lastSequenceNr`. */
+  private context(lastSequenceNr: number): CommandContext<Cmd, Evt, State> {
+    const detached = detachedContext<Cmd, Evt, State>(this.entityId, this.persistenceId, lastSequenceNr);
+    const host = this.host;
+    const { self, timers } = host;
+    const ctx: CommandContext<Cmd, Evt, State> & EntityContext<Cmd> = {
+      entityId: this.entityId,
+      persistenceId: this.persistenceId,
+      lastSequenceNr,
+      effects: effectsFor<Evt, State>(),
+      log: this.log,
+      get self() {
+        return self ?? detached.self;
+      },
+      get timers() {
+        return timers ?? detached.timers;
+      },
+      spawn: (behavior, name, options) => (host.spawn === undefined ? detached.spawn(behavior, name, options) : host.spawn(behavior, name, options)),
+      child: <C>(name: string) => (host.child === undefined ? detached.child<C>(name) : host.child<C>(name)),
+    };
+    return ctx;
+  }
+
+  /**
+   * Answers `command` with an error: a `StatusReply` error in the `status`
+   * style; in the deprecated `plain` style only when `plainToo` (the error
+   * object itself, as before).
+   */
+  private replyError(command: Cmd, error: unknown, plainToo: boolean): void {
+    const replyTo = this.behavior.replyToOf(command);
+    if (replyTo === undefined) return;
+    if (this.behavior.replies === 'status') replyTo.tell(StatusReply.error(error));
+    else if (plainToo) replyTo.tell(error);
+  }
+
+  private replyErrorToAll(group: readonly Decided<Cmd, Evt, State>[], error: unknown): void {
+    for (const decided of group) this.replyError(decided.command, error, false);
   }
 
   private onPersisted(group: readonly Decided<Cmd, Evt, State>[], result: AppendResult): void {
@@ -289,6 +377,7 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     this.stateValue = last.stateAfter;
     this.sequenceNr = result.lastSequenceNr;
     this.restarts = 0;
+    this.backoff.reset();
     this.lifecycleValue = { status: 'running' };
     this.emit({ type: 'event-sourced.persisted', persistenceId: this.persistenceId, sequenceNr: this.sequenceNr, events: events.length });
     let snapshotDue = false;
@@ -306,24 +395,86 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     const commands = group.map((decided) => decided.command);
     if (isConcurrencyConflict(error)) {
       this.emit({ type: 'event-sourced.concurrency-conflict', persistenceId: this.persistenceId, error, commands });
+      this.replyErrorToAll(group, error);
       this.terminate({ status: 'failed', error });
       return;
     }
-    this.emit({ type: 'event-sourced.persist.failed', persistenceId: this.persistenceId, error, commands, events });
+    if (isWriteOutcomeUnknown(error)) {
+      this.emit({ type: 'event-sourced.persist.failed', persistenceId: this.persistenceId, error, commands, events, outcome: 'reread-head' });
+      this.rereadHead(group, events, error);
+      return;
+    }
+    // A store that refused the events (serialization, size, a permanent refusal) stored nothing: the state is intact.
+    const rejected = isDataflowError(error) && !error.retriable;
+    this.emit({ type: 'event-sourced.persist.failed', persistenceId: this.persistenceId, error, commands, events, outcome: rejected ? 'rejected' : 'restart' });
+    this.replyErrorToAll(group, error);
+    if (rejected) {
+      this.lifecycleValue = { status: 'running' };
+      this.drainStash();
+      return;
+    }
     this.restartWithBackoff(error);
   }
 
+  /**
+   * After a write whose outcome is unknown: reads the head before anything
+   * else is written. Our own events there mean the write was stored (the
+   * commands succeed); nothing there means it was not (they get a retriable
+   * error); anything else is another writer (a conflict). A failed read
+   * restarts with backoff, and recovery reads the head anyway.
+   */
+  private rereadHead(group: readonly Decided<Cmd, Evt, State>[], events: number, cause: unknown): void {
+    const incarnation = this.incarnation;
+    const expected = this.sequenceNr;
+    readHeadAfter(this.persistence.journal, this.persistenceId, expected).then(
+      (head) => {
+        if (incarnation !== this.incarnation) return;
+        const ours = head.events.length === events && head.events.every((e, i) => e.writerId === this.writerId && e.sequenceNr === expected + 1 + i);
+        if (head.highest === expected + events && ours) {
+          this.emit({ type: 'event-sourced.write-outcome.resolved', persistenceId: this.persistenceId, applied: true, sequenceNr: head.highest });
+          this.onPersisted(group, { lastSequenceNr: head.highest });
+        } else if (head.highest === expected) {
+          this.emit({ type: 'event-sourced.write-outcome.resolved', persistenceId: this.persistenceId, applied: false, sequenceNr: head.highest });
+          const notStored = new JournalWriteError(this.persistenceId, 'not stored (its outcome was unknown; the head was read again)', { retriable: true, cause });
+          this.replyErrorToAll(group, notStored);
+          this.lifecycleValue = { status: 'running' };
+          this.drainStash();
+        } else {
+          const conflict = new ConcurrencyConflictError(this.persistenceId, expected, head.highest, { cause });
+          this.emit({ type: 'event-sourced.concurrency-conflict', persistenceId: this.persistenceId, error: conflict, commands: group.map((d) => d.command) });
+          this.replyErrorToAll(group, conflict);
+          this.terminate({ status: 'failed', error: conflict });
+        }
+        this.settle();
+      },
+      (readError: unknown) => {
+        if (incarnation !== this.incarnation) return;
+        this.replyErrorToAll(group, cause);
+        this.restartWithBackoff(new RecoveryFailedError(this.persistenceId, expected + 1, 'reading the head after an unknown write outcome failed', { retriable: true, cause: readError }));
+        this.settle();
+      },
+    );
+  }
+
+  /**
+   * Backs off, then recovers from the journal. A held writer lease is waited
+   * out (at least its `retryAfterMs`) and never counted against `maxRestarts`.
+   */
   private restartWithBackoff(cause: unknown): void {
-    const backoff = this.behavior.onPersistFailure;
-    if (this.restarts >= backoff.maxRestarts) {
-      this.terminate({ status: 'failed', error: cause });
-      return;
+    const leaseHeld = isWriterLeaseHeld(cause);
+    if (!leaseHeld) {
+      if (this.restarts >= this.behavior.onPersistFailure.maxRestarts) {
+        this.terminate({ status: 'failed', error: cause });
+        return;
+      }
+      this.restarts++;
     }
-    this.restarts++;
-    const delayMs = backoffDelayMs(this.restarts - 1, backoff, this.random());
+    let delayMs = this.backoff.next();
+    if (leaseHeld && cause.retryAfterMs !== undefined) delayMs = Math.max(delayMs, cause.retryAfterMs);
+    const attempt = this.backoff.attempts;
     const incarnation = ++this.incarnation;
-    this.lifecycleValue = { status: 'backing-off', attempt: this.restarts, delayMs, cause };
-    this.emit({ type: 'event-sourced.restarting', persistenceId: this.persistenceId, attempt: this.restarts, delayMs, cause, at: this.options.clock.now() });
+    this.lifecycleValue = { status: 'backing-off', attempt, delayMs, cause };
+    this.emit({ type: 'event-sourced.restarting', persistenceId: this.persistenceId, attempt, delayMs, cause, at: this.options.clock.now() });
     this.timer = this.options.scheduler.schedule(delayMs, () => {
       if (incarnation === this.incarnation) this.recover();
     });
@@ -411,11 +562,16 @@ export class EventSourcedEntity<Cmd, Evt, State> {
   private refuse(command: Cmd, lifecycle: Terminal): void {
     this.emit({ type: 'event-sourced.dead-letter', persistenceId: this.persistenceId, command, status: lifecycle.status });
     const cause = lifecycle.status === 'failed' ? lifecycle.error : undefined;
-    this.behavior.replyToOf(command)?.tell(new EntityUnavailableError(this.persistenceId, lifecycle.status, { cause }));
+    this.replyError(command, new EntityUnavailableError(this.persistenceId, lifecycle.status, { cause }), true);
   }
 
   private emit(event: EventSourcingInstrumentationEvent): void {
     this.options.events.emit(event);
   }
+}
+
+function commandTypeOf(command: unknown): string | undefined {
+  const type = typeof command === 'object' && command !== null ? (command as { type?: unknown }).type : undefined;
+  return typeof type === 'string' ? type : undefined;
 }
 

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { StashOverflowError } from '../actor/actor-errors.js';
+import { StatusReply } from '../actor/status-reply.js';
 import { isDataflowError } from '../errors/dataflow-error.js';
 import { createInMemoryPersistence } from '../persistence/in-memory/in-memory-persistence.js';
 import { ConcurrencyConflictError, JournalWriteError } from '../persistence/persistence-errors.js';
@@ -19,7 +20,7 @@ import { every, snapshotWhen } from './snapshot-policy.js';
 type Cmd =
   | { readonly type: 'add'; readonly n: number }
   | { readonly type: 'add-many'; readonly ns: readonly number[] }
-  | { readonly type: 'get'; readonly replyTo: ReplyTo<State> }
+  | { readonly type: 'get'; readonly replyTo: ReplyTo<StatusReply<State>> }
   | { readonly type: 'stop' };
 type Evt = { readonly type: 'added'; readonly n: number };
 interface State {
@@ -37,7 +38,7 @@ const options: EventSourcedOptions<Cmd, Evt, State> = {
       case 'add-many':
         return persist(cmd.ns.map((n) => ({ type: 'added' as const, n })));
       case 'get':
-        return none<Evt, State>().thenReply(cmd.replyTo, (s) => s);
+        return none<Evt, State>().thenReply(cmd.replyTo, (s) => StatusReply.success(s));
       case 'stop':
         return stop();
     }
@@ -68,8 +69,8 @@ describe('persisting', () => {
     const first = await kit.runCommand({ type: 'add', n: 2 });
     expect(first.events).toEqual([{ type: 'added', n: 2 }]);
     expect(first.state).toEqual({ total: 2, count: 1 });
-    const got = await kit.runCommand<State>((replyTo) => ({ type: 'get', replyTo }));
-    expect(got.reply).toEqual({ total: 2, count: 1 });
+    const got = await kit.runCommand<StatusReply<State>>((replyTo) => ({ type: 'get', replyTo }));
+    expect(got.reply).toEqual(StatusReply.success({ total: 2, count: 1 }));
     expect(got.events).toEqual([]);
     expect((await kit.restart()).state).toEqual({ total: 2, count: 1 });
     expect(kit.lastSequenceNr).toBe(1);
@@ -121,8 +122,7 @@ describe('persisting', () => {
     const { kit } = setup();
     await kit.runCommand({ type: 'stop' });
     expect(kit.lifecycle).toEqual({ status: 'stopped', reason: 'stop-effect' });
-    const { reply } = await kit.runCommand<unknown>((replyTo) => ({ type: 'get', replyTo }));
-    expect(reply).toBeInstanceOf(EntityUnavailableError);
+    await expect(kit.runCommand<StatusReply<State>>((replyTo) => ({ type: 'get', replyTo }))).rejects.toBeInstanceOf(EntityUnavailableError);
   });
 });
 
@@ -285,16 +285,16 @@ describe('stash', () => {
     const { kit } = setup({ stashCapacity: 2 });
     await kit.whenIdle();
     const replies: unknown[] = [];
-    const replyTo: ReplyTo<State> = { tell: (r) => replies.push(r) };
+    const replyTo: ReplyTo<StatusReply<State>> = { tell: (r) => replies.push(r) };
     kit.tell({ type: 'add', n: 1 }); // starts a write
     kit.tell({ type: 'add', n: 2 }); // stashed
     kit.tell({ type: 'get', replyTo }); // stashed
     kit.tell({ type: 'get', replyTo }); // overflow
     expect(replies).toHaveLength(1);
-    expect(replies[0]).toBeInstanceOf(StashOverflowError);
+    expect(replies[0]).toMatchObject({ status: 'error', error: expect.any(StashOverflowError) as unknown });
     expect(kit.reported.filter((e) => e.type === 'event-sourced.stash.overflow')).toHaveLength(1);
     await kit.whenIdle();
-    expect(replies[1]).toEqual({ total: 3, count: 2 });
+    expect(replies[1]).toEqual(StatusReply.success({ total: 3, count: 2 }));
     expect(kit.lastSequenceNr).toBe(2);
   });
 
@@ -363,14 +363,11 @@ describe('group commit (maxCommandsPerAppend)', () => {
     kit.tell(get(replies));
     await kit.whenIdle();
     expect(faults.writes.map((w) => w.events.length)).toEqual([1, 3]);
-    expect(replies).toEqual([
-      { total: 3, count: 2 },
-      { total: 10, count: 4 },
-    ]);
+    expect(replies).toEqual([StatusReply.success({ total: 3, count: 2 }), StatusReply.success({ total: 10, count: 4 })]);
     expect((await kit.restart()).state).toEqual({ total: 10, count: 4 });
   });
 
-  it('a failed group append drops all of its commands and leaves no trace', async () => {
+  it('a failed group append answers each of its commands with the error and leaves no trace', async () => {
     const { kit, faults, clock, store } = setup({ maxCommandsPerAppend: 10 });
     await kit.whenIdle();
     const replies: unknown[] = [];
@@ -381,7 +378,8 @@ describe('group commit (maxCommandsPerAppend)', () => {
     kit.tell(get(replies));
     await kit.whenIdle();
     expect(kit.reported.find((e) => e.type === 'event-sourced.persist.failed')).toMatchObject({ commands: [{ n: 2 }, { n: 3 }, { type: 'get' }], events: 2 });
-    expect(replies).toEqual([]);
+    expect(replies).toHaveLength(1);
+    expect(replies[0]).toMatchObject({ status: 'error', error: expect.any(JournalWriteError) as unknown });
     await clock.advanceAsync(100);
     await kit.whenIdle();
     expect(kit.getState()).toEqual({ total: 1, count: 1 });

@@ -5,17 +5,68 @@
  * events into state. `spawnEventSourced` runs it; `decideCommand` and `applyEvents`
  * run its logic without a system.
  */
-import type { Effect, ReplyTo } from './effect.js';
-import { UnknownEventVersionError } from './event-sourcing-errors.js';
+import type { SpawnOptions, TimerScheduler } from '../actor/actor-context.js';
+import type { ActorRef } from '../actor/actor-ref.js';
+import type { Behavior } from '../actor/behavior.js';
+import { effectsFor, type Effect, type Effects, type ReplyTo } from './effect.js';
+import { validateBackoffPolicy } from '../supervision/backoff.js';
+import { EntityContextUnavailableError, UnknownEventVersionError } from './event-sourcing-errors.js';
 import type { SnapshotPolicy } from './snapshot-policy.js';
 
-/** What a command handler may know about the entity besides its state. */
-export interface CommandContext {
+/** Structured log lines of an entity; they become `event-sourced.log` instrumentation events (core prints nothing). */
+export interface EntityLogger {
+  debug(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  info(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  warn(message: string, fields?: Readonly<Record<string, unknown>>): void;
+  error(message: string, fields?: Readonly<Record<string, unknown>>): void;
+}
+
+/**
+ * What an entity's handlers may know and use besides its state: who it is,
+ * its own ref, timers (their messages arrive as commands), children and a
+ * logger. In an actor (`spawnEventSourced`) these are the actor's; the test
+ * kit gives `self`, `timers` and `log`; pure runs (`decideCommand`,
+ * `BehaviorSpec`) give ids and `log` only (the others throw
+ * `EntityContextUnavailableError`).
+ */
+export interface EntityContext<Cmd = unknown> {
   readonly entityId: string;
   readonly persistenceId: string;
   /** Sequence number of the last persisted event (0 before the first). */
   readonly lastSequenceNr: number;
+  /** The entity's own ref: a command told to it goes through the stash like any other. */
+  readonly self: ActorRef<Cmd>;
+  /** Keyed timers whose messages arrive as commands (cancelled when the entity's actor stops). */
+  readonly timers: TimerScheduler<Cmd>;
+  /** Starts a child actor of the entity's actor. */
+  spawn<C, CS>(behavior: Behavior<C, CS>, name: string, options?: SpawnOptions): ActorRef<C>;
+  /** The child with this name, typed as the caller knows it, if it is alive. */
+  child<C = never>(name: string): ActorRef<C> | undefined;
+  readonly log: EntityLogger;
 }
+
+/** What a command handler gets besides its state: the entity context and the effect constructors bound to its types. */
+export interface CommandContext<Cmd = unknown, Evt = unknown, State = unknown> extends EntityContext<Cmd> {
+  /** `persist`, `none`, `unhandled`, `stop`, `reply`, typed for this behavior: no generic arguments needed. */
+  readonly effects: Effects<Evt, State>;
+}
+
+/** Lifecycle notifications of an entity. */
+export type EventSourcedSignal =
+  /** Recovery finished (at start and after every restart), before the first command is handled. */
+  { readonly type: 'recovery-completed'; readonly sequenceNr: number; readonly eventsReplayed: number };
+
+/**
+ * How the entity answers (`replies` option):
+ * - `status` (default): every command with a reply address gets exactly one
+ *   `StatusReply`: the handler's reply on success, `StatusReply.error(...)`
+ *   when the write failed, the handler threw, the command was unhandled, the
+ *   stash was full or the entity is unavailable. Pair with `askWithStatus`.
+ * - `plain` (deprecated, for callers not migrated yet): the handler's reply
+ *   only; a full stash or an unavailable entity tells the error object itself,
+ *   a failed write or a throwing handler sends nothing.
+ */
+export type ReplyStyle = 'status' | 'plain';
 
 /**
  * Upgrades stored payloads: `upcasters[eventType][v]` turns a payload of
@@ -32,7 +83,11 @@ export interface PersistFailureBackoff {
   readonly maxBackoffMs?: number;
   /** Jitter: the delay is multiplied by `1 + random * randomFactor` (default 0.2). */
   readonly randomFactor?: number;
-  /** Restarts allowed before the entity fails for good (default 10); reset by a successful write. */
+  /**
+   * Restarts allowed before the entity fails for good (default unlimited: an
+   * outage of any length is waited out); reset by a successful write. A
+   * writer lease held elsewhere is always waited out and never counted.
+   */
   readonly maxRestarts?: number;
 }
 
@@ -40,10 +95,14 @@ export interface EventSourcedOptions<Cmd, Evt, State> {
   /** Maps an entity id to its persistence id, e.g. `(id) => \`counter-${id}\``. */
   readonly persistenceId: (entityId: string) => string;
   readonly emptyState: State;
-  /** Decides what a command does; must not mutate `state`. */
-  onCommand(state: State, command: Cmd, ctx: CommandContext): Effect<Evt, State>;
+  /** Decides what a command does; must not mutate `state`. `ctx.effects` builds effects without generic arguments. */
+  onCommand(state: State, command: Cmd, ctx: CommandContext<Cmd, Evt, State>): Effect<Evt, State>;
   /** Folds an event into the state; must be pure (it runs again on every recovery). */
   onEvent(state: State, event: Evt): State;
+  /** Lifecycle signals (`recovery-completed`), e.g. to start a timer; a throw is reported and ignored. */
+  onSignal?(state: State, signal: EventSourcedSignal, ctx: EntityContext<Cmd>): void;
+  /** How commands are answered (default `status`: every command gets a `StatusReply`). */
+  readonly replies?: ReplyStyle;
   /** Tags stored with each event, for `eventsByTag`. */
   tagger?(event: Evt): readonly string[];
   /** The stored event type name (default: the event's `type` field). */
@@ -56,7 +115,7 @@ export interface EventSourcedOptions<Cmd, Evt, State> {
   readonly stateSchemaVersion?: number;
   /** `snapshotUpcasters[v]` turns a stored state of version `v` into version `v + 1`. */
   readonly snapshotUpcasters?: Readonly<Record<number, (state: unknown) => unknown>>;
-  /** Commands kept while recovering or writing (default 1000); more are refused with `StashOverflowError` (to its `replyTo`). */
+  /** Commands kept while recovering, writing or backing off (default 1000); more are refused with `StashOverflowError` (an error reply). */
   readonly stashCapacity?: number;
   readonly onPersistFailure?: PersistFailureBackoff;
   /**
@@ -75,8 +134,10 @@ export interface EventSourcedBehavior<Cmd, Evt, State> {
   readonly kind: 'event-sourced';
   readonly persistenceId: (entityId: string) => string;
   readonly emptyState: State;
-  onCommand(state: State, command: Cmd, ctx: CommandContext): Effect<Evt, State>;
+  onCommand(state: State, command: Cmd, ctx: CommandContext<Cmd, Evt, State>): Effect<Evt, State>;
   onEvent(state: State, event: Evt): State;
+  onSignal(state: State, signal: EventSourcedSignal, ctx: EntityContext<Cmd>): void;
+  readonly replies: ReplyStyle;
   tagsOf(event: Evt): readonly string[];
   eventTypeOf(event: Evt): string;
   schemaVersionOf(eventType: string): number;
@@ -120,11 +181,11 @@ export function eventSourced<Cmd, Evt, State>(options: EventSourcedOptions<Cmd, 
     minBackoffMs: backoff.minBackoffMs ?? 200,
     maxBackoffMs: backoff.maxBackoffMs ?? 10_000,
     randomFactor: backoff.randomFactor ?? 0.2,
-    maxRestarts: backoff.maxRestarts ?? 10,
+    maxRestarts: backoff.maxRestarts ?? Infinity,
   };
-  if (onPersistFailure.minBackoffMs < 0 || onPersistFailure.maxBackoffMs < onPersistFailure.minBackoffMs) {
-    throw new RangeError('onPersistFailure: need 0 <= minBackoffMs <= maxBackoffMs');
-  }
+  validateBackoffPolicy(onPersistFailure, 'onPersistFailure');
+  const replies = options.replies ?? 'status';
+  if (replies !== 'status' && replies !== 'plain') throw new RangeError(`replies must be 'status' or 'plain', got ${String(replies)}`);
   const versions = options.schemaVersion ?? 1;
   const schemaVersionOf = (eventType: string): number =>
     typeof versions === 'number' ? versions : (versions[eventType] ?? 1);
@@ -137,6 +198,8 @@ export function eventSourced<Cmd, Evt, State>(options: EventSourcedOptions<Cmd, 
     emptyState: options.emptyState,
     onCommand: (state, command, ctx) => options.onCommand(state, command, ctx),
     onEvent: (state, event) => options.onEvent(state, event),
+    onSignal: (state, signal, ctx) => options.onSignal?.(state, signal, ctx),
+    replies,
     tagsOf: (event) => (options.tagger === undefined ? [] : options.tagger(event)),
     eventTypeOf: (event) => (options.eventType === undefined ? defaultEventType(event) : options.eventType(event)),
     schemaVersionOf,
@@ -205,10 +268,45 @@ export function decideCommand<Cmd, Evt, State>(
   behavior: EventSourcedBehavior<Cmd, Evt, State>,
   state: State,
   command: Cmd,
-  ctx: CommandContext = { entityId: 'test', persistenceId: behavior.persistenceId('test'), lastSequenceNr: 0 },
+  ctx: Partial<CommandContext<Cmd, Evt, State>> = {},
 ): Decision<Evt, State> {
-  const effect = behavior.onCommand(state, command, ctx);
+  const entityId = ctx.entityId ?? 'test';
+  // Descriptors, not a spread: a spread would call the throwing getters of the detached context.
+  const full = Object.defineProperties(
+    detachedContext<Cmd, Evt, State>(entityId, behavior.persistenceId(entityId), ctx.lastSequenceNr ?? 0),
+    Object.getOwnPropertyDescriptors(ctx),
+  );
+  const effect = behavior.onCommand(state, command, full);
   return { effect, events: effect.events, state: applyEvents(behavior, state, effect.events) };
+}
+
+/** Log lines of a context without a system go nowhere. */
+const silentLogger: EntityLogger = Object.freeze({ debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined });
+
+/**
+ * A command context outside any actor (pure runs): ids, `effects` and a
+ * silent `log`; `self`, `timers`, `spawn` and `child` throw
+ * `EntityContextUnavailableError`.
+ */
+export function detachedContext<Cmd, Evt, State>(entityId: string, persistenceId: string, lastSequenceNr: number): CommandContext<Cmd, Evt, State> {
+  const unavailable = (what: string) => (): never => {
+    throw new EntityContextUnavailableError(persistenceId, what);
+  };
+  return {
+    entityId,
+    persistenceId,
+    lastSequenceNr,
+    effects: effectsFor<Evt, State>(),
+    log: silentLogger,
+    get self(): ActorRef<Cmd> {
+      return unavailable('self')();
+    },
+    get timers(): TimerScheduler<Cmd> {
+      return unavailable('timers')();
+    },
+    spawn: unavailable('spawn'),
+    child: unavailable('child'),
+  };
 }
 
 /**

@@ -8,7 +8,9 @@ import { DataflowError, isDataflowError } from '../errors/dataflow-error.js';
 export type EventSourcingErrorTag =
   | 'event-sourcing/recovery-failed'
   | 'event-sourcing/unknown-event-version'
-  | 'event-sourcing/entity-unavailable';
+  | 'event-sourcing/entity-unavailable'
+  | 'event-sourcing/command-unhandled'
+  | 'event-sourcing/context-unavailable';
 
 /** Base of every event-sourcing failure. */
 export abstract class EventSourcingError<Tag extends EventSourcingErrorTag = EventSourcingErrorTag> extends DataflowError<Tag> {}
@@ -57,6 +59,33 @@ export class EntityUnavailableError extends EventSourcingError<'event-sourcing/e
     options: { cause?: unknown } = {},
   ) {
     super('event-sourcing/entity-unavailable', `Entity ${persistenceId} is ${status}`, { retriable: false, ...options });
+  }
+}
+
+/** The command is not valid in the entity's current state (its handler returned `unhandled()`). Not retriable as is. */
+export class CommandUnhandledError extends EventSourcingError<'event-sourcing/command-unhandled'> {
+  constructor(
+    readonly persistenceId: string,
+    /** The command's `type` field, when it has one. */
+    readonly commandType: string | undefined,
+  ) {
+    super('event-sourcing/command-unhandled', `Entity ${persistenceId} cannot handle ${commandType === undefined ? 'this command' : `'${commandType}'`} in its current state`, {
+      retriable: false,
+    });
+  }
+}
+
+/** A handler used a part of its context that this run does not provide (e.g. `ctx.spawn` in `decideCommand`). */
+export class EntityContextUnavailableError extends EventSourcingError<'event-sourcing/context-unavailable'> {
+  constructor(
+    readonly persistenceId: string,
+    readonly what: string,
+  ) {
+    super(
+      'event-sourcing/context-unavailable',
+      `ctx.${what} is not available to ${persistenceId} here: run the behavior in an actor (spawnEventSourced) to use it`,
+      { retriable: false },
+    );
   }
 }
 

@@ -21,11 +21,29 @@ export interface EventSourcingEventMap {
   'event-sourced.recovery.failed': Base<'event-sourced.recovery.failed'> & { readonly error: RecoveryFailedError };
   /** An append succeeded. */
   'event-sourced.persisted': Base<'event-sourced.persisted'> & { readonly sequenceNr: number; readonly events: number };
-  /** An append failed; nothing was applied and the commands whose events it held are dropped. The entity restarts with backoff. */
+  /**
+   * An append failed; nothing was applied and its commands got an error reply.
+   * `outcome` says what the entity does: `restart` (retriable failure or a
+   * held writer lease: back off, recover, go on), `rejected` (the store
+   * refused the events: the entity goes on at once), `reread-head` (the write
+   * may have been stored: the head is read again before any other write).
+   */
   'event-sourced.persist.failed': Base<'event-sourced.persist.failed'> & {
     readonly error: unknown;
     readonly commands: readonly unknown[];
     readonly events: number;
+    readonly outcome: 'restart' | 'rejected' | 'reread-head';
+  };
+  /** After a write with an unknown outcome, the head was read again: the write was stored (`applied`) or not. */
+  'event-sourced.write-outcome.resolved': Base<'event-sourced.write-outcome.resolved'> & {
+    readonly applied: boolean;
+    readonly sequenceNr: number;
+  };
+  /** A line of `ctx.log`. */
+  'event-sourced.log': Base<'event-sourced.log'> & {
+    readonly level: 'debug' | 'info' | 'warn' | 'error';
+    readonly message: string;
+    readonly fields: Readonly<Record<string, unknown>> | undefined;
   };
   /** Another writer holds the sequence numbers: the entity stops instead of forking the history. */
   'event-sourced.concurrency-conflict': Base<'event-sourced.concurrency-conflict'> & {
@@ -44,7 +62,7 @@ export interface EventSourcingEventMap {
   'event-sourced.command.unhandled': Base<'event-sourced.command.unhandled'> & { readonly command: unknown };
   /** The command handler (or the event handler on its new events) threw; nothing was persisted and the entity goes on. */
   'event-sourced.command.failed': Base<'event-sourced.command.failed'> & { readonly command: unknown; readonly error: unknown };
-  /** A `thenRun` or `thenReply` callback threw after its events were persisted. */
+  /** A `thenRun` or `thenReply` callback, or the `onSignal` handler, threw. */
   'event-sourced.side-effect.failed': Base<'event-sourced.side-effect.failed'> & { readonly error: unknown };
   'event-sourced.snapshot.saved': Base<'event-sourced.snapshot.saved'> & { readonly sequenceNr: number };
   /** Saving a snapshot or applying retention failed; the entity goes on (recovery replays more events). */
@@ -57,7 +75,7 @@ export interface EventSourcingEventMap {
   'event-sourced.events.deleted': Base<'event-sourced.events.deleted'> & { readonly toSequenceNr: number };
   'event-sourced.stopped': Base<'event-sourced.stopped'> & { readonly reason: 'stop-effect' | 'requested' };
   'event-sourced.failed': Base<'event-sourced.failed'> & { readonly error: unknown };
-  /** A command reached a stopped or failed entity; its `replyTo` got `EntityUnavailableError`. */
+  /** A command reached a stopped or failed entity; its reply address got `EntityUnavailableError`. */
   'event-sourced.dead-letter': Base<'event-sourced.dead-letter'> & { readonly command: unknown; readonly status: 'stopped' | 'failed' };
 }
 

@@ -5,7 +5,7 @@
  * in the sequence numbers) ends in a `RecoveryFailedError` and no state.
  */
 import { isRetriable } from '../errors/dataflow-error.js';
-import type { Journal } from '../persistence/journal.js';
+import type { Journal, PersistedEvent } from '../persistence/journal.js';
 import type { SnapshotStore } from '../persistence/snapshot-store.js';
 import type { EventSourcedBehavior } from './event-sourced.js';
 import { RecoveryFailedError } from './event-sourcing-errors.js';
@@ -104,4 +104,30 @@ export async function recoverState<Evt, State>(
     });
   }
   return { state, sequenceNr, snapshotSequenceNr: snapshot?.metadata.sequenceNr, eventsReplayed };
+}
+
+/** What the journal holds after a known sequence number. */
+export interface HeadAfter {
+  /** The events after `afterSequenceNr`, in order (possibly fewer than up to `highest` when some were deleted). */
+  readonly events: readonly PersistedEvent[];
+  /** The highest sequence number of the persistence id. */
+  readonly highest: number;
+}
+
+/**
+ * Reads the head of `persistenceId` beyond `afterSequenceNr`: used after a
+ * write whose outcome is unknown, to find out whether it was stored before
+ * writing again.
+ *
+ * @example
+ * ```ts
+ * const { events, highest } = await readHeadAfter(journal, 'counter-1', 41);
+ * const mine = events.every((e) => e.writerId === writerId);
+ * ```
+ */
+export async function readHeadAfter(journal: Journal, persistenceId: string, afterSequenceNr: number): Promise<HeadAfter> {
+  const events: PersistedEvent[] = [];
+  for await (const event of journal.replay(persistenceId, afterSequenceNr + 1)) events.push(event);
+  const highest = await journal.highestSequenceNr(persistenceId);
+  return { events, highest };
 }

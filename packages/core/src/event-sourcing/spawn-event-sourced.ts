@@ -4,9 +4,11 @@
  * entity's own bounded stash (not the unbounded mailbox) holds commands while
  * it recovers or writes. A failed write restarts the entity inside the actor
  * with backoff (recovering from the journal); a concurrency conflict or a
- * permanent recovery failure stops the actor.
+ * permanent recovery failure fails the actor (`actor.failed`, then it stops
+ * with reason `failed`, or its `supervise` policy restarts it).
  */
 import type { ActorContext, SpawnOptions } from '../actor/actor-context.js';
+import type { SupervisionPolicy } from '../supervision/supervisor-strategy.js';
 import type { ActorRef } from '../actor/actor-ref.js';
 import type { Behavior } from '../actor/behavior.js';
 import type { EventSourcedBehavior } from './event-sourced.js';
@@ -25,6 +27,12 @@ export interface SpawnEventSourcedOptions {
   readonly name?: string;
   /** Uniform random number in [0, 1) for backoff jitter (default `Math.random`). */
   readonly random?: () => number;
+  /**
+   * What to do when the entity fails for good (a concurrency conflict, a
+   * permanent recovery failure): default stop, as for any actor. A restart
+   * (e.g. `SupervisorStrategy.restartWithBackoff`) recovers a new entity from the journal.
+   */
+  readonly supervise?: SupervisionPolicy;
 }
 
 /**
@@ -47,14 +55,35 @@ export function spawnEventSourced<Cmd, Evt, State>(
   const host: Behavior<Cmd, EventSourcedEntity<Cmd, Evt, State> | undefined> = {
     initialState: undefined,
     onStart: (_state, ctx: ActorContext<Cmd>) => {
-      const entity = new EventSourcedEntity(behavior, entityId, options.persistence, {
-        scheduler: ctx.system.scheduler,
-        clock: ctx.system.clock,
-        events: ctx.system.events,
-        path: ctx.path,
-        ...(options.random === undefined ? {} : { random: options.random }),
-        onTerminated: () => ctx.stopSelf(),
-      });
+      const entity = new EventSourcedEntity(
+        behavior,
+        entityId,
+        options.persistence,
+        {
+          scheduler: ctx.system.scheduler,
+          clock: ctx.system.clock,
+          events: ctx.system.events,
+          path: ctx.path,
+          ...(options.random === undefined ? {} : { random: options.random }),
+          onTerminated: (lifecycle) => {
+            if (lifecycle.status === 'stopped') {
+              ctx.stopSelf();
+              return;
+            }
+            // A failure must look like one: fail the actor (through its mailbox) under its supervision.
+            const error = lifecycle.error;
+            ctx.pipeToSelf(Promise.resolve(), (): Cmd => {
+              throw error;
+            });
+          },
+        },
+        {
+          self: ctx.self,
+          timers: ctx.timers,
+          spawn: (child, name, spawnOptions) => ctx.spawn(child, name, spawnOptions),
+          child: <C>(name: string) => ctx.child<C>(name),
+        },
+      );
       entity.start();
       return entity;
     },
@@ -66,5 +95,5 @@ export function spawnEventSourced<Cmd, Evt, State>(
       entity?.stop();
     },
   };
-  return parent.spawn(host, name);
+  return parent.spawn(host, name, options.supervise === undefined ? {} : { supervise: options.supervise });
 }

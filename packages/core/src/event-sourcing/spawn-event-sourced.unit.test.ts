@@ -4,8 +4,11 @@
  * that stops the actor.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ask } from '../actor/ask.js';
+import { askWithStatus } from '../actor/status-reply.js';
+import type { InstrumentationEvent } from '../instrumentation/instrumentation.js';
 import { createInMemoryPersistence } from '../persistence/in-memory/in-memory-persistence.js';
+import { ConcurrencyConflictError } from '../persistence/persistence-errors.js';
+import { SupervisorStrategy } from '../supervision/supervisor-strategy.js';
 import { createActorTestKit, type ActorTestKit } from '../testing/actor-test-kit.js';
 import { PersistenceTestKit } from '../testing/persistence-test-kit.js';
 import { counter, type CounterCommand, type CounterEvent, type CounterState } from './examples/counter.js';
@@ -29,27 +32,50 @@ describe('spawnEventSourced', () => {
     const ref = spawnEventSourced(first.system, counter, '1', { persistence });
     ref.tell({ type: 'add', n: 2 });
     ref.tell({ type: 'add', n: 3 });
-    expect(await ask<CounterCommand, number>(ref, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 })).toBe(5);
+    expect(await askWithStatus<CounterCommand, number>(ref, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 })).toBe(5);
     expect(ref.path).toContain('counter-1');
 
     const second = newKit();
     const again = spawnEventSourced(second.system, counter, '1', { persistence, name: 'counter-one' });
-    expect(await ask<CounterCommand, number>(again, (replyTo) => ({ type: 'add', n: 1, replyTo }), { timeoutMs: 1_000 })).toBe(6);
+    expect(await askWithStatus<CounterCommand, number>(again, (replyTo) => ({ type: 'add', n: 1, replyTo }), { timeoutMs: 1_000 })).toBe(6);
   });
 
-  it('stops the actor on a concurrency conflict and reports it', async () => {
+  it('fails the actor on a concurrency conflict: the caller gets the conflict, actor.failed is emitted and it stops with reason failed', async () => {
     const persistence = createInMemoryPersistence();
     const kit = newKit();
-    const seen: string[] = [];
-    kit.system.events.on('*', (e) => seen.push(e.type));
+    const events: InstrumentationEvent[] = [];
+    kit.system.events.on('*', (e) => events.push(e));
+    const stopped = new Promise<InstrumentationEvent>((resolve) => kit.system.events.on('actor.stopped', resolve));
     const stale = spawnEventSourced(kit.system, counter, '1', { persistence, name: 'stale' });
-    expect(await ask<CounterCommand, number>(stale, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 })).toBe(0);
+    expect(await askWithStatus<CounterCommand, number>(stale, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 })).toBe(0);
     await persistence.journal.append('counter-1', [{ eventType: 'added', payload: { type: 'added', n: 9 } }], { expectedSequenceNr: 0, writerId: 'other' });
 
-    stale.tell({ type: 'add', n: 1 });
-    await kit.system.settled();
-    await kit.advance(0);
-    expect(seen).toEqual(expect.arrayContaining(['event-sourced.concurrency-conflict', 'event-sourced.failed', 'actor.stopped']));
+    const refused = askWithStatus<CounterCommand, number>(stale, (replyTo) => ({ type: 'add', n: 1, replyTo }), { timeoutMs: 1_000 });
+    await expect(refused).rejects.toBeInstanceOf(ConcurrencyConflictError);
+    expect(await stopped).toEqual({ type: 'actor.stopped', path: '/user/stale', reason: { type: 'failed', error: expect.any(ConcurrencyConflictError) as unknown } });
+    expect(events).toContainEqual({
+      type: 'actor.failed',
+      path: '/user/stale',
+      error: expect.any(ConcurrencyConflictError) as unknown,
+      during: 'message',
+      directive: 'stop',
+    });
+    expect(events.map((e) => e.type)).toEqual(expect.arrayContaining(['event-sourced.concurrency-conflict', 'event-sourced.failed']));
+    expect(events.filter((e) => e.type === 'actor.stopped' && e.reason.type === 'requested')).toEqual([]);
+  });
+
+  it('restarts a failed entity under its supervise policy: the new incarnation recovers the other writer\'s events', async () => {
+    const persistence = createInMemoryPersistence();
+    const kit = newKit();
+    const restarted = new Promise<InstrumentationEvent>((resolve) => kit.system.events.on('actor.restarted', resolve));
+    const ref = spawnEventSourced(kit.system, counter, '1', { persistence, supervise: SupervisorStrategy.restart });
+    expect(await askWithStatus<CounterCommand, number>(ref, (replyTo) => ({ type: 'get', replyTo }), { timeoutMs: 1_000 })).toBe(0);
+    await persistence.journal.append('counter-1', [{ eventType: 'added', payload: { type: 'added', n: 9 } }], { expectedSequenceNr: 0, writerId: 'other' });
+    await expect(askWithStatus<CounterCommand, number>(ref, (replyTo) => ({ type: 'add', n: 1, replyTo }), { timeoutMs: 1_000 })).rejects.toBeInstanceOf(
+      ConcurrencyConflictError,
+    );
+    await restarted;
+    expect(await askWithStatus<CounterCommand, number>(ref, (replyTo) => ({ type: 'add', n: 1, replyTo }), { timeoutMs: 1_000 })).toBe(10);
   });
 
   it('restarts with backoff on the system clock after a failed write, recovering from the journal', async () => {
@@ -59,7 +85,7 @@ describe('spawnEventSourced', () => {
     kit.system.events.on('event-sourced.restarting', (e) => restarts.push(e.delayMs));
     const ref = spawnEventSourced(kit.system, eventSourced({ ...counterOptions(), onPersistFailure: { minBackoffMs: 50, maxBackoffMs: 50, randomFactor: 0 } }), '1', { persistence: faults });
     ref.tell({ type: 'add', n: 2 }); // fails
-    const answer = ask<CounterCommand, number>(ref, (replyTo) => ({ type: 'add', n: 3, replyTo }), { timeoutMs: 1_000 }); // stashed through the backoff
+    const answer = askWithStatus<CounterCommand, number>(ref, (replyTo) => ({ type: 'add', n: 3, replyTo }), { timeoutMs: 1_000 }); // stashed through the backoff
     await kit.advance(49);
     expect(restarts).toEqual([50]);
     await kit.advance(1);
@@ -71,7 +97,7 @@ function counterOptions() {
   return {
     persistenceId: counter.persistenceId,
     emptyState: counter.emptyState,
-    onCommand: (state: CounterState, command: CounterCommand, ctx: CommandContext) => counter.onCommand(state, command, ctx),
+    onCommand: (state: CounterState, command: CounterCommand, ctx: CommandContext<CounterCommand, CounterEvent, CounterState>) => counter.onCommand(state, command, ctx),
     onEvent: (state: CounterState, event: CounterEvent) => counter.onEvent(state, event),
   };
 }

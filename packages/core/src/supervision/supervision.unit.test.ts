@@ -184,7 +184,7 @@ describe('supervision directives', () => {
         return state;
       },
       onMessage: (state, msg, ctx) => {
-        (ctx.child('child') as ActorRef<Msg> | undefined)?.tell(msg);
+        ctx.child<Msg>('child')?.tell(msg);
         return state;
       },
     });
@@ -222,7 +222,7 @@ describe('supervision directives', () => {
         return state;
       },
       onMessage: (state, msg, ctx) => {
-        (ctx.child('child') as ActorRef<Msg> | undefined)?.tell(msg);
+        ctx.child<Msg>('child')?.tell(msg);
         return state;
       },
       onSignal: (state, signal) => {

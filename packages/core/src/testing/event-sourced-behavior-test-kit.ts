@@ -9,6 +9,8 @@ import type { Clock } from '../clock/clock.js';
 import { systemClock } from '../clock/clock.js';
 import type { Scheduler } from '../clock/scheduler.js';
 import { systemScheduler } from '../clock/scheduler.js';
+import { ActorTimers } from '../actor/actor-timers.js';
+import { StatusReply } from '../actor/status-reply.js';
 import type { ReplyTo } from '../event-sourcing/effect.js';
 import type { EventSourcedBehavior } from '../event-sourcing/event-sourced.js';
 import { type EntityLifecycle, EventSourcedEntity } from '../event-sourcing/event-sourced-entity.js';
@@ -36,7 +38,7 @@ export interface CommandResult<Evt, State, Reply = undefined> {
   readonly events: readonly Evt[];
   /** The state after the command. */
   readonly state: State;
-  /** The last reply sent to the command's `replyTo`, when the command was built with one. */
+  /** The last reply sent to the command's `replyTo`, when the command was built with one (a `StatusReply` in the default reply style). */
   readonly reply: Reply | undefined;
 }
 
@@ -58,6 +60,7 @@ export class EventSourcedBehaviorTestKit<Cmd, Evt, State> {
   private persistenceValue: EntityPersistence;
   private readonly events: Instrumentation<InstrumentationEvent>;
   private readonly clock: Clock & Scheduler;
+  private timers: ActorTimers<Cmd> | undefined;
 
   private constructor(
     private readonly behavior: EventSourcedBehavior<Cmd, Evt, State>,
@@ -114,9 +117,13 @@ export class EventSourcedBehaviorTestKit<Cmd, Evt, State> {
 
   /**
    * Sends a command and waits until it is handled and its events are written.
-   * Rejects with the journal's error when the write failed (the entity then
-   * restarts with backoff on the kit's clock), and with the handler's error
-   * when the command handler threw.
+   * Fails the way a caller of the running entity sees it: with a status reply
+   * address, it rejects with the error of an error reply (the same error
+   * object an `askWithStatus` on `spawnEventSourced` rejects with: the
+   * journal's error, the handler's, `CommandUnhandledError`, ...). Without a
+   * reply address (or in the `plain` style), it rejects with the error of a
+   * failed write, a concurrency conflict or a throwing handler, as reported.
+   * After a retriable write failure the entity backs off on the kit's clock.
    */
   runCommand(command: Cmd): Promise<CommandResult<Evt, State>>;
   /** Builds the command with a `replyTo` that records the reply. */
@@ -132,10 +139,12 @@ export class EventSourcedBehaviorTestKit<Cmd, Evt, State> {
     const reportedBefore = this.reported.length;
     this.entity.receive(cmd);
     await this.entity.whenIdle();
+    const last: unknown = replies.at(-1);
+    if (this.behavior.replies === 'status' && StatusReply.isStatusReply(last) && last.status === 'error') throw last.error;
     const failure = this.reported
       .slice(reportedBefore)
       .find((e) => e.type === 'event-sourced.persist.failed' || e.type === 'event-sourced.concurrency-conflict' || e.type === 'event-sourced.command.failed');
-    if (failure !== undefined) throw failure.error;
+    if (failure !== undefined && replies.length === 0) throw failure.error;
     const events = await this.readEvents(before + 1, this.entity.lastSequenceNr);
     return { events, state: this.entity.state, reply: replies.at(-1) };
   }
@@ -201,13 +210,29 @@ export class EventSourcedBehaviorTestKit<Cmd, Evt, State> {
     return typeof persistence === 'function' ? persistence() : persistence;
   }
 
+  /**
+   * A new entity; its `ctx.self` and `ctx.timers` deliver to it (timers on
+   * the kit's clock, cancelled when it is replaced). `ctx.spawn` needs an
+   * actor system: use `spawnEventSourced` with an `ActorTestKit` for that.
+   */
   private spawn(): EventSourcedEntity<Cmd, Evt, State> {
-    const entity = new EventSourcedEntity(this.behavior, this.entityId, this.persistenceValue, {
-      scheduler: this.clock,
-      clock: this.clock,
-      events: this.events,
-      random: this.options.random ?? (() => 0),
+    this.timers?.cancelAll();
+    const timers = new ActorTimers<Cmd>(this.clock, (envelope) => {
+      if (timers.accept(envelope)) entity.receive(envelope.message as Cmd);
     });
+    this.timers = timers;
+    const entity: EventSourcedEntity<Cmd, Evt, State> = new EventSourcedEntity(
+      this.behavior,
+      this.entityId,
+      this.persistenceValue,
+      {
+        scheduler: this.clock,
+        clock: this.clock,
+        events: this.events,
+        random: this.options.random ?? (() => 0),
+      },
+      { self: { path: `/test-kit/${this.behavior.persistenceId(this.entityId)}`, tell: (command) => entity.receive(command) }, timers },
+    );
     entity.start();
     return entity;
   }

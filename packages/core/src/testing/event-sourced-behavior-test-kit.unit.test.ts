@@ -1,5 +1,6 @@
 import { AssertionError } from 'node:assert';
 import { describe, expect, it } from 'vitest';
+import { StatusReply } from '../actor/status-reply.js';
 import { persist } from '../event-sourcing/effect.js';
 import { eventSourced } from '../event-sourcing/event-sourced.js';
 import { counter } from '../event-sourcing/examples/counter.js';
@@ -12,8 +13,8 @@ describe('EventSourcedBehaviorTestKit', () => {
   it('reports events, state and reply per command', async () => {
     const kit = EventSourcedBehaviorTestKit.create(counter, { entityId: '1' });
     expect(await kit.runCommand({ type: 'add', n: 2 })).toEqual({ events: [{ type: 'added', n: 2 }], state: { total: 2 }, reply: undefined });
-    const result = await kit.runCommand<number>((replyTo) => ({ type: 'add', n: 3, replyTo }));
-    expect(result.reply).toBe(5);
+    const result = await kit.runCommand<StatusReply<number>>((replyTo) => ({ type: 'add', n: 3, replyTo }));
+    expect(result.reply).toEqual(StatusReply.success(5));
     expect(kit.persistenceId).toBe('counter-1');
   });
 

@@ -5,7 +5,13 @@
  * persistence SPI, as a real store would throw them.
  */
 import type { AppendOptions, AppendResult, Journal, NewEvent, PersistedEvent, ReplayOptions } from '../persistence/journal.js';
-import { JournalReadError, JournalWriteError, SnapshotError } from '../persistence/persistence-errors.js';
+import {
+  JournalReadError,
+  JournalWriteError,
+  JournalWriteOutcomeUnknownError,
+  SnapshotError,
+  WriterLeaseHeldError,
+} from '../persistence/persistence-errors.js';
 import type { SnapshotCriteria, SnapshotMetadata, SnapshotStore, StoredSnapshot } from '../persistence/snapshot-store.js';
 
 /** An append the wrapped journal accepted. */
@@ -17,13 +23,15 @@ export interface RecordedWrite {
 }
 
 type Fault = 'fail' | 'reject';
+/** Faults of an append: besides failing before the write, it may lose the answer of a write that was (or was not) applied, or find the writer lease held. */
+type WriteFault = Fault | 'outcome-unknown-applied' | 'outcome-unknown-not-applied' | { readonly leaseHeldFor: number | undefined };
 
-class FaultQueue {
-  private faults: Fault[] = [];
-  add(fault: Fault, count: number): void {
+class FaultQueue<F = Fault> {
+  private faults: F[] = [];
+  add(fault: F, count: number): void {
     for (let i = 0; i < count; i++) this.faults.push(fault);
   }
-  take(): Fault | undefined {
+  take(): F | undefined {
     return this.faults.shift();
   }
   clear(): void {
@@ -37,17 +45,17 @@ class FaultQueue {
  * @example
  * ```ts
  * const kit = PersistenceTestKit.wrap(createInMemoryPersistence());
- * this.failNextWrites(1); // the next append fails with a retriable JournalWriteError
+ * kit.failNextWrites(1); // the next append fails with a retriable JournalWriteError
  * const entity = EventSourcedBehaviorTestKit.create(counter, { persistence: () => kit });
  * await expect(entity.runCommand({ type: 'add', n: 1 })).rejects.toThrow(/injected/);
- * this.writes; // the appends that went through
+ * kit.writes; // the appends that went through
  * ```
  */
 export class PersistenceTestKit {
   readonly journal: Journal;
   readonly snapshots: SnapshotStore;
   private readonly recorded: RecordedWrite[] = [];
-  private readonly writeFaults = new FaultQueue();
+  private readonly writeFaults = new FaultQueue<WriteFault>();
   private readonly readFaults = new FaultQueue();
   private readonly snapshotSaveFaults = new FaultQueue();
   private readonly snapshotLoadFaults = new FaultQueue();
@@ -56,11 +64,14 @@ export class PersistenceTestKit {
     this.journal = {
       append: async (persistenceId: string, events: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> => {
         const fault = this.writeFaults.take();
-        if (fault !== undefined) {
+        if (fault === 'fail' || fault === 'reject') {
           throw new JournalWriteError(persistenceId, `injected ${fault === 'fail' ? 'failure' : 'rejection'}`, { retriable: fault === 'fail' });
         }
+        if (fault === 'outcome-unknown-not-applied') throw new JournalWriteOutcomeUnknownError(persistenceId, 'injected: the answer was lost (the write was not applied)');
+        if (typeof fault === 'object') throw new WriterLeaseHeldError(persistenceId, 'injected-holder', fault.leaseHeldFor);
         const result = await inner.journal.append(persistenceId, events, options);
         this.recorded.push({ persistenceId, events, options, lastSequenceNr: result.lastSequenceNr });
+        if (fault === 'outcome-unknown-applied') throw new JournalWriteOutcomeUnknownError(persistenceId, 'injected: the answer was lost (the write was applied)');
         return result;
       },
       replay: (persistenceId: string, fromSequenceNr: number, toSequenceNr?: number, options?: ReplayOptions): AsyncIterable<PersistedEvent> => {
@@ -116,6 +127,23 @@ export class PersistenceTestKit {
     return this;
   }
 
+  /**
+   * The next `count` appends fail with `JournalWriteOutcomeUnknownError`, as
+   * a store that timed out or lost its connection after the write was sent:
+   * with `applied: true` the events WERE stored (and recorded in `writes`),
+   * with `applied: false` they were not.
+   */
+  writeOutcomeUnknownNextWrites(count = 1, options: { readonly applied: boolean }): this {
+    this.writeFaults.add(options.applied ? 'outcome-unknown-applied' : 'outcome-unknown-not-applied', count);
+    return this;
+  }
+
+  /** The next `count` appends fail with `WriterLeaseHeldError` (retriable; nothing stored), naming `retryAfterMs` when given. */
+  leaseHeldNextWrites(count = 1, retryAfterMs?: number): this {
+    this.writeFaults.add({ leaseHeldFor: retryAfterMs }, count);
+    return this;
+  }
+
   /** The next `count` reads (a replay or a highest-sequence-number lookup) fail with a retriable `JournalReadError`. */
   failNextReads(count = 1): this {
     this.readFaults.add('fail', count);
@@ -153,7 +181,8 @@ export class PersistenceTestKit {
   /** Forgets pending faults and recorded writes. */
   reset(): void {
     this.recorded.length = 0;
-    for (const queue of [this.writeFaults, this.readFaults, this.snapshotSaveFaults, this.snapshotLoadFaults]) queue.clear();
+    this.writeFaults.clear();
+    for (const queue of [this.readFaults, this.snapshotSaveFaults, this.snapshotLoadFaults]) queue.clear();
   }
 }
 
