@@ -72,6 +72,12 @@ export interface PipelineBenchRow {
   readonly ratio: number;
   /** The ratio of every measured pair. */
   readonly ratios: readonly number[];
+  /**
+   * One run of the pipeline with one batch per checkpoint (no group commit,
+   * the sink write still overlapping the previous checkpoint), as a fraction
+   * of the loop's median time: what the group commit adds.
+   */
+  readonly ungroupedRatio: number;
 }
 
 export interface PipelineBenchResult {
@@ -153,9 +159,10 @@ export async function runPipelineBench(options: PipelineBenchOptions = {}): Prom
           pairs.push({ pipeline, loop });
         }
         const ratios = pairs.map((p) => round2(p.loop.ms / p.pipeline.ms));
+        const last = pairs[pairs.length - 1] as { pipeline: Timed; loop: Timed };
+        const ungrouped = await runPipeline(persistence, `ungrouped-${batchSize}-${runs++}`, last.loop.records, batchSize, { maxBatchesPerCheckpoint: 1 });
         const pipelineMs = median(pairs.map((p) => p.pipeline.ms / p.pipeline.records));
         const loopMs = median(pairs.map((p) => p.loop.ms / p.loop.records));
-        const last = pairs[pairs.length - 1] as { pipeline: Timed; loop: Timed };
         rows.push({
           batchSize,
           records: last.pipeline.records,
@@ -166,6 +173,7 @@ export async function runPipelineBench(options: PipelineBenchOptions = {}): Prom
           loopMs: Math.round(median(pairs.map((p) => p.loop.ms))),
           ratio: round2(median(ratios)),
           ratios,
+          ungroupedRatio: round2(last.loop.ms / ungrouped.ms),
         });
       }
       const pglite = await runPipelineOnPglite(pgliteRecords, 500);
@@ -181,6 +189,7 @@ export async function runPipelineBench(options: PipelineBenchOptions = {}): Prom
           ratio: row.ratio,
           pairs: row.ratios.join(' '),
         };
+        table[`pipeline, 1 batch per checkpoint, batch ${row.batchSize} (one run)`] = { records: row.records, ratio: row.ungroupedRatio };
       }
       table[`pipeline, PGlite journal, batch 500 (${pgliteRecords})`] = { 'records/s': result.pgliteRecordsPerSec, 'median ms': Math.round(pglite.ms) };
       console.table(table);
@@ -213,8 +222,17 @@ interface Timed {
   readonly written: number;
 }
 
-/** The pipeline from `start` until it stops at the end of its source. */
-async function runPipeline(persistence: EntityPersistence, pipelineId: string, records: number, batchSize: number): Promise<Timed> {
+/**
+ * The pipeline from `start` until it stops at the end of its source (one
+ * measured side of the bench; exported for profiling it alone, see ADR 0004).
+ */
+export async function runPipeline(
+  persistence: EntityPersistence,
+  pipelineId: string,
+  records: number,
+  batchSize: number,
+  options: { readonly maxBatchesPerCheckpoint?: number } = {},
+): Promise<Timed> {
   const system = createActorSystem({ name: `bench-${pipelineId}` });
   const sink = new InMemorySink();
   try {
@@ -224,6 +242,7 @@ async function runPipeline(persistence: EntityPersistence, pipelineId: string, r
       pipelineActor({
         pipelineId,
         persistence,
+        ...options,
         connectors: {
           createSource: (definition) => createSource(definition),
           createSink: () => sink,
