@@ -169,13 +169,20 @@ export class CassandraReadJournal implements ReadJournal {
       this.ensureOpen();
       if (isAborted(options.signal)) return;
       const t = now();
-      // The re-read of the recent window: rows that became readable after the forward read passed them.
-      if (backtrack !== undefined) yield* this.scan(stream, backtrack, t - delayMs - windowMs);
-      if (isAborted(options.signal)) return;
+      // Rows timestamped before `surely` are readable by now (and were at every earlier read from here on).
+      const surely = t - delayMs - windowMs;
+      if (backtrack === undefined) tracker.limit(surely);
       yield* this.scan(stream, forward, t - delayMs);
-      // Rows before this were read when they were surely readable: the re-read starts here.
-      backtrack ??= cursorAt(Math.max(tracker.start ?? Number.NEGATIVE_INFINITY, t - delayMs - windowMs), this.session.settings.timeBucketMs);
-      if (!(await this.sleep(pollIntervalMs, options.signal))) return;
+      if (isAborted(options.signal)) return;
+      if (backtrack === undefined) {
+        // The first read reached back to here while these rows were surely readable: the re-read starts here.
+        backtrack = cursorAt(Math.max(tracker.start ?? Number.NEGATIVE_INFINITY, surely), this.session.settings.timeBucketMs);
+      } else {
+        // The re-read of the recent window: rows that became readable after the forward read passed them.
+        yield* this.scan(stream, backtrack, surely);
+        tracker.limit(surely);
+      }
+      if (!(await this.sleep(Math.max(0, pollIntervalMs - (now() - t)), options.signal))) return;
     }
   }
 
@@ -231,11 +238,14 @@ export class CassandraReadJournal implements ReadJournal {
     const { tag, progress, signal } = stream;
     const upperUuid = types.TimeUuid.max(new Date(upper), 9999);
     const lastBucket = bucketOf(upper, timeBucketMs);
-    let buckets: number[];
-    try {
-      buckets = await this.bucketsOf(tag, cursor.bucket, lastBucket);
-    } catch (error) {
-      throw asReadError(`eventsByTag(${tag}) failed`, error);
+    let buckets = [lastBucket];
+    // Within one bucket (the usual case of a live stream) there is nothing to look up.
+    if (cursor.bucket !== lastBucket) {
+      try {
+        buckets = await this.bucketsOf(tag, cursor.bucket, lastBucket);
+      } catch (error) {
+        throw asReadError(`eventsByTag(${tag}) failed`, error);
+      }
     }
     for (const bucket of buckets) {
       if (bucket > cursor.bucket) {

@@ -41,7 +41,10 @@ export interface TagOffsetOptions {
   readonly windowMs: number;
   /** Most ids in `seen`. */
   readonly maxSeen: number;
-  /** `value` never passes this (a current query's last time at which every row was surely visible). */
+  /**
+   * `value` never passes this: the time up to which every row was read when
+   * it was surely readable (see `limit`).
+   */
   readonly cap?: number;
 }
 
@@ -53,12 +56,14 @@ export class TagOffsetTracker {
   private floor: number;
   private base: readonly Entry[] = [];
   private log: Entry[] = [];
+  private cap: number;
 
   constructor(
     private readonly options: TagOffsetOptions,
     resumed?: TimestampOffset,
   ) {
     this.floor = resumed?.value ?? Number.NEGATIVE_INFINITY;
+    this.cap = options.cap ?? Number.POSITIVE_INFINITY;
     if (resumed !== undefined) {
       for (const [persistenceId, sequenceNr] of seenEntries(resumed)) this.recent.set(persistenceId, { sequenceNr, at: resumed.value });
       this.base = [...this.recent];
@@ -68,6 +73,11 @@ export class TagOffsetTracker {
   /** Where a resumed stream starts reading (epoch ms), or undefined from the beginning. */
   get start(): number | undefined {
     return Number.isFinite(this.floor) ? this.floor : undefined;
+  }
+
+  /** Moves the cap: every row timestamped before `cap` has been read while surely readable. */
+  limit(cap: number): void {
+    this.cap = cap;
   }
 
   /** Records a delivered event whose tag row is timestamped `at`, and returns the offset after it. */
@@ -91,8 +101,8 @@ export class TagOffsetTracker {
 
   /** Drops ids whose deliveries are all before `value`, and the oldest beyond `maxSeen`; returns `value`. */
   private evict(): number {
-    const { windowMs, maxSeen, cap } = this.options;
-    let value = Math.max(this.floor, Math.min(this.watermark - windowMs, cap ?? Number.POSITIVE_INFINITY));
+    const { windowMs, maxSeen } = this.options;
+    let value = Math.max(this.floor, Math.min(this.watermark - windowMs, this.cap));
     for (const [persistenceId, delivered] of this.recent) {
       if (delivered.at >= value && this.recent.size <= maxSeen) break;
       if (delivered.at >= value) {

@@ -90,8 +90,14 @@ describe('TagOffsetTracker', () => {
     expect(() => new TagOffsetTracker({ windowMs: 1, maxSeen: 1 }, bad)).toThrow(/Invalid timestamp offset/);
   });
 
-  it('never moves its value past a cap (a current query)', () => {
+  it('never moves its value past a cap (a current query), nor past a limit set later (the re-read of a live stream)', () => {
     const tracker = new TagOffsetTracker({ windowMs: 100, maxSeen: 100, cap: 1000 });
     expect(timestamp(tracker.delivered('a', 1, 5000)).value).toBe(1000);
+    tracker.limit(4000);
+    const offset = timestamp(tracker.delivered('b', 1, 5001));
+    expect(offset.value).toBe(4000);
+    expect(Object.keys(offset.seen).sort()).toEqual(['a', 'b']);
+    tracker.limit(10_000);
+    expect(timestamp(tracker.delivered('c', 1, 5002)).value).toBe(4902);
   });
 });
