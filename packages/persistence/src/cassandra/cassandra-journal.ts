@@ -73,6 +73,8 @@ interface PidEntry {
   /** A sequence number known to be stored (from writes, head reads and replays): head reads start at its partition. */
   knownStored: number;
   lease: Lease | undefined;
+  /** A renewal of `lease` running in the background (lease mode), if any. */
+  renewal: Promise<void> | undefined;
   pending: PendingAppend[];
   flushQueued: boolean;
   /** Operations queued or running on the id; an idle entry without a live lease may be forgotten. */
@@ -236,7 +238,7 @@ export class CassandraJournal implements Journal {
     this.closed = true;
     // Nothing new is queued once closed; an operation still running may only chain more of the same id's queue.
     for (;;) {
-      const tails = [...this.entries.values()].filter((e) => e.active > 0).map((e) => e.tail);
+      const tails = [...this.entries.values()].flatMap((e) => [...(e.active > 0 ? [e.tail] : []), ...(e.renewal === undefined ? [] : [e.renewal])]);
       if (tails.length === 0) break;
       await Promise.all(tails);
     }
@@ -266,7 +268,16 @@ export class CassandraJournal implements Journal {
     let entry = this.entries.get(persistenceId);
     if (entry === undefined) {
       if (this.entries.size >= SWEEP_AT && this.entries.size % SWEEP_AT === 0) this.forgetIdle();
-      entry = { head: undefined, knownStored: 0, lease: undefined, pending: [], flushQueued: false, active: 0, tail: Promise.resolve() };
+      entry = {
+        head: undefined,
+        knownStored: 0,
+        lease: undefined,
+        renewal: undefined,
+        pending: [],
+        flushQueued: false,
+        active: 0,
+        tail: Promise.resolve(),
+      };
       this.entries.set(persistenceId, entry);
     }
     return entry;
@@ -332,12 +343,7 @@ export class CassandraJournal implements Journal {
     const { settings } = this.session;
     let head: HeadState;
     try {
-      if (settings.singleWriter === 'lease') {
-        const { lease, fresh } = await this.leases.ensure(persistenceId, entry.lease);
-        entry.lease = lease;
-        // Taken anew: another holder may have written since this journal last did.
-        if (fresh) entry.head = undefined;
-      }
+      if (settings.singleWriter === 'lease') await this.leaseForWrite(persistenceId, entry);
       head = entry.head ?? (entry.head = await this.readHead(persistenceId, entry));
       // A cached head can be stale when another process wrote meanwhile: check the store before refusing.
       if (head.highest !== expected) head = entry.head = await this.readHead(persistenceId, entry);
@@ -446,6 +452,44 @@ export class CassandraJournal implements Journal {
       settings.onEvent({ type: 'tag-write.failed', persistenceId, error });
     }
     return last;
+  }
+
+  /**
+   * Makes sure `entry.lease` is valid for the next write. Before its renewal
+   * time the held lease serves as is. Past it, while at least a quarter of
+   * its validity is left, it still serves and a renewal runs in the
+   * background: a write never waits for the Paxos round of a lease it holds
+   * (that wait was the tail of entity writes). Otherwise the lease is renewed
+   * or taken before the write; taken anew, the head is read again (another
+   * holder may have written meanwhile).
+   */
+  private async leaseForWrite(persistenceId: string, entry: PidEntry): Promise<void> {
+    const { leaseClock, leaseValidityMs, onEvent } = this.session.settings;
+    const held = entry.lease;
+    const now = leaseClock();
+    if (held !== undefined && now < held.renewAfter) return;
+    if (held !== undefined && now < held.validUntil - leaseValidityMs / 4) {
+      entry.renewal ??= this.leases.ensure(persistenceId, held).then(
+        ({ lease, fresh }) => {
+          entry.lease = lease;
+          if (fresh) entry.head = undefined;
+          entry.renewal = undefined;
+        },
+        (error: unknown) => {
+          // The held lease runs out; the next write past its last quarter renews or takes it in line.
+          onEvent({ type: 'lease.renewal-failed', persistenceId, error });
+          entry.renewal = undefined;
+        },
+      );
+      return;
+    }
+    if (entry.renewal !== undefined) {
+      await entry.renewal;
+      return this.leaseForWrite(persistenceId, entry);
+    }
+    const { lease, fresh } = await this.leases.ensure(persistenceId, entry.lease);
+    entry.lease = lease;
+    if (fresh) entry.head = undefined;
   }
 
   /** Gives up every lease this journal holds, so that another process may write at once. */

@@ -29,6 +29,8 @@ export type CassandraPersistenceEvent =
    * deleted that no durable snapshot covers).
    */
   | { readonly type: 'delete.limited'; readonly persistenceId: string; readonly requestedTo: number; readonly deletedTo: number }
+  /** A background renewal of a writer lease failed; the lease lapses unless the next write renews it. */
+  | { readonly type: 'lease.renewal-failed'; readonly persistenceId: string; readonly error: unknown }
   | { readonly type: 'partition-claim.released'; readonly persistenceId: string; readonly claimedTo: number; readonly highestSequenceNr: number };
 
 /**
