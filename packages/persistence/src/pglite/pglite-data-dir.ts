@@ -11,7 +11,7 @@
  */
 import { PGlite } from '@electric-sql/pglite';
 import { execFile } from 'node:child_process';
-import { access } from 'node:fs/promises';
+import { access, mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -48,6 +48,7 @@ async function initialized(dataDir: string): Promise<boolean> {
  */
 export async function initializeDataDirectory(dataDir: string, options: { readonly timeoutMs?: number } = {}): Promise<void> {
   if (await initialized(dataDir)) return;
+  await mkdir(dataDir, { recursive: true });
   const entry = pathToFileURL(createRequire(import.meta.url).resolve('@electric-sql/pglite')).href;
   await new Promise<void>((resolve, reject) => {
     execFile(
