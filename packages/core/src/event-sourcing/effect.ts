@@ -131,19 +131,19 @@ export function reply<Reply, Evt = never, State = never>(replyTo: ReplyTo<Reply>
  * The effect constructors bound to one behavior's event and state types, so a
  * command handler needs no generic arguments: `ctx.effects.persist(evt).thenReply(...)`.
  * The command context carries them; `effectsFor<Evt, State>()` gives the same
- * object outside a handler.
+ * object outside a handler. They are plain functions: destructuring is fine.
  */
 export interface Effects<Evt, State> {
   /** {@link persist}: one event, or several atomically. */
-  persist(events: Evt | readonly Evt[]): Effect<Evt, State>;
+  readonly persist: (events: Evt | readonly Evt[]) => Effect<Evt, State>;
   /** {@link none}: nothing to persist. */
-  none(): Effect<Evt, State>;
+  readonly none: () => Effect<Evt, State>;
   /** {@link unhandled}: not valid in this state. */
-  unhandled(): Effect<Evt, State>;
+  readonly unhandled: () => Effect<Evt, State>;
   /** {@link stop}: stop without persisting. */
-  stop(): Effect<Evt, State>;
+  readonly stop: () => Effect<Evt, State>;
   /** {@link reply}: reply with `value`, persist nothing. */
-  reply<Reply>(replyTo: ReplyTo<Reply>, value: Reply): Effect<Evt, State>;
+  readonly reply: <Reply>(replyTo: ReplyTo<Reply>, value: Reply) => Effect<Evt, State>;
 }
 
 const boundEffects: Effects<unknown, unknown> = Object.freeze({
