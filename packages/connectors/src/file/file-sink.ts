@@ -87,6 +87,8 @@ type State =
  */
 export class FileSink implements Sink {
   readonly type = 'file';
+  /** It cuts back to the checkpointed position on open: a batch may be written before the previous checkpoint is durable. */
+  readonly pipelinedWrites = true;
   private readonly definition: ParsedDefinition;
   private state: State = { status: 'closed' };
 

@@ -87,12 +87,15 @@ export interface TeeSinkDependencies {
  */
 export class TeeSink implements Sink {
   readonly type = 'tee';
+  /** Only when every sink of the tee may be written ahead of the previous checkpoint. */
+  readonly pipelinedWrites: boolean;
   private readonly sinks: readonly Sink[];
   private opened = false;
 
   constructor(definition: TeeSinkDefinition, dependencies: TeeSinkDependencies) {
     const parsed = parseDefinition('tee', teeSinkDefinitionSchema, definition);
     this.sinks = parsed.sinks.map((sink) => dependencies.createSink(sink));
+    this.pipelinedWrites = this.sinks.every((sink) => sink.pipelinedWrites === true);
   }
 
   async open(context: SinkContext): Promise<void> {

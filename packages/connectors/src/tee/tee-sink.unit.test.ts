@@ -153,3 +153,21 @@ describe('TeeSink', () => {
     expect(() => createSink({ type: 'tee', sinks: [{ type: 'console' }] })).toThrow(/A tee needs at least 2 sinks/);
   });
 });
+
+describe('TeeSink pipelinedWrites', () => {
+  it('may be written ahead of a checkpoint only when every inner sink may', () => {
+    const twoFiles = new TeeSink(
+      {
+        type: 'tee',
+        sinks: [
+          { type: 'file', path: join(dir, 'ahead-1.jsonl'), format: 'jsonl' },
+          { type: 'file', path: join(dir, 'ahead-2.jsonl'), format: 'jsonl' },
+        ],
+      },
+      { createSink: (d) => createSink(d) },
+    );
+    expect(twoFiles.pipelinedWrites).toBe(true);
+    // The console prints what it gets: a write before the previous checkpoint could print a batch twice.
+    expect(consoleAndFile(join(dir, 'ahead-3.jsonl'), new Lines()).pipelinedWrites).toBe(false);
+  });
+});
