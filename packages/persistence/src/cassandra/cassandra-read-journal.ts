@@ -161,7 +161,12 @@ export class CassandraReadJournal implements ReadJournal {
     if (!live) {
       // Everything stored before the query started, in one pass: its rows are all readable now.
       this.ensureOpen();
-      yield* this.scan(stream, forward, startedAt);
+      for await (const batch of this.scan(stream, forward, startedAt)) {
+        for (const envelope of batch) {
+          if (isAborted(options.signal)) return;
+          yield envelope;
+        }
+      }
       return;
     }
     let backtrack: Cursor | undefined;
@@ -172,14 +177,24 @@ export class CassandraReadJournal implements ReadJournal {
       // Rows timestamped before `surely` are readable by now (and were at every earlier read from here on).
       const surely = t - delayMs - windowMs;
       if (backtrack === undefined) tracker.limit(surely);
-      yield* this.scan(stream, forward, t - delayMs);
+      for await (const batch of this.scan(stream, forward, t - delayMs)) {
+        for (const envelope of batch) {
+          if (isAborted(options.signal)) return;
+          yield envelope;
+        }
+      }
       if (isAborted(options.signal)) return;
       if (backtrack === undefined) {
         // The first read reached back to here while these rows were surely readable: the re-read starts here.
         backtrack = cursorAt(Math.max(tracker.start ?? Number.NEGATIVE_INFINITY, surely), this.session.settings.timeBucketMs);
       } else {
         // The re-read of the recent window: rows that became readable after the forward read passed them.
-        yield* this.scan(stream, backtrack, surely);
+        for await (const batch of this.scan(stream, backtrack, surely)) {
+          for (const envelope of batch) {
+            if (isAborted(options.signal)) return;
+            yield envelope;
+          }
+        }
         tracker.limit(surely);
       }
       if (!(await this.sleep(Math.max(0, pollIntervalMs - (now() - t)), options.signal))) return;
@@ -230,9 +245,10 @@ export class CassandraReadJournal implements ReadJournal {
   /**
    * Reads the rows of `stream.tag` after `cursor` up to `upper` (epoch ms),
    * delivers those not delivered yet (filling holes from `messages`), and
-   * moves the cursor to `upper`.
+   * moves the cursor to `upper`. Yields the events of a page at a time (one
+   * async step per page, not per event).
    */
-  private async *scan(stream: TagStream, cursor: Cursor, upper: number): AsyncIterable<EventEnvelope> {
+  private async *scan(stream: TagStream, cursor: Cursor, upper: number): AsyncIterable<EventEnvelope[]> {
     if (upper < cursor.lowerMs) return;
     const { timeBucketMs, readConsistency } = this.session.settings;
     const { tag, progress, signal } = stream;
@@ -255,6 +271,7 @@ export class CassandraReadJournal implements ReadJournal {
       const pages = prefetched(this.session.pages(this.q.tagRows, [tag, bucket, cursor.lower, upperUuid], readConsistency));
       for await (const page of this.guardRows(tag, pages)) {
         await this.startProgress(stream, page);
+        let batch: EventEnvelope[] = [];
         for (const row of page) {
           if (isAborted(signal)) return;
           const persistenceId = row['persistence_id'] as string;
@@ -265,12 +282,16 @@ export class CassandraReadJournal implements ReadJournal {
           const tagSequenceNr = toNumber(row['tag_pid_sequence_nr']);
           const at = timeOf(row['timestamp']);
           if (state.tagSequenceNr !== undefined && tagSequenceNr !== state.tagSequenceNr + 1) {
+            // What is ready goes out before a hole that may take up to gapTimeoutMs to fill.
+            if (batch.length > 0) yield batch;
+            batch = [];
             for await (const missing of this.fillGap(tag, persistenceId, state, sequenceNr, tagSequenceNr, signal)) {
-              yield this.deliver(stream, state, this.messages.toEvent(missing.row), missing.tagSequenceNr, at);
+              batch.push(this.deliver(stream, state, this.messages.toEvent(missing.row), missing.tagSequenceNr, at));
             }
           }
-          yield this.deliver(stream, state, rowToEvent(row, this.serializers, toNumber(row['event_timestamp'])), tagSequenceNr, at);
+          batch.push(this.deliver(stream, state, rowToEvent(row, this.serializers, toNumber(row['event_timestamp'])), tagSequenceNr, at));
         }
+        if (batch.length > 0) yield batch;
       }
     }
     if (lastBucket > cursor.bucket || (lastBucket === cursor.bucket && upper > cursor.lowerMs)) {
@@ -283,7 +304,10 @@ export class CassandraReadJournal implements ReadJournal {
   private deliver(stream: TagStream, state: PidProgress, event: PersistedEvent, tagSequenceNr: number, at: number): EventEnvelope {
     state.sequenceNr = event.sequenceNr;
     state.tagSequenceNr = tagSequenceNr;
-    return { ...event, offset: stream.tracker.delivered(event.persistenceId, event.sequenceNr, at) };
+    // The event is this stream's own fresh object: it becomes the envelope (no copy per event).
+    const envelope = event as PersistedEvent & { offset?: Offset };
+    envelope.offset = stream.tracker.delivered(event.persistenceId, event.sequenceNr, at);
+    return envelope as EventEnvelope;
   }
 
   /**
