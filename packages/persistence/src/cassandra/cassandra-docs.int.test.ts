@@ -44,7 +44,7 @@ describe('docs-cassandra.md', () => {
           if (!isConcurrencyConflict(error)) throw error;
         });
 
-      // Current query: waits out the eventual-consistency delay, then ends.
+      // Current query: every event stored when it started, then it ends.
       for await (const envelope of queries.eventsByTag('pipeline-events', NoOffset)) {
         seen.push(envelope); // envelope.offset resumes the stream after this event
       }
