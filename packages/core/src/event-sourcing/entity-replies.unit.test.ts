@@ -9,7 +9,8 @@ import { StashOverflowError } from '../actor/actor-errors.js';
 import { askWithStatus, StatusReply } from '../actor/status-reply.js';
 import { isDataflowError } from '../errors/dataflow-error.js';
 import { createInMemoryPersistence } from '../persistence/in-memory/in-memory-persistence.js';
-import { JournalWriteError, WriterLeaseHeldError } from '../persistence/persistence-errors.js';
+import type { AppendOptions, NewEvent } from '../persistence/journal.js';
+import { ConcurrencyConflictError, JournalWriteError, JournalWriteOutcomeUnknownError, WriterLeaseHeldError } from '../persistence/persistence-errors.js';
 import { createActorTestKit, type ActorTestKit } from '../testing/actor-test-kit.js';
 import { EventSourcedBehaviorTestKit } from '../testing/event-sourced-behavior-test-kit.js';
 import { PersistenceTestKit } from '../testing/persistence-test-kit.js';
@@ -234,6 +235,33 @@ describe('a write whose outcome is unknown', () => {
     expect(kit.getState()).toEqual({ total: 2 });
     expect((await kit.runCommand(add(1))).reply).toEqual(StatusReply.success(3));
     expect(await storedSequenceNrs(store)).toEqual([1, 2]);
+  });
+});
+
+describe('a write whose outcome is unknown, with another writer', () => {
+  it('finds the other writer\'s events at the head: a concurrency conflict, the entity fails and nothing is overwritten', async () => {
+    const store = createInMemoryPersistence();
+    // A journal whose append lets another writer in first, then loses the answer.
+    const racing = {
+      journal: {
+        ...store.journal,
+        append: async (persistenceId: string, events: readonly NewEvent[], appendOptions: AppendOptions) => {
+          await store.journal.append(persistenceId, [{ eventType: 'added', payload: { type: 'added', n: 100 } }], { expectedSequenceNr: appendOptions.expectedSequenceNr, writerId: 'other' });
+          throw new JournalWriteOutcomeUnknownError(persistenceId, `timed out (${events.length} events)`);
+        },
+        replay: store.journal.replay.bind(store.journal),
+        highestSequenceNr: store.journal.highestSequenceNr.bind(store.journal),
+      },
+      snapshots: store.snapshots,
+    };
+    const kit = EventSourcedBehaviorTestKit.create(eventSourced(options), { entityId: '1', persistence: racing, clock: new TestClock() });
+    const error = await kit.runCommand(add(1)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConcurrencyConflictError);
+    expect(kit.lifecycle.status).toBe('failed');
+    expect(await storedSequenceNrs(store)).toEqual([1]);
+    const stored: unknown[] = [];
+    for await (const e of store.journal.replay('sum-1', 1)) stored.push(e.writerId);
+    expect(stored).toEqual(['other']);
   });
 });
 
