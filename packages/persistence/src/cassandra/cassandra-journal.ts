@@ -386,23 +386,11 @@ export class CassandraJournal implements Journal {
 
     if (settings.singleWriter === 'lease') {
       // We hold the lease: nobody else writes this id, so the cached head is the truth.
-      const lease = entry.lease;
-      if (lease === undefined) throw new JournalWriteError(persistenceId, 'no writer lease is held', { retriable: true });
       const headUpdate =
         partition === previousPartition
           ? { query: this.q.headSamePartition, params: [last, changed, head.tagsDurableTo, persistenceId, partition] }
           : { query: this.q.headNew, params: [last, Object.fromEntries(counters), head.tagsDurableTo, persistenceId, partition] };
-      try {
-        // Checked again right before sending (after any wait for a slot); never re-sent by the driver.
-        await this.session.batch([headUpdate, ...inserts], { consistency: settings.writeConsistency, idempotent: false, sendBy: lease.validUntil });
-      } catch (error) {
-        entry.head = undefined;
-        if (error instanceof SendDeadlinePassedError) {
-          throw new JournalWriteError(persistenceId, 'the writer lease ran out before the write could be sent', { retriable: true, cause: error });
-        }
-        if (isUnknownWriteOutcome(error)) throw new JournalWriteOutcomeUnknownError(persistenceId, 'the write timed out', { cause: error });
-        throw asWriteError(persistenceId, 'the write failed', error);
-      }
+      await this.sendUnderLease(persistenceId, entry, head, expected, [headUpdate, ...inserts]);
     } else if (partition === previousPartition) {
       const guard = {
         query: this.q.casSamePartition,
@@ -490,6 +478,43 @@ export class CassandraJournal implements Journal {
     const { lease, fresh } = await this.leases.ensure(persistenceId, entry.lease);
     entry.lease = lease;
     if (fresh) entry.head = undefined;
+  }
+
+  /**
+   * Lease mode: sends the batch of an append while the lease is valid. The
+   * end of validity is checked right before the batch leaves (after any wait
+   * for a slot); when it passed, nothing was sent, so the lease is renewed in
+   * line and the batch tried again (at most `SEND_ATTEMPTS` times). A lease
+   * taken anew meanwhile means another holder may have written: the head is
+   * read again and must still be `expected`.
+   */
+  private async sendUnderLease(persistenceId: string, entry: PidEntry, head: HeadState, expected: number, batch: BatchStatement[]): Promise<void> {
+    const { writeConsistency } = this.session.settings;
+    for (let attempt = 1; ; attempt++) {
+      const lease = entry.lease;
+      if (lease === undefined) throw new JournalWriteError(persistenceId, 'no writer lease is held', { retriable: true });
+      try {
+        // Never re-sent by the driver (not idempotent, no retry policy).
+        await this.session.batch(batch, { consistency: writeConsistency, idempotent: false, sendBy: lease.validUntil });
+        return;
+      } catch (error) {
+        if (error instanceof SendDeadlinePassedError && attempt < SEND_ATTEMPTS) {
+          await this.leaseForWrite(persistenceId, entry);
+          if (entry.head === undefined) {
+            const current = await this.readHead(persistenceId, entry);
+            if (current.highest !== expected) throw new ConcurrencyConflictError(persistenceId, expected, current.highest);
+            entry.head = head;
+          }
+          continue;
+        }
+        entry.head = undefined;
+        if (error instanceof SendDeadlinePassedError) {
+          throw new JournalWriteError(persistenceId, 'the writer lease ran out before the write could be sent', { retriable: true, cause: error });
+        }
+        if (isUnknownWriteOutcome(error)) throw new JournalWriteOutcomeUnknownError(persistenceId, 'the write timed out', { cause: error });
+        throw asWriteError(persistenceId, 'the write failed', error);
+      }
+    }
   }
 
   /** Gives up every lease this journal holds, so that another process may write at once. */
@@ -679,10 +704,13 @@ export class CassandraJournal implements Journal {
   }
 }
 
-/** The head of `pending` plus the appends right behind it that continue it (same writer, next sequence number). */
+/** Lease mode: times an append is tried when its lease ran out before it could be sent (nothing was sent). */
+const SEND_ATTEMPTS = 3;
+
 /** The cache of per-id state is swept each time it grows by this many ids. */
 const SWEEP_AT = 4096;
 
+/** The head of `pending` plus the appends right behind it that continue it (same writer, next sequence number). */
 function takeGroup(pending: PendingAppend[], maxBatchSize: number): PendingAppend[] {
   const first = pending.shift();
   if (first === undefined) return [];

@@ -9,7 +9,6 @@ import { afterAll, beforeAll, describe, expect, it, type ExpectStatic } from 'vi
 import {
   eventSourced,
   isConcurrencyConflict,
-  isDataflowError,
   isWriteOutcomeUnknown,
   isWriterLeaseHeld,
   recoverState,
@@ -147,11 +146,11 @@ describe('Cassandra journal single-writer safety', () => {
     },
   );
 
-  it('lease mode: a write whose lease ran out while it waited for a slot is not sent', async () => {
+  it('lease mode: a write whose lease ran out while it waited for a slot is not sent under it; the lease is renewed first, or the write refused', async () => {
     let clock = 0;
     const pid = uniqueName('queued-past-lease');
     let gate: (() => void) | undefined;
-    // The head update of the second append waits here; meanwhile the local clock passes the lease's validity.
+    // The next batch waits here, holding the only slot; meanwhile the local clock passes the lease's validity.
     const client = hookedClient(fx.client, {
       batch: async (query, run) => {
         if (gate === undefined) return run();
@@ -159,23 +158,61 @@ describe('Cassandra journal single-writer safety', () => {
         return run();
       },
     });
-    const a = await open({ client, leaseClock: () => clock, maxInFlight: 1 });
+    const a = await open({ client, leaseClock: () => clock, maxInFlight: 1, nodeId: 'queued-a' });
     await a.journal.append(pid, [{ eventType: 'E', payload: { id: '1' } }], { expectedSequenceNr: 0, writerId: 'a' });
     gate = () => undefined;
-    // Occupies the only slot until released.
     const blocker = a.journal.append(uniqueName('other'), [{ eventType: 'E', payload: { id: 'x' } }], { expectedSequenceNr: 0, writerId: 'a' });
     await sleep(200);
-    const late = a.journal.append(pid, [{ eventType: 'E', payload: { id: '2' } }], { expectedSequenceNr: 1, writerId: 'a' }).catch((e: unknown) => e);
+    const late = a.journal.append(pid, [{ eventType: 'E', payload: { id: '2a' } }], { expectedSequenceNr: 1, writerId: 'a' }).catch((e: unknown) => e);
     await sleep(200);
+    // A's lease lapses (locally, and on the server: its row is gone), and another process takes the id over.
     clock = 60_000;
+    await fx.client.execute(`DELETE FROM ${fx.keyspace}.writer_leases WHERE persistence_id = ?`, [pid], { prepare: true });
+    const b = await open({ nodeId: 'queued-b' });
+    await b.journal.append(pid, [{ eventType: 'E', payload: { id: '2b' } }], { expectedSequenceNr: 1, writerId: 'b' });
     const release = gate;
     gate = undefined;
     release();
     await blocker.catch(() => undefined);
-    const error = await late;
-    expect(isDataflowError(error, 'journal/write-failed')).toBe(true);
-    expect((error as { retriable: boolean }).retriable).toBe(true);
-    expect((await all(fx.plugin.journal.replay(pid, 1))).map((e) => e.payload)).toEqual([{ id: '1' }]);
+    // The queued write was not sent under the lapsed lease; renewing failed (b holds it), so it is refused.
+    expect(isWriterLeaseHeld(await late)).toBe(true);
+    expect((await all(fx.plugin.journal.replay(pid, 1))).map((e) => e.payload)).toEqual([{ id: '1' }, { id: '2b' }]);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('lease mode: a write whose lease ran out in the queue is sent once the lease is renewed in line', async () => {
+    let clock = 0;
+    const pid = uniqueName('queued-renewed');
+    let gate: (() => void) | undefined;
+    const order: string[] = [];
+    const client = hookedClient(fx.client, {
+      execute: (query, run) => {
+        if (query.includes('writer_leases')) order.push(query.split(' ')[0] ?? '');
+        return run();
+      },
+      batch: async (query, run) => {
+        if (gate !== undefined) await new Promise<void>((resolve) => (gate = resolve));
+        order.push('BATCH');
+        return run();
+      },
+    });
+    const a = await open({ client, leaseClock: () => clock, maxInFlight: 1 });
+    await a.journal.append(pid, [{ eventType: 'E', payload: { id: '1' } }], { expectedSequenceNr: 0, writerId: 'a' });
+    gate = () => undefined;
+    const blocker = a.journal.append(uniqueName('other'), [{ eventType: 'E', payload: { id: 'x' } }], { expectedSequenceNr: 0, writerId: 'a' });
+    await sleep(200);
+    const late = a.journal.append(pid, [{ eventType: 'E', payload: { id: '2' } }], { expectedSequenceNr: 1, writerId: 'a' });
+    await sleep(200);
+    clock = 60_000;
+    order.length = 0;
+    const release = gate;
+    gate = undefined;
+    release();
+    await blocker;
+    await late;
+    // The blocker's batch, then the renewal (UPDATE ... IF holder = me) before the late batch is sent.
+    expect(order).toEqual(['BATCH', 'UPDATE', 'BATCH']);
+    expect((await all(fx.plugin.journal.replay(pid, 1))).map((e) => e.payload)).toEqual([{ id: '1' }, { id: '2' }]);
     await a.close();
   });
 
