@@ -147,6 +147,36 @@ describe('every command gets a StatusReply', () => {
   });
 });
 
+describe("the deprecated replies: 'plain' style", () => {
+  it('keeps the old answers for callers not migrated yet: error objects for overflow, nothing after a failed write', async () => {
+    type PlainCmd = { readonly type: 'add'; readonly n: number; readonly replyTo: ReplyTo<unknown> };
+    const plain = eventSourced<PlainCmd, Evt, State>({
+      persistenceId: (id) => `plain-${id}`,
+      emptyState: { total: 0 },
+      onCommand: (_state, cmd, { effects }) => effects.persist({ type: 'added', n: cmd.n }).thenReply(cmd.replyTo, (s) => s.total),
+      onEvent: (state, evt) => ({ total: state.total + evt.n }),
+      replies: 'plain',
+      stashCapacity: 1,
+    });
+    const clock = new TestClock();
+    const faults = PersistenceTestKit.wrap(createInMemoryPersistence());
+    const kit = EventSourcedBehaviorTestKit.create(plain, { entityId: '1', persistence: faults, clock });
+    await kit.whenIdle();
+    const replies: unknown[] = [];
+    const replyTo = { tell: (r: unknown) => replies.push(r) };
+    faults.failNextWrites(1);
+    kit.tell({ type: 'add', n: 1, replyTo }); // fails: no answer in this style
+    kit.tell({ type: 'add', n: 2, replyTo }); // stashed
+    kit.tell({ type: 'add', n: 3, replyTo }); // overflow: the error object itself
+    await kit.whenIdle();
+    expect(replies).toEqual([expect.any(StashOverflowError)]);
+    await clock.advanceAsync(200);
+    await kit.whenIdle();
+    expect(replies.slice(1)).toEqual([2]);
+    expect(() => eventSourced({ ...options, replies: 'loud' as 'plain' })).toThrow(RangeError);
+  });
+});
+
 describe('a writer lease held elsewhere', () => {
   it('backs off (at least retryAfterMs) and retries until the lease is free; it never terminates the entity', async () => {
     const { kit, faults, clock, store } = setup({ onPersistFailure: { minBackoffMs: 100, maxBackoffMs: 1_000, randomFactor: 0, maxRestarts: 2 } });
