@@ -4,8 +4,13 @@
  * `coordinator`). It judges commands with the pure model of
  * `coordinator-model.ts` and is how a starting node learns which pipelines
  * exist and which were running (remember entities).
+ *
+ * Every reply is a `StatusReply` (ask it with `askWithStatus`): a success with
+ * the answer, or an error — a refused command (`CoordinatorCommandRejectedError`),
+ * a failed journal write, a full stash — sent by the handler or by the entity.
  */
 import type { ActorRef } from '../actor/actor-ref.js';
+import { StatusReply } from '../actor/status-reply.js';
 import type { ActorSpawner } from '../event-sourcing/spawn-event-sourced.js';
 import { spawnEventSourced } from '../event-sourcing/spawn-event-sourced.js';
 import { none, persist, reply, type Effect } from '../event-sourcing/effect.js';
@@ -34,10 +39,13 @@ import { COORDINATOR_STATE_SCHEMA_VERSION, coordinatorPersistence, fromStoredCoo
 /** The persistence id (and entity id) of the one coordinator of a cluster. */
 export const COORDINATOR_PERSISTENCE_ID = 'coordinator';
 
-/** The answer to a command that changes the registry. */
-export type CoordinatorReply =
-  | { readonly ok: true; readonly pipeline: RegisteredPipeline | undefined }
-  | { readonly ok: false; readonly error: CoordinatorCommandRejectedError };
+/**
+ * The answer to a command that changes the registry: the pipeline as it is
+ * after the command (undefined after `unregister` and `report-resources`), or
+ * the error — `CoordinatorCommandRejectedError` when the command is refused,
+ * the journal's error when its events could not be written.
+ */
+export type CoordinatorReply = StatusReply<RegisteredPipeline | undefined>;
 
 /** Whether the cluster has room for more work, and why not. */
 export interface ResourceCheck {
@@ -71,10 +79,10 @@ export type CoordinatorCommand =
       readonly memoryMb: number;
       readonly replyTo: ActorRef<CoordinatorReply>;
     }
-  | { readonly type: 'get-system-status'; readonly replyTo: ActorRef<SystemStatus> }
-  | { readonly type: 'get-pipeline'; readonly pipelineId: string; readonly replyTo: ActorRef<RegisteredPipeline | undefined> }
-  | { readonly type: 'list-pipelines'; readonly status?: PipelineStatus; readonly replyTo: ActorRef<readonly RegisteredPipeline[]> }
-  | { readonly type: 'check-resources'; readonly replyTo: ActorRef<ResourceCheck> };
+  | { readonly type: 'get-system-status'; readonly replyTo: ActorRef<StatusReply<SystemStatus>> }
+  | { readonly type: 'get-pipeline'; readonly pipelineId: string; readonly replyTo: ActorRef<StatusReply<RegisteredPipeline | undefined>> }
+  | { readonly type: 'list-pipelines'; readonly status?: PipelineStatus; readonly replyTo: ActorRef<StatusReply<readonly RegisteredPipeline[]>> }
+  | { readonly type: 'check-resources'; readonly replyTo: ActorRef<StatusReply<ResourceCheck>> };
 
 /** Default limits of `check-resources`: 80 % CPU on every node, 4 GiB of memory in total. */
 export const DEFAULT_RESOURCE_LIMITS: ResourceLimits = { maxCpuPercent: 80, maxMemoryMb: 4096 };
@@ -130,21 +138,19 @@ export function coordinatorBehavior(options: CoordinatorBehaviorOptions): EventS
     onCommand: (state, command): Effect<CoordinatorEvent, CoordinatorState> => {
       switch (command.type) {
         case 'get-system-status':
-          return reply(command.replyTo, systemStatus(state));
+          return reply(command.replyTo, StatusReply.success(systemStatus(state)));
         case 'get-pipeline':
-          return reply(command.replyTo, state.pipelines.get(command.pipelineId));
+          return reply(command.replyTo, StatusReply.success(state.pipelines.get(command.pipelineId)));
         case 'list-pipelines':
-          return reply(command.replyTo, listPipelines(state, command.status));
+          return reply(command.replyTo, StatusReply.success(listPipelines(state, command.status)));
         case 'check-resources':
-          return reply(command.replyTo, resourcesAvailable(state, limits));
+          return reply(command.replyTo, StatusReply.success(resourcesAvailable(state, limits)));
         default: {
           const result = decideCoordinator(state, decisionOf(command), options.now());
-          if (!result.ok) return reply(command.replyTo, { ok: false, error: result.error });
+          if (!result.ok) return reply(command.replyTo, StatusReply.error<RegisteredPipeline | undefined>(result.error));
           const pipelineId = command.type === 'report-resources' ? undefined : command.pipelineId;
-          const answer = (after: CoordinatorState): CoordinatorReply => ({
-            ok: true,
-            pipeline: pipelineId === undefined ? undefined : after.pipelines.get(pipelineId),
-          });
+          const answer = (after: CoordinatorState): CoordinatorReply =>
+            StatusReply.success(pipelineId === undefined ? undefined : after.pipelines.get(pipelineId));
           if (result.events.length === 0) return none<CoordinatorEvent, CoordinatorState>().thenReply(command.replyTo, () => answer(state));
           return persist<CoordinatorEvent, CoordinatorState>(result.events).thenReply(command.replyTo, answer);
         }
@@ -173,8 +179,11 @@ export interface SpawnCoordinatorOptions {
  * @example
  * ```ts
  * const coordinator = spawnCoordinator(system, { persistence, now: () => system.clock.now() });
- * const running = await ask<CoordinatorCommand, readonly RegisteredPipeline[]>(
+ * const running = await askWithStatus<CoordinatorCommand, readonly RegisteredPipeline[]>(
  *   coordinator, (replyTo) => ({ type: 'list-pipelines', status: 'running', replyTo }), { timeoutMs: 5_000 });
+ * // A refused command rejects: CoordinatorCommandRejectedError (tag coordinator/command-rejected).
+ * await askWithStatus<CoordinatorCommand, RegisteredPipeline | undefined>(
+ *   coordinator, (replyTo) => ({ type: 'update-status', pipelineId: 'ghost', status: 'running', totalRecords: 0, failedRecords: 0, replyTo }), { timeoutMs: 5_000 });
  * ```
  */
 export function spawnCoordinator(parent: ActorSpawner, options: SpawnCoordinatorOptions): ActorRef<CoordinatorCommand> {

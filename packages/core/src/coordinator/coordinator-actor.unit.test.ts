@@ -4,11 +4,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ActorRef } from '../actor/actor-ref.js';
-import { ask } from '../actor/ask.js';
+import { askWithStatus } from '../actor/status-reply.js';
+import { isDataflowError } from '../errors/dataflow-error.js';
 import { createInMemoryPersistence, type InMemoryPersistence } from '../persistence/in-memory/in-memory-persistence.js';
 import type { PersistedEvent } from '../persistence/journal.js';
 import type { PipelineStatus } from '../pipeline/model/pipeline-state.js';
 import { createActorTestKit, type ActorTestKit } from '../testing/actor-test-kit.js';
+import { PersistenceTestKit } from '../testing/persistence-test-kit.js';
 import { spawnCoordinator, type CoordinatorCommand, type CoordinatorReply, type ResourceCheck } from './coordinator-actor.js';
 import type { RegisteredPipeline, SystemStatus } from './coordinator-model.js';
 
@@ -26,16 +28,22 @@ function start(persistence: InMemoryPersistence, startAt = 1_000): { kit: ActorT
 
 const timeout = { timeoutMs: 5_000 };
 const call = (c: ActorRef<CoordinatorCommand>, build: (replyTo: ActorRef<CoordinatorReply>) => CoordinatorCommand) =>
-  ask<CoordinatorCommand, CoordinatorReply>(c, build, timeout);
+  askWithStatus<CoordinatorCommand, RegisteredPipeline | undefined>(c, build, timeout);
+/** The error a command is answered with (askWithStatus rejects with it). */
+const refusal = (answer: Promise<unknown>): Promise<unknown> => answer.then(() => Promise.reject(new Error('expected an error reply')), (error: unknown) => error);
 const register = (c: ActorRef<CoordinatorCommand>, id: string, name = `name-${id}`) =>
   call(c, (replyTo) => ({ type: 'register', pipelineId: id, name, sourceType: 'generator', sinkType: 'file', replyTo }));
 const update = (c: ActorRef<CoordinatorCommand>, id: string, status: PipelineStatus, totalRecords = 0, failedRecords = 0) =>
   call(c, (replyTo) => ({ type: 'update-status', pipelineId: id, status, totalRecords, failedRecords, replyTo }));
 const list = (c: ActorRef<CoordinatorCommand>, status?: PipelineStatus) =>
-  ask<CoordinatorCommand, readonly RegisteredPipeline[]>(c, (replyTo) => (status === undefined ? { type: 'list-pipelines', replyTo } : { type: 'list-pipelines', status, replyTo }), timeout);
-const statusOf = (c: ActorRef<CoordinatorCommand>) => ask<CoordinatorCommand, SystemStatus>(c, (replyTo) => ({ type: 'get-system-status', replyTo }), timeout);
+  askWithStatus<CoordinatorCommand, readonly RegisteredPipeline[]>(
+    c,
+    (replyTo) => (status === undefined ? { type: 'list-pipelines', replyTo } : { type: 'list-pipelines', status, replyTo }),
+    timeout,
+  );
+const statusOf = (c: ActorRef<CoordinatorCommand>) => askWithStatus<CoordinatorCommand, SystemStatus>(c, (replyTo) => ({ type: 'get-system-status', replyTo }), timeout);
 const pipeline = (c: ActorRef<CoordinatorCommand>, id: string) =>
-  ask<CoordinatorCommand, RegisteredPipeline | undefined>(c, (replyTo) => ({ type: 'get-pipeline', pipelineId: id, replyTo }), timeout);
+  askWithStatus<CoordinatorCommand, RegisteredPipeline | undefined>(c, (replyTo) => ({ type: 'get-pipeline', pipelineId: id, replyTo }), timeout);
 
 async function journal(persistence: InMemoryPersistence): Promise<PersistedEvent[]> {
   const events: PersistedEvent[] = [];
@@ -50,10 +58,10 @@ describe('coordinator actor', () => {
     expect((await statusOf(coordinator)).health).toBe('idle');
 
     const registered = await register(coordinator, 'a');
-    expect(registered).toMatchObject({ ok: true, pipeline: { pipelineId: 'a', name: 'name-a', status: 'configured', registeredAt: 1_000 } });
+    expect(registered).toMatchObject({ pipelineId: 'a', name: 'name-a', status: 'configured', registeredAt: 1_000 });
     await register(coordinator, 'b');
     await kit.advance(500);
-    expect(await update(coordinator, 'a', 'running', 40, 2)).toMatchObject({ ok: true, pipeline: { status: 'running', totalRecords: 40, updatedAt: 1_500 } });
+    expect(await update(coordinator, 'a', 'running', 40, 2)).toMatchObject({ status: 'running', totalRecords: 40, updatedAt: 1_500 });
     await update(coordinator, 'b', 'failed');
 
     expect((await list(coordinator)).map((p) => p.pipelineId)).toEqual(['a', 'b']);
@@ -62,7 +70,7 @@ describe('coordinator actor', () => {
     expect(await pipeline(coordinator, 'nope')).toBeUndefined();
     expect(await statusOf(coordinator)).toMatchObject({ health: 'critical', pipelines: 2, byStatus: { running: 1, failed: 1 }, totalRecords: 40, failedRecords: 2 });
 
-    expect(await call(coordinator, (replyTo) => ({ type: 'unregister', pipelineId: 'b', replyTo }))).toEqual({ ok: true, pipeline: undefined });
+    expect(await call(coordinator, (replyTo) => ({ type: 'unregister', pipelineId: 'b', replyTo }))).toBeUndefined();
     expect((await statusOf(coordinator)).health).toBe('healthy');
 
     const events = await journal(persistence);
@@ -80,14 +88,13 @@ describe('coordinator actor', () => {
     const persistence = createInMemoryPersistence();
     const { coordinator } = start(persistence);
     await register(coordinator, 'a', 'orders');
-    const clash = await register(coordinator, 'z', 'orders');
-    expect(clash.ok).toBe(false);
-    expect(!clash.ok && clash.error.tag).toBe('coordinator/command-rejected');
-    expect(!clash.ok && clash.error.message).toContain('the name orders is taken by a');
-    const unknown = await update(coordinator, 'ghost', 'running');
-    expect(!unknown.ok && unknown.error.retriable).toBe(false);
+    const clash = await refusal(register(coordinator, 'z', 'orders'));
+    expect(isDataflowError(clash, 'coordinator/command-rejected')).toBe(true);
+    expect((clash as Error).message).toContain('the name orders is taken by a');
+    const unknown = await refusal(update(coordinator, 'ghost', 'running'));
+    expect(isDataflowError(unknown, 'coordinator/command-rejected') && unknown.retriable).toBe(false);
     // Idempotent: the same registration and the same status again write nothing.
-    expect(await register(coordinator, 'a', 'orders')).toMatchObject({ ok: true, pipeline: { pipelineId: 'a' } });
+    expect(await register(coordinator, 'a', 'orders')).toMatchObject({ pipelineId: 'a' });
     await update(coordinator, 'a', 'running', 5);
     await update(coordinator, 'a', 'running', 5);
     expect((await journal(persistence)).map((e) => e.eventType)).toEqual(['PipelineRegistered', 'PipelineStatusUpdated']);
@@ -95,7 +102,7 @@ describe('coordinator actor', () => {
 
   it('reports resources and checks them against the limits', async () => {
     const { coordinator } = start(createInMemoryPersistence());
-    const check = () => ask<CoordinatorCommand, ResourceCheck>(coordinator, (replyTo) => ({ type: 'check-resources', replyTo }), timeout);
+    const check = () => askWithStatus<CoordinatorCommand, ResourceCheck>(coordinator, (replyTo) => ({ type: 'check-resources', replyTo }), timeout);
     expect(await check()).toEqual({ available: true });
     await call(coordinator, (replyTo) => ({ type: 'report-resources', nodeId: 'n1', cpuPercent: 30, memoryMb: 600, replyTo }));
     expect(await check()).toEqual({ available: true });
@@ -119,7 +126,7 @@ describe('coordinator actor', () => {
     expect((await list(second.coordinator, 'running')).map((p) => [p.pipelineId, p.totalRecords])).toEqual([['a', 100]]);
     expect(await pipeline(second.coordinator, 'b')).toMatchObject({ status: 'stopped', totalRecords: 7 });
     // It goes on writing after the recovered history.
-    expect(await update(second.coordinator, 'b', 'running', 8)).toMatchObject({ ok: true, pipeline: { updatedAt: 9_000 } });
+    expect(await update(second.coordinator, 'b', 'running', 8)).toMatchObject({ updatedAt: 9_000 });
     expect(await persistence.journal.highestSequenceNr('coordinator')).toBe(5);
   });
 
@@ -141,6 +148,20 @@ describe('coordinator actor', () => {
     expect(await pipeline(second.coordinator, 'a')).toMatchObject({ status: 'running', totalRecords: 159 });
   });
 
+  it('answers a command whose events the journal refuses with that error, and goes on working', async () => {
+    const persistence = PersistenceTestKit.wrap(createInMemoryPersistence());
+    const kit = createActorTestKit({ startAt: 1_000 });
+    kits.push(kit);
+    const coordinator = spawnCoordinator(kit.system, { persistence, now: () => kit.system.clock.now() });
+    await register(coordinator, 'a');
+    persistence.rejectNextWrites(1);
+    const refused = await refusal(register(coordinator, 'b'));
+    expect(isDataflowError(refused, 'journal/write-failed')).toBe(true);
+    expect(await pipeline(coordinator, 'b')).toBeUndefined();
+    expect(await register(coordinator, 'b')).toMatchObject({ pipelineId: 'b' });
+    expect((await list(coordinator)).map((p) => p.pipelineId)).toEqual(['a', 'b']);
+  });
+
   const objectMemberIds = ['constructor', '__proto__', 'toString', 'hasOwnProperty'];
   /** The order `list-pipelines` gives for ids registered at the same time. */
   const listed = [...objectMemberIds].sort((a, b) => a.localeCompare(b));
@@ -150,16 +171,16 @@ describe('coordinator actor', () => {
     const { coordinator } = start(persistence);
     for (const id of objectMemberIds) {
       // Before the Map registry, `constructor` was refused as "the id is taken by Object".
-      expect(await register(coordinator, id)).toMatchObject({ ok: true, pipeline: { pipelineId: id, name: `name-${id}`, status: 'configured' } });
+      expect(await register(coordinator, id)).toMatchObject({ pipelineId: id, name: `name-${id}`, status: 'configured' });
       expect(await pipeline(coordinator, id)).toMatchObject({ pipelineId: id });
     }
     expect(await pipeline(coordinator, 'valueOf')).toBeUndefined();
-    expect(!(await update(coordinator, 'valueOf', 'running')).ok).toBe(true);
-    for (const [n, id] of objectMemberIds.entries()) expect(await update(coordinator, id, 'running', n + 1)).toMatchObject({ ok: true, pipeline: { totalRecords: n + 1 } });
+    expect(isDataflowError(await refusal(update(coordinator, 'valueOf', 'running')), 'coordinator/command-rejected')).toBe(true);
+    for (const [n, id] of objectMemberIds.entries()) expect(await update(coordinator, id, 'running', n + 1)).toMatchObject({ totalRecords: n + 1 });
     expect((await list(coordinator, 'running')).map((p) => p.pipelineId)).toEqual(listed);
     await call(coordinator, (replyTo) => ({ type: 'report-resources', nodeId: '__proto__', cpuPercent: 5, memoryMb: 10, replyTo }));
     expect(await statusOf(coordinator)).toMatchObject({ pipelines: 4, totalRecords: 10, resources: [{ nodeId: '__proto__' }] });
-    expect(await call(coordinator, (replyTo) => ({ type: 'unregister', pipelineId: 'constructor', replyTo }))).toEqual({ ok: true, pipeline: undefined });
+    expect(await call(coordinator, (replyTo) => ({ type: 'unregister', pipelineId: 'constructor', replyTo }))).toBeUndefined();
     expect(await pipeline(coordinator, 'constructor')).toBeUndefined();
     expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
     expect((await journal(persistence)).filter((e) => e.eventType === 'PipelineRegistered')).toHaveLength(4);
@@ -186,7 +207,7 @@ describe('coordinator actor', () => {
     expect((await list(second.coordinator)).map((p) => p.pipelineId)).toEqual(listed);
     expect(await pipeline(second.coordinator, 'toString')).toMatchObject({ status: 'running', totalRecords: 45 });
     expect((await statusOf(second.coordinator)).resources.map((r) => r.nodeId)).toEqual(['constructor']);
-    expect(await update(second.coordinator, '__proto__', 'running', 1)).toMatchObject({ ok: true, pipeline: { pipelineId: '__proto__', status: 'running' } });
+    expect(await update(second.coordinator, '__proto__', 'running', 1)).toMatchObject({ pipelineId: '__proto__', status: 'running' });
   });
 
   it('recovers from a snapshot of the old shape (schema version 1, objects keyed by id)', async () => {
@@ -217,6 +238,6 @@ describe('coordinator actor', () => {
     expect((await list(second.coordinator, 'running')).map((p) => p.pipelineId)).toEqual(['a']);
     expect(await pipeline(second.coordinator, 'b')).toMatchObject({ status: 'stopped', totalRecords: 7 });
     expect((await statusOf(second.coordinator)).resources).toEqual([{ nodeId: 'n1', cpuPercent: 1, memoryMb: 2, at: 1_000 }]);
-    expect(await update(second.coordinator, 'b', 'running', 8)).toMatchObject({ ok: true, pipeline: { updatedAt: 5_000 } });
+    expect(await update(second.coordinator, 'b', 'running', 8)).toMatchObject({ updatedAt: 5_000 });
   });
 });
