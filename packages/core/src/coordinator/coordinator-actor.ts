@@ -26,7 +26,6 @@ import {
   listPipelines,
   resourcesAvailable,
   systemStatus,
-  type CoordinatorCommandRejectedError,
   type CoordinatorDecision,
   type CoordinatorEvent,
   type CoordinatorState,
