@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { createTransform } from './create-transform.js';
 import { transformDefinitionSchema } from './transform-definition.js';
-import { flushTransformChain, initialTransformStates, runTransformChain } from './transform-chain.js';
+import { applyTransformChain, flushTransformChain, initialTransformStates, runTransformChain } from './transform-chain.js';
+import { InMemoryLookupSource } from './enrich/lookup-source.js';
 import type { LookupSource } from './enrich/lookup-source.js';
 
 const chain = (lookups: Record<string, LookupSource> = {}) =>
@@ -52,5 +53,29 @@ describe('transform chain', () => {
       tag: 'transform/lookup-failed',
     });
     expect(states).toEqual([null, null, null, { watermark: null, windows: [] }]);
+  });
+});
+
+describe('applyTransformChain', () => {
+  it('answers at once while every stage is synchronous, the same as runTransformChain', async () => {
+    const stages = chain();
+    const input = [line({ kind: 'click', page: '/a', ts: 10 }), line({ kind: 'click', page: '/a', ts: 2_000 })];
+    const now = applyTransformChain(stages, initialTransformStates(stages), input, { now: 0 });
+    expect(now).not.toBeInstanceOf(Promise);
+    expect(now).toEqual(await runTransformChain(stages, initialTransformStates(stages), input, { now: 0 }));
+  });
+
+  it('continues after an asynchronous stage (enrich) with the stages behind it', async () => {
+    const lookups = { pages: new InMemoryLookupSource({ '/a': { title: 'Home' } }) };
+    const stages = [
+      { type: 'enrich', lookup: 'pages', key: 'page', target: 'meta', onMiss: 'fail' },
+      { type: 'map', set: [{ to: 'seen', value: true }] },
+    ].map((definition, i) => createTransform(transformDefinitionSchema.parse(definition), { stage: `transforms[${i}]`, lookups }));
+    const result = applyTransformChain(stages, initialTransformStates(stages), [{ page: '/a' }, { page: '/zzz' }], { now: 0 });
+    expect(result).toBeInstanceOf(Promise);
+    const settled = await result;
+    expect(settled.records).toEqual([{ page: '/a', meta: { title: 'Home' }, seen: true }]);
+    expect(settled.failures.map((f) => [f.stage, f.error.reason])).toEqual([['transforms[0]', 'lookup-miss']]);
+    expect(settled.states).toEqual([null, null]);
   });
 });

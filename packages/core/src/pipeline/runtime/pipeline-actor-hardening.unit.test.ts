@@ -168,7 +168,7 @@ describe('defect 2: journal faults', () => {
   });
 
   it('a failed append of a status change (recording a retry, then the end of the source) does not strand the pipeline', async () => {
-    let kit!: PersistenceTestKit;
+    const kit = PersistenceTestKit.wrap(createInMemoryPersistence());
     let failedOnce = false;
     const sink = new KeyedSink((batch) => {
       if (batch.batchId === 'p1:2' && !failedOnce) {
@@ -184,11 +184,10 @@ describe('defect 2: journal faults', () => {
         if (offset === 30) kit.failNextWrites(1);
       },
     });
-    const wrapped = withKit(source, sink);
-    kit = wrapped.kit;
-    await createAndStart(wrapped.p, definition());
-    await until(() => stoppedOrFailed(wrapped.p), 'the end after both faults');
-    const state = await wrapped.p.state();
+    const p = spawnPipeline(source, sink, { persistence: kit });
+    await createAndStart(p, definition());
+    await until(() => stoppedOrFailed(p), 'the end after both faults');
+    const state = await p.state();
     expect(state.status).toBe('stopped');
     expect(sink.records().map((r) => r['id'])).toEqual(numbered(30).map((r) => r.id));
     expect(failedOnce).toBe(true);

@@ -297,6 +297,8 @@ class PipelineRuntime {
       case 'drained':
         this.closeRun(effect.reason === 'stopped' ? 'the pipeline stopped' : 'the source is exhausted');
         if (effect.reason === 'source-exhausted') this.ctx.self.tell({ type: '$record-exhausted' });
+        // Started again while the stop drained: a new generation resumes from the checkpoint.
+        else if (this.state.status === 'running') this.openRun();
         return;
     }
   }
