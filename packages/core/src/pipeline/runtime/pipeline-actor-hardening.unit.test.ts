@@ -239,6 +239,28 @@ describe('defect 3: terminate with a sink that waits on the abort signal', () =>
   });
 });
 
+describe('stop, then start while the stop drains', () => {
+  it('the write in flight completes, and a new generation resumes from the checkpoint', async () => {
+    let release: () => void = () => undefined;
+    let held = 0;
+    const sink = new KeyedSink();
+    const write = sink.write.bind(sink);
+    sink.write = async (batch) => {
+      if (batch.batchId === 'p1:2' && held++ === 0) await new Promise<void>((resolve) => (release = resolve));
+      return write(batch);
+    };
+    const p = spawnPipeline(new ArraySource(numbered(40)), sink);
+    await createAndStart(p, definition());
+    await until(() => held > 0, 'the second write to hang');
+    expect(await p.call((replyTo) => ({ type: 'stop', reason: 'operator', replyTo }))).toMatchObject({ ok: true });
+    expect(await p.call((replyTo) => ({ type: 'start', replyTo }))).toMatchObject({ ok: true });
+    release();
+    await until(() => stoppedOrFailed(p), 'the end of the source');
+    expect((await p.state()).status).toBe('stopped');
+    expect(sink.records().map((r) => r['id'])).toEqual(numbered(40).map((r) => r.id));
+  });
+});
+
 describe('defect 4: ingest ids and source batch ids', () => {
   it('after ingesting a batch named p1:2, the source batches p1:1, p1:2, ... are all applied (25 records)', async () => {
     const source = new ArraySource(numbered(25));
