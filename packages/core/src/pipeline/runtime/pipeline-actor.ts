@@ -13,6 +13,11 @@
  * command the journal could not record is answered with its error; one the
  * pipeline sent itself (a failure, the end of the source) is sent again after
  * a backoff, so a journal outage delays the pipeline but never strands it.
+ *
+ * About 440 lines: the user commands, the following of the recorded status
+ * and the cycle effects that involve the journal or the callers stay together
+ * because each reads and changes the same generation and state; the pure
+ * parts and the connector calls live in the modules named above.
  */
 import type { ActorContext, Outcome } from '../../actor/actor-context.js';
 import type { AnyActorRef } from '../../actor/actor-ref.js';
