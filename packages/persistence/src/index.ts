@@ -3,8 +3,30 @@
  */
 export type { SqlExecutor, SqlQueryable, SqlQueryOptions } from './postgres/sql-executor.js';
 export { pgPoolExecutor, type PgPoolExecutorOptions } from './postgres/pg-pool-executor.js';
-export { ensureSchema, schemaStatements } from './postgres/postgres-schema.js';
-export { isRetriableDbError } from './postgres/postgres-errors.js';
+export {
+  checkPostgresSchema,
+  ensureSchema,
+  migratePostgres,
+  migrationStatements,
+  POSTGRES_MIGRATE_COMMAND,
+  POSTGRES_SQL_DIR,
+  postgresMigrations,
+  postgresMigrationTarget,
+  schemaStatements,
+} from './postgres/postgres-schema.js';
+export {
+  checkMigrations,
+  checksumOf,
+  loadMigrations,
+  runMigrations,
+  SchemaVersionError,
+  type AppliedMigration,
+  type Migration,
+  type MigrationResult,
+  type MigrationSession,
+  type MigrationTarget,
+} from './migrations/migrations.js';
+export { isOutcomeUnknownDbError, isRetriableDbError } from './postgres/postgres-errors.js';
 export {
   createPostgresPersistence,
   createSqlPersistence,

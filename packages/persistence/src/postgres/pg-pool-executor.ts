@@ -1,13 +1,24 @@
 /**
- * `SqlExecutor` over a `pg.Pool`: each transaction on one pooled connection;
- * a connection that failed mid-transaction is discarded, not reused.
+ * `SqlExecutor` over a `pg.Pool`: each statement or transaction on one pooled
+ * connection, which gets the journal's session settings (`statement_timeout`,
+ * `lock_timeout`) once; a connection that failed is discarded, not reused; a
+ * failure before the statement was sent is marked as such (see
+ * `isNotSent`), so a lost connection afterwards can be told apart.
  */
 import type pg from 'pg';
+import { errorCode, markNotSent } from './postgres-errors.js';
 import type { SqlExecutor, SqlQueryable } from './sql-executor.js';
 
 export interface PgPoolExecutorOptions {
   /** End the pool on `close()`. Default true; pass false for a pool shared with other code. */
   readonly ownsPool?: boolean;
+  /**
+   * Server-side limit of one statement (`statement_timeout`), set on each
+   * connection before its first use by the executor. Default 30 000 ms; 0 for none.
+   */
+  readonly statementTimeoutMs?: number;
+  /** Longest wait for a lock (`lock_timeout`), e.g. an append waiting for its persistence id. Default 10 000 ms; 0 for none. */
+  readonly lockTimeoutMs?: number;
 }
 
 /**
@@ -16,19 +27,53 @@ export interface PgPoolExecutorOptions {
  * @example
  * ```ts
  * import pg from 'pg';
- * const executor = pgPoolExecutor(new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres', max: 10 }));
+ * const executor = pgPoolExecutor(new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres', max: 10 }), {
+ *   statementTimeoutMs: 30_000,
+ *   lockTimeoutMs: 10_000,
+ * });
  * ```
  */
 export function pgPoolExecutor(pool: pg.Pool, options: PgPoolExecutorOptions = {}): SqlExecutor {
-  const run = async <Row extends object>(client: pg.Pool | pg.PoolClient, sql: string, params: readonly unknown[] = [], name?: string): Promise<Row[]> => {
+  const statementTimeoutMs = timeoutSetting('statementTimeoutMs', options.statementTimeoutMs ?? 30_000);
+  const lockTimeoutMs = timeoutSetting('lockTimeoutMs', options.lockTimeoutMs ?? 10_000);
+  const sessionSql = `SET statement_timeout = ${statementTimeoutMs}; SET lock_timeout = ${lockTimeoutMs}`;
+  const configured = new WeakSet<pg.PoolClient>();
+
+  /** A connection with the session settings; any failure here happened before the caller's statement was sent. */
+  const connect = async (): Promise<pg.PoolClient> => {
+    let client: pg.PoolClient | undefined;
+    try {
+      client = await pool.connect();
+      if (!configured.has(client)) {
+        await client.query(sessionSql);
+        configured.add(client);
+      }
+      return client;
+    } catch (error) {
+      client?.release(error instanceof Error ? error : true);
+      throw markNotSent(error);
+    }
+  };
+  const run = async <Row extends object>(client: pg.PoolClient, sql: string, params: readonly unknown[] = [], name?: string): Promise<Row[]> => {
     const values = params.map(toPgParam);
     const result = await client.query<Row & pg.QueryResultRow>(name === undefined ? { text: sql, values } : { name, text: sql, values });
     return result.rows;
   };
   return {
-    query: (sql, params, queryOptions) => run(pool, sql, params, queryOptions?.name),
+    async query(sql, params, queryOptions) {
+      const client = await connect();
+      let broken: Error | undefined;
+      try {
+        return await run(client, sql, params, queryOptions?.name);
+      } catch (error) {
+        if (connectionUnusable(error)) broken = error instanceof Error ? error : new Error(String(error));
+        throw error;
+      } finally {
+        client.release(broken);
+      }
+    },
     async transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T> {
-      const client = await pool.connect();
+      const client = await connect();
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
@@ -51,6 +96,23 @@ export function pgPoolExecutor(pool: pg.Pool, options: PgPoolExecutorOptions = {
       if (options.ownsPool !== false) await pool.end();
     },
   };
+}
+
+function timeoutSetting(name: string, ms: number): number {
+  if (!Number.isInteger(ms) || ms < 0) throw new RangeError(`${name} must be a non-negative integer, got ${ms}`);
+  return ms;
+}
+
+/**
+ * Whether the connection must be discarded after `error`: anything but an
+ * error the server reported on a healthy session (a SQLSTATE outside
+ * connection failures and shutdowns), e.g. a socket error or a lost connection.
+ */
+function connectionUnusable(error: unknown): boolean {
+  // pg's DatabaseError (an answer of the server) carries a severity; socket errors do not.
+  const fromServer = typeof error === 'object' && error !== null && 'severity' in error;
+  const code = errorCode(error) ?? '';
+  return !fromServer || code.startsWith('08') || code.startsWith('57P');
 }
 
 /** `pg` sends a `Buffer` as bytea; hand it one for any `Uint8Array`. */

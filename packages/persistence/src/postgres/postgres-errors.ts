@@ -48,3 +48,38 @@ export function isRetriableDbError(error: unknown): boolean {
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** Errors that happened before a statement was sent (no connection, session setup failed). */
+const notSent = new WeakSet<object>();
+
+/** Marks `error` as raised before the statement was sent (the executor's connect step); returns it. */
+export function markNotSent(error: unknown): unknown {
+  if (typeof error === 'object' && error !== null) notSent.add(error);
+  return error;
+}
+
+/** Whether `error` was raised before the statement reached the server. */
+export function isNotSent(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && notSent.has(error);
+}
+
+/** Socket errors that can cut a connection after a statement was sent. */
+const CONNECTION_LOST_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+/**
+ * Whether a write that failed with `error` may nevertheless have been
+ * committed: the statement was sent, then the connection was lost (class 08
+ * other than "could not connect", a socket error, pg's "Connection
+ * terminated") or the server ended the session (57P01/57P02, e.g.
+ * `pg_terminate_backend`) before its answer arrived. A statement the server
+ * answered with an error (a timeout, a deadlock, a constraint) was rolled back.
+ */
+export function isOutcomeUnknownDbError(error: unknown): boolean {
+  if (isNotSent(error)) return false;
+  const code = errorCode(error);
+  if (code !== undefined) {
+    if (code === '08001' || code === '08004') return false; // never connected
+    return code.startsWith('08') || code === '57P01' || code === '57P02' || CONNECTION_LOST_CODES.has(code);
+  }
+  return error instanceof Error && /Connection terminated|Query read timeout/i.test(error.message);
+}

@@ -2,13 +2,15 @@
  * Group commit for the Postgres journal: appends that arrive while a write is
  * in flight are written together by the next call of the schema's
  * `append_events` function (sql/0001-journal.sql): one statement, one round
- * trip, under one append lock and one WAL flush (ADR 0003 serializes appends,
- * so this is where concurrent writers get their throughput back). Each append
- * still succeeds or fails on its own: the function decides conflicts per append.
+ * trip and one WAL flush. Each append still succeeds or fails on its own: the
+ * function decides conflicts per append (under a lock per persistence id). A
+ * group whose connection was lost after it was sent fails with
+ * `JournalWriteOutcomeUnknownError`: it may have been committed.
  */
 import { createHash } from 'node:crypto';
-import { ConcurrencyConflictError, JournalWriteError, type AppendResult } from '@dataflow/core';
-import { errorCode, isRetriableDbError, messageOf, UNDEFINED_FUNCTION, UNIQUE_VIOLATION } from './postgres-errors.js';
+import { ConcurrencyConflictError, JournalWriteError, JournalWriteOutcomeUnknownError, type AppendResult } from '@dataflow/core';
+import { errorCode, isOutcomeUnknownDbError, isRetriableDbError, messageOf, UNDEFINED_FUNCTION, UNIQUE_VIOLATION } from './postgres-errors.js';
+import { POSTGRES_MIGRATE_COMMAND } from './postgres-schema.js';
 import type { PostgresStore } from './postgres-store.js';
 
 /** One event, serialized and ready to insert. */
@@ -137,7 +139,11 @@ function toWriteError(append: PendingAppend, error: unknown): Error {
   if (errorCode(error) === UNIQUE_VIOLATION) {
     return new ConcurrencyConflictError(append.persistenceId, append.expectedSequenceNr, undefined, { cause: error });
   }
-  // A schema created before the function existed: its DDL must be applied again.
-  const hint = errorCode(error) === UNDEFINED_FUNCTION ? ' (apply sql/0001-journal.sql again, or pass ensureSchema: true)' : '';
+  if (isOutcomeUnknownDbError(error)) {
+    // Sent, then the connection was lost: the commit may have happened. The writer re-reads its head before writing again.
+    return new JournalWriteOutcomeUnknownError(append.persistenceId, messageOf(error), { cause: error });
+  }
+  // A schema without the function: its migrations were not applied.
+  const hint = errorCode(error) === UNDEFINED_FUNCTION ? ` (run \`${POSTGRES_MIGRATE_COMMAND}\`, or pass ensureSchema: true)` : '';
   return new JournalWriteError(append.persistenceId, `${messageOf(error)}${hint}`, { retriable: isRetriableDbError(error), cause: error });
 }

@@ -90,17 +90,31 @@ export class PostgresJournal implements Journal {
     return Number(row?.highest ?? 0);
   }
 
+  /**
+   * Removes the events up to `toSequenceNr` with their tag rows. Two rows of
+   * an id stay as tombstones (no payload, no tags, never replayed): its first,
+   * so `persistenceIds` still lists it, and its highest, so the highest
+   * sequence number is kept and never reused.
+   */
   async deleteTo(persistenceId: string, toSequenceNr: number): Promise<void> {
     if (this.store.closed) throw new JournalWriteError(persistenceId, 'the journal is closed', { retriable: false });
     const { journalTable, tagTable } = this.store;
     try {
-      // Rows stay (with an empty payload) so the highest sequence number is kept and never reused.
       await this.store.executor.query(
-        `WITH deleted AS (
-           UPDATE ${journalTable} SET deleted = TRUE, payload = ''::bytea
-           WHERE persistence_id = $1 AND sequence_nr <= $2 AND NOT deleted
-           RETURNING ordering, tags)
-         DELETE FROM ${tagTable} t USING deleted d WHERE t.ordering = d.ordering AND t.tag = ANY (d.tags)`,
+        `WITH bounds AS (
+           SELECT max(sequence_nr) AS highest FROM ${journalTable} WHERE persistence_id = $1
+         ), removed AS (
+           DELETE FROM ${journalTable} j USING bounds b
+           WHERE j.persistence_id = $1 AND j.sequence_nr <= $2 AND j.sequence_nr > 1 AND j.sequence_nr < b.highest
+           RETURNING j.ordering, j.tags
+         ), tombstones AS (
+           UPDATE ${journalTable} j SET deleted = TRUE, payload = ''::bytea FROM bounds b
+           WHERE j.persistence_id = $1 AND j.sequence_nr <= $2 AND (j.sequence_nr = 1 OR j.sequence_nr = b.highest) AND NOT j.deleted
+           RETURNING j.ordering, j.tags
+         )
+         DELETE FROM ${tagTable} t
+         USING (SELECT ordering, tags FROM removed UNION ALL SELECT ordering, tags FROM tombstones) d
+         WHERE t.ordering = d.ordering AND t.tag = ANY (d.tags)`,
         [persistenceId, toSequenceNr],
       );
     } catch (error) {

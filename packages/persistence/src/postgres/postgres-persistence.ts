@@ -2,12 +2,13 @@
  * Builds the Postgres persistence plugin (journal, snapshot store, read
  * journal) on an injected `pg.Pool` or any `SqlExecutor`.
  */
-import { SerializerRegistry, type PersistencePlugin } from '@dataflow/core';
+import { isDataflowError, JournalReadError, SerializerRegistry, type PersistencePlugin } from '@dataflow/core';
+import { isRetriableDbError, messageOf } from './postgres-errors.js';
 import type pg from 'pg';
-import { pgPoolExecutor } from './pg-pool-executor.js';
+import { pgPoolExecutor, type PgPoolExecutorOptions } from './pg-pool-executor.js';
 import { PostgresJournal } from './postgres-journal.js';
 import { PostgresReadJournal } from './postgres-read-journal.js';
-import { ensureSchema } from './postgres-schema.js';
+import { checkPostgresSchema, migratePostgres } from './postgres-schema.js';
 import { PostgresSnapshotStore } from './postgres-snapshot-store.js';
 import { PostgresStore } from './postgres-store.js';
 import type { SqlExecutor } from './sql-executor.js';
@@ -15,8 +16,15 @@ import type { SqlExecutor } from './sql-executor.js';
 export interface PostgresPersistenceOptions {
   /** Schema holding the tables; default `dataflow`. */
   readonly schema?: string;
-  /** Create schema and tables if missing (development, tests, the embedded node). Default false: apply `sql/*.sql` yourself. */
+  /**
+   * Apply missing migrations at start (development, tests, the embedded
+   * node). Default false: start only checks that every migration of this
+   * release is applied and otherwise fails with `SchemaVersionError` naming
+   * the command to run (`migratePostgres()` is what it runs).
+   */
   readonly ensureSchema?: boolean;
+  /** Check the schema version at start when `ensureSchema` is off. Default true; false skips the check (tools that manage the schema themselves). */
+  readonly checkSchema?: boolean;
   /** Serializers and payload size limit; default JSON with a 1 MiB limit. */
   readonly serializers?: SerializerRegistry;
   /** Epoch milliseconds for event timestamps; default `Date.now`. */
@@ -36,23 +44,35 @@ export interface PostgresPersistence extends PersistencePlugin {
 
 /**
  * Persistence on a Postgres server through an injected pool. `close()` ends
- * the pool unless `ownsPool: false`.
+ * the pool unless `ownsPool: false`. Refuses a schema that misses a
+ * migration of this release (`SchemaVersionError`), unless `ensureSchema`
+ * applies them. Each connection gets `statement_timeout` and `lock_timeout`
+ * (`statementTimeoutMs`, default 30 s; `lockTimeoutMs`, default 10 s).
  *
  * @example
  * ```ts
  * import pg from 'pg';
  * const persistence = await createPostgresPersistence({
  *   pool: new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 }),
- *   schema: 'dataflow',
- *   ensureSchema: true,
+ *   schema: 'dataflow', // migrated beforehand with migratePostgres() / the CLI's migrate
  * });
  * ```
  */
-export function createPostgresPersistence(
-  options: PostgresPersistenceOptions & { readonly pool: pg.Pool; readonly ownsPool?: boolean },
+export async function createPostgresPersistence(
+  options: PostgresPersistenceOptions & { readonly pool: pg.Pool } & PgPoolExecutorOptions,
 ): Promise<PostgresPersistence> {
-  const executor = pgPoolExecutor(options.pool, options.ownsPool === undefined ? {} : { ownsPool: options.ownsPool });
-  return createSqlPersistence(executor, options);
+  const { ownsPool, statementTimeoutMs, lockTimeoutMs } = options;
+  const executor = pgPoolExecutor(options.pool, {
+    ...(ownsPool === undefined ? {} : { ownsPool }),
+    ...(statementTimeoutMs === undefined ? {} : { statementTimeoutMs }),
+    ...(lockTimeoutMs === undefined ? {} : { lockTimeoutMs }),
+  });
+  try {
+    return await createSqlPersistence(executor, options);
+  } catch (error) {
+    await executor.close();
+    throw error;
+  }
 }
 
 /**
@@ -70,7 +90,8 @@ export async function createSqlPersistence(executor: SqlExecutor, options: Postg
   const pageSize = options.pageSize ?? 500;
   if (!(pollIntervalMs > 0)) throw new RangeError(`pollIntervalMs must be positive, got ${pollIntervalMs}`);
   if (!Number.isInteger(pageSize) || pageSize <= 0) throw new RangeError(`pageSize must be a positive integer, got ${pageSize}`);
-  if (options.ensureSchema === true) await ensureSchema(executor, schema);
+  if (options.ensureSchema === true) await migratePostgres(executor, schema);
+  else if (options.checkSchema !== false) await checkSchemaAtStart(executor, schema);
   const store = new PostgresStore({
     executor,
     schema,
@@ -85,4 +106,14 @@ export async function createSqlPersistence(executor: SqlExecutor, options: Postg
     queries: new PostgresReadJournal(store),
     close: () => store.close(),
   };
+}
+
+/** The version check at start; a failure to reach the database is a retriable read error. */
+async function checkSchemaAtStart(executor: SqlExecutor, schema: string): Promise<void> {
+  try {
+    await checkPostgresSchema(executor, schema);
+  } catch (error) {
+    if (isDataflowError(error)) throw error;
+    throw new JournalReadError(`Checking the schema version of "${schema}" failed: ${messageOf(error)}`, { retriable: isRetriableDbError(error), cause: error });
+  }
 }

@@ -2,13 +2,15 @@
  * The Postgres read journal (also on PGlite): events by persistence id, by
  * tag (offset = the global `ordering`) and persistence ids, current and live.
  * Live queries look again as soon as an append of this process commits, and
- * every `pollIntervalMs` for other processes' appends; because appends make
- * orderings visible in increasing order (ADR 0003), "ordering > last seen"
- * never skips a committed event.
+ * every `pollIntervalMs` for other processes' appends. Tag and id queries
+ * read only up to the safe ordering (`OrderingWatermark`, ADR 0003), so
+ * "ordering > last seen" never skips a committed event although appends of
+ * different ids commit in parallel, in any order.
  */
 import { JournalReadError, type EventEnvelope, type Offset, type QueryOptions, type ReadJournal } from '@dataflow/core';
 import { isRetriableDbError, messageOf } from './postgres-errors.js';
 import { EVENT_COLUMNS, isAborted, type EventRow, type PostgresStore } from './postgres-store.js';
+import { OrderingWatermark } from './postgres-watermark.js';
 
 /**
  * `ReadJournal` on Postgres or PGlite. Create it with `createPostgresPersistence()`
@@ -24,7 +26,11 @@ import { EVENT_COLUMNS, isAborted, type EventRow, type PostgresStore } from './p
  * ```
  */
 export class PostgresReadJournal implements ReadJournal {
-  constructor(private readonly store: PostgresStore) {}
+  private readonly watermark: OrderingWatermark;
+
+  constructor(private readonly store: PostgresStore) {
+    this.watermark = new OrderingWatermark(store);
+  }
 
   async *eventsByPersistenceId(persistenceId: string, fromSequenceNr: number, toSequenceNr = Number.MAX_SAFE_INTEGER, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
     let next = Math.max(1, fromSequenceNr);
@@ -52,62 +58,67 @@ export class PostgresReadJournal implements ReadJournal {
   }
 
   async *eventsByTag(tag: string, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
-    let after = startAfter(offset);
-    // A current query ends at what is visible when it starts: every ordering up to it is settled.
-    const end = options.live === true ? Number.MAX_SAFE_INTEGER : await this.maxOrdering();
-    const pageSize = this.store.settings.pageSize;
-    for (;;) {
-      if (isAborted(options.signal)) return;
-      const version = this.store.version;
-      const rows = await this.read<EventRow>(
-        `SELECT ${EVENT_COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}
-         FROM ${this.store.tagTable} t JOIN ${this.store.journalTable} j ON j.ordering = t.ordering
-         WHERE t.tag = $1 AND t.ordering > $2 AND t.ordering <= $3 AND NOT j.deleted
-         ORDER BY t.ordering LIMIT $4`,
-        [tag, after, end, pageSize],
-        `eventsByTag(${tag})`,
-      );
-      for (const row of rows) {
-        if (isAborted(options.signal)) return;
-        after = Number(row.ordering);
-        yield this.envelope(row);
-      }
-      if (rows.length < pageSize) {
-        if (options.live !== true) return;
-        await this.store.waitForAppend(version, options.signal);
-      }
+    const sql = `SELECT ${EVENT_COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}
+       FROM ${this.store.tagTable} t JOIN ${this.store.journalTable} j ON j.ordering = t.ordering
+       WHERE t.tag = $1 AND t.ordering > $2 AND t.ordering <= $3 AND NOT j.deleted
+       ORDER BY t.ordering LIMIT $4`;
+    for await (const row of this.byOrdering<EventRow>(startAfter(offset), options, `eventsByTag(${tag})`, (after, upTo, limit) => [sql, [tag, after, upTo, limit]])) {
+      yield this.envelope(row);
     }
   }
 
   async *persistenceIds(options: QueryOptions = {}): AsyncIterable<string> {
-    let after = 0;
-    const end = options.live === true ? Number.MAX_SAFE_INTEGER : await this.maxOrdering();
+    // Every persistence id has exactly one row with sequence number 1 (deleteTo keeps it as a tombstone).
+    const sql = `SELECT persistence_id, ordering FROM ${this.store.journalTable}
+       WHERE sequence_nr = 1 AND ordering > $1 AND ordering <= $2 ORDER BY ordering LIMIT $3`;
+    for await (const row of this.byOrdering<{ persistence_id: string; ordering: string | number }>(0, options, 'persistenceIds', (after, upTo, limit) => [
+      sql,
+      [after, upTo, limit],
+    ])) {
+      yield row.persistence_id;
+    }
+  }
+
+  /**
+   * Pages through rows in `ordering` order after `after`, never past the
+   * safe ordering: a current query ends at the one it read when it started,
+   * a live one reads it again whenever it has caught up.
+   */
+  private async *byOrdering<Row extends { ordering: string | number }>(
+    after: number,
+    options: QueryOptions,
+    what: string,
+    statement: (after: number, upTo: number, limit: number) => [string, unknown[]],
+  ): AsyncIterable<Row> {
     const pageSize = this.store.settings.pageSize;
+    const live = options.live === true;
+    // Read before the safe ordering, so an append committing after it still wakes the wait below.
+    let version = this.store.version;
+    let upTo = await this.safeOrdering(options.signal, what);
     for (;;) {
-      if (isAborted(options.signal)) return;
-      const version = this.store.version;
-      // Every persistence id has exactly one row with sequence number 1 (deleted rows stay).
-      const rows = await this.read<{ persistence_id: string; ordering: string | number }>(
-        `SELECT persistence_id, ordering FROM ${this.store.journalTable}
-         WHERE sequence_nr = 1 AND ordering > $1 AND ordering <= $2 ORDER BY ordering LIMIT $3`,
-        [after, end, pageSize],
-        'persistenceIds',
-      );
+      if (upTo === undefined || isAborted(options.signal)) return;
+      const rows = await this.read<Row>(...statement(after, upTo, pageSize), what);
       for (const row of rows) {
         if (isAborted(options.signal)) return;
         after = Number(row.ordering);
-        yield row.persistence_id;
+        yield row;
       }
       if (rows.length < pageSize) {
-        if (options.live !== true) return;
+        if (!live) return;
         await this.store.waitForAppend(version, options.signal);
+        version = this.store.version;
+        upTo = await this.safeOrdering(options.signal, what);
       }
     }
   }
 
-  private async maxOrdering(): Promise<number> {
-    const [row] = await this.read<{ max: string | number }>(`SELECT coalesce(max(ordering), 0) AS max FROM ${this.store.journalTable}`, [], 'max ordering');
-    return Number(row?.max ?? 0);
+  private async safeOrdering(signal: AbortSignal | undefined, what: string): Promise<number | undefined> {
+    if (this.store.closed) throw new JournalReadError(`Query ${what} failed: the read journal is closed`, { retriable: false });
+    try {
+      return await this.watermark.safeOrdering(signal);
+    } catch (error) {
+      throw new JournalReadError(`Query ${what} failed: ${messageOf(error)}`, { retriable: isRetriableDbError(error), cause: error });
+    }
   }
 
   private envelope(row: EventRow): EventEnvelope {

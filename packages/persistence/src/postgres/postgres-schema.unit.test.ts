@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { quoteSchema, schemaStatements } from './postgres-schema.js';
+import { POSTGRES_MIGRATE_COMMAND, postgresMigrations, quoteSchema, schemaStatements } from './postgres-schema.js';
 
 describe('postgres schema DDL', () => {
   it('fills the psql schema variable of the shipped .sql file into every statement', async () => {
@@ -14,13 +14,26 @@ describe('postgres schema DDL', () => {
     }
   });
 
-  it('keeps the append function whole although its body holds semicolons', async () => {
+  it('keeps each append function whole although its body holds semicolons', async () => {
     const statements = await schemaStatements('tenant_a');
-    const fn = statements.filter((s) => s.includes('append_events'));
-    expect(fn).toHaveLength(1);
-    expect(fn[0]).toMatch(/^CREATE OR REPLACE FUNCTION "tenant_a"\.append_events\(/);
-    expect(fn[0]).toContain('SET search_path = "tenant_a", pg_temp');
-    expect(fn[0]).toMatch(/AS \$\$[\s\S]*;[\s\S]*\$\$$/);
+    const fns = statements.filter((s) => s.includes('append_events'));
+    // Migration 1 creates it, migration 2 replaces it (per-id locks).
+    expect(fns).toHaveLength(2);
+    for (const fn of fns) {
+      expect(fn).toMatch(/^CREATE OR REPLACE FUNCTION "tenant_a"\.append_events\(/);
+      expect(fn).toContain('SET search_path = "tenant_a", pg_temp');
+      expect(fn).toMatch(/AS \$\$[\s\S]*;[\s\S]*\$\$$/);
+    }
+    expect(fns[1]).not.toContain('pg_advisory_xact_lock(hashtext(');
+  });
+
+  it('ships numbered migrations 1, 2, ... and names the command that applies them', async () => {
+    const migrations = await postgresMigrations();
+    expect(migrations.map((m) => [m.version, m.fileName])).toEqual([
+      [1, '0001-journal.sql'],
+      [2, '0002-parallel-appends.sql'],
+    ]);
+    expect(POSTGRES_MIGRATE_COMMAND).toMatch(/migrate/);
   });
 
   it('refuses schema names that are not plain identifiers', () => {

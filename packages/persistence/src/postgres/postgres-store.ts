@@ -39,10 +39,10 @@ export class PostgresStore {
   readonly journalTable: string;
   readonly tagTable: string;
   readonly snapshotTable: string;
-  /** The function that appends a group of appends in one statement (sql/0001-journal.sql). */
+  /** The schema as a quoted identifier. */
+  readonly schemaName: string;
+  /** The function that appends a group of appends in one statement (sql/0002-parallel-appends.sql). */
   readonly appendFunction: string;
-  /** Key of the advisory lock every append takes; see docs/adr/0003-postgres-tag-ordering.md. */
-  readonly appendLockKey: string;
   private closedFlag = false;
   private readonly beforeClose: (() => Promise<void>)[] = [];
   /** Counts commits of this process's appends, so a live query knows whether to look again at once. */
@@ -51,11 +51,11 @@ export class PostgresStore {
 
   constructor(readonly settings: PostgresStoreSettings) {
     const schema = quoteSchema(settings.schema);
+    this.schemaName = schema;
     this.journalTable = `${schema}.event_journal`;
     this.tagTable = `${schema}.event_tag`;
     this.snapshotTable = `${schema}.snapshot`;
     this.appendFunction = `${schema}.append_events`;
-    this.appendLockKey = `dataflow-append:${settings.schema}`;
   }
 
   get executor(): SqlExecutor {
