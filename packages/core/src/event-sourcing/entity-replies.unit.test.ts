@@ -274,13 +274,14 @@ describe('a write whose outcome is unknown, with another writer', () => {
     // A journal whose append lets another writer in first, then loses the answer.
     const racing = {
       journal: {
-        ...store.journal,
         append: async (persistenceId: string, events: readonly NewEvent[], appendOptions: AppendOptions) => {
           await store.journal.append(persistenceId, [{ eventType: 'added', payload: { type: 'added', n: 100 } }], { expectedSequenceNr: appendOptions.expectedSequenceNr, writerId: 'other' });
           throw new JournalWriteOutcomeUnknownError(persistenceId, `timed out (${events.length} events)`);
         },
         replay: store.journal.replay.bind(store.journal),
         highestSequenceNr: store.journal.highestSequenceNr.bind(store.journal),
+        deleteTo: store.journal.deleteTo.bind(store.journal),
+        close: store.journal.close.bind(store.journal),
       },
       snapshots: store.snapshots,
     };
