@@ -45,6 +45,9 @@ export function pgPoolExecutor(pool: pg.Pool, options: PgPoolExecutorOptions = {
     try {
       client = await pool.connect();
       if (!configured.has(client)) {
+        // While checked out, a lost connection is reported to the statement in flight (or the next one);
+        // pg also emits it as an 'error' event, which would crash the process without a listener.
+        client.on('error', () => undefined);
         await client.query(sessionSql);
         configured.add(client);
       }
