@@ -37,7 +37,7 @@ afterEach(() => {
 });
 
 function startNode(env: Record<string, string>): Run {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@dataflow/source', 'apps/node/src/main.ts'], {
+  const child = spawn(process.execPath, ['--import', './apps/node/bin/early-signals.mjs', '--import', 'tsx', '--conditions=@dataflow/source', 'apps/node/src/main.ts'], {
     cwd: root,
     env: { ...process.env, ...env },
     detached: true,

@@ -8,15 +8,22 @@
  * clean stop, 78 (EX_CONFIG) for a bad setting, 1 for any other failure
  * (each logged with its cause; see `run-node.ts`).
  *
- * This file installs the signal handlers before anything else is loaded
- * (loading the node takes a few hundred milliseconds, and a signal in that
- * time used to kill the process with nothing printed), then loads the node.
+ * This file takes the signals before anything else is loaded (loading the
+ * node takes from a few hundred milliseconds to seconds, and a signal in
+ * that time used to kill the process with nothing printed), then loads the
+ * node. `npm start` preloads `bin/early-signals.mjs`, which records signals
+ * even before tsx is loaded; without it, this file installs its own handlers.
  * `npm start` runs node itself (`exec`, with tsx as a loader, not the tsx
  * CLI, whose signal relay kills a child that does not answer within 30 ms),
  * so a signal sent to the npm process alone reaches this process.
  */
 import type { NodeLogger } from './node/node-logger.js';
 import type { SignalWatch } from './run-node.js';
+
+/** What `bin/early-signals.mjs` leaves when it was preloaded. */
+interface EarlySignals {
+  subscribe(subscriber: (signal: NodeJS.Signals) => void): void;
+}
 
 function watchSignals(): SignalWatch {
   let first: NodeJS.Signals | undefined;
@@ -32,8 +39,13 @@ function watchSignals(): SignalWatch {
       log?.info(`${signal} received again: the node is already stopping`);
     }
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const early = (globalThis as Record<symbol, unknown>)[Symbol.for('dataflow.node.early-signals')] as EarlySignals | undefined;
+  if (early === undefined) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  } else {
+    early.subscribe(onSignal);
+  }
   return {
     get first() {
       return first;

@@ -11,6 +11,7 @@
  */
 import {
   ask,
+  askWithStatus,
   createActorSystem,
   InvalidPipelineDefinitionError,
   spawnCoordinator,
@@ -34,6 +35,7 @@ import {
   type RegisteredPipeline,
   type ResourceLimits,
   type Scheduler,
+  type StatusReply,
   type SystemStatus,
 } from '@dataflow/core';
 import { localConnectorRegistry } from '@dataflow/connectors';
@@ -278,7 +280,7 @@ class Node implements DataflowNode {
 
   /** Spawns every registered pipeline and waits until each has recovered. */
   async recover(): Promise<void> {
-    const registered = await this.duringStart(this.ask<readonly RegisteredPipeline[]>((replyTo) => ({ type: 'list-pipelines', replyTo })));
+    const registered = await this.duringStart(this.askCoordinator<readonly RegisteredPipeline[]>((replyTo) => ({ type: 'list-pipelines', replyTo })));
     for (const p of registered) this.spawnPipeline(p.pipelineId);
     for (const p of registered) {
       const state = await this.duringStart(this.stateOf(p.pipelineId));
@@ -350,12 +352,14 @@ class Node implements DataflowNode {
 
   listPipelines(status?: PipelineStatus): Promise<readonly RegisteredPipeline[]> {
     this.ensureRunning();
-    return this.ask<readonly RegisteredPipeline[]>((replyTo) => (status === undefined ? { type: 'list-pipelines', replyTo } : { type: 'list-pipelines', status, replyTo }));
+    return this.askCoordinator<readonly RegisteredPipeline[]>((replyTo) =>
+      status === undefined ? { type: 'list-pipelines', replyTo } : { type: 'list-pipelines', status, replyTo },
+    );
   }
 
   systemStatus(): Promise<SystemStatus> {
     this.ensureRunning();
-    return this.ask<SystemStatus>((replyTo) => ({ type: 'get-system-status', replyTo }));
+    return this.askCoordinator<SystemStatus>((replyTo) => ({ type: 'get-system-status', replyTo }));
   }
 
   shutdown(): Promise<ShutdownReport> {
@@ -400,13 +404,13 @@ class Node implements DataflowNode {
     return ask<PipelineCommand, PipelineState>(ref, (replyTo) => ({ type: 'get-state', replyTo }), { timeoutMs: this.askTimeoutMs });
   }
 
-  private ask<R>(build: (replyTo: ActorRef<R>) => CoordinatorCommand): Promise<R> {
-    return ask<CoordinatorCommand, R>(this.coordinator, build, { timeoutMs: this.askTimeoutMs });
+  /** Asks the coordinator; an error reply (a refused command, a failed journal write) rejects. */
+  private askCoordinator<R>(build: (replyTo: ActorRef<StatusReply<R>>) => CoordinatorCommand): Promise<R> {
+    return askWithStatus<CoordinatorCommand, R>(this.coordinator, build, { timeoutMs: this.askTimeoutMs });
   }
 
   private async coordinatorCommand(build: (replyTo: ActorRef<CoordinatorReply>) => CoordinatorCommand): Promise<void> {
-    const reply = await this.ask<CoordinatorReply>(build);
-    if (!reply.ok) throw reply.error;
+    await this.askCoordinator<RegisteredPipeline | undefined>(build);
   }
 
   /** The node's own log lines from the instrumentation events. */

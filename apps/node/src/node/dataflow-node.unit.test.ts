@@ -205,7 +205,7 @@ describe('DataflowNode', () => {
       (replyTo) => ({ type: 'register', pipelineId: 'ghost', name: 'ghost', sourceType: 'generator', sinkType: 'console', replyTo }),
       { timeoutMs: 5_000 },
     );
-    expect(reply.ok).toBe(true);
+    expect(reply.status).toBe('success');
     await system.terminate();
 
     const { node, logger } = await boot(persistence);

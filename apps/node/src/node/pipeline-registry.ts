@@ -6,7 +6,7 @@
  * be one coordinator event per batch), and the last counts at shutdown.
  */
 import {
-  ask,
+  askWithStatus,
   pipelineActor,
   type ActorRef,
   type ActorSystem,
@@ -18,6 +18,7 @@ import {
   type PipelineCommand,
   type PipelineState,
   type PipelineStatus,
+  type RegisteredPipeline,
 } from '@dataflow/core';
 import type { NodeLogger } from './node-logger.js';
 
@@ -138,13 +139,16 @@ export class PipelineRegistry {
       pending.map(async ([pipelineId, hosted]) => {
         const update = this.statusUpdate(pipelineId, hosted.latest);
         if (update === undefined) return;
-        const reply = await ask<CoordinatorCommand, CoordinatorReply>(
-          this.options.coordinator(),
-          (replyTo) => ({ type: 'update-status', ...update, replyTo }),
-          { timeoutMs: this.options.askTimeoutMs },
-        ).catch((error: unknown) => ({ ok: false as const, error }));
-        if (reply.ok) hosted.reported = { ...update, at: this.now() };
-        else failures.push(reply.error);
+        try {
+          await askWithStatus<CoordinatorCommand, RegisteredPipeline | undefined>(
+            this.options.coordinator(),
+            (replyTo) => ({ type: 'update-status', ...update, replyTo }),
+            { timeoutMs: this.options.askTimeoutMs },
+          );
+          hosted.reported = { ...update, at: this.now() };
+        } catch (error) {
+          failures.push(error);
+        }
       }),
     );
     if (failures.length > 0) {
@@ -181,7 +185,7 @@ export class PipelineRegistry {
       replyTo: {
         path: `/node/status-report/${pipelineId}`,
         tell: (reply: CoordinatorReply) => {
-          if (reply.ok) return;
+          if (reply.status === 'success') return;
           // Reported again with the next change (or at shutdown): the coordinator compares values, not deltas.
           hosted.reported = undefined;
           logger.warn(`the coordinator refused the status of pipeline ${pipelineId}: ${reply.error.message}`, { pipeline_id: pipelineId });

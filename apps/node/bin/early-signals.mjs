@@ -1,0 +1,24 @@
+/**
+ * Preloaded by `npm start` before tsx and the node (`node --import
+ * ./apps/node/bin/early-signals.mjs --import tsx ... main.ts`): records a
+ * SIGINT or SIGTERM from the first instant of the process, so a signal that
+ * comes while the node is still loading (seconds on a loaded machine) is
+ * reported and ends it cleanly instead of killing it with nothing printed.
+ * Plain JavaScript: it must run before the TypeScript loader. `main.ts`
+ * subscribes through `globalThis[Symbol.for('dataflow.node.early-signals')]`.
+ */
+const subscribers = [];
+let first;
+const onSignal = (signal) => {
+  first ??= signal;
+  for (const subscriber of subscribers) subscriber(signal);
+};
+process.on('SIGINT', onSignal);
+process.on('SIGTERM', onSignal);
+globalThis[Symbol.for('dataflow.node.early-signals')] = {
+  /** Calls `subscriber` with every signal from now on, and at once with the first one if it already came. */
+  subscribe(subscriber) {
+    subscribers.push(subscriber);
+    if (first !== undefined) subscriber(first);
+  },
+};

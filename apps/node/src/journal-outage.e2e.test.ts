@@ -1,0 +1,114 @@
+/**
+ * A journal outage longer than an entity's restarts (issue 9 defect 12): the
+ * node runs on a Postgres server of its own (initdb in a temporary
+ * directory, another port), the server is stopped with `pg_ctl stop -m
+ * immediate` and started again 65 s later. The node used to exit 0 after
+ * about a minute with nothing logged; now it stays up, logs that it is
+ * degraded and why, is ok again once the server is back, and stops cleanly
+ * on SIGINT.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../../..');
+const OUTAGE_MS = 65_000;
+
+/** Runs a Postgres binary as the `postgres` user (initdb refuses root). */
+function asPostgres(args: readonly string[]): string {
+  const command = process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--', ...args] : [...args];
+  return execFileSync(command[0] as string, command.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => done(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+let dir: string;
+let data: string;
+let port: number;
+const pgCtl = (...args: string[]) => asPostgres(['pg_ctl', '-D', data, ...args]);
+const startServer = () => pgCtl('-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, '-l', join(dir, 'server.log'), '-w', 'start');
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'dataflow-outage-'));
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    await chown(dir, uid, gid);
+  }
+  data = join(dir, 'data');
+  asPostgres(['initdb', '-D', data, '-U', 'postgres', '--auth=trust', '-N']);
+  port = await freePort();
+  startServer();
+}, 180_000);
+
+afterAll(async () => {
+  try {
+    pgCtl('-m', 'immediate', 'stop');
+  } catch (error) {
+    // Already stopped (a failed test may leave it either way): pg_ctl says the PID file does not exist.
+    if (!String((error as { stderr?: unknown }).stderr).includes('PID file')) throw error;
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+interface LogLine {
+  readonly log_level: string;
+  readonly message: string;
+}
+
+describe('a node whose Postgres journal goes away for longer than a minute', () => {
+  it('stays up, reports degraded with the cause, is ok again when the server is back, and stops cleanly', { timeout: 420_000 }, async () => {
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', '--conditions=@dataflow/source', 'apps/node/src/main.ts'], {
+      cwd: root,
+      env: { ...process.env, DATAFLOW_DATA_DIR: join(dir, 'node'), DATAFLOW_POSTGRES_URL: `postgres://postgres@127.0.0.1:${port}/postgres` },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stdout: string[] = [];
+    const logs: LogLine[] = [];
+    let exitCode: number | null | undefined;
+    const exited = new Promise<number | null>((done) =>
+      child.on('exit', (code) => {
+        exitCode = code;
+        done(code);
+      }),
+    );
+    try {
+      child.stdout?.on('data', (chunk: Buffer) => stdout.push(...chunk.toString().split('\n').filter((l) => l !== '')));
+      let rest = '';
+      child.stderr?.on('data', (chunk: Buffer) => {
+        const parts = (rest + chunk.toString()).split('\n');
+        rest = parts.pop() ?? '';
+        for (const line of parts) if (line.startsWith('{')) logs.push(JSON.parse(line) as LogLine);
+      });
+      await vi.waitFor(() => expect(stdout.length).toBeGreaterThanOrEqual(3), { timeout: 120_000, interval: 200 });
+
+      pgCtl('-m', 'immediate', 'stop');
+      await new Promise((done) => setTimeout(done, OUTAGE_MS));
+      // Still running: the old node had exited (0, silently) by now.
+      expect(exitCode).toBeUndefined();
+      expect(logs).toContainEqual(expect.objectContaining({ log_level: 'warn', message: expect.stringMatching(/^node state ok -> degraded \(.*(ECONNREFUSED|terminat|connect).*\)/) as unknown }));
+
+      startServer();
+      await vi.waitFor(() => expect(logs.map((l) => l.message)).toContain('node state degraded -> ok'), { timeout: 120_000, interval: 500 });
+      expect(exitCode).toBeUndefined();
+
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+      expect(logs.filter((l) => l.log_level === 'error').map((l) => l.message)).not.toContainEqual(expect.stringMatching(/^the node stops|not cleanly/));
+    } finally {
+      if (exitCode === undefined) child.kill('SIGKILL');
+    }
+  });
+});

@@ -1,0 +1,268 @@
+/**
+ * `npm start` and the node process under the ways a process ends badly
+ * (issue 9 defects 10, 13, 15, 16; issue 10 item 2): a signal sent to the
+ * npm process alone (as a process manager sends it) must not orphan the
+ * node; a second node on the same data directory fails at once naming the
+ * holder; a signal in the first instant is reported; an existing output is
+ * not truncated by a start without a checkpoint; a damaged embedded journal
+ * is reported with the store's own error; two nodes on one Postgres journal:
+ * the loser names the pipeline and the conflict and exits non-zero.
+ *
+ * Each test starts from a copy of one embedded journal directory created
+ * once (creating one runs initdb, slow on a loaded machine).
+ */
+import { initializeDataDirectory } from '@dataflow/persistence';
+import { serviceSettings, testNamespace } from '@dataflow/test-env';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { cp, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+
+const root = resolve(import.meta.dirname, '../../..');
+
+interface Run {
+  readonly child: ChildProcess;
+  readonly stdout: string[];
+  readonly stderr: string[];
+  /** Resolves once stdout has `n` lines; rejects if the process exits first. */
+  linesOut(n: number): Promise<void>;
+  readonly exited: Promise<number | null>;
+}
+
+const groups: number[] = [];
+afterEach(() => {
+  // A process a failed test left running must not outlive the test.
+  for (const pid of groups.splice(0)) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ESRCH') throw error;
+    }
+  }
+});
+
+function launch(command: string, args: readonly string[], env: Record<string, string>): Run {
+  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid !== undefined) groups.push(child.pid);
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  const collect = (into: string[]) => {
+    let rest = '';
+    return (chunk: Buffer) => {
+      const parts = (rest + chunk.toString()).split('\n');
+      rest = parts.pop() ?? '';
+      into.push(...parts);
+      for (const w of waiters.filter((w) => stdout.length >= w.n)) w.resolve();
+    };
+  };
+  child.stdout?.on('data', collect(stdout));
+  child.stderr?.on('data', collect(stderr));
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  return {
+    child,
+    stdout,
+    stderr,
+    exited,
+    linesOut: (n) =>
+      Promise.race([
+        new Promise<void>((done) => (stdout.length >= n ? done() : waiters.push({ n, resolve: done }))),
+        exited.then((code) => {
+          throw new Error(`the process exited (${code}) before printing ${n} lines:\n${stderr.join('\n')}`);
+        }),
+      ]),
+  };
+}
+
+const npmStart = (env: Record<string, string>): Run => launch('npm', ['start', '--silent'], env);
+/** The command of the root `start` script, without npm; `preload` goes between the signal module and tsx. */
+const nodeMain = (env: Record<string, string>, preload: readonly string[] = []): Run =>
+  launch(process.execPath, ['--import', './apps/node/bin/early-signals.mjs', ...preload, '--import', 'tsx', '--conditions=@dataflow/source', 'apps/node/src/main.ts'], env);
+
+interface LogLine {
+  readonly log_level: string;
+  readonly message: string;
+}
+const logLines = (run: Run): LogLine[] => run.stderr.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as LogLine);
+const errors = (run: Run): string[] => logLines(run).filter((l) => l.log_level === 'error').map((l) => l.message);
+
+/** Every process below `pid` (children, grandchildren, ...). */
+function descendants(pid: number): number[] {
+  const table = execFileSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/).map(Number) as [number, number]);
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    const parent = queue.shift() as number;
+    for (const [child, ppid] of table) {
+      if (ppid === parent) {
+        found.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ESRCH') return false;
+    throw error;
+  }
+}
+
+let work: string;
+let template: string;
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'dataflow-node-process-'));
+  template = join(work, 'template');
+  await initializeDataDirectory(join(template, 'journal'), { timeoutMs: 300_000 });
+}, 320_000);
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+/** A fresh data directory holding a copy of the initialized, empty embedded journal. */
+async function dataDir(name: string): Promise<string> {
+  const dir = join(work, name);
+  await cp(template, dir, { recursive: true });
+  return dir;
+}
+
+describe('npm start, stopped as a process manager stops it', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'stops the node on %s sent to the npm process alone, leaving no process; a second npm start on the data directory is refused at once, naming the holder',
+    { timeout: 300_000 },
+    async (signal) => {
+      const dir = await dataDir(`signal-${signal}`);
+      const first = npmStart({ DATAFLOW_DATA_DIR: dir });
+      await first.linesOut(2);
+      const tree = descendants(first.child.pid ?? 0);
+      const node = tree.find((pid) => execFileSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' }).includes('apps/node/src/main.ts'));
+      expect(node).toBeDefined();
+
+      const second = npmStart({ DATAFLOW_DATA_DIR: dir });
+      expect(await second.exited).not.toBe(0);
+      expect(errors(second).at(-1)).toMatch(new RegExp(`^cannot start: DATAFLOW_DATA_DIR: The data directory .*/journal is in use by process ${node} on `));
+      expect(second.stdout).toEqual([]);
+
+      process.kill(first.child.pid ?? 0, signal); // npm alone, not its process group
+      expect(await first.exited).toBe(0);
+      // No process of the tree outlives npm for longer than the node's shutdown timeout.
+      await vi.waitFor(() => expect(tree.filter(alive)).toEqual([]), { timeout: 30_000, interval: 100 });
+      const last = logLines(first).at(-1);
+      expect(last?.message).toMatch(/^stopped pipeline demo at offset \d+ .*; npm start resumes from there$/);
+      expect(logLines(first)).toContainEqual(expect.objectContaining({ message: `${signal} received: stopping` }));
+    },
+  );
+
+  it('reports a SIGINT that comes while the node is still loading, and exits 0', { timeout: 120_000 }, async () => {
+    // A marker module preloaded right after the signal module and before tsx: the signal comes before any TypeScript is loaded.
+    const marker = `data:text/javascript,process.stderr.write('preloaded\\n')`;
+    const run = nodeMain({ DATAFLOW_DATA_DIR: join(work, 'early') }, ['--import', marker]);
+    await vi.waitFor(() => expect(run.stderr).toContain('preloaded'), { timeout: 60_000, interval: 5 });
+    process.kill(run.child.pid ?? 0, 'SIGINT');
+    expect(await run.exited).toBe(0);
+    expect(logLines(run).map((l) => l.message)).toContainEqual(expect.stringMatching(/^SIGINT received while starting: /));
+  });
+});
+
+describe('the node refuses to lose data it cannot account for', () => {
+  it('does not truncate an existing output when the journal has no checkpoint for it, unless DATAFLOW_OVERWRITE_OUTPUT is set', { timeout: 300_000 }, async () => {
+    const dir = await dataDir('no-checkpoint');
+    const output = join(dir, 'demo-output.jsonl');
+    await writeFile(output, '{"id":1}\n{"id":2}\n');
+    const refused = nodeMain({ DATAFLOW_DATA_DIR: dir });
+    expect(await refused.exited).toBe(78);
+    expect(errors(refused).at(-1)).toMatch(
+      /^the demo pipeline could not run: DATAFLOW_OVERWRITE_OUTPUT: the output .*demo-output\.jsonl exists but the journal has no checkpoint for it .*set DATAFLOW_OVERWRITE_OUTPUT=1 to overwrite it$/,
+    );
+    expect(await readFile(output, 'utf8')).toBe('{"id":1}\n{"id":2}\n');
+  });
+
+  it("reports a damaged embedded journal with the store's own error at once, not an ask timeout", { timeout: 300_000 }, async () => {
+    const dir = await dataDir('damaged');
+    const first = nodeMain({ DATAFLOW_DATA_DIR: dir });
+    await first.linesOut(2);
+    first.child.kill('SIGINT');
+    expect(await first.exited).toBe(0);
+    // Delete the files of every user table and index (relation file numbers from 16384 on).
+    const base = join(dir, 'journal', 'base');
+    let deleted = 0;
+    for (const db of await readdir(base)) {
+      for (const file of await readdir(join(base, db))) {
+        if (/^\d+$/.test(file) && Number(file) >= 16384 && (await stat(join(base, db, file))).size > 0) {
+          await unlink(join(base, db, file));
+          deleted++;
+        }
+      }
+    }
+    expect(deleted).toBeGreaterThan(0);
+    const damaged = nodeMain({ DATAFLOW_DATA_DIR: dir });
+    expect(await damaged.exited).not.toBe(0);
+    const reported = errors(damaged).at(-1) ?? '';
+    expect(reported).toMatch(/^cannot start: .*could not open file/);
+    expect(reported).not.toMatch(/No reply from/);
+  });
+});
+
+describe('two nodes on one Postgres journal', () => {
+  it('the node that loses the single-writer race names the pipeline and the conflict and exits non-zero; every unclean stop names its cause', { timeout: 300_000 }, async () => {
+    const schema = testNamespace(import.meta.url, 'two_nodes');
+    const admin = new pg.Client({ connectionString: serviceSettings().postgresUrl });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+    const env = (name: string) => ({
+      DATAFLOW_DATA_DIR: join(work, name),
+      DATAFLOW_POSTGRES_URL: serviceSettings().postgresUrl,
+      DATAFLOW_POSTGRES_SCHEMA: schema,
+    });
+    const creator = nodeMain(env('pg-first'));
+    await creator.linesOut(2);
+    creator.child.kill('SIGINT');
+    expect(await creator.exited).toBe(0);
+    // The second node resumes the pipeline the first created: the log names the output path stored in the journal, not its own data directory.
+    const first = nodeMain(env('pg-second'));
+    await first.linesOut(2);
+    const resumed = logLines(first).find((l) => l.message.startsWith('resuming pipeline demo'));
+    expect(resumed?.message).toContain(`output: ${join(work, 'pg-first', 'demo-output.jsonl')}`);
+
+    const second = nodeMain(env('pg-first'));
+    const firstExit = Promise.race([first.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 60_000))]);
+    const secondExit = Promise.race([second.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 60_000))]);
+    const outcomes = await Promise.all([firstExit, secondExit]);
+    // At least one of them lost a write and stopped; a survivor is stopped by a signal.
+    expect(outcomes.filter((o) => o !== 'running' && o !== 0).length).toBeGreaterThan(0);
+    for (const [i, run] of [first, second].entries()) {
+      if (outcomes[i] === 'running') {
+        run.child.kill('SIGINT');
+        await run.exited;
+      }
+    }
+    const runs = [
+      { run: first, code: await first.exited },
+      { run: second, code: await second.exited },
+    ];
+    const losers = runs.filter((r) => r.code !== 0);
+    expect(losers.length).toBeGreaterThan(0);
+    for (const { run } of losers) {
+      const said = errors(run);
+      expect(said.length).toBeGreaterThan(0);
+      expect(said.join('\n')).not.toMatch(/not cleanly$/);
+    }
+    // Usually the loser's append conflicts; a node starting while the other writes may instead read a history that moved under it.
+    expect(losers.flatMap(({ run }) => errors(run))).toContainEqual(
+      expect.stringMatching(
+        /^(the node stops: (pipeline demo|coordinator) lost the single-writer race: another node writes its journal \(.*\)|cannot start: cannot recover (pipeline demo|the coordinator) from the journal: .+)/,
+      ),
+    );
+  });
+});
