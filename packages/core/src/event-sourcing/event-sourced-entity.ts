@@ -16,10 +16,7 @@
  * incarnation that was restarted or stopped is ignored.
  */
 import { randomUUID } from 'node:crypto';
-import type { SpawnOptions, TimerScheduler } from '../actor/actor-context.js';
 import { StashOverflowError } from '../actor/actor-errors.js';
-import type { ActorRef } from '../actor/actor-ref.js';
-import type { Behavior } from '../actor/behavior.js';
 import { StatusReply } from '../actor/status-reply.js';
 import type { Clock } from '../clock/clock.js';
 import type { Scheduler, Cancellable } from '../clock/scheduler.js';
@@ -34,8 +31,9 @@ import {
   JournalWriteError,
 } from '../persistence/persistence-errors.js';
 import { Backoff } from '../supervision/backoff.js';
-import { effectsFor, type Effect } from './effect.js';
-import { detachedContext, type CommandContext, type EntityContext, type EntityLogger, type EventSourcedBehavior } from './event-sourced.js';
+import type { Effect } from './effect.js';
+import { commandTypeOf, entityContext, entityLogger, type EntityHost } from './entity-context.js';
+import type { CommandContext, EntityLogger, EventSourcedBehavior } from './event-sourced.js';
 import { CommandUnhandledError, EntityUnavailableError, isRecoveryFailed, RecoveryFailedError } from './event-sourcing-errors.js';
 import type { EventSourcingInstrumentationEvent } from './event-sourcing-events.js';
 import { type EntityPersistence, readHeadAfter, recoverState } from './recovery.js';
@@ -60,14 +58,6 @@ export interface EventSourcedEntityOptions {
   readonly random?: () => number;
   /** Called once when the entity stops or fails for good. */
   readonly onTerminated?: (lifecycle: Extract<EntityLifecycle, { status: 'stopped' | 'failed' }>) => void;
-}
-
-/** What hosts the entity: its ref, timers and children (an actor's, or the test kit's). Parts left out throw `EntityContextUnavailableError`. */
-export interface EntityHost<Cmd> {
-  readonly self?: ActorRef<Cmd>;
-  readonly timers?: TimerScheduler<Cmd>;
-  spawn?<C, CS>(behavior: Behavior<C, CS>, name: string, options?: SpawnOptions): ActorRef<C>;
-  child?<C>(name: string): ActorRef<C> | undefined;
 }
 
 type Terminal = Extract<EntityLifecycle, { status: 'stopped' | 'failed' }>;
@@ -114,11 +104,9 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     this.stateValue = behavior.emptyState;
     this.random = options.random ?? Math.random;
     this.backoff = new Backoff(behavior.onPersistFailure, this.random);
-    const line =
-      (level: 'debug' | 'info' | 'warn' | 'error') =>
-      (message: string, fields?: Readonly<Record<string, unknown>>): void =>
-        this.emit({ type: 'event-sourced.log', persistenceId: this.persistenceId, level, message, fields });
-    this.log = { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
+    this.log = entityLogger((level, message, fields) =>
+      this.emit({ type: 'event-sourced.log', persistenceId: this.persistenceId, level, message, fields }),
+    );
   }
 
   get lifecycle(): EntityLifecycle {
@@ -332,25 +320,7 @@ export class EventSourcedEntity<Cmd, Evt, State> {
 
   /** The context handed to the handlers, after `lastSequenceNr`. */
   private context(lastSequenceNr: number): CommandContext<Cmd, Evt, State> {
-    const detached = detachedContext<Cmd, Evt, State>(this.entityId, this.persistenceId, lastSequenceNr);
-    const host = this.host;
-    const { self, timers } = host;
-    const ctx: CommandContext<Cmd, Evt, State> & EntityContext<Cmd> = {
-      entityId: this.entityId,
-      persistenceId: this.persistenceId,
-      lastSequenceNr,
-      effects: effectsFor<Evt, State>(),
-      log: this.log,
-      get self() {
-        return self ?? detached.self;
-      },
-      get timers() {
-        return timers ?? detached.timers;
-      },
-      spawn: (behavior, name, options) => (host.spawn === undefined ? detached.spawn(behavior, name, options) : host.spawn(behavior, name, options)),
-      child: <C>(name: string) => (host.child === undefined ? detached.child<C>(name) : host.child<C>(name)),
-    };
-    return ctx;
+    return entityContext<Cmd, Evt, State>(this.host, this.entityId, this.persistenceId, lastSequenceNr, this.log);
   }
 
   /**
@@ -569,9 +539,3 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     this.options.events.emit(event);
   }
 }
-
-function commandTypeOf(command: unknown): string | undefined {
-  const type = typeof command === 'object' && command !== null ? (command as { type?: unknown }).type : undefined;
-  return typeof type === 'string' ? type : undefined;
-}
-
