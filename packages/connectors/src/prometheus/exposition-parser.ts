@@ -170,7 +170,7 @@ export function parseExposition(text: string, options: ExpositionParseOptions): 
       let cached = cache?.at(position);
       if (cached !== undefined) {
         const keyEnd = i + cached.key.length;
-        if (keyEnd < lineEnd && isSpace(text.charCodeAt(keyEnd)) && text.startsWith(cached.key, i)) i = keyEnd;
+        if (keyEnd < lineEnd && isSpace(text.charCodeAt(keyEnd)) && text.slice(i, keyEnd) === cached.key) i = keyEnd;
         else cached = undefined;
       }
       let name: string;
@@ -181,10 +181,11 @@ export function parseExposition(text: string, options: ExpositionParseOptions): 
       } else {
         const seriesStart = i;
         // Metric name: consecutive samples usually repeat the previous name (a family's series, a histogram's
-        // buckets), so try that first and reuse its string; otherwise scan and slice.
+        // buckets), so try that first and reuse its string; otherwise scan and slice. (Comparing a slice with ===
+        // is a memcmp; String.prototype.startsWith with a position is several times slower in V8.)
         const prevLen = prev.name.length;
         const after = text.charCodeAt(i + prevLen);
-        if (prevLen > 0 && (after === 123 || after === 32 || after === 9) && text.startsWith(prev.name, i)) {
+        if (prevLen > 0 && (after === 123 || after === 32 || after === 9) && text.slice(i, i + prevLen) === prev.name) {
           name = prev.name;
           i += prevLen;
         } else {
@@ -211,7 +212,7 @@ export function parseExposition(text: string, options: ExpositionParseOptions): 
             let labelName: string;
             const k = labelNames.length;
             const known = k < prev.labelNames.length ? (prev.labelNames[k] as string) : '';
-            if (known !== '' && text.charCodeAt(i + known.length) === 61 && text.startsWith(known, i)) {
+            if (known !== '' && text.charCodeAt(i + known.length) === 61 && text.slice(i, i + known.length) === known) {
               labelName = known;
               i += known.length;
             } else {
@@ -256,7 +257,8 @@ export function parseExposition(text: string, options: ExpositionParseOptions): 
           }
         }
         prev.labelNames = labelNames;
-        if (cache !== undefined) cache.remember(position, { key: text.slice(seriesStart, i), name, labels: Object.freeze(labels) });
+      // The key is copied (structuredClone makes a string of its own): a slice would keep this whole scrape alive.
+      if (cache !== undefined) cache.remember(position, { key: structuredClone(text.slice(seriesStart, i)), name, labels: Object.freeze(labels) });
       }
       // Value.
       if (i >= lineEnd || !isSpace(text.charCodeAt(i))) throw new LineError('expected a space and a value after the metric');
