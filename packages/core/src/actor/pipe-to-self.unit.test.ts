@@ -128,6 +128,24 @@ describe('ctx.pipeToSelf', () => {
     expect(events).toContainEqual(expect.objectContaining({ type: 'actor.failed', path: '/user/resuming', directive: 'resume' }));
   });
 
+  it('delivers an outcome that arrives after a restart to the new incarnation (like a message to self)', async () => {
+    const { system } = startKit();
+    const reports = kit.createTestProbe<string>();
+    const probe = kit.createTestProbe<readonly string[]>();
+    const ref = system.spawn(piping(reports.ref, { mapperThrows: (o) => o.ok && o.value === 13 }), 'restarting', { supervise: SupervisorStrategy.restart });
+    let release!: (n: number) => void;
+    const late = new Promise<number>((resolve) => (release = resolve));
+    ref.tell({ type: 'run', work: () => late });
+    ref.tell({ type: 'run', work: () => Promise.resolve(1) });
+    await expect(reports.expectMessage()).resolves.toBe('ok:1');
+    ref.tell({ type: 'run', work: () => Promise.resolve(13) }); // the mapper throws: restart with a fresh state
+    await eventMatching((e) => e.type === 'actor.restarted');
+    release(2);
+    await expect(reports.expectMessage()).resolves.toBe('ok:2');
+    ref.tell({ type: 'get', replyTo: probe.ref });
+    await expect(probe.expectMessage()).resolves.toEqual(['ok:2']);
+  });
+
   it('sends an outcome that arrives after the actor stopped to dead letters', async () => {
     const { system } = startKit();
     const reports = kit.createTestProbe<string>();
