@@ -31,6 +31,7 @@ import { asReadError } from './cassandra-settings.js';
 import type { MessagesReader } from './messages-reader.js';
 import type { CassandraSession, Row } from './cassandra-session.js';
 import { bucketOf, partitionOf, rowToEvent, timeOf, toNumber, toNumberMap } from './event-row.js';
+import { cursorAt, MIN_UUID, prefetched, type Cursor } from './tag-cursor.js';
 import { TagOffsetTracker } from './tag-offset.js';
 
 /** Where one persistence id stands in a tag stream. */
@@ -39,14 +40,6 @@ interface PidProgress {
   /** Tag sequence number of `sequenceNr`; undefined when unknown (its event was deleted). */
   tagSequenceNr: number | undefined;
   readonly deletedTo: number;
-}
-
-/** A read position in a tag's rows: rows in `bucket` with a timestamp after `lower`, then later buckets. */
-interface Cursor {
-  bucket: number;
-  lower: types.TimeUuid;
-  /** Epoch ms of `lower`. */
-  lowerMs: number;
 }
 
 /** The state of one `eventsByTag` stream. */
@@ -58,38 +51,6 @@ interface TagStream {
   readonly resumedSeen: ReadonlyMap<string, number>;
   readonly resumed: boolean;
   readonly signal: AbortSignal | undefined;
-}
-
-const MIN_UUID = types.TimeUuid.min(new Date(0), 0);
-
-/** A cursor before every row at or after `from` (epoch ms), or before every row. */
-function cursorAt(from: number | undefined, timeBucketMs: number): Cursor {
-  if (from === undefined) return { bucket: Number.MIN_SAFE_INTEGER, lower: MIN_UUID, lowerMs: Number.NEGATIVE_INFINITY };
-  return { bucket: bucketOf(from, timeBucketMs), lower: types.TimeUuid.min(new Date(from), 0), lowerMs: from };
-}
-
-/**
- * Reads one page ahead of the consumer: the next page is fetched while the
- * current one is delivered.
- */
-async function* prefetched<T>(source: AsyncIterable<T>): AsyncIterable<T> {
-  const iterator = source[Symbol.asyncIterator]();
-  let next = iterator.next();
-  try {
-    for (;;) {
-      const result = await next;
-      if (result.done === true) return;
-      next = iterator.next();
-      yield result.value;
-    }
-  } finally {
-    // A consumer that stopped early: the page read ahead is not wanted, nor is its failure.
-    await next.then(
-      () => undefined,
-      () => undefined,
-    );
-    await iterator.return?.();
-  }
 }
 
 /**
@@ -138,7 +99,7 @@ export class CassandraReadJournal implements ReadJournal {
   }
 
   async *eventsByTag(tag: string, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
-    const { now, eventualConsistencyDelayMs: delayMs, maxClockSkewMs, maxOffsetSeen, pollIntervalMs } = this.session.settings;
+    const { now, eventualConsistencyDelayMs: delayMs, maxClockSkewMs, maxOffsetSeen } = this.session.settings;
     if (offset.kind === 'sequence') {
       throw new JournalReadError('The Cassandra read journal takes timestamp offsets, not sequence offsets', { retriable: false });
     }
@@ -158,46 +119,40 @@ export class CassandraReadJournal implements ReadJournal {
       signal: options.signal,
     };
     const forward = cursorAt(tracker.start, this.session.settings.timeBucketMs);
-    if (!live) {
-      // Everything stored before the query started, in one pass: its rows are all readable now.
-      this.ensureOpen();
-      for await (const batch of this.scan(stream, forward, startedAt)) {
-        for (const envelope of batch) {
-          if (isAborted(options.signal)) return;
-          yield envelope;
-        }
+    this.ensureOpen();
+    // A current query reads once everything stored before it started: its rows are all readable now.
+    const batches = live ? this.liveBatches(stream, forward) : this.scan(stream, forward, startedAt);
+    for await (const batch of batches) {
+      for (const envelope of batch) {
+        if (isAborted(options.signal)) return;
+        yield envelope;
       }
-      return;
     }
+  }
+
+  /** The batches of a live stream: forward reads and re-reads of the window, every `pollIntervalMs`. */
+  private async *liveBatches(stream: TagStream, forward: Cursor): AsyncIterable<EventEnvelope[]> {
+    const { now, eventualConsistencyDelayMs: delayMs, maxClockSkewMs, pollIntervalMs, timeBucketMs } = this.session.settings;
+    const { tracker, signal } = stream;
     let backtrack: Cursor | undefined;
     for (;;) {
       this.ensureOpen();
-      if (isAborted(options.signal)) return;
+      if (isAborted(signal)) return;
       const t = now();
       // Rows timestamped before `surely` are readable by now (and were at every earlier read from here on).
-      const surely = t - delayMs - windowMs;
+      const surely = t - 2 * delayMs - maxClockSkewMs;
       if (backtrack === undefined) tracker.limit(surely);
-      for await (const batch of this.scan(stream, forward, t - delayMs)) {
-        for (const envelope of batch) {
-          if (isAborted(options.signal)) return;
-          yield envelope;
-        }
-      }
-      if (isAborted(options.signal)) return;
+      yield* this.scan(stream, forward, t - delayMs);
+      if (isAborted(signal)) return;
       if (backtrack === undefined) {
         // The first read reached back to here while these rows were surely readable: the re-read starts here.
-        backtrack = cursorAt(Math.max(tracker.start ?? Number.NEGATIVE_INFINITY, surely), this.session.settings.timeBucketMs);
+        backtrack = cursorAt(Math.max(tracker.start ?? Number.NEGATIVE_INFINITY, surely), timeBucketMs);
       } else {
         // The re-read of the recent window: rows that became readable after the forward read passed them.
-        for await (const batch of this.scan(stream, backtrack, surely)) {
-          for (const envelope of batch) {
-            if (isAborted(options.signal)) return;
-            yield envelope;
-          }
-        }
+        yield* this.scan(stream, backtrack, surely);
         tracker.limit(surely);
       }
-      if (!(await this.sleep(Math.max(0, pollIntervalMs - (now() - t)), options.signal))) return;
+      if (!(await this.sleep(Math.max(0, pollIntervalMs - (now() - t)), signal))) return;
     }
   }
 
