@@ -28,7 +28,8 @@ describe('Cassandra settings', () => {
   });
 
   it('times a lease locally for the TTL in whole seconds, less the second the server rounds off, less the margin', () => {
-    expect(resolveSettings({ keyspace: 'ks' }).leaseValidityMs).toBe(5000);
+    expect(resolveSettings({ keyspace: 'ks' }).leaseValidityMs).toBe(15_000);
+    expect(resolveSettings({ keyspace: 'ks', leaseTtlMs: 10_000 }).leaseValidityMs).toBe(5000);
     expect(resolveSettings({ keyspace: 'ks', leaseTtlMs: 2500, leaseSafetyMarginMs: 500 }).leaseValidityMs).toBe(1500);
     // Less validity than margin leaves no room to renew before a write must stop.
     expect(() => resolveSettings({ keyspace: 'ks', leaseTtlMs: 2000, leaseSafetyMarginMs: 1000 })).toThrow(RangeError);

@@ -91,7 +91,7 @@ describe('Cassandra journal single-writer safety', () => {
   // The timelines run side by side (each takes 11.5 s of real time). At 3 s the lease is renewed in the background (the
   // write goes out under the held one), from 5.5 s on in line before the write.
   it.concurrent.for([3000, 5500, 7000, 9900, 10_500])(
-    'lease mode: a pause of %i ms between appends never lets a second writer in while the first still writes (default 10 s TTL)',
+    'lease mode: a pause of %i ms between appends never lets a second writer in while the first still writes (10 s TTL)',
     { timeout: 40_000 },
     async (gapMs, { expect }) => {
       // One local clock for both writers, set to each step's planned time once that much real time has passed, so the
@@ -102,8 +102,8 @@ describe('Cassandra journal single-writer safety', () => {
         await sleep(start + ms - performance.now());
         clock = ms;
       };
-      const a = await open({ leaseClock: () => clock, nodeId: 'node-a' });
-      const b = await open({ leaseClock: () => clock, nodeId: 'node-b' });
+      const a = await open({ leaseClock: () => clock, nodeId: 'node-a', leaseTtlMs: 10_000 });
+      const b = await open({ leaseClock: () => clock, nodeId: 'node-b', leaseTtlMs: 10_000 });
       const pid = uniqueName(`gap-${gapMs}`);
       const acked: Acked[] = [];
       const refused: unknown[] = [];
