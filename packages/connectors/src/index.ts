@@ -19,3 +19,4 @@ export {
   type PostgresDeadLetterDependencies,
 } from './dead-letter/postgres-dead-letter-target.js';
 export * from './kafka/index.js';
+export * from './prometheus/index.js';

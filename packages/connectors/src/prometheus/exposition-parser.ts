@@ -257,8 +257,8 @@ export function parseExposition(text: string, options: ExpositionParseOptions): 
           }
         }
         prev.labelNames = labelNames;
-      // The key is copied (structuredClone makes a string of its own): a slice would keep this whole scrape alive.
-      if (cache !== undefined) cache.remember(position, { key: structuredClone(text.slice(seriesStart, i)), name, labels: Object.freeze(labels) });
+        // The key is copied (structuredClone makes a string of its own): a slice would keep this whole scrape alive.
+        if (cache !== undefined) cache.remember(position, { key: structuredClone(text.slice(seriesStart, i)), name, labels: Object.freeze(labels) });
       }
       // Value.
       if (i >= lineEnd || !isSpace(text.charCodeAt(i))) throw new LineError('expected a space and a value after the metric');
