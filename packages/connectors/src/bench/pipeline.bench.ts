@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
-  ask,
+  askWithStatus,
   createActorSystem,
   createTransform,
   pipelineActor,
@@ -27,6 +27,7 @@ import {
   type EntityPersistence,
   type PipelineCommand,
   type PipelineReply,
+  type PipelineResult,
   type PipelineState,
 } from '@dataflow/core';
 import { createPglitePersistence, createPostgresPersistence } from '@dataflow/persistence';
@@ -256,13 +257,11 @@ export async function runPipeline(
       }),
       `pipeline-${pipelineId}`,
     );
-    const call = (build: (replyTo: ActorRef<PipelineReply>) => PipelineCommand) => ask<PipelineCommand, PipelineReply>(pipeline, build, { timeoutMs: 30_000 });
+    const call = (build: (replyTo: ActorRef<PipelineReply>) => PipelineCommand) => askWithStatus<PipelineCommand, PipelineResult>(pipeline, build, { timeoutMs: 30_000 });
     const definition = benchDefinition(`bench-${pipelineId}`, records, batchSize);
-    const created = await call((replyTo) => ({ type: 'create', definition, replyTo }));
-    if (!created.ok) throw created.error;
+    await call((replyTo) => ({ type: 'create', definition, replyTo }));
     const start = performance.now();
-    const started = await call((replyTo) => ({ type: 'start', replyTo }));
-    if (!started.ok) throw started.error;
+    await call((replyTo) => ({ type: 'start', replyTo }));
     const state = await done;
     const ms = performance.now() - start;
     if (state.status !== 'stopped') throw new Error(`the bench pipeline ended ${state.status}`);

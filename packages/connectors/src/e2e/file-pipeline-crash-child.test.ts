@@ -21,12 +21,14 @@
  */
 import {
   ask,
+  askWithStatus,
   createActorSystem,
   pipelineActor,
   type ActorRef,
   type ConnectorFactory,
   type PipelineCommand,
   type PipelineReply,
+  type PipelineResult,
   type PipelineState,
   type Sink,
 } from '@dataflow/core';
@@ -60,7 +62,7 @@ function report(line: Record<string, unknown>): void {
 }
 
 const call = (pipeline: ActorRef<PipelineCommand>, build: (replyTo: ActorRef<PipelineReply>) => PipelineCommand) =>
-  ask<PipelineCommand, PipelineReply>(pipeline, build, { timeoutMs: 30_000 });
+  askWithStatus<PipelineCommand, PipelineResult>(pipeline, build, { timeoutMs: 30_000 });
 
 /**
  * The file sink, except that its `hangAfterWrites`-th write, once durable,
@@ -129,12 +131,10 @@ async function main(): Promise<number> {
         // finds it configured (start it), running (it resumes by itself) or stopped.
         const state = await ask<PipelineCommand, PipelineState>(pipeline, (replyTo) => ({ type: 'get-state', replyTo }), { timeoutMs: 30_000 });
         if (state.status === 'empty') {
-          const created = await call(pipeline, (replyTo) => ({ type: 'create', definition, replyTo }));
-          if (!created.ok) throw created.error;
+          await call(pipeline, (replyTo) => ({ type: 'create', definition, replyTo }));
         }
         if (state.status === 'empty' || state.status === 'configured') {
-          const started = await call(pipeline, (replyTo) => ({ type: 'start', replyTo }));
-          if (!started.ok) throw started.error;
+          await call(pipeline, (replyTo) => ({ type: 'start', replyTo }));
         }
       })().catch((error: unknown) => reject(error instanceof Error ? error : new Error(String(error))));
     });

@@ -80,8 +80,8 @@ describe('a pipeline enriching from Redis', () => {
       },
       replyTo,
     }));
-    expect(created).toMatchObject({ ok: true });
-    expect(await call((replyTo) => ({ type: 'start', replyTo }))).toMatchObject({ ok: true });
+    expect(created).toMatchObject({ status: 'success' });
+    expect(await call((replyTo) => ({ type: 'start', replyTo }))).toMatchObject({ status: 'success' });
 
     const state = await done;
     await persistence.close();

@@ -123,9 +123,9 @@ const numbered = (n: number) => Array.from({ length: n }, (_, i) => ({ id: i, cu
 
 async function createAndStart(p: ReturnType<typeof spawnPipeline>, def: Record<string, unknown>) {
   const created = await p.call((replyTo) => ({ type: 'create', definition: def, replyTo }));
-  expect(created).toMatchObject({ ok: true });
+  expect(created).toMatchObject({ status: 'success' });
   const started = await p.call((replyTo) => ({ type: 'start', replyTo }));
-  expect(started).toMatchObject({ ok: true });
+  expect(started).toMatchObject({ status: 'success' });
 }
 
 const stoppedOrFailed = async (p: ReturnType<typeof spawnPipeline>) => ['stopped', 'failed'].includes((await p.state()).status);
@@ -200,8 +200,8 @@ describe('defect 2: journal faults', () => {
     await p.call((replyTo) => ({ type: 'create', definition: definition(), replyTo }));
     kit.failNextWrites(1);
     const refused = await p.call((replyTo) => ({ type: 'start', replyTo }));
-    expect(refused).toMatchObject({ ok: false, error: { retriable: true } });
-    await until(async () => (await p.call((replyTo) => ({ type: 'start', replyTo }))).ok, 'a start that is recorded');
+    expect(refused).toMatchObject({ status: 'error', error: { retriable: true } });
+    await until(async () => (await p.call((replyTo) => ({ type: 'start', replyTo }))).status === 'success', 'a start that is recorded');
     await until(() => stoppedOrFailed(p), 'the end');
     expect(sink.records()).toHaveLength(5);
   });
@@ -252,8 +252,8 @@ describe('stop, then start while the stop drains', () => {
     const p = spawnPipeline(new ArraySource(numbered(40)), sink);
     await createAndStart(p, definition());
     await until(() => held > 0, 'the second write to hang');
-    expect(await p.call((replyTo) => ({ type: 'stop', reason: 'operator', replyTo }))).toMatchObject({ ok: true });
-    expect(await p.call((replyTo) => ({ type: 'start', replyTo }))).toMatchObject({ ok: true });
+    expect(await p.call((replyTo) => ({ type: 'stop', reason: 'operator', replyTo }))).toMatchObject({ status: 'success' });
+    expect(await p.call((replyTo) => ({ type: 'start', replyTo }))).toMatchObject({ status: 'success' });
     release();
     await until(() => stoppedOrFailed(p), 'the end of the source');
     expect((await p.state()).status).toBe('stopped');
@@ -269,14 +269,14 @@ describe('defect 4: ingest ids and source batch ids', () => {
     const p = spawnPipeline(source, sink);
     await createAndStart(p, definition());
     const ingested = await p.call((replyTo) => ({ type: 'ingest', batchId: 'p1:2', records: [{ id: 100 }, { id: 101 }, { id: 102 }, { id: 103 }, { id: 104 }], replyTo }));
-    expect(ingested).toMatchObject({ ok: true });
+    expect(ingested).toMatchObject({ status: 'success' });
     source.gate = true;
     await until(() => stoppedOrFailed(p), 'the end of the source');
     const ids = sink.records().map((r) => r['id'] as number);
     expect(ids.filter((id) => id < 100)).toEqual(numbered(25).map((r) => r.id));
     expect(ids.filter((id) => id >= 100)).toEqual([100, 101, 102, 103, 104]);
     const again = await p.call((replyTo) => ({ type: 'ingest', batchId: 'p1:2', records: [{ id: 100 }], replyTo }));
-    expect(again).toMatchObject({ ok: true, duplicate: true });
+    expect(again).toMatchObject({ status: 'success', value: { duplicate: true } });
   });
 });
 

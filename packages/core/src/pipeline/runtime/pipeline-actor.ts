@@ -22,6 +22,7 @@
 import type { ActorContext, Outcome } from '../../actor/actor-context.js';
 import type { AnyActorRef } from '../../actor/actor-ref.js';
 import { behavior, type Behavior, type Signal } from '../../actor/behavior.js';
+import { StatusReply } from '../../actor/status-reply.js';
 import { backoffDelayMs } from '../../supervision/backoff.js';
 import { InvalidPipelineDefinitionError } from '../definition/invalid-pipeline-definition-error.js';
 import { validatePipelineDefinition } from '../definition/pipeline-definition.js';
@@ -129,7 +130,7 @@ class PipelineRuntime {
       case 'update-config': {
         const validation = validatePipelineDefinition(message.definition);
         if (!validation.ok) {
-          message.replyTo?.tell({ ok: false, error: new InvalidPipelineDefinitionError(validation.issues), state: this.state });
+          message.replyTo?.tell(StatusReply.error(new InvalidPipelineDefinitionError(validation.issues)));
           return;
         }
         const decision: PipelineDecision =
@@ -178,11 +179,11 @@ class PipelineRuntime {
 
   private decided(outcome: Result, replyTo: PipelineReplyRef | undefined): void {
     if (!outcome.ok) {
-      replyTo?.tell({ ok: false, error: asDataflowError(this.id, outcome.error), state: this.state });
+      replyTo?.tell(StatusReply.error(asDataflowError(this.id, outcome.error)));
       return;
     }
     this.changed(outcome.value.state);
-    replyTo?.tell({ ok: true, state: outcome.value.state });
+    replyTo?.tell(StatusReply.success({ state: outcome.value.state }));
     this.followStatus();
   }
 
@@ -324,7 +325,7 @@ class PipelineRuntime {
     const state = this.state;
     const batchId = ingestBatchId(this.id, command.batchId);
     if (state.status !== 'empty' && state.recentBatchIds.includes(batchId)) {
-      command.replyTo?.tell({ ok: true, state, duplicate: true });
+      command.replyTo?.tell(StatusReply.success({ state, duplicate: true }));
       return;
     }
     if (state.status !== 'running') {
@@ -333,7 +334,7 @@ class PipelineRuntime {
     }
     const accepted = this.ingests.accept(batchId, command.records, command.replyTo, this.current?.cycle.queue.length ?? 0);
     if (typeof accepted === 'string') {
-      command.replyTo?.tell({ ok: false, error: new PipelineUnavailableError(this.id, `batch ${command.batchId} ${accepted}`, { retriable: true }), state });
+      command.replyTo?.tell(StatusReply.error(new PipelineUnavailableError(this.id, `batch ${command.batchId} ${accepted}`, { retriable: true })));
       return;
     }
     if (this.current === undefined) this.ingests.park(accepted);
@@ -402,7 +403,7 @@ class PipelineRuntime {
     this.closeRun('the pipeline actor stopped');
     for (const command of this.early.splice(0)) {
       if ('replyTo' in command && command.replyTo !== undefined && command.type !== 'get-state') {
-        command.replyTo.tell({ ok: false, error: new PipelineUnavailableError(this.id, 'it stopped', { retriable: true }), state: undefined });
+        command.replyTo.tell(StatusReply.error(new PipelineUnavailableError(this.id, 'it stopped', { retriable: true })));
       }
     }
     this.ingests.refuseWaiting(this.state, 'it stopped');

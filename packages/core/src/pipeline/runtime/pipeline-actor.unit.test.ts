@@ -11,6 +11,7 @@ import { createActorSystem, type ActorSystem } from '../../actor/actor-system.js
 import type { DataRecord } from '../../connector/data-record.js';
 import type { DeadLetter, DeadLetterTarget } from '../../connector/dead-letter.js';
 import { ConnectorError } from '../../connector/connector-errors.js';
+import { isDataflowError } from '../../errors/dataflow-error.js';
 import type { Sink, SinkBatch, SinkContext, SinkWriteResult } from '../../connector/sink.js';
 import type { Source, SourceBatch, SourceContext, SourceOffset, SourceRecord } from '../../connector/source.js';
 import type { AppendOptions, AppendResult, Journal, NewEvent } from '../../persistence/journal.js';
@@ -242,7 +243,7 @@ describe('pipeline actor', () => {
     const h = spawn(newSystem(), { journal: j, snapshots: st.snapshots }, source, new MapSink(sinkData, world));
 
     const created = await call(h.pipeline, (replyTo) => ({ type: 'create', definition: definition(), replyTo }));
-    expect(created.ok).toBe(true);
+    expect(created.status).toBe('success');
     await call(h.pipeline, (replyTo) => ({ type: 'start', replyTo }));
     await until(async () => (await stateOf(h.pipeline)).status === 'stopped', 'the pipeline to stop at the end of the source');
 
@@ -266,8 +267,8 @@ describe('pipeline actor', () => {
   it('refuses an invalid definition with every field-level problem', async () => {
     const h = spawn(newSystem(), store(), new ArraySource(new ArrayData([]), new World()), new MapSink(new SinkData(), new World()));
     const reply = await call(h.pipeline, (replyTo) => ({ type: 'create', definition: { name: 'x', batch: { size: 0 } }, replyTo }));
-    expect(reply.ok).toBe(false);
-    if (reply.ok) return;
+    expect(reply.status).toBe('error');
+    if (reply.status !== 'error' || !isDataflowError(reply.error)) throw new Error('expected a typed error reply');
     expect(reply.error.tag).toBe('pipeline/invalid-definition');
     expect(reply.error.message).toMatch(/name/);
     expect(reply.error.message).toMatch(/batch\.size/);
@@ -376,8 +377,8 @@ describe('pipeline actor', () => {
     expect(failed.checkpoint?.sourceOffset).toBe(10);
 
     const reset = await call(h.pipeline, (replyTo) => ({ type: 'reset', replyTo }));
-    expect(reset.ok && reset.state.status).toBe('configured');
-    if (reset.ok && reset.state.status === 'configured') expect(reset.state.definition.name).toBe('test-pipeline');
+    expect(reset.status === 'success' && reset.value.state.status).toBe('configured');
+    if (reset.status === 'success' && reset.value.state.status === 'configured') expect(reset.value.state.definition.name).toBe('test-pipeline');
     expect(sink.type).toBe('map');
     await call(h.pipeline, (replyTo) => ({ type: 'start', replyTo }));
     await until(async () => (await stateOf(h.pipeline)).status === 'stopped', 'the end');
@@ -450,9 +451,9 @@ describe('pipeline actor', () => {
     await call(h.pipeline, (replyTo) => ({ type: 'create', definition: definition(), replyTo }));
     await call(h.pipeline, (replyTo) => ({ type: 'start', replyTo }));
     const first = await call(h.pipeline, (replyTo) => ({ type: 'ingest', batchId: 'ext-1', records: [{ n: 1 }, { n: 2 }], replyTo }));
-    expect(first).toMatchObject({ ok: true });
+    expect(first).toMatchObject({ status: 'success' });
     const again = await call(h.pipeline, (replyTo) => ({ type: 'ingest', batchId: 'ext-1', records: [{ n: 1 }, { n: 2 }], replyTo }));
-    expect(again).toMatchObject({ ok: true, duplicate: true });
+    expect(again).toMatchObject({ status: 'success', value: { duplicate: true } });
     expect(sinkData.writes).toBe(1);
     const state = await stateOf(h.pipeline);
     if (state.status === 'empty') throw new Error('empty');
@@ -460,8 +461,8 @@ describe('pipeline actor', () => {
 
     await call(h.pipeline, (replyTo) => ({ type: 'pause', reason: 'maintenance', replyTo }));
     const refused = await call(h.pipeline, (replyTo) => ({ type: 'ingest', batchId: 'ext-2', records: [{ n: 3 }], replyTo }));
-    expect(refused.ok).toBe(false);
-    if (!refused.ok) expect(refused.error.message).toMatch(/paused \(maintenance\)/);
+    expect(refused.status).toBe('error');
+    if (refused.status === 'error') expect(refused.error.message).toMatch(/paused \(maintenance\)/);
     world.frozen = true;
   });
 

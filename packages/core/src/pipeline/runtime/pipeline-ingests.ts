@@ -4,6 +4,7 @@
  * backoff), which seed the next one. The batch cycle queues and runs them;
  * this desk only keeps the callers.
  */
+import { StatusReply } from '../../actor/status-reply.js';
 import type { DataRecord } from '../../connector/data-record.js';
 import type { PipelineState } from '../model/pipeline-state.js';
 import type { QueuedIngest } from './batch-cycle-types.js';
@@ -46,8 +47,8 @@ export class IngestDesk {
     if (!this.replies.has(batchId)) return;
     const replyTo = this.replies.get(batchId);
     this.replies.delete(batchId);
-    if (outcome.ok) replyTo?.tell({ ok: true, state, duplicate: outcome.duplicate });
-    else replyTo?.tell({ ok: false, error: new PipelineUnavailableError(this.pipelineId, outcome.reason, { retriable: true }), state });
+    if (outcome.ok) replyTo?.tell(StatusReply.success({ state, duplicate: outcome.duplicate }));
+    else replyTo?.tell(StatusReply.error(new PipelineUnavailableError(this.pipelineId, outcome.reason, { retriable: true })));
   }
 
   /** Refuses every waiting ingest (the pipeline is no longer running). */

@@ -4,6 +4,7 @@
  * refusals of the state machine, `PipelineCommandRejectedError`).
  */
 import type { ActorRef } from '../../actor/actor-ref.js';
+import type { StatusReply } from '../../actor/status-reply.js';
 import type { DataRecord } from '../../connector/data-record.js';
 import type { DeadLetterTarget } from '../../connector/dead-letter.js';
 import type { Sink } from '../../connector/sink.js';
@@ -53,10 +54,20 @@ export interface PipelineActorOptions {
   readonly journalBackoff?: { readonly minBackoffMs: number; readonly maxBackoffMs: number };
 }
 
-/** The answer to a pipeline command. */
-export type PipelineReply =
-  | { readonly ok: true; readonly state: PipelineState; readonly duplicate?: boolean }
-  | { readonly ok: false; readonly error: DataflowError; readonly state: PipelineState | undefined };
+/** What a pipeline command achieved: the state after it; for an ingest, whether the batch was recorded before. */
+export interface PipelineResult {
+  readonly state: PipelineState;
+  readonly duplicate?: boolean;
+}
+
+/**
+ * The answer to a pipeline command, in the runtime's one reply style: a
+ * success with the result, or an error (a typed `DataflowError`: a refusal of
+ * the state machine, an invalid definition, the journal's retriable error, or
+ * `PipelineUnavailableError`). Ask with `askWithStatus` to get the result or
+ * the error thrown.
+ */
+export type PipelineReply = StatusReply<PipelineResult>;
 
 export type PipelineReplyRef = ActorRef<PipelineReply>;
 
