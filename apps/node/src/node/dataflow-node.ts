@@ -316,12 +316,12 @@ class Node implements DataflowNode {
     }));
     const ref = this.spawnPipeline(pipelineId);
     const reply = await ask<PipelineCommand, PipelineReply>(ref, (replyTo) => ({ type: 'create', definition: valid, replyTo }), { timeoutMs: this.askTimeoutMs });
-    if (!reply.ok || reply.state.status === 'empty') {
+    if (reply.status === 'error' || reply.value.state.status === 'empty') {
       await this.removePipeline(pipelineId);
       await this.coordinatorCommand((replyTo) => ({ type: 'unregister', pipelineId, replyTo }));
-      throw reply.ok ? new NodeUnavailableError(`pipeline ${pipelineId} was not created`) : reply.error;
+      throw reply.status === 'success' ? new NodeUnavailableError(`pipeline ${pipelineId} was not created`) : reply.error;
     }
-    return reply.state;
+    return reply.value.state;
   }
 
   start(pipelineId: string): Promise<PipelineState> {
@@ -394,8 +394,8 @@ class Node implements DataflowNode {
     const ref = this.registry.ref(pipelineId);
     if (ref === undefined) throw new PipelineNotFoundError(pipelineId);
     const reply = await ask<PipelineCommand, PipelineReply>(ref, build, { timeoutMs: this.askTimeoutMs });
-    if (!reply.ok) throw reply.error;
-    return reply.state;
+    if (reply.status === 'error') throw reply.error;
+    return reply.value.state;
   }
 
   private stateOf(pipelineId: string): Promise<PipelineState> {
