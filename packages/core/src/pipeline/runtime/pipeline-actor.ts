@@ -419,8 +419,8 @@ class PipelineRuntime {
  * @example
  * ```ts
  * const orders = system.spawn(pipelineActor({ pipelineId: 'orders', persistence, connectors }), 'pipeline-orders');
- * const created = await ask(orders, (replyTo) => ({ type: 'create', definition, replyTo }), { timeoutMs: 5_000 });
- * await ask(orders, (replyTo) => ({ type: 'start', replyTo }), { timeoutMs: 5_000 });
+ * await askWithStatus<PipelineCommand, PipelineResult>(orders, (replyTo) => ({ type: 'create', definition, replyTo }), { timeoutMs: 5_000 });
+ * const { state } = await askWithStatus<PipelineCommand, PipelineResult>(orders, (replyTo) => ({ type: 'start', replyTo }), { timeoutMs: 5_000 });
  * ```
  */
 export function pipelineActor(options: PipelineActorOptions): Behavior<PipelineCommand, PipelineRuntime> {
