@@ -6,7 +6,8 @@
  *   no append lock, no tag rows);
  * - batching: events of one persistence id appended 100 per call versus
  *   awaited one by one;
- * - PGlite: events per second appended to the embedded store on a data directory.
+ * - PGlite: events per second appended to the embedded store on a data directory;
+ * then, from the command line, `runPostgresProcessBench()` (20 writer processes).
  *
  *   npx tsx --conditions=@dataflow/source src/bench/postgres.bench.ts
  *
@@ -22,6 +23,7 @@ import { createPglitePersistence } from '../pglite/pglite-persistence.js';
 import { createPostgresPersistence, type PostgresPersistence } from '../postgres/postgres-persistence.js';
 import { ensureSchema } from '../postgres/postgres-schema.js';
 import { pgPoolExecutor } from '../postgres/pg-pool-executor.js';
+import { runPostgresProcessBench } from './postgres-processes.bench.js';
 
 export interface PostgresBenchOptions {
   readonly postgresUrl?: string;
@@ -176,8 +178,11 @@ async function timed(task: () => Promise<void>): Promise<number> {
 const round = (x: number): number => Math.round(x * 100) / 100;
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  runPostgresBench().catch((error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exitCode = 1;
-  });
+  // The multi-process comparison (postgres-processes.bench.ts) runs after, so `nx bench` covers both.
+  runPostgresBench()
+    .then(() => runPostgresProcessBench())
+    .catch((error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.exitCode = 1;
+    });
 }
