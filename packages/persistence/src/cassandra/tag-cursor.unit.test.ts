@@ -25,7 +25,7 @@ describe('prefetched', () => {
     let failedReadAhead = false;
     async function* pages(): AsyncIterable<number> {
       try {
-        yield 1;
+        yield await Promise.resolve(1);
         failedReadAhead = true;
         throw new Error('page 2 failed');
       } finally {
@@ -43,7 +43,7 @@ describe('prefetched', () => {
 
   it('passes a failure of a page the consumer asked for', async () => {
     async function* pages(): AsyncIterable<number> {
-      yield 1;
+      yield await Promise.resolve(1);
       throw new Error('page 2 failed');
     }
     const got: number[] = [];
