@@ -81,6 +81,8 @@ export interface KafkaAdmin {
   describeTopics(topics: readonly string[]): Promise<TopicDescription[]>;
   /** Earliest and end offsets of every partition of `topic`. */
   fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]>;
+  /** Deletes the records of each partition before `offset` (as retention would): the partition's earliest offset becomes `offset`. */
+  deleteRecords(topic: string, before: readonly { readonly partition: number; readonly offset: bigint }[]): Promise<void>;
   /** The group's committed offsets for every partition of `topics`; `-1n` for a partition without one. */
   fetchCommittedOffsets(groupId: string, topics: readonly string[]): Promise<TopicPartitionOffset[]>;
   close(): Promise<void>;
@@ -127,7 +129,7 @@ export interface KafkaTransaction {
 /** Consumer settings (already validated; see `kafkaConsumerOptionsSchema`). */
 export interface KafkaConsumerSettings {
   readonly groupId: string;
-  /** Where a partition without a committed offset starts. */
+  /** Where a partition starts without a committed offset, or when its position is no longer in the log (deleted by retention). */
   readonly autoOffsetReset: 'earliest' | 'latest';
   /** `read_committed` hides records of open and aborted transactions. */
   readonly isolation: 'read_committed' | 'read_uncommitted';

@@ -110,6 +110,12 @@ class KafkaJsAdmin implements KafkaAdmin {
     return offsets.map((o) => ({ partition: o.partition, earliest: BigInt(o.low), end: BigInt(o.high) })).sort((a, b) => a.partition - b.partition);
   }
 
+  async deleteRecords(topic: string, before: readonly { readonly partition: number; readonly offset: bigint }[]): Promise<void> {
+    // kafkajs looks the partition leaders up in its metadata cache, which does not know topics it did not fetch yet.
+    await kafkaJsCall('admin.deleteRecords', () => this.admin.fetchTopicMetadata({ topics: [topic] }));
+    await kafkaJsCall('admin.deleteRecords', () => this.admin.deleteTopicRecords({ topic, partitions: before.map((b) => ({ partition: b.partition, offset: b.offset.toString() })) }));
+  }
+
   async fetchCommittedOffsets(groupId: string, topics: readonly string[]): Promise<TopicPartitionOffset[]> {
     const result = await kafkaJsCall('admin.fetchCommittedOffsets', () => this.admin.fetchOffsets({ groupId, topics: [...topics] }));
     return result.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: BigInt(p.offset) })));

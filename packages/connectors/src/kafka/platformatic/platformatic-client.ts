@@ -141,6 +141,10 @@ class PlatformaticAdmin implements KafkaAdmin {
     return partitions.map((partition) => ({ partition, earliest: earliest.get(partition) ?? 0n, end: end.get(partition) ?? 0n }));
   }
 
+  async deleteRecords(topic: string, before: readonly { readonly partition: number; readonly offset: bigint }[]): Promise<void> {
+    await platformaticCall('admin.deleteRecords', () => this.admin.deleteRecords({ topics: [{ name: topic, partitions: before.map((b) => ({ partition: b.partition, offset: b.offset })) }] }));
+  }
+
   async fetchCommittedOffsets(groupId: string, topics: readonly string[]): Promise<TopicPartitionOffset[]> {
     const described = await this.describeTopics(topics);
     const result = await platformaticCall('admin.fetchCommittedOffsets', () =>

@@ -159,10 +159,37 @@ export class PlatformaticConsumer implements KafkaConsumer {
     }
     await Promise.all(
       [...requests].map(async ([node, topics]) => {
-        const response = await this.#consumer.fetch({ node, topics, maxWaitTime: this.#settings.fetchMaxWaitMs, minBytes: 1 });
+        let response: FetchResponse;
+        try {
+          response = await this.#consumer.fetch({ node, topics, maxWaitTime: this.#settings.fetchMaxWaitMs, minBytes: 1 });
+        } catch (error) {
+          if (fromPlatformatic('consumer.fetch', error).code !== 'OFFSET_OUT_OF_RANGE') throw error;
+          await this.#resetOutOfRange(topics.flatMap((t) => t.partitions.map((p) => ({ topic: topicNames.get(t.topicId) ?? '', partition: p.partition, offset: p.fetchOffset }))));
+          return;
+        }
         await this.#accept(response, topicNames, epochs);
       }),
     );
+  }
+
+  /**
+   * The broker no longer has the offset asked for (deleted by retention, or
+   * beyond the end): like kafkajs and the Java client, continue from the
+   * earliest or the end offset per `autoOffsetReset`. Only partitions whose
+   * position is outside [earliest, end] move; the others keep theirs.
+   */
+  async #resetOutOfRange(partitions: readonly { topic: string; partition: number; offset: bigint }[]): Promise<void> {
+    const topics = [...new Set(partitions.map((p) => p.topic))];
+    const [earliest, end] = await Promise.all([
+      this.#consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.EARLIEST }),
+      this.#consumer.listOffsets({ topics, timestamp: ListOffsetTimestamps.LATEST }),
+    ]);
+    for (const p of partitions) {
+      const low = earliest.get(p.topic)?.[p.partition];
+      const high = end.get(p.topic)?.[p.partition];
+      if (low === undefined || high === undefined || (p.offset >= low && p.offset <= high)) continue;
+      this.#buffer.seek(p.topic, p.partition, this.#settings.autoOffsetReset === 'earliest' ? low : high);
+    }
   }
 
   /** Buffers the fetched records, waiting for space record by record (so the buffer never exceeds its bound). */

@@ -176,6 +176,25 @@ export function describeKafkaClientContract(name: string, createClient: () => Ka
       expect(await drain(second, 1_000)).toEqual([]);
     });
 
+    it('continues from the earliest offset when the committed one was deleted by retention', { timeout }, async () => {
+      const t = await topic(1);
+      const g = group();
+      const p = await producer();
+      await p.send(Array.from({ length: 10 }, (_, i) => ({ topic: t, value: Buffer.from(`v${i}`) })));
+      const first = consumer({ groupId: g });
+      await first.subscribe([t]);
+      expect((await collect(first, 10)).map((r) => r.offset)).toHaveLength(10);
+      await first.commit([{ topic: t, partition: 0, offset: 2n }]);
+      await first.close();
+      await admin.deleteRecords(t, [{ partition: 0, offset: 6n }]);
+      expect(await admin.fetchTopicOffsets(t)).toEqual([{ partition: 0, earliest: 6n, end: 10n }]);
+
+      const second = consumer({ groupId: g, autoOffsetReset: 'earliest' });
+      await second.subscribe([t]);
+      expect((await collect(second, 4)).map((r) => text(r.value))).toEqual(['v6', 'v7', 'v8', 'v9']);
+      expect(await drain(second, 1_000)).toEqual([]);
+    });
+
     it('subscribes by pattern', { timeout }, async () => {
       const a = await topic(1);
       const b = await topic(1);
