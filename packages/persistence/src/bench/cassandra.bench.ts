@@ -58,13 +58,14 @@ export async function runCassandraBench(options: CassandraBenchOptions = {}): Pr
   const oneByOne = options.oneByOneEvents ?? 1000;
   const concurrency = options.concurrency ?? 64;
   const keyspace = `bench_cassandra_${Date.now().toString(36)}`;
+  const conditionalKeyspace = `${keyspace}_c`;
 
   const client = new Client({ contactPoints: [...contactPoints], localDataCenter, pooling: { maxRequestsPerConnection: 2048 } });
   await client.connect();
   let persistence: CassandraPersistence | undefined;
   try {
     persistence = await createCassandraPersistence({ client, keyspace, autoCreate: true, maxInFlight: concurrency });
-    const messagesDdl = journalSchema(keyspace).find((s) => s.includes(`${keyspace}.messages (`)) ?? '';
+    const messagesDdl = (await journalSchema(keyspace)).find((s) => s.includes(`${keyspace}.messages (`)) ?? '';
     await client.execute(messagesDdl.replace(`${keyspace}.messages (`, `${keyspace}.raw_messages (`));
     const insertRaw =
       `INSERT INTO ${keyspace}.raw_messages (persistence_id, partition_nr, sequence_nr, timestamp, timebucket, writer_uuid, ser_id, ` +
@@ -83,8 +84,15 @@ export async function runCassandraBench(options: CassandraBenchOptions = {}): Pr
       concurrent.executeConcurrent(client, insertRaw, rowsFor('before', actors, eventsPerActor, rawRow), { concurrencyLevel: concurrency }).then(() => undefined),
     );
     const journalWriteMs = await timed(() => writeActors(persistence as CassandraPersistence, 'actor', actors, eventsPerActor));
-    // The same load with a conditional (Paxos) batch per append, for comparison (docs/adr/0002).
-    const conditional = await createCassandraPersistence({ client, keyspace, singleWriter: 'conditional', maxInFlight: concurrency });
+    // The same load with a conditional (Paxos) batch per append, for comparison (docs/adr/0002); a keyspace
+    // records its single-writer mode, so this one gets its own.
+    const conditional = await createCassandraPersistence({
+      client,
+      keyspace: conditionalKeyspace,
+      autoCreate: true,
+      singleWriter: 'conditional',
+      maxInFlight: concurrency,
+    });
     const conditionalWriteMs = await timed(() => writeActors(conditional, 'conditional', actors, eventsPerActor));
     await conditional.close();
     const rawAfterMs = await timed(() =>
@@ -152,7 +160,9 @@ export async function runCassandraBench(options: CassandraBenchOptions = {}): Pr
     return result;
   } finally {
     await persistence?.close();
-    await client.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch((error: unknown) => process.stderr.write(`could not drop ${keyspace}: ${String(error)}\n`));
+    for (const ks of [keyspace, conditionalKeyspace]) {
+      await client.execute(`DROP KEYSPACE IF EXISTS ${ks}`).catch((error: unknown) => process.stderr.write(`could not drop ${ks}: ${String(error)}\n`));
+    }
     await client.shutdown();
   }
 }
