@@ -5,6 +5,7 @@
  * actor system.
  */
 import type { SinkPosition } from '../../connector/sink.js';
+import { backoffDelayMs } from '../../supervision/backoff.js';
 import type { SourceOffset } from '../../connector/source.js';
 import { PipelineCommandRejectedError } from './pipeline-errors.js';
 import type { FailureInfo, PipelineEvent } from './pipeline-events.js';
@@ -66,11 +67,16 @@ export interface RetryPolicy {
   readonly jitter: number;
 }
 
-/** Backoff before retry number `attempt` (1-based): initial × multiplier^(attempt-1), capped, ± jitter. */
+/**
+ * Backoff before retry number `attempt` (1-based): initial × multiplier^(attempt-1),
+ * capped, ± jitter; computed by the shared `backoffDelayMs` (`spread` jitter).
+ */
 export function retryBackoffMs(policy: RetryPolicy, attempt: number, random: () => number): number {
-  const base = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * policy.multiplier ** Math.max(0, attempt - 1));
-  const jittered = base * (1 + policy.jitter * (2 * random() - 1));
-  return Math.max(0, Math.round(jittered));
+  return backoffDelayMs(
+    attempt - 1,
+    { minBackoffMs: policy.initialBackoffMs, maxBackoffMs: policy.maxBackoffMs, multiplier: policy.multiplier, randomFactor: policy.jitter, jitter: 'spread' },
+    random(),
+  );
 }
 
 function reject(state: PipelineState, command: string, reason: string): DecisionResult {

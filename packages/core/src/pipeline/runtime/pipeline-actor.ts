@@ -23,7 +23,7 @@ import type { ActorContext, Outcome } from '../../actor/actor-context.js';
 import type { AnyActorRef } from '../../actor/actor-ref.js';
 import { behavior, type Behavior, type Signal } from '../../actor/behavior.js';
 import { StatusReply } from '../../actor/status-reply.js';
-import { backoffDelayMs } from '../../supervision/backoff.js';
+import { Backoff } from '../../supervision/backoff.js';
 import { InvalidPipelineDefinitionError } from '../definition/invalid-pipeline-definition-error.js';
 import { validatePipelineDefinition } from '../definition/pipeline-definition.js';
 import { classifyFailure } from '../model/classify-failure.js';
@@ -73,8 +73,8 @@ class PipelineRuntime {
   private current: Generation | undefined;
   private gen = 0;
   private readonly ingests: IngestDesk;
-  /** Consecutive journal refusals of what the pipeline records itself, for the backoff. */
-  private journalFailures = 0;
+  /** Between attempts to record what the journal refused (a failure, the end of the source). */
+  private readonly journalBackoff: Backoff;
   private readonly early: PipelineCommand[] = [];
   private closing: Promise<unknown>[] = [];
 
@@ -83,6 +83,7 @@ class PipelineRuntime {
     private readonly ctx: ActorContext<Message>,
   ) {
     this.ingests = new IngestDesk(options.pipelineId, options.maxQueuedIngests ?? 16);
+    this.journalBackoff = new Backoff({ minBackoffMs: 100, maxBackoffMs: 10_000, randomFactor: 0.2, ...options.journalBackoff }, options.random ?? Math.random);
   }
 
   private get id(): string {
@@ -317,7 +318,7 @@ class PipelineRuntime {
       return;
     }
     const state = outcome.value.state;
-    this.journalFailures = 0;
+    this.journalBackoff.reset();
     this.feed({ type: 'checkpointed', batchId, recorded: state.status === 'empty' ? 0 : state.metrics.batches, duplicate: outcome.value.duplicate });
   }
 
@@ -362,12 +363,12 @@ class PipelineRuntime {
   private recorded(what: 'failure' | 'exhausted', outcome: Result): void {
     if (!outcome.ok) {
       // The journal refused: try again after a backoff (a failure re-drives the batch from the checkpoint).
-      const delayMs = backoffDelayMs(this.journalFailures++, { minBackoffMs: 100, maxBackoffMs: 10_000, randomFactor: 0.2, ...this.options.journalBackoff }, (this.options.random ?? Math.random)());
+      const delayMs = this.journalBackoff.next();
       this.ctx.system.events.emit({ type: 'pipeline.journal.refused', pipelineId: this.id, error: outcome.error, retryInMs: delayMs });
       this.ctx.timers.startSingle('journal-retry', what === 'failure' ? { type: '$retry-due' } : { type: '$record-exhausted' }, delayMs);
       return;
     }
-    this.journalFailures = 0;
+    this.journalBackoff.reset();
     this.changed(outcome.value.state);
     if (what === 'exhausted') {
       this.followStatus();
