@@ -108,7 +108,8 @@ export function checksumOf(text: string): string {
 
 /**
  * Applies every migration the store has not recorded yet, in order, under
- * the store's migration lock. Refuses when an applied migration's file has
+ * the store's migration lock; on a current schema it only reads the record
+ * (no lock, no DDL). Refuses when an applied migration's file has
  * changed since (migrations are forward-only: add a new file instead).
  *
  * @example
@@ -116,7 +117,12 @@ export function checksumOf(text: string): string {
  * const { applied, version } = await runMigrations(target, migrations);
  * ```
  */
-export function runMigrations(target: MigrationTarget, migrations: readonly Migration[]): Promise<MigrationResult> {
+export async function runMigrations(target: MigrationTarget, migrations: readonly Migration[]): Promise<MigrationResult> {
+  // A current schema needs no lock and no DDL at all (a node may call this on every start).
+  const before = await target.applied();
+  verifyChecksums(target, migrations, before);
+  const present = new Set(before.map((m) => m.version));
+  if (migrations.every((m) => present.has(m.version))) return { applied: [], version: Math.max(0, ...present) };
   return target.session(async (session) => {
     const applied = await session.applied();
     verifyChecksums(target, migrations, applied);

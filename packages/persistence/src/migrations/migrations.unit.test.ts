@@ -20,24 +20,30 @@ async function folder(files: Record<string, string>): Promise<URL> {
 }
 
 /** A store that records what was applied, in memory. */
-function memoryTarget(): MigrationTarget & { readonly log: string[]; readonly records: AppliedMigration[] } {
+function memoryTarget(): MigrationTarget & { readonly log: string[]; readonly records: AppliedMigration[]; readonly sessions: number } {
   const records: AppliedMigration[] = [];
   const log: string[] = [];
+  let sessions = 0;
   return {
     description: 'test store',
     migrateCommand: 'dataflow migrate --test',
     log,
     records,
+    get sessions() {
+      return sessions;
+    },
     applied: () => Promise.resolve([...records]),
-    session: (work) =>
-      work({
+    session: (work) => {
+      sessions++;
+      return work({
         applied: () => Promise.resolve([...records]),
         apply: (migration: Migration) => {
           log.push(migration.fileName);
           records.push({ version: migration.version, checksum: migration.checksum });
           return Promise.resolve();
         },
-      }),
+      });
+    },
   };
 }
 
@@ -66,8 +72,11 @@ describe('migrations', () => {
     const target = memoryTarget();
     expect(await runMigrations(target, migrations.slice(0, 1))).toEqual({ applied: [1], version: 1 });
     expect(await runMigrations(target, migrations)).toEqual({ applied: [2], version: 2 });
+    expect(target.sessions).toBe(2);
     expect(await runMigrations(target, migrations)).toEqual({ applied: [], version: 2 });
     expect(target.log).toEqual(['0001-a.sql', '0002-b.sql']);
+    // A current schema is not touched: no session (no lock, no DDL).
+    expect(target.sessions).toBe(2);
   });
 
   it('refuses a too-old schema at start, naming the missing files and the command to run', async () => {
