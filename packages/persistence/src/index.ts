@@ -40,12 +40,24 @@ export { pgliteExecutor, type PgliteExecutorOptions } from './pglite/pglite-exec
 export { createPglitePersistence, type PglitePersistenceOptions } from './pglite/pglite-persistence.js';
 export {
   createCassandraPersistence,
+  SingleWriterModeMismatchError,
   type CassandraConnection,
   type CassandraPersistence,
   type CassandraPersistenceOptions,
 } from './cassandra/cassandra-persistence.js';
 export type { CassandraPersistenceEvent, CassandraPersistenceSettings, ConsistencyName, SingleWriterMode } from './cassandra/cassandra-settings.js';
-export { createJournalSchema, journalSchema, journalSchemaFile, type KeyspaceReplication } from './cassandra/cassandra-schema.js';
+export {
+  CASSANDRA_CQL_DIR,
+  CASSANDRA_MIGRATE_COMMAND,
+  cassandraMigrations,
+  checkCassandraSchema,
+  createJournalSchema,
+  journalSchema,
+  journalSchemaFile,
+  migrateCassandra,
+  MigrationLockHeldError,
+  type KeyspaceReplication,
+} from './cassandra/cassandra-schema.js';
 export { CassandraJournal } from './cassandra/cassandra-journal.js';
 export { CassandraReadJournal } from './cassandra/cassandra-read-journal.js';
 export { CassandraSnapshotStore } from './cassandra/cassandra-snapshot-store.js';
