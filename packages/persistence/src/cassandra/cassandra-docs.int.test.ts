@@ -29,7 +29,7 @@ describe('docs-cassandra.md', () => {
         contactPoints,
         localDataCenter,
         keyspace,
-        autoCreate: true, // development only: production applies cql/001-journal.cql
+        autoCreate: true, // development only: production runs `dataflow migrate --journal cassandra`
       });
       const { journal, queries } = persistence;
 
