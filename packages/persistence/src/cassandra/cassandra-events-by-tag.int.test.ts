@@ -240,3 +240,56 @@ describe('Cassandra eventsByTag under writer clock skew', () => {
     }
   });
 });
+
+describe('Cassandra eventsByTag resumed next to a hole', () => {
+  let fx: CassandraFixture;
+
+  beforeAll(async () => {
+    // Conditional mode: several plugin instances (with different clocks) may write one id.
+    fx = await cassandraFixture(import.meta.url, { singleWriter: 'conditional', eventualConsistencyDelayMs: 300, pollIntervalMs: 100, maxClockSkewMs: 500 });
+  });
+  afterAll(async () => {
+    await fx.cleanup();
+  });
+
+  it('fills a lost tag row of an id that the offset does not name, right after the resume point', { timeout: 60_000 }, async () => {
+    const tag = uniqueName('hole');
+    const p = uniqueName('p');
+    const q = uniqueName('q');
+    const earlier = await createCassandraPersistence({ client: fx.client, keyspace: fx.keyspace, singleWriter: 'conditional', now: () => Date.now() - 2000 });
+    try {
+      const tick = (n: number): { eventType: string; payload: { n: number }; tags: string[] } => ({ eventType: 'Tick', payload: { n }, tags: [tag] });
+      // p's rows 2 s before q's: the offset after q's event no longer names p.
+      await earlier.journal.append(p, [tick(1), tick(2)], { expectedSequenceNr: 0, writerId: 'e' });
+      await fx.plugin.journal.append(q, [tick(1)], { expectedSequenceNr: 0, writerId: 'w' });
+      const first: EventEnvelope[] = [];
+      for await (const e of fx.plugin.queries.eventsByTag(tag, NoOffset)) first.push(e);
+      expect(first.map(key)).toEqual([`${p}:1`, `${p}:2`, `${q}:1`]);
+      const offset = JSON.parse(JSON.stringify(first[2]?.offset)) as EventEnvelope['offset'];
+      expect(offset.kind === 'timestamp' ? Object.keys(offset.seen) : []).toEqual([q]);
+
+      // p:3's tag row is lost (as after a failed tag write not yet repaired); p:4's is stored.
+      await fx.plugin.journal.append(p, [tick(3)], { expectedSequenceNr: 2, writerId: 'w' });
+      const lost = await fx.client.execute(
+        `SELECT timebucket, timestamp FROM ${fx.keyspace}.tag_views WHERE tag_name = ? AND persistence_id = ? AND sequence_nr = 3 ALLOW FILTERING`,
+        [tag, p],
+        { prepare: true },
+      );
+      for (const row of lost.rows) {
+        await fx.client.execute(
+          `DELETE FROM ${fx.keyspace}.tag_views WHERE tag_name = ? AND timebucket = ? AND timestamp = ? AND persistence_id = ? AND sequence_nr = 3`,
+          [tag, row['timebucket'], row['timestamp'], p],
+          { prepare: true },
+        );
+      }
+      expect(lost.rows.length).toBeGreaterThan(0);
+      await fx.plugin.journal.append(p, [tick(4)], { expectedSequenceNr: 3, writerId: 'w' });
+
+      const rest: EventEnvelope[] = [];
+      for await (const e of fx.plugin.queries.eventsByTag(tag, offset)) rest.push(e);
+      expect(rest.map(key)).toEqual([`${p}:3`, `${p}:4`]);
+    } finally {
+      await earlier.close();
+    }
+  });
+});

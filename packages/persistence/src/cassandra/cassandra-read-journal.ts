@@ -15,6 +15,9 @@
  * sequence number. A current query reads once what was stored when it
  * started. Offsets are a time watermark plus the ids delivered within that
  * window (`tag-offset.ts`): bounded, and O(1) per event.
+ *
+ * (A little over 400 lines: the two cursors, the resume scan and gap filling
+ * share the per-id progress and read best in one place.)
  */
 import { types } from 'cassandra-driver';
 import {
@@ -42,6 +45,15 @@ interface PidProgress {
   readonly deletedTo: number;
 }
 
+/** The last row of an id seen by the scan before a resumed offset's value. */
+interface Learned {
+  readonly sequenceNr: number;
+  readonly tagSequenceNr: number;
+}
+
+/** How many re-read windows before a resumed offset's value `learnProgress` reads. */
+const RESUME_SCAN_WINDOWS = 3;
+
 /** The state of one `eventsByTag` stream. */
 interface TagStream {
   readonly tag: string;
@@ -50,6 +62,8 @@ interface TagStream {
   /** The offset's `seen`, by persistence id. */
   readonly resumedSeen: ReadonlyMap<string, number>;
   readonly resumed: boolean;
+  /** Ids not in `resumedSeen` with rows just before the resumed offset's value. */
+  readonly learned: ReadonlyMap<string, Learned>;
   readonly signal: AbortSignal | undefined;
 }
 
@@ -110,12 +124,16 @@ export class CassandraReadJournal implements ReadJournal {
     const windowMs = delayMs + maxClockSkewMs;
     const resumed = offset.kind === 'timestamp' ? offset : undefined;
     const tracker = new TagOffsetTracker({ windowMs, maxSeen: maxOffsetSeen, ...(live ? {} : { cap: startedAt - windowMs }) }, resumed);
+    const resumedSeen = new Map(resumed === undefined ? [] : Object.entries(resumed.seen));
+    const start = tracker.start;
+    this.ensureOpen();
     const stream: TagStream = {
       tag,
       tracker,
       progress: new Map(),
-      resumedSeen: new Map(resumed === undefined ? [] : Object.entries(resumed.seen)),
+      resumedSeen,
       resumed: resumed !== undefined,
+      learned: start === undefined ? new Map() : await this.learnProgress(tag, start, windowMs, resumedSeen),
       signal: options.signal,
     };
     const forward = cursorAt(tracker.start, this.session.settings.timeBucketMs);
@@ -204,9 +222,37 @@ export class CassandraReadJournal implements ReadJournal {
    * async step per page, not per event).
    */
   private async *scan(stream: TagStream, cursor: Cursor, upper: number): AsyncIterable<EventEnvelope[]> {
+    const { tag, progress, signal } = stream;
+    for await (const page of this.tagPages(tag, cursor, upper)) {
+      await this.startProgress(stream, page);
+      let batch: EventEnvelope[] = [];
+      for (const row of page) {
+        if (isAborted(signal)) return;
+        const persistenceId = row['persistence_id'] as string;
+        const sequenceNr = toNumber(row['sequence_nr']);
+        const state = progress.get(persistenceId);
+        if (state === undefined) throw new JournalReadError(`eventsByTag(${tag}): no progress for ${persistenceId}`, { retriable: false });
+        if (sequenceNr <= state.sequenceNr || sequenceNr <= state.deletedTo) continue;
+        const tagSequenceNr = toNumber(row['tag_pid_sequence_nr']);
+        const at = timeOf(row['timestamp']);
+        if (state.tagSequenceNr !== undefined && tagSequenceNr !== state.tagSequenceNr + 1) {
+          // What is ready goes out before a hole that may take up to gapTimeoutMs to fill.
+          if (batch.length > 0) yield batch;
+          batch = [];
+          for await (const missing of this.fillGap(tag, persistenceId, state, sequenceNr, tagSequenceNr, signal)) {
+            batch.push(this.deliver(stream, state, this.messages.toEvent(missing.row), missing.tagSequenceNr, at));
+          }
+        }
+        batch.push(this.deliver(stream, state, rowToEvent(row, this.serializers, toNumber(row['event_timestamp'])), tagSequenceNr, at));
+      }
+      if (batch.length > 0) yield batch;
+    }
+  }
+
+  /** The rows of `tag` after `cursor` up to `upper` (epoch ms), a page at a time; then moves the cursor to `upper`. */
+  private async *tagPages(tag: string, cursor: Cursor, upper: number): AsyncIterable<Row[]> {
     if (upper < cursor.lowerMs) return;
     const { timeBucketMs, readConsistency } = this.session.settings;
-    const { tag, progress, signal } = stream;
     const upperUuid = types.TimeUuid.max(new Date(upper), 9999);
     const lastBucket = bucketOf(upper, timeBucketMs);
     let buckets = [lastBucket];
@@ -223,37 +269,36 @@ export class CassandraReadJournal implements ReadJournal {
         cursor.bucket = bucket;
         cursor.lower = MIN_UUID;
       }
-      const pages = prefetched(this.session.pages(this.q.tagRows, [tag, bucket, cursor.lower, upperUuid], readConsistency));
-      for await (const page of this.guardRows(tag, pages)) {
-        await this.startProgress(stream, page);
-        let batch: EventEnvelope[] = [];
-        for (const row of page) {
-          if (isAborted(signal)) return;
-          const persistenceId = row['persistence_id'] as string;
-          const sequenceNr = toNumber(row['sequence_nr']);
-          const state = progress.get(persistenceId);
-          if (state === undefined) throw new JournalReadError(`eventsByTag(${tag}): no progress for ${persistenceId}`, { retriable: false });
-          if (sequenceNr <= state.sequenceNr || sequenceNr <= state.deletedTo) continue;
-          const tagSequenceNr = toNumber(row['tag_pid_sequence_nr']);
-          const at = timeOf(row['timestamp']);
-          if (state.tagSequenceNr !== undefined && tagSequenceNr !== state.tagSequenceNr + 1) {
-            // What is ready goes out before a hole that may take up to gapTimeoutMs to fill.
-            if (batch.length > 0) yield batch;
-            batch = [];
-            for await (const missing of this.fillGap(tag, persistenceId, state, sequenceNr, tagSequenceNr, signal)) {
-              batch.push(this.deliver(stream, state, this.messages.toEvent(missing.row), missing.tagSequenceNr, at));
-            }
-          }
-          batch.push(this.deliver(stream, state, rowToEvent(row, this.serializers, toNumber(row['event_timestamp'])), tagSequenceNr, at));
-        }
-        if (batch.length > 0) yield batch;
-      }
+      yield* this.guardRows(tag, prefetched(this.session.pages(this.q.tagRows, [tag, bucket, cursor.lower, upperUuid], readConsistency)));
     }
     if (lastBucket > cursor.bucket || (lastBucket === cursor.bucket && upper > cursor.lowerMs)) {
       cursor.bucket = lastBucket;
       cursor.lower = upperUuid;
       cursor.lowerMs = upper;
     }
+  }
+
+  /**
+   * Where the ids of the rows just before a resumed offset's `value` stand:
+   * those rows were delivered, so an id that `seen` does not name goes on
+   * from its last one there, and a hole right after it is found (a tag row
+   * that was lost and not yet repaired, or stamped before its predecessor).
+   * Reads `RESUME_SCAN_WINDOWS` re-read windows back.
+   */
+  private async learnProgress(tag: string, value: number, windowMs: number, seen: ReadonlyMap<string, number>): Promise<Map<string, Learned>> {
+    const learned = new Map<string, Learned>();
+    const cursor = cursorAt(value - RESUME_SCAN_WINDOWS * windowMs, this.session.settings.timeBucketMs);
+    for await (const page of this.tagPages(tag, cursor, value - 1)) {
+      for (const row of page) {
+        const persistenceId = row['persistence_id'] as string;
+        if (seen.has(persistenceId)) continue;
+        const sequenceNr = toNumber(row['sequence_nr']);
+        if (sequenceNr > (learned.get(persistenceId)?.sequenceNr ?? 0)) {
+          learned.set(persistenceId, { sequenceNr, tagSequenceNr: toNumber(row['tag_pid_sequence_nr']) });
+        }
+      }
+    }
+    return learned;
   }
 
   private deliver(stream: TagStream, state: PidProgress, event: PersistedEvent, tagSequenceNr: number, at: number): EventEnvelope {
@@ -269,7 +314,8 @@ export class CassandraReadJournal implements ReadJournal {
    * Progress of the ids of `page` first met in this stream, looked up for the
    * whole page at once: from the start of the id (a fresh stream), from the
    * offset's `seen`, or, for an id the offset does not name (all its rows
-   * before the offset's time were delivered), from its first row met.
+   * before the offset's time were delivered), from its last row just before
+   * that time (`learnProgress`), else from its first row met.
    */
   private async startProgress(stream: TagStream, page: readonly Row[]): Promise<void> {
     const { progress, resumedSeen, tag } = stream;
@@ -297,7 +343,8 @@ export class CassandraReadJournal implements ReadJournal {
       if (at !== undefined) {
         progress.set(id, { sequenceNr: at, tagSequenceNr: tagSequenceNrs[i], deletedTo });
       } else if (stream.resumed) {
-        progress.set(id, { sequenceNr: 0, tagSequenceNr: undefined, deletedTo });
+        const known = stream.learned.get(id);
+        progress.set(id, { sequenceNr: known?.sequenceNr ?? 0, tagSequenceNr: known?.tagSequenceNr, deletedTo });
       } else {
         // Events deleted before the stream started make the first tag sequence number unknowable.
         progress.set(id, { sequenceNr: 0, tagSequenceNr: deletedTo > 0 ? undefined : 0, deletedTo });
