@@ -9,9 +9,9 @@
  * GROUP_JOIN assigns the new set.
  */
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import { KafkaClientStateError, KafkaRebalanceListenerError } from '../kafka-errors.js';
-import type { ConsumedRecord, KafkaConsumer, KafkaConsumerSettings, PollOptions, RebalanceListener, TopicPartition, TopicPartitionOffset } from '../kafka-port.js';
-import { RecordBuffer } from '../record-buffer.js';
+import { BufferedConsumer } from '../buffered-consumer.js';
+import { KafkaClientStateError } from '../kafka-errors.js';
+import type { ConsumedRecord, KafkaConsumer, KafkaConsumerSettings, RebalanceListener, TopicPartition, TopicPartitionOffset } from '../kafka-port.js';
 import { fromKafkaJs, kafkaJsCall } from './kafkajs-errors.js';
 
 function toRecord(topic: string, partition: number, m: KafkaMessage): ConsumedRecord {
@@ -32,18 +32,13 @@ function byTopic(partitions: readonly TopicPartition[]): { topic: string; partit
 }
 
 /** See the module comment. */
-export class KafkaJsConsumer implements KafkaConsumer {
+export class KafkaJsConsumer extends BufferedConsumer implements KafkaConsumer {
   readonly #consumer: Consumer;
   readonly #settings: KafkaConsumerSettings;
-  readonly #buffer: RecordBuffer;
-  #listener: RebalanceListener = {};
-  #failure: Error | undefined;
-  #subscribed = false;
-  #closed = false;
 
   constructor(kafka: Kafka, settings: KafkaConsumerSettings) {
+    super('kafkajs', settings.maxBufferedRecords);
     this.#settings = settings;
-    this.#buffer = new RecordBuffer(settings.maxBufferedRecords);
     this.#consumer = kafka.consumer({
       groupId: settings.groupId,
       sessionTimeout: settings.sessionTimeoutMs,
@@ -57,29 +52,19 @@ export class KafkaJsConsumer implements KafkaConsumer {
   }
 
   async subscribe(topics: readonly string[] | RegExp, listener: RebalanceListener = {}): Promise<void> {
-    if (this.#subscribed || this.#closed) throw new KafkaClientStateError('kafkajs', 'subscribe is called once, on an open consumer');
-    this.#subscribed = true;
-    this.#listener = listener;
+    this.startSubscription(listener);
     const { GROUP_JOIN, REBALANCING, CRASH } = this.#consumer.events;
-    this.#consumer.on(REBALANCING, () => {
-      const revoked = this.#buffer.revokeAll();
-      if (revoked.length > 0) this.#notify('onRevoked', revoked);
-    });
+    this.#consumer.on(REBALANCING, () => this.rebalanceStarted());
     this.#consumer.on(GROUP_JOIN, (event) => {
       const assigned: TopicPartition[] = [];
       for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
         for (const partition of partitions) assigned.push({ topic, partition });
       }
-      const keep = new Set(assigned.map((tp) => `${tp.topic}:${tp.partition}`));
-      const revoked = this.#buffer.assigned().filter((tp) => !keep.has(`${tp.topic}:${tp.partition}`));
-      if (revoked.length > 0) this.#notify('onRevoked', revoked);
-      this.#buffer.revokeAll();
-      this.#buffer.assign(assigned);
-      this.#notify('onAssigned', assigned);
+      this.groupJoined(assigned);
     });
     this.#consumer.on(CRASH, (event) => {
       // kafkajs restarts itself after a retriable crash; only a final one is the caller's business.
-      if (!event.payload.restart) this.#fail(fromKafkaJs('consumer.run', event.payload.error));
+      if (!event.payload.restart) this.fail(fromKafkaJs('consumer.run', event.payload.error));
     });
     await kafkaJsCall('consumer.connect', () => this.#consumer.connect());
     const fromBeginning = this.#settings.autoOffsetReset === 'earliest';
@@ -94,91 +79,58 @@ export class KafkaJsConsumer implements KafkaConsumer {
     const { topic, partition } = batch;
     const isRunning = (): boolean => payload.isRunning();
     const isStale = (): boolean => payload.isStale();
-    const epoch = this.#buffer.epochOf(topic, partition);
+    const epoch = this.buffer.epochOf(topic, partition);
     if (epoch === undefined) return;
     for (const message of batch.messages) {
-      while (!this.#buffer.hasSpace()) {
-        if (!isRunning() || isStale() || this.#buffer.closed) return;
-        await this.#buffer.waitForSpace(this.#settings.heartbeatIntervalMs);
+      while (!this.buffer.hasSpace()) {
+        if (!isRunning() || isStale() || this.buffer.closed) return;
+        await this.buffer.waitForSpace(this.#settings.heartbeatIntervalMs);
         await payload.heartbeat();
       }
-      if (!isRunning() || isStale() || !this.#buffer.offer(toRecord(topic, partition, message), epoch)) return;
+      if (!isRunning() || isStale() || !this.buffer.offer(toRecord(topic, partition, message), epoch)) return;
       payload.resolveOffset(message.offset);
     }
     // Every message is buffered: step over trailing control records (transaction markers) too.
     if (batch.messages.length > 0) {
       const last = batch.lastOffset();
       payload.resolveOffset(last);
-      this.#buffer.advanceFetchPosition(topic, partition, BigInt(last) + 1n, epoch);
-    }
-  }
-
-  async poll(options: PollOptions): Promise<ConsumedRecord[]> {
-    const deadline = Date.now() + options.maxWaitMs;
-    for (;;) {
-      if (this.#failure !== undefined) throw this.#failure;
-      const records = this.#buffer.take(options.maxRecords);
-      const remaining = deadline - Date.now();
-      if (records.length > 0 || remaining <= 0 || this.#closed || options.signal?.aborted === true) return records;
-      await this.#buffer.waitForRecords(remaining, options.signal);
+      this.buffer.advanceFetchPosition(topic, partition, BigInt(last) + 1n, epoch);
     }
   }
 
   pause(partitions: readonly TopicPartition[]): void {
-    this.#requireRunning('pause');
-    this.#buffer.pause(partitions);
+    this.requireRunning('pause');
+    this.buffer.pause(partitions);
     this.#consumer.pause(byTopic(partitions));
   }
 
   resume(partitions: readonly TopicPartition[]): void {
-    this.#requireRunning('resume');
-    for (const r of this.#buffer.resume(partitions)) {
+    this.requireRunning('resume');
+    for (const r of this.buffer.resume(partitions)) {
       if (r.offset !== undefined) this.#consumer.seek({ topic: r.topic, partition: r.partition, offset: r.offset.toString() });
     }
     this.#consumer.resume(byTopic(partitions));
   }
 
   seek(position: TopicPartitionOffset): void {
-    this.#requireRunning('seek');
-    if (!this.#buffer.seek(position.topic, position.partition, position.offset)) {
+    this.requireRunning('seek');
+    if (!this.buffer.seek(position.topic, position.partition, position.offset)) {
       throw new KafkaClientStateError('kafkajs', `seek on ${position.topic}/${position.partition}, which is not assigned to this consumer`);
     }
     this.#consumer.seek({ topic: position.topic, partition: position.partition, offset: position.offset.toString() });
   }
 
   async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
-    this.#requireRunning('commit');
+    this.requireRunning('commit');
     await kafkaJsCall('consumer.commit', () =>
       this.#consumer.commitOffsets(offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset.toString() }))),
     );
   }
 
-  assignment(): TopicPartition[] {
-    return this.#buffer.assigned();
-  }
-
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#buffer.close();
+    if (this.closed) return;
+    this.closed = true;
+    this.buffer.close();
     await kafkaJsCall('consumer.close', () => this.#consumer.disconnect());
-  }
-
-  #requireRunning(operation: string): void {
-    if (!this.#subscribed || this.#closed) throw new KafkaClientStateError('kafkajs', `${operation} needs a subscribed, open consumer`);
-  }
-
-  #notify(callback: 'onAssigned' | 'onRevoked', partitions: readonly TopicPartition[]): void {
-    try {
-      Promise.resolve(this.#listener[callback]?.(partitions)).catch((error: unknown) => this.#fail(new KafkaRebalanceListenerError('kafkajs', callback, error)));
-    } catch (error) {
-      this.#fail(new KafkaRebalanceListenerError('kafkajs', callback, error));
-    }
-  }
-
-  /** A failure outside any call of the caller (crash, throwing listener) surfaces from the next `poll`. */
-  #fail(error: Error): void {
-    this.#failure ??= error;
-    this.#buffer.close();
   }
 }

@@ -14,9 +14,9 @@ import { Admin, Consumer, FetchIsolationLevels, ListOffsetTimestamps, type Consu
 type FetchOptions = Parameters<Consumer['fetch']>[0];
 type FetchRequestTopic = FetchOptions['topics'][number];
 type FetchResponse = Awaited<ReturnType<Consumer['fetch']>>;
-import { KafkaClientStateError, KafkaRebalanceListenerError } from '../kafka-errors.js';
-import type { ConsumedRecord, KafkaConsumer, KafkaConsumerSettings, PollOptions, RebalanceListener, TopicPartition, TopicPartitionOffset } from '../kafka-port.js';
-import { RecordBuffer } from '../record-buffer.js';
+import { BufferedConsumer } from '../buffered-consumer.js';
+import { KafkaClientStateError } from '../kafka-errors.js';
+import type { ConsumedRecord, KafkaConsumer, KafkaConsumerSettings, RebalanceListener, TopicPartition, TopicPartitionOffset } from '../kafka-port.js';
 import type { PlatformaticBaseOptions } from './platformatic-client.js';
 import { fromPlatformatic, platformaticCall } from './platformatic-errors.js';
 
@@ -26,22 +26,18 @@ const IS_CONTROL = 1 << 5;
 const IDLE_MS = 100;
 
 /** See the module comment. */
-export class PlatformaticConsumer implements KafkaConsumer {
+export class PlatformaticConsumer extends BufferedConsumer implements KafkaConsumer {
   readonly #base: PlatformaticBaseOptions;
   readonly #settings: KafkaConsumerSettings;
   readonly #consumer: Consumer;
-  readonly #buffer: RecordBuffer;
-  #listener: RebalanceListener = {};
-  #failure: Error | undefined;
-  #subscribed = false;
-  #closed = false;
+  #failed = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
 
   constructor(base: PlatformaticBaseOptions, settings: KafkaConsumerSettings) {
+    super('platformatic', settings.maxBufferedRecords);
     this.#base = base;
     this.#settings = settings;
-    this.#buffer = new RecordBuffer(settings.maxBufferedRecords);
     this.#consumer = new Consumer({
       ...base,
       groupId: settings.groupId,
@@ -56,16 +52,11 @@ export class PlatformaticConsumer implements KafkaConsumer {
   }
 
   async subscribe(topics: readonly string[] | RegExp, listener: RebalanceListener = {}): Promise<void> {
-    if (this.#subscribed || this.#closed) throw new KafkaClientStateError('platformatic', 'subscribe is called once, on an open consumer');
-    this.#subscribed = true;
-    this.#listener = listener;
+    this.startSubscription(listener);
     const names = topics instanceof RegExp ? await this.#matching(topics) : [...topics];
-    this.#consumer.on('consumer:group:rebalance', () => {
-      const revoked = this.#buffer.revokeAll();
-      if (revoked.length > 0) this.#notify('onRevoked', revoked);
-    });
+    this.#consumer.on('consumer:group:rebalance', () => this.rebalanceStarted());
     this.#consumer.on('consumer:group:join', (payload: ConsumerGroupJoinPayload) => this.#onJoin(payload));
-    this.#consumer.on('error', (error: unknown) => this.#fail(fromPlatformatic('consumer.group', error)));
+    this.#consumer.on('error', (error: unknown) => this.fail(fromPlatformatic('consumer.group', error)));
     this.#consumer.topics.trackAll(...names);
     await platformaticCall('consumer.subscribe', () => this.#consumer.joinGroup({}));
     this.#loop = this.#fetchLoop();
@@ -82,24 +73,18 @@ export class PlatformaticConsumer implements KafkaConsumer {
   }
 
   #onJoin(payload: ConsumerGroupJoinPayload): void {
-    const assigned = (payload.assignments ?? []).flatMap((a) => a.partitions.map((partition) => ({ topic: a.topic, partition })));
-    const keep = new Set(assigned.map((tp) => `${tp.topic}:${tp.partition}`));
-    const revoked = this.#buffer.assigned().filter((tp) => !keep.has(`${tp.topic}:${tp.partition}`));
-    if (revoked.length > 0) this.#notify('onRevoked', revoked);
-    this.#buffer.revokeAll();
-    this.#buffer.assign(assigned);
-    this.#notify('onAssigned', assigned);
+    this.groupJoined((payload.assignments ?? []).flatMap((a) => a.partitions.map((partition) => ({ topic: a.topic, partition }))));
     this.#wakeLoop();
   }
 
   async #fetchLoop(): Promise<void> {
-    while (!this.#closed && this.#failure === undefined) {
+    while (!this.closed && !this.#failed) {
       try {
-        if (!this.#buffer.hasSpace()) {
-          await this.#buffer.waitForSpace(1_000);
+        if (!this.buffer.hasSpace()) {
+          await this.buffer.waitForSpace(1_000);
           continue;
         }
-        const fetchable = this.#buffer.fetchable();
+        const fetchable = this.buffer.fetchable();
         if (fetchable.length === 0) {
           await this.#idle();
           continue;
@@ -111,11 +96,11 @@ export class PlatformaticConsumer implements KafkaConsumer {
         }
         await this.#fetchOnce(fetchable as { topic: string; partition: number; fetchPosition: bigint; epoch: number }[]);
       } catch (error) {
-        if (this.#closed) return;
+        if (this.closed) return;
         const typed = fromPlatformatic('consumer.fetch', error);
         // Retriable failures (leader moved, broker restarting, rebalance) are retried after a pause; others end the consumer.
         if (!typed.retriable) {
-          this.#fail(typed);
+          this.fail(typed);
           return;
         }
         await this.#idle(500);
@@ -132,10 +117,10 @@ export class PlatformaticConsumer implements KafkaConsumer {
     const timestamp = this.#settings.autoOffsetReset === 'earliest' ? ListOffsetTimestamps.EARLIEST : ListOffsetTimestamps.LATEST;
     const reset = await this.#consumer.listOffsets({ topics: [...byTopic.keys()], timestamp });
     for (const p of partitions) {
-      if (this.#buffer.epochOf(p.topic, p.partition) !== p.epoch) continue;
+      if (this.buffer.epochOf(p.topic, p.partition) !== p.epoch) continue;
       const c = committed.get(p.topic)?.[p.partition] ?? -1n;
       const start = c >= 0n ? c : (reset.get(p.topic)?.[p.partition] ?? 0n);
-      this.#buffer.initPosition(p.topic, p.partition, start);
+      this.buffer.initPosition(p.topic, p.partition, start);
     }
   }
 
@@ -188,7 +173,7 @@ export class PlatformaticConsumer implements KafkaConsumer {
       const low = earliest.get(p.topic)?.[p.partition];
       const high = end.get(p.topic)?.[p.partition];
       if (low === undefined || high === undefined || (p.offset >= low && p.offset <= high)) continue;
-      this.#buffer.seek(p.topic, p.partition, this.#settings.autoOffsetReset === 'earliest' ? low : high);
+      this.buffer.seek(p.topic, p.partition, this.#settings.autoOffsetReset === 'earliest' ? low : high);
     }
   }
 
@@ -201,7 +186,7 @@ export class PlatformaticConsumer implements KafkaConsumer {
         const epoch = epochs.get(`${topic}:${p.partitionIndex}`);
         for (const batch of p.records ?? []) {
           for (const record of batch.attributes & IS_CONTROL ? [] : batch.records) {
-            while (!this.#buffer.hasSpace() && !this.#buffer.closed) await this.#buffer.waitForSpace(1_000);
+            while (!this.buffer.hasSpace() && !this.buffer.closed) await this.buffer.waitForSpace(1_000);
             const headers = new Map<string, Buffer>();
             for (const [name, value] of record.headers) if (name !== null && value !== null) headers.set(name.toString('utf8'), value);
             const consumed: ConsumedRecord = {
@@ -213,9 +198,9 @@ export class PlatformaticConsumer implements KafkaConsumer {
               headers,
               timestamp: Number(batch.firstTimestamp + record.timestampDelta),
             };
-            if (!this.#buffer.offer(consumed, epoch)) break;
+            if (!this.buffer.offer(consumed, epoch)) break;
           }
-          this.#buffer.advanceFetchPosition(topic, p.partitionIndex, batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n, epoch);
+          this.buffer.advanceFetchPosition(topic, p.partitionIndex, batch.firstOffset + BigInt(batch.lastOffsetDelta) + 1n, epoch);
         }
       }
     }
@@ -238,72 +223,44 @@ export class PlatformaticConsumer implements KafkaConsumer {
     wake?.();
   }
 
-  async poll(options: PollOptions): Promise<ConsumedRecord[]> {
-    const deadline = Date.now() + options.maxWaitMs;
-    for (;;) {
-      if (this.#failure !== undefined) throw this.#failure;
-      const records = this.#buffer.take(options.maxRecords);
-      const remaining = deadline - Date.now();
-      if (records.length > 0 || remaining <= 0 || this.#closed || options.signal?.aborted === true) return records;
-      await this.#buffer.waitForRecords(remaining, options.signal);
-    }
-  }
-
   pause(partitions: readonly TopicPartition[]): void {
-    this.#requireRunning('pause');
-    this.#buffer.pause(partitions);
+    this.requireRunning('pause');
+    this.buffer.pause(partitions);
   }
 
   resume(partitions: readonly TopicPartition[]): void {
-    this.#requireRunning('resume');
-    this.#buffer.resume(partitions);
+    this.requireRunning('resume');
+    this.buffer.resume(partitions);
     this.#wakeLoop();
   }
 
   seek(position: TopicPartitionOffset): void {
-    this.#requireRunning('seek');
-    if (!this.#buffer.seek(position.topic, position.partition, position.offset)) {
+    this.requireRunning('seek');
+    if (!this.buffer.seek(position.topic, position.partition, position.offset)) {
       throw new KafkaClientStateError('platformatic', `seek on ${position.topic}/${position.partition}, which is not assigned to this consumer`);
     }
     this.#wakeLoop();
   }
 
   async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
-    this.#requireRunning('commit');
+    this.requireRunning('commit');
     await platformaticCall('consumer.commit', () =>
       this.#consumer.commit({ offsets: offsets.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset, leaderEpoch: -1 })) }),
     );
   }
 
-  assignment(): TopicPartition[] {
-    return this.#buffer.assigned();
-  }
-
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#buffer.close();
+    if (this.closed) return;
+    this.closed = true;
+    this.buffer.close();
     this.#wakeLoop();
     await this.#loop;
     await platformaticCall('consumer.close', () => this.#consumer.close());
   }
 
-  #requireRunning(operation: string): void {
-    if (!this.#subscribed || this.#closed) throw new KafkaClientStateError('platformatic', `${operation} needs a subscribed, open consumer`);
-  }
-
-  #notify(callback: 'onAssigned' | 'onRevoked', partitions: readonly TopicPartition[]): void {
-    try {
-      Promise.resolve(this.#listener[callback]?.(partitions)).catch((error: unknown) => this.#fail(new KafkaRebalanceListenerError('platformatic', callback, error)));
-    } catch (error) {
-      this.#fail(new KafkaRebalanceListenerError('platformatic', callback, error));
-    }
-  }
-
-  /** A failure outside any call of the caller (fetch loop, group, throwing listener) surfaces from the next `poll`. */
-  #fail(error: Error): void {
-    this.#failure ??= error;
-    this.#buffer.close();
+  protected override fail(error: Error): void {
+    this.#failed = true;
+    super.fail(error);
     this.#wakeLoop();
   }
 }
