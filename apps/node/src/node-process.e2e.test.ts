@@ -14,7 +14,7 @@
 import { initializeDataDirectory } from '@dataflow/persistence';
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { cp, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -210,6 +210,32 @@ describe('the node refuses to lose data it cannot account for', () => {
     const reported = errors(damaged).at(-1) ?? '';
     expect(reported).toMatch(/^cannot start: .*could not open file/);
     expect(reported).not.toMatch(/No reply from/);
+  });
+});
+
+describe('messages after a permanent sink error', () => {
+  it('the stop line says the pipeline is failed, and the next start retries it without claiming to resume', { timeout: 300_000 }, async () => {
+    const dir = await dataDir('permanent');
+    // The output path is a directory: the file sink cannot open it, a permanent error.
+    await mkdir(join(dir, 'demo-output.jsonl'));
+    const failedLine = /^pipeline demo failed: file: cannot open .*demo-output\.jsonl: EISDIR/;
+    const first = nodeMain({ DATAFLOW_DATA_DIR: dir, DATAFLOW_OVERWRITE_OUTPUT: '1' });
+    await vi.waitFor(() => expect(errors(first)).toContainEqual(expect.stringMatching(failedLine)), { timeout: 120_000, interval: 200 });
+    first.child.kill('SIGINT');
+    expect(await first.exited).toBe(0);
+    expect(logLines(first).at(-1)?.message).toMatch(/^pipeline demo is failed at offset 0 \(0 records processed, 0 batches\): file: cannot open .*EISDIR.*; it does not resume by itself/);
+
+    const second = nodeMain({ DATAFLOW_DATA_DIR: dir });
+    // It fails again (the cause is still there), and only then is it stopped.
+    await vi.waitFor(() => expect(errors(second)).toContainEqual(expect.stringMatching(failedLine)), { timeout: 120_000, interval: 200 });
+    expect(logLines(second).map((l) => l.message)).toContain('pipeline demo: running -> failed');
+    second.child.kill('SIGINT');
+    expect(await second.exited).toBe(0);
+    const said = logLines(second).map((l) => l.message);
+    expect(said).toContainEqual(expect.stringMatching(/^pipeline demo had failed \(file: cannot open .*\); resetting it and trying again from its last checkpoint at offset 0 /));
+    for (const run of [first, second]) {
+      expect(logLines(run).map((l) => l.message)).not.toContainEqual(expect.stringMatching(/^resuming pipeline demo|npm start resumes from there/));
+    }
   });
 });
 

@@ -165,7 +165,8 @@ export class PipelineRegistry {
     const before = hosted.latest;
     hosted.latest = state;
     if (state.status === 'empty') return;
-    if (state.status === 'failed' && before.status !== 'failed') {
+    // A failure recovered from the journal is the past (the host logs what it does about it); only a new one is logged here.
+    if (state.status === 'failed' && before.status !== 'failed' && before.status !== 'empty') {
       this.options.logger.error(`pipeline ${pipelineId} failed: ${state.error.message}`, {
         pipeline_id: pipelineId,
         error_tag: state.error.tag,
