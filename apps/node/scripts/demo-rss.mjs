@@ -22,7 +22,9 @@ async function rssMiB(pid) {
 }
 
 async function measure(dataDir, run) {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@dataflow/source', 'apps/node/src/main.ts'], {
+  // The command of the root `start` script.
+  const args = ['--max-semi-space-size=2', '--import', './apps/node/bin/early-signals.mjs', '--import', 'tsx', '--conditions=@dataflow/source', 'apps/node/src/main.ts'];
+  const child = spawn(process.execPath, args, {
     cwd: root,
     env: { ...process.env, DATAFLOW_DATA_DIR: dataDir },
     stdio: ['ignore', 'pipe', 'inherit'],
