@@ -4,7 +4,7 @@
  * soak in both modes, an abandoned partition claim, writes whose outcome is
  * unknown, and `close()` with appends in flight.
  */
-import { errors, type Client, type types } from 'cassandra-driver';
+import { errors, policies, type Client, type QueryOptions, type types } from 'cassandra-driver';
 import { afterAll, beforeAll, describe, expect, it, type ExpectStatic } from 'vitest';
 import {
   eventSourced,
@@ -213,6 +213,33 @@ describe('Cassandra journal single-writer safety', () => {
     // The blocker's batch, then the renewal (UPDATE ... IF holder = me) before the late batch is sent.
     expect(order).toEqual(['BATCH', 'UPDATE', 'BATCH']);
     expect((await all(fx.plugin.journal.replay(pid, 1))).map((e) => e.payload)).toEqual([{ id: '1' }, { id: '2' }]);
+    await a.close();
+  });
+
+  it('lease mode: the driver never retries or re-sends an event batch, and stops waiting for it when the lease could lapse', async () => {
+    const seen: QueryOptions[] = [];
+    const spy = new Proxy(fx.client, {
+      get(target, prop, receiver) {
+        if (prop === 'batch') {
+          return (queries: Array<{ query: string }>, options: QueryOptions) => {
+            if (queries.some((q) => q.query.includes('.messages'))) seen.push(options);
+            return target.batch(queries, options);
+          };
+        }
+        const value: unknown = Reflect.get(target, prop, receiver);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const a = await open({ client: spy });
+    await a.journal.append(uniqueName('no-retry'), [{ eventType: 'E', payload: { id: '1' } }], { expectedSequenceNr: 0, writerId: 'a' });
+    expect(seen).toHaveLength(1);
+    const [options] = seen;
+    // Not idempotent: no speculative execution and no retry after a timeout; no retry policy at all.
+    expect(options?.isIdempotent).toBe(false);
+    expect(options?.retry).toBeInstanceOf(policies.retry.FallthroughRetryPolicy);
+    // At most the lease's validity (15 s) plus the margin (4 s), instead of the driver's 12 s per host and retries.
+    expect(options?.readTimeout).toBeGreaterThan(0);
+    expect(options?.readTimeout).toBeLessThanOrEqual(19_000);
     await a.close();
   });
 
