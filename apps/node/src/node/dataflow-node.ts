@@ -8,6 +8,10 @@
  * top actors are supervised (`node-supervisor.ts`): an outage makes the node
  * `degraded` and the actors are spawned again with backoff; a cause that
  * waiting cannot cure resolves `failure`.
+ *
+ * About 450 lines: the documented public interface (`DataflowNode`,
+ * `NodeConfig`) and its one implementation stay together; supervision,
+ * the registry and the store live in their own files.
  */
 import {
   ask,
