@@ -68,12 +68,17 @@ export type EventSourcedSignal =
  */
 export type ReplyStyle = 'status' | 'plain';
 
+/** One upcaster per stored version: `steps[v]` turns a value of schema version `v` into one of version `v + 1`. */
+export type UpcastSteps = Readonly<Record<number, (payload: unknown) => unknown>> | ReadonlyMap<number, (payload: unknown) => unknown>;
+
 /**
  * Upgrades stored payloads: `upcasters[eventType][v]` turns a payload of
  * schema version `v` into one of version `v + 1`; they chain up to the
- * current version.
+ * current version. A plain object or a `Map`; of an object only its own
+ * properties count, so any event type name (`constructor`, `__proto__`,
+ * `toString`, ...) is looked up safely.
  */
-export type Upcasters = Readonly<Record<string, Readonly<Record<number, (payload: unknown) => unknown>>>>;
+export type Upcasters = Readonly<Record<string, UpcastSteps>> | ReadonlyMap<string, UpcastSteps>;
 
 /** Restart-with-backoff after a failed journal write or a retriable recovery failure. */
 export interface PersistFailureBackoff {
@@ -107,14 +112,18 @@ export interface EventSourcedOptions<Cmd, Evt, State> {
   tagger?(event: Evt): readonly string[];
   /** The stored event type name (default: the event's `type` field). */
   eventType?(event: Evt): string;
-  /** Schema version events are written with and upcast to (default 1), globally or per event type. */
-  readonly schemaVersion?: number | Readonly<Record<string, number>>;
+  /**
+   * Schema version events are written with and upcast to (default 1),
+   * globally or per event type (a plain object, of which only own properties
+   * count, or a `Map`; types not named get 1).
+   */
+  readonly schemaVersion?: number | Readonly<Record<string, number>> | ReadonlyMap<string, number>;
   readonly upcasters?: Upcasters;
   readonly snapshot?: SnapshotPolicy<Evt, State>;
   /** Schema version snapshots of the state are written with (default 1). */
   readonly stateSchemaVersion?: number;
   /** `snapshotUpcasters[v]` turns a stored state of version `v` into version `v + 1`. */
-  readonly snapshotUpcasters?: Readonly<Record<number, (state: unknown) => unknown>>;
+  readonly snapshotUpcasters?: UpcastSteps;
   /** Commands kept while recovering, writing or backing off (default 1000); more are refused with `StashOverflowError` (an error reply). */
   readonly stashCapacity?: number;
   readonly onPersistFailure?: PersistFailureBackoff;
@@ -187,10 +196,17 @@ export function eventSourced<Cmd, Evt, State>(options: EventSourcedOptions<Cmd, 
   const replies = options.replies ?? 'status';
   if (replies !== 'status' && replies !== 'plain') throw new RangeError(`replies must be 'status' or 'plain', got ${String(replies)}`);
   const versions = options.schemaVersion ?? 1;
-  const schemaVersionOf = (eventType: string): number =>
-    typeof versions === 'number' ? versions : (versions[eventType] ?? 1);
-  const upcasters = options.upcasters ?? {};
+  // Maps, not the option objects: `versions['constructor']` would be a function.
+  const versionByType = typeof versions === 'number' ? undefined : toMap(versions);
+  if (typeof versions === 'number') validateSchemaVersion(versions, 'schemaVersion');
+  for (const [type, version] of versionByType ?? []) validateSchemaVersion(version, `schemaVersion of ${type}`);
+  const schemaVersionOf = (eventType: string): number => (versionByType === undefined ? (versions as number) : (versionByType.get(eventType) ?? 1));
+  const upcasters = new Map<string, ReadonlyMap<number, (payload: unknown) => unknown>>();
+  for (const [type, steps] of toMap(options.upcasters ?? new Map<string, UpcastSteps>())) upcasters.set(type, toStepMap(steps));
+  const noSteps: ReadonlyMap<number, (payload: unknown) => unknown> = new Map();
+  const snapshotUpcasters = toStepMap(options.snapshotUpcasters ?? noSteps);
   const stateSchemaVersion = options.stateSchemaVersion ?? 1;
+  validateSchemaVersion(stateSchemaVersion, 'stateSchemaVersion');
 
   return {
     kind: 'event-sourced',
@@ -203,10 +219,10 @@ export function eventSourced<Cmd, Evt, State>(options: EventSourcedOptions<Cmd, 
     tagsOf: (event) => (options.tagger === undefined ? [] : options.tagger(event)),
     eventTypeOf: (event) => (options.eventType === undefined ? defaultEventType(event) : options.eventType(event)),
     schemaVersionOf,
-    upcast: (type, schemaVersion, payload) => upcastStep(upcasters[type] ?? {}, type, schemaVersion, schemaVersionOf(type), payload) as Evt,
+    upcast: (type, schemaVersion, payload) => upcastStep(upcasters.get(type) ?? noSteps, type, schemaVersion, schemaVersionOf(type), payload) as Evt,
     snapshot: options.snapshot,
     stateSchemaVersion,
-    upcastState: (schemaVersion, state) => upcastStep(options.snapshotUpcasters ?? {}, 'snapshot', schemaVersion, stateSchemaVersion, state) as State,
+    upcastState: (schemaVersion, state) => upcastStep(snapshotUpcasters, 'snapshot', schemaVersion, stateSchemaVersion, state) as State,
     stashCapacity,
     onPersistFailure,
     maxCommandsPerAppend,
@@ -214,8 +230,26 @@ export function eventSourced<Cmd, Evt, State>(options: EventSourcedOptions<Cmd, 
   };
 }
 
+/** The entries of a `Map`, or the own enumerable properties of a plain object (never inherited ones). */
+function toMap<V>(source: Readonly<Record<string, V>> | ReadonlyMap<string, V>): ReadonlyMap<string, V> {
+  return isReadonlyMap(source) ? new Map(source) : new Map(Object.entries(source));
+}
+
+function toStepMap(steps: UpcastSteps): ReadonlyMap<number, (value: unknown) => unknown> {
+  if (isReadonlyMap(steps)) return new Map(steps);
+  return new Map(Object.entries(steps).map(([version, step]) => [Number(version), step] as const));
+}
+
+function isReadonlyMap<K, V>(value: object): value is ReadonlyMap<K, V> {
+  return value instanceof Map;
+}
+
+function validateSchemaVersion(version: number, what: string): void {
+  if (!Number.isInteger(version) || version < 1) throw new RangeError(`${what} must be a positive integer, got ${String(version)}`);
+}
+
 function upcastStep(
-  steps: Readonly<Record<number, (value: unknown) => unknown>>,
+  steps: ReadonlyMap<number, (value: unknown) => unknown>,
   type: string,
   schemaVersion: number,
   current: number,
@@ -224,7 +258,7 @@ function upcastStep(
   let version = schemaVersion;
   let upcast = value;
   while (version < current) {
-    const step = steps[version];
+    const step = steps.get(version);
     if (step === undefined) throw new UnknownEventVersionError(type, schemaVersion, current);
     upcast = step(upcast);
     version++;
