@@ -83,7 +83,14 @@ export interface KafkaAdmin {
   fetchTopicOffsets(topic: string): Promise<PartitionOffsets[]>;
   /** Deletes the records of each partition before `offset` (as retention would): the partition's earliest offset becomes `offset`. */
   deleteRecords(topic: string, before: readonly { readonly partition: number; readonly offset: bigint }[]): Promise<void>;
-  /** The group's committed offsets for every partition of `topics`; `-1n` for a partition without one. */
+  /**
+   * The group's committed offsets for every partition of `topics`; `-1n` for a
+   * partition without one. Offsets committed by a transaction become visible
+   * shortly after the transaction's commit returns (the coordinator writes
+   * its markers asynchronously): the platformatic adapter asks for stable
+   * offsets (the broker makes it retry while one is pending); kafkajs' admin
+   * cannot, and may still return the earlier offset for a moment.
+   */
   fetchCommittedOffsets(groupId: string, topics: readonly string[]): Promise<TopicPartitionOffset[]>;
   close(): Promise<void>;
 }

@@ -150,6 +150,8 @@ class PlatformaticAdmin implements KafkaAdmin {
     const result = await platformaticCall('admin.fetchCommittedOffsets', () =>
       this.admin.listConsumerGroupOffsets({
         groups: [{ groupId, topics: described.map((t) => ({ name: t.topic, partitionIndexes: t.partitions.map((p) => p.partition) })) }],
+        // Offsets of a transaction still being completed are not reported as -1 but retried (UNSTABLE_OFFSET_COMMIT).
+        requireStable: true,
       }),
     );
     const committed = new Map<string, bigint>();
