@@ -5,31 +5,35 @@
  * - `group commit`: the same, with `maxCommandsPerAppend`: stashed commands are decided together and written in one append;
  * - `100 events / append`: `persist([...100 events])`, one atomic append per command, awaited;
  * - `recovery`: replaying the events into state on start.
+ * Commands are answered with `StatusReply`s, as callers of entities ask them: an
+ * error reply rejects the run, and each mode checks the total it ends with, so
+ * a write that failed is never counted as done.
  * Prints a table and one JSON line. Run: `npx tsx src/bench/event-sourcing.bench.ts`.
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { systemClock } from '../clock/clock.js';
 import { systemScheduler } from '../clock/scheduler.js';
-import { persist, type ReplyTo } from '../event-sourcing/effect.js';
+import { StatusReply } from '../actor/status-reply.js';
+import type { ReplyTo } from '../event-sourcing/effect.js';
 import { eventSourced } from '../event-sourcing/event-sourced.js';
 import { EventSourcedEntity } from '../event-sourcing/event-sourced-entity.js';
-import { recoverState } from '../event-sourcing/recovery.js';
+import { recoverState, type EntityPersistence } from '../event-sourcing/recovery.js';
 import { createInstrumentation } from '../instrumentation/instrumentation.js';
-import { createInMemoryPersistence, type InMemoryPersistence } from '../persistence/in-memory/in-memory-persistence.js';
+import { createInMemoryPersistence } from '../persistence/in-memory/in-memory-persistence.js';
 
 type Cmd =
-  | { readonly type: 'add'; readonly n: number; readonly replyTo?: ReplyTo<number> }
-  | { readonly type: 'add-many'; readonly ns: readonly number[]; readonly replyTo: ReplyTo<number> };
+  | { readonly type: 'add'; readonly n: number; readonly replyTo?: ReplyTo<StatusReply<number>> }
+  | { readonly type: 'add-many'; readonly ns: readonly number[]; readonly replyTo: ReplyTo<StatusReply<number>> };
 type Evt = { readonly type: 'added'; readonly n: number };
 
 const counterWith = (maxCommandsPerAppend: number) => eventSourced<Cmd, Evt, { readonly total: number }>({
   persistenceId: (id) => `bench-${id}`,
   emptyState: { total: 0 },
-  onCommand: (_state, cmd) => {
+  onCommand: (_state, cmd, { effects }) => {
     const events = cmd.type === 'add' ? [{ type: 'added' as const, n: cmd.n }] : cmd.ns.map((n) => ({ type: 'added' as const, n }));
-    const effect = persist<Evt, { readonly total: number }>(events);
-    return cmd.replyTo === undefined ? effect : effect.thenReply(cmd.replyTo, (s) => s.total);
+    const effect = effects.persist(events);
+    return cmd.replyTo === undefined ? effect : effect.thenReply(cmd.replyTo, (s) => StatusReply.success(s.total));
   },
   onEvent: (state, evt) => ({ total: state.total + evt.n }),
   tagger: () => ['bench'],
@@ -52,11 +56,13 @@ export interface EventSourcingBenchOptions {
   readonly events?: number;
   /** Events per append in the batched mode (default 100). */
   readonly batchSize?: number;
+  /** A fresh store for each mode (default: a new in-memory store). */
+  readonly persistence?: () => EntityPersistence;
 }
 
 const appendCounts = new WeakMap<Entity, { appends: number }>();
 
-function startEntity(persistence: InMemoryPersistence, id: string, behavior = benchCounter): Promise<Entity> {
+function startEntity(persistence: EntityPersistence, id: string, behavior = benchCounter): Promise<Entity> {
   const events = createInstrumentation();
   const count = { appends: 0 };
   events.on('event-sourced.persisted', () => count.appends++);
@@ -70,8 +76,16 @@ function appendsOf(entity: Entity): number {
   return appendCounts.get(entity)?.appends ?? 0;
 }
 
-function send(entity: Entity, build: (replyTo: ReplyTo<number>) => Cmd): Promise<number> {
-  return new Promise((resolve) => entity.receive(build({ tell: resolve })));
+/** Sends a command and resolves with the value of its success reply; rejects with the error of an error reply. */
+function send(entity: Entity, build: (replyTo: ReplyTo<StatusReply<number>>) => Cmd): Promise<number> {
+  return new Promise((resolve, reject) =>
+    entity.receive(build({ tell: (reply) => (reply.status === 'success' ? resolve(reply.value) : reject(reply.error)) })),
+  );
+}
+
+/** A mode whose entity does not end with every event counted did not do the work it is timed for. */
+function expectTotal(mode: string, total: number, expected: number): void {
+  if (total !== expected) throw new Error(`event-sourcing bench, ${mode}: the entity ended with a total of ${total}, expected ${expected}`);
 }
 
 function row(mode: string, events: number, appends: number, ms: number): EventSourcingBenchRow {
@@ -90,45 +104,55 @@ export async function runEventSourcingBench(options: EventSourcingBenchOptions =
   const total = options.events ?? 20_000;
   const batchSize = options.batchSize ?? 100;
   // A short warm-up round lets the JIT settle before the measured one.
-  await measure(Math.min(total, 2_000), batchSize);
-  return measure(total, batchSize);
+  const newStore = options.persistence ?? createInMemoryPersistence;
+  await measure(Math.min(total, 2_000), batchSize, newStore);
+  return measure(total, batchSize, newStore);
 }
 
-async function measure(total: number, batchSize: number): Promise<EventSourcingBenchRow[]> {
+async function measure(total: number, batchSize: number, newStore: () => EntityPersistence): Promise<EventSourcingBenchRow[]> {
   const rows: EventSourcingBenchRow[] = [];
 
   {
-    const persistence = createInMemoryPersistence();
+    const persistence = newStore();
     const entity = await startEntity(persistence, 'awaited');
     const start = performance.now();
-    for (let i = 0; i < total; i++) await send(entity, (replyTo) => ({ type: 'add', n: 1, replyTo }));
-    rows.push(row('1 event / append, awaited', total, appendsOf(entity), performance.now() - start));
+    let last = 0;
+    for (let i = 0; i < total; i++) last = await send(entity, (replyTo) => ({ type: 'add', n: 1, replyTo }));
+    const ms = performance.now() - start;
+    expectTotal('awaited', last, total);
+    rows.push(row('1 event / append, awaited', total, appendsOf(entity), ms));
   }
   {
-    const persistence = createInMemoryPersistence();
+    const persistence = newStore();
     const entity = await startEntity(persistence, 'pipelined');
     const start = performance.now();
     for (let i = 0; i < total - 1; i++) entity.receive({ type: 'add', n: 1 });
-    await send(entity, (replyTo) => ({ type: 'add', n: 1, replyTo }));
-    rows.push(row('1 event / append, pipelined', total, appendsOf(entity), performance.now() - start));
+    const last = await send(entity, (replyTo) => ({ type: 'add', n: 1, replyTo }));
+    const ms = performance.now() - start;
+    expectTotal('pipelined', last, total);
+    rows.push(row('1 event / append, pipelined', total, appendsOf(entity), ms));
   }
   {
-    const persistence = createInMemoryPersistence();
+    const persistence = newStore();
     const entity = await startEntity(persistence, 'grouped', counterWith(batchSize));
     const start = performance.now();
     for (let i = 0; i < total - 1; i++) entity.receive({ type: 'add', n: 1 });
-    await send(entity, (replyTo) => ({ type: 'add', n: 1, replyTo }));
+    const last = await send(entity, (replyTo) => ({ type: 'add', n: 1, replyTo }));
     const ms = performance.now() - start;
+    expectTotal('group commit', last, total);
     rows.push(row(`1 event / command, pipelined, group commit of ${batchSize}`, total, appendsOf(entity), ms));
   }
-  const recoveryStore = createInMemoryPersistence();
+  const recoveryStore = newStore();
   {
     const entity = await startEntity(recoveryStore, 'batched');
     const ns = Array.from({ length: batchSize }, () => 1);
     const appends = Math.ceil(total / batchSize);
     const start = performance.now();
-    for (let i = 0; i < appends; i++) await send(entity, (replyTo) => ({ type: 'add-many', ns, replyTo }));
-    rows.push(row(`${batchSize} events / append, awaited`, appends * batchSize, appends, performance.now() - start));
+    let last = 0;
+    for (let i = 0; i < appends; i++) last = await send(entity, (replyTo) => ({ type: 'add-many', ns, replyTo }));
+    const ms = performance.now() - start;
+    expectTotal('batched', last, appends * batchSize);
+    rows.push(row(`${batchSize} events / append, awaited`, appends * batchSize, appends, ms));
   }
   {
     const start = performance.now();
