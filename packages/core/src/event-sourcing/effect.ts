@@ -26,7 +26,7 @@ export type SideEffect<State> =
  * @example
  * ```ts
  * const effect = persist<Evt, State>({ type: 'added', n: 2 })
- *   .thenReply(cmd.replyTo, (state) => state.total);
+ *   .thenReply(cmd.replyTo, (state) => StatusReply.success(state.total));
  * ```
  */
 export interface Effect<Evt, State> {
@@ -35,7 +35,10 @@ export interface Effect<Evt, State> {
   readonly sideEffects: readonly SideEffect<State>[];
   /** Runs `callback` with the state after the events are applied. */
   thenRun(callback: (state: State) => void): Effect<Evt, State>;
-  /** Replies to `replyTo` with a value computed from the state after the events are applied. */
+  /**
+   * Replies to `replyTo` with a value computed from the state after the events
+   * are applied: a `StatusReply` in the default reply style (`StatusReply.success(...)`).
+   */
   thenReply<Reply>(replyTo: ReplyTo<Reply>, reply: (state: State) => Reply): Effect<Evt, State>;
   /** Stops the entity after the events are persisted and the earlier side effects ran. */
   thenStop(): Effect<Evt, State>;
@@ -83,7 +86,7 @@ export function persist<Evt, State = never>(events: Evt | readonly Evt[]): Effec
  *
  * @example
  * ```ts
- * onCommand: (state, cmd) => none<Evt, State>().thenReply(cmd.replyTo, (s) => s.total),
+ * onCommand: (state, cmd) => none<Evt, State>().thenReply(cmd.replyTo, (s) => StatusReply.success(s.total)),
  * ```
  */
 export function none<Evt = never, State = never>(): Effect<Evt, State> {
@@ -120,7 +123,7 @@ export function stop<Evt = never, State = never>(): Effect<Evt, State> {
  *
  * @example
  * ```ts
- * onCommand: (state, cmd) => reply(cmd.replyTo, state.total),
+ * onCommand: (state, cmd) => reply(cmd.replyTo, StatusReply.success(state.total)),
  * ```
  */
 export function reply<Reply, Evt = never, State = never>(replyTo: ReplyTo<Reply>, value: Reply): Effect<Evt, State> {
