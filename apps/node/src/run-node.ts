@@ -122,7 +122,11 @@ function stopLine(demo: ConfiguredPipelineState, logger: NodeLogger): void {
       logger.info(`pipeline demo had stopped at ${resumePoint(demo)}`, pointFields(demo));
       return;
     default:
-      logger.info(`stopped pipeline demo at ${resumePoint(demo)}; npm start resumes from there`, pointFields(demo));
+      // The pipeline actor does not wait for a checkpoint append already sent when it stops: that one may still land.
+      logger.info(
+        `stopped pipeline demo at ${resumePoint(demo)}; npm start resumes from there (or one batch later, if the checkpoint being written at the stop landed)`,
+        pointFields(demo),
+      );
   }
 }
 
