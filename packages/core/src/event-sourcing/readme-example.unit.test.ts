@@ -15,7 +15,7 @@ const read = (path: string): Promise<string> => readFile(new URL(path, import.me
 describe('docs-event-sourcing.md', () => {
   it('shows the example files verbatim', async () => {
     const doc = await read('../../docs-event-sourcing.md');
-    for (const file of ['./examples/counter.ts', './examples/run-counter.ts']) {
+    for (const file of ['./examples/counter.ts', './examples/run-counter.ts', './examples/counter-testing.unit.test.ts']) {
       expect(doc).toContain((await read(file)).trim());
     }
   });
