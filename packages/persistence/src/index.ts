@@ -12,6 +12,7 @@ export {
   POSTGRES_SQL_DIR,
   postgresMigrations,
   postgresMigrationTarget,
+  quoteSchema,
   schemaStatements,
 } from './postgres/postgres-schema.js';
 export {
@@ -47,9 +48,11 @@ export {
 } from './cassandra/cassandra-persistence.js';
 export type { CassandraPersistenceEvent, CassandraPersistenceSettings, ConsistencyName, SingleWriterMode } from './cassandra/cassandra-settings.js';
 export {
+  assertKeyspaceName,
   CASSANDRA_CQL_DIR,
   CASSANDRA_MIGRATE_COMMAND,
   cassandraMigrations,
+  cassandraMigrationTarget,
   checkCassandraSchema,
   createJournalSchema,
   journalSchema,
