@@ -246,6 +246,12 @@ describe('two nodes on one Postgres journal', () => {
     await admin.connect();
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await admin.end();
+    // A node on a Postgres server does not migrate at start: the operator's step first, through the CLI.
+    execFileSync(process.execPath, ['--import', 'tsx', '--conditions=@dataflow/source', 'apps/node/src/cli/dataflow.ts', 'migrate', '--journal', 'postgres', '--schema', schema], {
+      cwd: root,
+      env: { ...process.env, DATAFLOW_POSTGRES_URL: serviceSettings().postgresUrl },
+      stdio: 'pipe',
+    });
     const env = (name: string) => ({
       DATAFLOW_DATA_DIR: join(work, name),
       DATAFLOW_POSTGRES_URL: serviceSettings().postgresUrl,

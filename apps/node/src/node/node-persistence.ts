@@ -3,8 +3,15 @@
  * by default, a Postgres server when a URL is configured, or a plugin the
  * caller owns (tests, embedding). Failures become `NodeConfigError`s that say
  * which setting is wrong, so `main` can exit with a clear message.
+ *
+ * Schema: the embedded journal migrates itself (it belongs to this node).
+ * Against a Postgres server the node runs no DDL at start: it checks that
+ * every migration of this release is applied and refuses to start otherwise,
+ * naming `dataflow migrate` (see src/cli/); `DATAFLOW_MIGRATE=auto` (the
+ * store's `migrate: 'auto'`) opts in to migrating at start instead.
  */
 import { isDataflowError, type PersistencePlugin } from '@dataflow/core';
+import { SchemaVersionError } from '@dataflow/persistence';
 import { createPglitePersistence, createPostgresPersistence } from '@dataflow/persistence';
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
@@ -20,10 +27,17 @@ export const PGLITE_SHARED_BUFFERS_MB = 16;
 export type NodeStore =
   /** Embedded Postgres (PGlite) in `<dataDir>/journal`: no server needed. */
   | { readonly type: 'pglite'; readonly dataDir: string }
-  /** A Postgres server; the tables are created in `schema` (default `dataflow`) if missing. */
-  | { readonly type: 'postgres'; readonly url: string; readonly schema?: string }
+  /**
+   * A Postgres server, tables in `schema` (default `dataflow`). `migrate`:
+   * `'check'` (default) refuses a schema that misses a migration, naming
+   * `dataflow migrate`; `'auto'` applies the missing migrations at start.
+   */
+  | { readonly type: 'postgres'; readonly url: string; readonly schema?: string; readonly migrate?: NodeMigrateMode }
   /** A plugin owned by the caller: the node does not close it. */
   | { readonly type: 'plugin'; readonly plugin: PersistencePlugin };
+
+/** What a node does about a Postgres server's schema at start (`DATAFLOW_MIGRATE`). */
+export type NodeMigrateMode = 'check' | 'auto';
 
 /** An open store and whether the node closes it at shutdown. */
 export interface OpenedStore {
@@ -48,7 +62,7 @@ export async function openNodeStore(store: NodeStore, logger: NodeLogger): Promi
     case 'pglite':
       return openPglite(store.dataDir);
     case 'postgres':
-      return openPostgres(store.url, store.schema ?? 'dataflow', logger);
+      return openPostgres(store.url, store.schema ?? 'dataflow', store.migrate ?? 'check', logger);
   }
 }
 
@@ -77,7 +91,7 @@ async function openPglite(dataDir: string): Promise<OpenedStore> {
   }
 }
 
-async function openPostgres(url: string, schema: string, logger: NodeLogger): Promise<OpenedStore> {
+async function openPostgres(url: string, schema: string, migrate: NodeMigrateMode, logger: NodeLogger): Promise<OpenedStore> {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -92,17 +106,20 @@ async function openPostgres(url: string, schema: string, logger: NodeLogger): Pr
   // An idle client can die with its server; the pool replaces it. Say so rather than crash the process.
   pool.on('error', (error) => logger.warn('an idle Postgres connection failed', { url: shown, error: error.message }));
   try {
-    const plugin = await createPostgresPersistence({ pool, schema, ensureSchema: true });
+    // 'check': one read of <schema>.schema_migrations, no DDL; a schema that is too old fails with SchemaVersionError.
+    const plugin = await createPostgresPersistence({ pool, schema, ensureSchema: migrate === 'auto' });
     return { plugin, owned: true, description: `Postgres ${shown} (schema ${schema})` };
   } catch (error) {
-    const closing = await pool.end().then(
-      () => undefined,
-      (closeError: unknown) => closeError,
-    );
-    throw new NodeConfigError('DATAFLOW_POSTGRES_URL', `cannot use ${shown} (${messageOf(error)})`, {
-      retriable: true,
-      cause: closing === undefined ? error : new AggregateError([error, closing]),
-    });
+    // createPostgresPersistence has ended the pool already (it owns it): ending it again only adds "Called end on pool more than once".
+    if (error instanceof SchemaVersionError) {
+      // Not retriable: waiting does not migrate the schema; an operator runs the command the message names.
+      throw new NodeConfigError(
+        'DATAFLOW_POSTGRES_SCHEMA',
+        `${error.message} (with DATAFLOW_POSTGRES_URL set, or --url), or set DATAFLOW_MIGRATE=auto to migrate at start`,
+        { cause: error },
+      );
+    }
+    throw new NodeConfigError('DATAFLOW_POSTGRES_URL', `cannot use ${shown} (${messageOf(error)})`, { retriable: true, cause: error });
   }
 }
 

@@ -4,7 +4,9 @@
  * the embedded PGlite), `DATAFLOW_POSTGRES_SCHEMA`, `DATAFLOW_LOG_LEVEL`,
  * `DATAFLOW_SHUTDOWN_TIMEOUT_MS` (default 30 000) and
  * `DATAFLOW_OVERWRITE_OUTPUT` (`1`/`true`: a demo without a checkpoint may
- * truncate an existing output file). A malformed value is a `NodeConfigError` naming the variable.
+ * truncate an existing output file), `DATAFLOW_MIGRATE` (`check`, the default:
+ * a Postgres schema missing a migration is refused, naming `dataflow migrate`;
+ * `auto`: the node applies missing migrations at start). A malformed value is a `NodeConfigError` naming the variable.
  */
 import { resolve } from 'node:path';
 import { LOG_LEVELS, type LogLevel } from '../logging/winston-logger.js';
@@ -45,8 +47,14 @@ export function nodeSettingsFromEnv(env: Readonly<Record<string, string | undefi
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new NodeConfigError('DATAFLOW_POSTGRES_SCHEMA', `is ${JSON.stringify(schema)}; expected a lower-case SQL identifier`);
   }
+  const migrate = nonEmpty(env['DATAFLOW_MIGRATE'])?.toLowerCase() ?? 'check';
+  if (migrate !== 'check' && migrate !== 'auto') {
+    throw new NodeConfigError('DATAFLOW_MIGRATE', `is ${JSON.stringify(migrate)}; expected check or auto`);
+  }
   const store: NodeStore =
-    url === undefined ? { type: 'pglite', dataDir } : { type: 'postgres', url, ...(schema === undefined ? {} : { schema }) };
+    url === undefined
+      ? { type: 'pglite', dataDir }
+      : { type: 'postgres', url, migrate, ...(schema === undefined ? {} : { schema }) };
   const timeoutText = nonEmpty(env['DATAFLOW_SHUTDOWN_TIMEOUT_MS']);
   const shutdownTimeoutMs = timeoutText === undefined ? DEFAULT_SHUTDOWN_TIMEOUT_MS : Number(timeoutText);
   if (!Number.isInteger(shutdownTimeoutMs) || shutdownTimeoutMs < 1) {
