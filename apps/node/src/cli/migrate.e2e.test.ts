@@ -138,6 +138,31 @@ describe('dataflow migrate --journal postgres', () => {
     expect(await exited).toBe(0);
   });
 
+  it('with DATAFLOW_MIGRATE=auto a node migrates a fresh schema at start and runs', { timeout: 240_000 }, async () => {
+    const autoSchema = `${schema}_auto`;
+    const url = serviceSettings().postgresUrl;
+    const started = spawn(process.execPath, ['--import', 'tsx', '--conditions=@dataflow/source', 'apps/node/src/main.ts'], {
+      cwd: root,
+      env: { ...process.env, DATAFLOW_DATA_DIR: join(work, 'auto'), DATAFLOW_POSTGRES_URL: url, DATAFLOW_POSTGRES_SCHEMA: autoSchema, DATAFLOW_MIGRATE: 'auto' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((done) => started.on('exit', done));
+    const firstLine = new Promise<void>((done) => started.stdout.once('data', () => done()));
+    try {
+      await Promise.race([firstLine, exited.then((code) => Promise.reject(new Error(`the node exited (${code}) instead of running`)))]);
+      started.kill('SIGINT');
+      expect(await exited).toBe(0);
+      const status = await dataflow(['migrate', '--journal', 'postgres', '--schema', autoSchema, '--status'], { DATAFLOW_POSTGRES_URL: url });
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).toMatch(/, 0 pending/);
+    } finally {
+      started.kill('SIGKILL');
+      const admin = new pg.Client({ connectionString: url });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${autoSchema} CASCADE`).finally(() => admin.end());
+    }
+  });
+
   it('usage errors exit 78 naming the field; a failure exits 1 with its cause and never prints the password', { timeout: 120_000 }, async () => {
     const missing = await dataflow(['migrate', '--journal', 'postgres'], { DATAFLOW_POSTGRES_URL: '' });
     expect(missing.code).toBe(78);
