@@ -209,6 +209,7 @@ async function stop(node: DataflowNode, settings: NodeSettings, logger: NodeLogg
     const { pipelines } = await node.shutdown();
     const demo = pipelines.find((p) => p.pipelineId === DEMO_PIPELINE_ID);
     if (demo !== undefined) stopLine(demo, logger);
+    else logger.info(`node ${node.nodeId} stopped; no pipeline had been started`);
     return code;
   } catch (error) {
     logger.error(`the node did not stop cleanly: ${describeError(error)}`);
