@@ -50,7 +50,16 @@ export const pipelineDefinitionSchema = z.strictObject({
     .prefault({}),
   retry: z
     .strictObject({
-      maxRetries: z.int('retry.maxRetries must be an integer').min(0, 'retry.maxRetries must not be negative').max(100, 'retry.maxRetries must be at most 100').default(5),
+      // 'unlimited' (the default): a retriable failure (an outage) is retried until it ends; a number still gives up after it.
+      maxRetries: z
+        .union(
+          [
+            z.literal('unlimited'),
+            z.int('retry.maxRetries must be an integer').min(0, 'retry.maxRetries must not be negative').max(100, 'retry.maxRetries must be at most 100'),
+          ],
+          { error: 'retry.maxRetries must be an integer from 0 to 100 or "unlimited"' },
+        )
+        .default('unlimited'),
       initialBackoffMs: millis('retry.initialBackoffMs').min(1, 'retry.initialBackoffMs must be at least 1').default(1000),
       maxBackoffMs: millis('retry.maxBackoffMs').min(1, 'retry.maxBackoffMs must be at least 1').default(30_000),
       multiplier: z.number().min(1, 'retry.multiplier must be at least 1').max(10, 'retry.multiplier must be at most 10').default(2),

@@ -25,7 +25,7 @@ describe('pipeline definitions: defaults', () => {
         transforms: [],
         sink: { type: 'console', onError: 'fail' },
         batch: { size: 500, maxWaitMs: 1000 },
-        retry: { maxRetries: 5, initialBackoffMs: 1000, maxBackoffMs: 30_000, multiplier: 2, jitter: 0.2 },
+        retry: { maxRetries: 'unlimited', initialBackoffMs: 1000, maxBackoffMs: 30_000, multiplier: 2, jitter: 0.2 },
         batchTimeoutMs: 300_000,
       },
     });
@@ -76,6 +76,8 @@ describe('pipeline definitions: field rules', () => {
     ['fractional batch size', { batch: { size: 1.5 } }, 'batch.size', 'batch.size must be an integer'],
     ['maxWaitMs 0', { batch: { maxWaitMs: 0 } }, 'batch.maxWaitMs', 'batch.maxWaitMs must be at least 1'],
     ['negative retries', { retry: { maxRetries: -1 } }, 'retry.maxRetries', 'retry.maxRetries must not be negative'],
+    ['retries above 100', { retry: { maxRetries: 101 } }, 'retry.maxRetries', 'retry.maxRetries must be at most 100'],
+    ['retries neither a number nor unlimited', { retry: { maxRetries: 'forever' } }, 'retry.maxRetries', 'retry.maxRetries must be an integer from 0 to 100 or "unlimited"'],
     ['multiplier below 1', { retry: { multiplier: 0.5 } }, 'retry.multiplier', 'retry.multiplier must be at least 1'],
     ['jitter above 1', { retry: { jitter: 1.5 } }, 'retry.jitter', 'retry.jitter must be between 0 and 1'],
     ['initial backoff above max', { retry: { initialBackoffMs: 40_000 } }, 'retry.initialBackoffMs', 'retry.initialBackoffMs (40000) must not exceed retry.maxBackoffMs (30000)'],
@@ -94,7 +96,7 @@ describe('pipeline definitions: field rules', () => {
   });
 
   it('accepts the boundaries', () => {
-    for (const change of [{ name: 'a-_' }, { name: 'A'.repeat(100) }, { description: 'x'.repeat(500) }, { batch: { size: 1 } }, { retry: { jitter: 1, multiplier: 1 } }]) {
+    for (const change of [{ name: 'a-_' }, { name: 'A'.repeat(100) }, { description: 'x'.repeat(500) }, { batch: { size: 1 } }, { retry: { jitter: 1, multiplier: 1 } }, { retry: { maxRetries: 'unlimited' } }, { retry: { maxRetries: 100 } }, { retry: { maxRetries: 5 } }]) {
       expect(validatePipelineDefinition({ ...minimal, ...change }).ok).toBe(true);
     }
   });

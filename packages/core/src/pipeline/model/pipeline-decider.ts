@@ -57,9 +57,17 @@ export interface DeciderContext {
   readonly random: () => number;
 }
 
+/**
+ * How many times a batch whose failure is retriable is retried: a count, or
+ * `'unlimited'` (the default): retry until the failure stops, like Kafka
+ * Connect's `errors.retry.timeout: -1`, so an outage of any length (a journal
+ * or a connector that is unavailable) never fails the pipeline, only delays it.
+ */
+export type RetryLimit = number | 'unlimited';
+
 /** The pipeline's retry policy (from its definition). */
 export interface RetryPolicy {
-  readonly maxRetries: number;
+  readonly maxRetries: RetryLimit;
   readonly initialBackoffMs: number;
   readonly maxBackoffMs: number;
   readonly multiplier: number;
@@ -77,6 +85,14 @@ export function retryBackoffMs(policy: RetryPolicy, attempt: number, random: () 
     { minBackoffMs: policy.initialBackoffMs, maxBackoffMs: policy.maxBackoffMs, multiplier: policy.multiplier, randomFactor: policy.jitter, jitter: 'spread' },
     random(),
   );
+}
+
+/**
+ * Whether retry number `attempt` (1-based) is past the policy's limit; never
+ * with `maxRetries: 'unlimited'`.
+ */
+export function retriesExhausted(policy: Pick<RetryPolicy, 'maxRetries'>, attempt: number): boolean {
+  return policy.maxRetries !== 'unlimited' && attempt > policy.maxRetries;
 }
 
 function reject(state: PipelineState, command: string, reason: string): DecisionResult {
@@ -191,9 +207,9 @@ export function decidePipeline(
       const timedOut: PipelineEvent[] =
         command.type === 'batch-timeout' ? [{ type: 'BatchTimedOut', at, batchId: command.batchId, timeoutMs: command.timeoutMs }] : [];
       const attempt = state.retry?.batchId === command.batchId ? state.retry.attempt + 1 : 1;
-      if (!error.retriable || attempt > retry.maxRetries) {
+      if (!error.retriable || retriesExhausted(retry, attempt)) {
         const final: FailureInfo = error.retriable
-          ? { ...error, message: `${error.message} (gave up after ${retry.maxRetries} retries)` }
+          ? { ...error, message: `${error.message} (gave up after ${String(retry.maxRetries)} retries)` }
           : error;
         return accept(...timedOut, { type: 'PipelineFailed', at, error: final });
       }

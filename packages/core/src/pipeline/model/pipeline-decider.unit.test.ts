@@ -10,7 +10,7 @@ const definition = {
   transforms: [],
   sink: { type: 'memory' },
 } as unknown as PipelineDefinitionData;
-const retry: RetryPolicy = { maxRetries: 2, initialBackoffMs: 1000, maxBackoffMs: 30_000, multiplier: 2, jitter: 0.2 };
+const retry = { maxRetries: 2, initialBackoffMs: 1000, maxBackoffMs: 30_000, multiplier: 2, jitter: 0.2 } satisfies RetryPolicy;
 const ctx = { now: 1_000, random: () => 0.5 };
 
 function replay(...events: PipelineEvent[]): PipelineState {
@@ -155,6 +155,40 @@ describe('pipeline failures and retries', () => {
     expect(last.ok && last.events.map((e) => e.type)).toEqual(['PipelineFailed']);
     const failed = last.ok ? last.events.reduce(evolvePipeline, state) : state;
     expect(failed.status).toBe('failed');
+  });
+
+  it("with maxRetries 'unlimited' retries a retriable failure for ever, the backoff capped and the attempt and cause in the state", () => {
+    const unlimited: RetryPolicy = { ...retry, maxRetries: 'unlimited', jitter: 0 };
+    let state = reach.running;
+    let backoffMs = 0;
+    for (let attempt = 1; attempt <= 1_000; attempt++) {
+      const result = decidePipeline(state, { type: 'report-failure', batchId: 'b7', error: transient }, ctx, unlimited);
+      expect(result.ok && result.events.map((e) => e.type)).toEqual(['RetryScheduled']);
+      if (!result.ok) return;
+      const [event] = result.events;
+      if (event?.type === 'RetryScheduled') backoffMs = event.backoffMs;
+      state = result.events.reduce(evolvePipeline, state);
+    }
+    expect(backoffMs).toBe(unlimited.maxBackoffMs);
+    expect(state.status).toBe('running');
+    expect(state.status !== 'empty' && state.retry).toEqual({ batchId: 'b7', attempt: 1_000, lastError: transient });
+    // Batch timeouts (a sink hanging in an outage) retry for ever too; a permanent error still fails at once.
+    const timedOut = decidePipeline(state, { type: 'batch-timeout', batchId: 'b7', timeoutMs: 300_000 }, ctx, unlimited);
+    expect(timedOut.ok && timedOut.events.map((e) => e.type)).toEqual(['BatchTimedOut', 'RetryScheduled']);
+    const permanent = decidePipeline(state, { type: 'report-failure', batchId: 'b7', error: { message: 'bad schema', retriable: false } }, ctx, unlimited);
+    expect(permanent.ok && permanent.events.map((e) => e.type)).toEqual(['PipelineFailed']);
+  });
+
+  it('recovers a journal written before unlimited retries: a stored numeric maxRetries still gives up after it', () => {
+    // Events as the old runtime recorded them: the definition holds maxRetries 5 (the old default, stored with defaults applied).
+    const old = { ...definition, retry: { maxRetries: 5, initialBackoffMs: 1000, maxBackoffMs: 30_000, multiplier: 2, jitter: 0.2 } } as unknown as PipelineDefinitionData;
+    const retried: PipelineEvent[] = [1, 2, 3, 4, 5].map((attempt) => ({ type: 'RetryScheduled', at: 3 + attempt, batchId: 'b9', error: transient, attempt, backoffMs: 1000 }));
+    const state = replay({ type: 'PipelineCreated', at: 1, pipelineId: 'p1', definition: old }, { type: 'PipelineStarted', at: 2 }, ...retried);
+    expect(state.status !== 'empty' && state.retry?.attempt).toBe(5);
+    const policy = state.status === 'empty' ? retry : (state.definition.retry as RetryPolicy);
+    const result = decidePipeline(state, { type: 'report-failure', batchId: 'b9', error: transient }, ctx, policy);
+    expect(result.ok && result.events.map((e) => e.type)).toEqual(['PipelineFailed']);
+    expect(result.ok && result.events[0]?.type === 'PipelineFailed' && result.events[0].error.message).toBe('connection refused (gave up after 5 retries)');
   });
 
   it('fails at once on a permanent error', () => {

@@ -27,6 +27,7 @@ import type { DataRecord } from '../../connector/data-record.js';
 import type { SinkWriteResult } from '../../connector/sink.js';
 import type { SourceBatch, SourceOffset, SourceRecord } from '../../connector/source.js';
 import { classifyFailure } from '../model/classify-failure.js';
+import { retriesExhausted } from '../model/pipeline-decider.js';
 import type {
   BatchCycle,
   BatchInFlight,
@@ -265,7 +266,7 @@ function writeFailed(c: BatchCycle, batchId: string, error: unknown, effects: Cy
   const front = c.front;
   if (front.stage !== 'writing' || front.batch.batchId !== batchId) return c;
   const failure = classifyFailure(error);
-  const exhausted = !failure.retriable || front.batch.attempt > c.config.definition.retry.maxRetries;
+  const exhausted = !failure.retriable || retriesExhausted(c.config.definition.retry, front.batch.attempt);
   if (!exhausted || c.config.definition.sink.onError === 'fail') return fail(c, batchId, error, effects);
   // The sink gave up on the whole batch: its error policy takes the records.
   const batch: PreparedBatch = { ...front.batch, output: [], position: c.position };

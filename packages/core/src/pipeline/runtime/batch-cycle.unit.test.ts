@@ -222,6 +222,22 @@ describe('batch cycle: the sink', () => {
     expect(effects.at(-1)).toEqual({ type: 'fail', batchId: 'p1:1', error });
   });
 
+  it('a transient write failure past a finite retry limit goes through the sink error policy (skip)', () => {
+    const error = Object.assign(new Error('service unavailable'), { code: 'ECONNRESET' });
+    const c = openCycle(config({}, { sink: { type: 'map', onError: 'skip' } }), { ...start, retry: { batchId: 'p1:1', attempt: 2 } });
+    const { effects } = run(c, { type: 'opened' }, polled(recs(1, 2), 2), { type: 'prepared', batchId: 'p1:1', result: output(2) }, { type: 'write-failed', batchId: 'p1:1', error });
+    expect(effects.find((e) => e.type === 'checkpoint')).toMatchObject({ batches: [{ batchId: 'p1:1', failed: 2 }] });
+    expect(types(effects)).not.toContain('fail');
+  });
+
+  it("with maxRetries 'unlimited' a transient write failure is retried however many attempts it took (never skipped or dead-lettered)", () => {
+    const error = Object.assign(new Error('service unavailable'), { code: 'ECONNRESET' });
+    const unlimited = { sink: { type: 'map', onError: 'skip' }, retry: { maxRetries: 'unlimited', initialBackoffMs: 10, maxBackoffMs: 10, multiplier: 1, jitter: 0 } };
+    const c = openCycle(config({}, unlimited), { ...start, retry: { batchId: 'p1:1', attempt: 10_000 } });
+    const { effects } = run(c, { type: 'opened' }, polled(recs(1, 2), 2), { type: 'prepared', batchId: 'p1:1', result: output(2) }, { type: 'write-failed', batchId: 'p1:1', error });
+    expect(effects.at(-1)).toEqual({ type: 'fail', batchId: 'p1:1', error });
+  });
+
   it('a permanent write failure goes through the sink error policy', () => {
     const error = new Error('schema mismatch');
     const c = writing({ sink: { type: 'map', onError: 'dead-letter' }, deadLetter: { type: 'file', path: '/x' } }, { hasDeadLetterTarget: true });
