@@ -128,7 +128,7 @@ describe('a pipeline through a long retriable outage', () => {
         const during = await state();
         expect(during.status).toBe('running');
         const retry = during.status === 'empty' ? null : during.retry;
-        expect(retry?.lastError).toMatchObject({ message: 'the sink service is unavailable', retriable: true });
+        expect(retry?.lastError).toMatchObject({ message: 'flaky: the sink service is unavailable', retriable: true });
         expect(retry?.attempt).toBeGreaterThan(5);
       }
     }
