@@ -4,7 +4,8 @@
  * change and at a checkpoint are retried (2), `system.terminate()` ends with
  * a sink that only returns when aborted (3), ingest ids do not shadow source
  * batch ids (4), and tumbling windows close on ticks, at the end of a finite
- * source and at stop (6).
+ * source and at stop (6), and an ingested record nested 3 000 levels deep
+ * is refused with a field-level error (14).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { ask } from '../../actor/ask.js';
@@ -277,6 +278,30 @@ describe('defect 4: ingest ids and source batch ids', () => {
     expect(ids.filter((id) => id >= 100)).toEqual([100, 101, 102, 103, 104]);
     const again = await p.call((replyTo) => ({ type: 'ingest', batchId: 'p1:2', records: [{ id: 100 }], replyTo }));
     expect(again).toMatchObject({ status: 'success', value: { duplicate: true } });
+  });
+});
+
+describe('defect 14: ingested records out of bounds', () => {
+  it('a record nested 3 000 levels deep is refused with a field-level error; the pipeline keeps running and takes the next batch', async () => {
+    const source = new ArraySource([], { endless: true });
+    const sink = new KeyedSink();
+    const p = spawnPipeline(source, sink);
+    await createAndStart(p, definition());
+    let deep: DataRecord = { leaf: true };
+    for (let i = 0; i < 3_000; i++) deep = { child: deep };
+    const refused = await p.call((replyTo) => ({ type: 'ingest', batchId: 'deep', records: [{ id: 1 }, deep], replyTo }));
+    expect(refused.status).toBe('error');
+    if (refused.status !== 'error') return;
+    expect(refused.error).toMatchObject({ tag: 'pipeline/invalid-record', retriable: false, batchId: 'deep' });
+    const [issue] = (refused.error as unknown as { issues: { path: string; message: string }[] }).issues;
+    expect(issue?.path).toMatch(/^records\[1\]\.child\.child\./);
+    expect(issue?.message).toMatch(/nested/i);
+    expect(sink.records()).toEqual([]);
+    const ok = await p.call((replyTo) => ({ type: 'ingest', batchId: 'fine', records: [{ id: 2 }], replyTo }));
+    expect(ok).toMatchObject({ status: 'success' });
+    await until(() => sink.records().length === 1, 'the valid batch in the sink');
+    expect(sink.records()).toEqual([{ id: 2 }]);
+    expect((await p.state()).status).toBe('running');
   });
 });
 

@@ -25,7 +25,9 @@ import { behavior, type Behavior, type Signal } from '../../actor/behavior.js';
 import { StatusReply } from '../../actor/status-reply.js';
 import { Backoff } from '../../supervision/backoff.js';
 import { InvalidPipelineDefinitionError } from '../definition/invalid-pipeline-definition-error.js';
+import type { DefinitionIssue } from '../definition/invalid-pipeline-definition-error.js';
 import { validatePipelineDefinition } from '../definition/pipeline-definition.js';
+import { checkRecordBounds } from '../definition/value-bounds.js';
 import { classifyFailure } from '../model/classify-failure.js';
 import type { PipelineDecision } from '../model/pipeline-decider.js';
 import type { PipelineState } from '../model/pipeline-state.js';
@@ -37,6 +39,7 @@ import { IngestDesk } from './pipeline-ingests.js';
 import { asDataflowError, completeBatches, PipelineJournal } from './pipeline-journal.js';
 import {
   ingestBatchId,
+  InvalidRecordError,
   PipelineUnavailableError,
   type PipelineActorOptions,
   type PipelineCommand,
@@ -325,6 +328,11 @@ class PipelineRuntime {
   private ingest(command: Extract<PipelineCommand, { type: 'ingest' }>): void {
     const state = this.state;
     const batchId = ingestBatchId(this.id, command.batchId);
+    const invalid = recordIssues(command.records);
+    if (invalid.length > 0) {
+      command.replyTo?.tell(StatusReply.error(new InvalidRecordError(this.id, command.batchId, invalid)));
+      return;
+    }
     if (state.status !== 'empty' && state.recentBatchIds.includes(batchId)) {
       command.replyTo?.tell(StatusReply.success({ state, duplicate: true }));
       return;
@@ -410,6 +418,18 @@ class PipelineRuntime {
     this.ingests.refuseWaiting(this.state, 'it stopped');
     await Promise.all(this.closing);
   }
+}
+
+/** The bounds issues of ingested records (at most 10), each path prefixed with `records[i]`. */
+function recordIssues(records: readonly unknown[]): DefinitionIssue[] {
+  const issues: DefinitionIssue[] = [];
+  for (let i = 0; i < records.length && issues.length < 10; i++) {
+    const issue = checkRecordBounds(records[i]);
+    if (issue === undefined) continue;
+    const separator = issue.path === '' || issue.path.startsWith('[') ? '' : '.';
+    issues.push({ path: `records[${i}]${separator}${issue.path}`, message: issue.message });
+  }
+  return issues;
 }
 
 /**

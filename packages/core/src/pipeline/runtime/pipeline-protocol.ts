@@ -12,6 +12,7 @@ import type { Source } from '../../connector/source.js';
 import { DataflowError, isDataflowError } from '../../errors/dataflow-error.js';
 import type { EntityPersistence } from '../../event-sourcing/recovery.js';
 import type { LookupSource } from '../../transforms/enrich/lookup-source.js';
+import type { DefinitionIssue } from '../definition/invalid-pipeline-definition-error.js';
 import type { PipelineDefinition } from '../definition/pipeline-definition.js';
 import type { PipelineState } from '../model/pipeline-state.js';
 
@@ -108,6 +109,23 @@ export class StageFailedError extends DataflowError<'pipeline/stage-failed'> {
     options: { cause?: unknown } = {},
   ) {
     super('pipeline/stage-failed', `Stage ${stage} failed a record: ${message}`, { retriable: false, ...options });
+  }
+}
+
+/**
+ * An ingested record is out of bounds (nested too deep, too large: see
+ * `checkRecordBounds`). The whole batch is refused before anything is
+ * recorded; `issues` name the record and the field (`records[2].a.b`). Not
+ * retriable: the same batch fails the same way.
+ */
+export class InvalidRecordError extends DataflowError<'pipeline/invalid-record'> {
+  constructor(
+    readonly pipelineId: string,
+    readonly batchId: string,
+    readonly issues: readonly DefinitionIssue[],
+  ) {
+    const listed = issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ');
+    super('pipeline/invalid-record', `Pipeline ${pipelineId} refused ingest batch ${batchId}: ${listed}`, { retriable: false });
   }
 }
 
