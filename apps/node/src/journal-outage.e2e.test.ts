@@ -5,7 +5,16 @@
  * immediate` and started again 65 s later. The node used to exit 0 after
  * about a minute with nothing logged; now it stays up, logs that it is
  * degraded and why, is ok again once the server is back, and stops cleanly
- * on SIGINT.
+ * on SIGINT. The demo pipeline itself resumes: after the restart new
+ * checkpoints land in the journal, no `PipelineFailed` does, and the node
+ * never exited. (A failure the pipeline cannot record while the journal is
+ * down is re-sent after the journal backoff, uncounted; the counted retries
+ * — `retry.maxRetries`, now `'unlimited'` by default — are covered with a
+ * connector outage in core's `pipeline-outage.unit.test.ts`.)
+ *
+ * 65 s of outage is past the journal entity's old give-up (10 restarts in
+ * about a minute) and the pipeline's old 5 retries (~31–37 s of backoff);
+ * the test runs about 80 s.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
@@ -38,6 +47,12 @@ let dir: string;
 let data: string;
 let port: number;
 const pgCtl = (...args: string[]) => asPostgres(['pg_ctl', '-D', data, ...args]);
+/** The number of journal events of `type` the demo pipeline recorded (psql on the private server). */
+function demoEvents(type: string): number {
+  const schema = asPostgres(['psql', '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-tAc', "SELECT table_schema FROM information_schema.tables WHERE table_name = 'event_journal' LIMIT 1"]).trim();
+  const sql = `SELECT count(*) FROM "${schema}".event_journal WHERE persistence_id LIKE '%demo%' AND event_type = '${type}'`;
+  return Number(asPostgres(['psql', '-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-tAc', sql]).trim());
+}
 const startServer = () => pgCtl('-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, '-l', join(dir, 'server.log'), '-w', 'start');
 
 beforeAll(async () => {
@@ -72,7 +87,7 @@ describe('a node whose Postgres journal goes away for longer than a minute', () 
   it('stays up, reports degraded with the cause, is ok again when the server is back, and stops cleanly', { timeout: 420_000 }, async () => {
     const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', '--conditions=@dataflow/source', 'apps/node/src/main.ts'], {
       cwd: root,
-      env: { ...process.env, DATAFLOW_DATA_DIR: join(dir, 'node'), DATAFLOW_POSTGRES_URL: `postgres://postgres@127.0.0.1:${port}/postgres` },
+      env: { ...process.env, DATAFLOW_DATA_DIR: join(dir, 'node'), DATAFLOW_POSTGRES_URL: `postgres://postgres@127.0.0.1:${port}/postgres`, DATAFLOW_MIGRATE: 'auto' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const stdout: string[] = [];
@@ -102,6 +117,13 @@ describe('a node whose Postgres journal goes away for longer than a minute', () 
 
       startServer();
       await vi.waitFor(() => expect(logs.map((l) => l.message)).toContain('node state degraded -> ok'), { timeout: 120_000, interval: 500 });
+      expect(exitCode).toBeUndefined();
+
+      // The demo pipeline resumes on its own: new checkpoints after the restart, and it never failed.
+      const checkpointsAtRestart = demoEvents('CheckpointUpdated');
+      expect(checkpointsAtRestart).toBeGreaterThan(0);
+      await vi.waitFor(() => expect(demoEvents('CheckpointUpdated')).toBeGreaterThanOrEqual(checkpointsAtRestart + 3), { timeout: 60_000, interval: 1_000 });
+      expect(demoEvents('PipelineFailed')).toBe(0);
       expect(exitCode).toBeUndefined();
 
       child.kill('SIGINT');
