@@ -19,6 +19,7 @@ import { createActorSystem, eventSourced, persist, spawnEventSourced, type Reply
 import { createCassandraPersistence, type CassandraPersistence } from '../cassandra/cassandra-persistence.js';
 import { journalSchema } from '../cassandra/cassandra-schema.js';
 import type { SingleWriterMode } from '../cassandra/cassandra-settings.js';
+import { BENCH_PAYLOAD, benchCassandraTarget } from './bench-settings.js';
 
 /** Pekko's Cassandra plugin on the same workload and machine (issue 10, item 10). */
 const PEKKO_EVENTS_PER_SEC = 2009;
@@ -59,7 +60,6 @@ export interface EntityBenchResult {
   readonly modes: readonly EntityBenchModeResult[];
 }
 
-const PAYLOAD = { source: 'kafka', records: 'x'.repeat(160) };
 
 interface Add {
   readonly replyTo: ReplyTo<number>;
@@ -74,8 +74,7 @@ const ticker = eventSourced<Add, { type: 'Tick'; n: number }, number>({
 
 /** Runs the entity workload per mode against the raw baseline; prints a table and one JSON line. */
 export async function runEntityWriteBench(options: EntityBenchOptions = {}): Promise<EntityBenchResult> {
-  const contactPoints = options.contactPoints ?? (process.env['DATAFLOW_CASSANDRA_CONTACT_POINTS'] ?? '127.0.0.1:19042').split(',');
-  const localDataCenter = options.localDataCenter ?? process.env['DATAFLOW_CASSANDRA_LOCAL_DC'] ?? 'datacenter1';
+  const { contactPoints, localDataCenter } = benchCassandraTarget(options);
   const entities = options.entities ?? 1000;
   const eventsPerEntity = options.eventsPerEntity ?? 50;
   const concurrency = options.concurrency ?? 64;
@@ -194,7 +193,7 @@ async function rawBaseline(client: Client, keyspace: string, entities: number, e
   const insert =
     `INSERT INTO ${keyspace}.raw_messages (persistence_id, partition_nr, sequence_nr, timestamp, timebucket, writer_uuid, ser_id, ` +
     'ser_manifest, event_manifest, event, tags, tag_pid_sequence_nrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-  const bytes = Buffer.from(JSON.stringify(PAYLOAD));
+  const bytes = Buffer.from(JSON.stringify(BENCH_PAYLOAD));
   const rows: unknown[][] = [];
   for (let e = 0; e < entities; e++) {
     for (let s = 1; s <= eventsPerEntity; s++) rows.push([`raw-${e}`, 0, s, types.TimeUuid.now(), 0, 'w', 'json', 'Tick@v1', 'Tick@v1', bytes, [], {}]);

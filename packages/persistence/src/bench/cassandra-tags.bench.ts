@@ -22,6 +22,7 @@ import { Client } from 'cassandra-driver';
 import { isConcurrencyConflict, isDataflowError, NoOffset, type NewEvent } from '@dataflow/core';
 import { createCassandraPersistence, type CassandraPersistence } from '../cassandra/cassandra-persistence.js';
 import { resolveSettings } from '../cassandra/cassandra-settings.js';
+import { BENCH_PAYLOAD, benchCassandraTarget } from './bench-settings.js';
 
 export interface CassandraTagBenchOptions {
   readonly contactPoints?: readonly string[];
@@ -51,12 +52,10 @@ export interface CassandraTagBenchResult {
   readonly pollIntervalMs: number;
 }
 
-const PAYLOAD = { source: 'kafka', records: 'x'.repeat(160) };
 
 /** Runs both cases; prints a table and one JSON line. */
 export async function runCassandraTagBench(options: CassandraTagBenchOptions = {}): Promise<CassandraTagBenchResult> {
-  const contactPoints = options.contactPoints ?? (process.env['DATAFLOW_CASSANDRA_CONTACT_POINTS'] ?? '127.0.0.1:19042').split(',');
-  const localDataCenter = options.localDataCenter ?? process.env['DATAFLOW_CASSANDRA_LOCAL_DC'] ?? 'datacenter1';
+  const { contactPoints, localDataCenter } = benchCassandraTarget(options);
   const ids = options.ids ?? 1000;
   const eventsPerId = options.eventsPerId ?? 50;
   const pairs = options.pairs ?? 3;
@@ -144,7 +143,7 @@ async function writeTagged(persistence: CassandraPersistence, tag: string, ids: 
         const pid = `id-${from + i}`;
         for (let written = 0; written < eventsPerId; written += 10) {
           const size = Math.min(10, eventsPerId - written);
-          const events: NewEvent[] = Array.from({ length: size }, (_, k) => ({ eventType: 'Tick', payload: { ...PAYLOAD, n: written + k + 1 }, tags: [tag] }));
+          const events: NewEvent[] = Array.from({ length: size }, (_, k) => ({ eventType: 'Tick', payload: { ...BENCH_PAYLOAD, n: written + k + 1 }, tags: [tag] }));
           await appendRetrying(persistence, pid, events, written, 'bench');
         }
       }),
@@ -221,7 +220,7 @@ async function liveReader(
     Array.from({ length: writers }, async (_, w) => {
       const pid = `live-${w}`;
       for (let n = 1; n <= appendsPerWriter; n++) {
-        await appendRetrying(persistence, pid, [{ eventType: 'Tick', payload: { ...PAYLOAD, n }, tags: [tag] }], n - 1, `w${w}`);
+        await appendRetrying(persistence, pid, [{ eventType: 'Tick', payload: { ...BENCH_PAYLOAD, n }, tags: [tag] }], n - 1, `w${w}`);
         acknowledged.set(`${pid}:${n}`, performance.now());
       }
     }),

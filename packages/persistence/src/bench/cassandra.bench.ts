@@ -19,6 +19,7 @@ import { Client, concurrent, types } from 'cassandra-driver';
 import type { NewEvent } from '@dataflow/core';
 import { createCassandraPersistence, type CassandraPersistence } from '../cassandra/cassandra-persistence.js';
 import { journalSchema } from '../cassandra/cassandra-schema.js';
+import { BENCH_PAYLOAD, benchCassandraTarget } from './bench-settings.js';
 
 export interface CassandraBenchOptions {
   readonly contactPoints?: readonly string[];
@@ -46,12 +47,10 @@ export interface CassandraBenchResult {
   readonly batchedSpeedup: number;
 }
 
-const PAYLOAD = { source: 'kafka', records: 'x'.repeat(160) };
 
 /** Runs the three comparisons; prints a table and one JSON line. */
 export async function runCassandraBench(options: CassandraBenchOptions = {}): Promise<CassandraBenchResult> {
-  const contactPoints = options.contactPoints ?? (process.env['DATAFLOW_CASSANDRA_CONTACT_POINTS'] ?? '127.0.0.1:19042').split(',');
-  const localDataCenter = options.localDataCenter ?? process.env['DATAFLOW_CASSANDRA_LOCAL_DC'] ?? 'datacenter1';
+  const { contactPoints, localDataCenter } = benchCassandraTarget(options);
   const actors = options.actors ?? 1000;
   const eventsPerActor = options.eventsPerActor ?? 50;
   const replayEvents = options.replayEvents ?? 100_000;
@@ -70,7 +69,7 @@ export async function runCassandraBench(options: CassandraBenchOptions = {}): Pr
     const insertRaw =
       `INSERT INTO ${keyspace}.raw_messages (persistence_id, partition_nr, sequence_nr, timestamp, timebucket, writer_uuid, ser_id, ` +
       'ser_manifest, event_manifest, event, tags, tag_pid_sequence_nrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
-    const bytes = Buffer.from(JSON.stringify(PAYLOAD));
+    const bytes = Buffer.from(JSON.stringify(BENCH_PAYLOAD));
     const rawRow = (pid: string, seq: number): unknown[] => [pid, 0, seq, types.TimeUuid.now(), 0, 'w', 'json', 'Tick@v1', 'Tick@v1', bytes, [], {}];
 
     // Warm-up of both paths (JIT, prepared statements, connections).
@@ -127,7 +126,7 @@ export async function runCassandraBench(options: CassandraBenchOptions = {}): Pr
 
     // 3. Coalesced versus awaited one by one.
     const { journal } = persistence;
-    const single = (n: number): NewEvent[] => [{ eventType: 'Tick', payload: { ...PAYLOAD, n } }];
+    const single = (n: number): NewEvent[] => [{ eventType: 'Tick', payload: { ...BENCH_PAYLOAD, n } }];
     const oneByOneMs = await timed(async () => {
       for (let i = 0; i < oneByOne; i++) await journal.append('one-by-one', single(i), { expectedSequenceNr: i, writerId: 'w' });
     });
@@ -176,7 +175,7 @@ async function writeActors(persistence: CassandraPersistence, prefix: string, ac
       let k = a;
       while (written < eventsPerActor) {
         const size = Math.min(1 + (k++ % 5), eventsPerActor - written);
-        const events = Array.from({ length: size }, (_, i) => ({ eventType: 'Tick', payload: { ...PAYLOAD, n: written + i + 1 } }));
+        const events = Array.from({ length: size }, (_, i) => ({ eventType: 'Tick', payload: { ...BENCH_PAYLOAD, n: written + i + 1 } }));
         await persistence.journal.append(pid, events, { expectedSequenceNr: written, writerId: 'bench' });
         written += size;
       }

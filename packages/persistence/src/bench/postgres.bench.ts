@@ -24,6 +24,7 @@ import { createPostgresPersistence, type PostgresPersistence } from '../postgres
 import { ensureSchema } from '../postgres/postgres-schema.js';
 import { pgPoolExecutor } from '../postgres/pg-pool-executor.js';
 import { runPostgresProcessBench } from './postgres-processes.bench.js';
+import { BENCH_PAYLOAD } from './bench-settings.js';
 
 export interface PostgresBenchOptions {
   readonly postgresUrl?: string;
@@ -47,7 +48,6 @@ export interface PostgresBenchResult {
   readonly pgliteEventsPerSec: number;
 }
 
-const PAYLOAD = { source: 'kafka', records: 'x'.repeat(160) };
 
 /** Runs the comparisons; prints a table and one JSON line. */
 export async function runPostgresBench(options: PostgresBenchOptions = {}): Promise<PostgresBenchResult> {
@@ -72,7 +72,7 @@ export async function runPostgresBench(options: PostgresBenchOptions = {}): Prom
 
     const journalMs = await timed(() =>
       forEachActor(actors, eventsPerActor, async (pid, from, size) => {
-        const events = Array.from({ length: size }, (_, i) => ({ eventType: 'Tick', payload: { ...PAYLOAD, n: from + i }, tags: ['bench'] }));
+        const events = Array.from({ length: size }, (_, i) => ({ eventType: 'Tick', payload: { ...BENCH_PAYLOAD, n: from + i }, tags: ['bench'] }));
         await journal.append(pid, events, { expectedSequenceNr: from - 1, writerId: 'bench' });
       }),
     );
@@ -81,7 +81,7 @@ export async function runPostgresBench(options: PostgresBenchOptions = {}): Prom
       forEachActor(actors, eventsPerActor, async (pid, from, size) => {
         const params: unknown[] = [];
         const tuples = Array.from({ length: size }, (_, i) => {
-          const bytes = Buffer.from(json.serialize({ ...PAYLOAD, n: from + i }, { eventType: 'Tick', schemaVersion: 1 }));
+          const bytes = Buffer.from(json.serialize({ ...BENCH_PAYLOAD, n: from + i }, { eventType: 'Tick', schemaVersion: 1 }));
           params.push(pid, from + i, 'bench', 'Tick', 1, 'json', bytes, ['bench'], Date.now());
           const base = i * 9;
           return `(${Array.from({ length: 9 }, (_, k) => `$${base + k + 1}`).join(', ')})`;
@@ -95,13 +95,13 @@ export async function runPostgresBench(options: PostgresBenchOptions = {}): Prom
 
     const batchedMs = await timed(async () => {
       for (let from = 1; from <= batchedEvents; from += 100) {
-        const events = Array.from({ length: Math.min(100, batchedEvents - from + 1) }, (_, i) => ({ eventType: 'Tick', payload: { ...PAYLOAD, n: from + i } }));
+        const events = Array.from({ length: Math.min(100, batchedEvents - from + 1) }, (_, i) => ({ eventType: 'Tick', payload: { ...BENCH_PAYLOAD, n: from + i } }));
         await journal.append('batched', events, { expectedSequenceNr: from - 1, writerId: 'bench' });
       }
     });
     const oneByOneMs = await timed(async () => {
       for (let n = 1; n <= oneByOneEvents; n++) {
-        await journal.append('one-by-one', [{ eventType: 'Tick', payload: { ...PAYLOAD, n } }], { expectedSequenceNr: n - 1, writerId: 'bench' });
+        await journal.append('one-by-one', [{ eventType: 'Tick', payload: { ...BENCH_PAYLOAD, n } }], { expectedSequenceNr: n - 1, writerId: 'bench' });
       }
     });
 
@@ -158,7 +158,7 @@ async function benchPglite(events: number): Promise<number> {
   try {
     const ms = await timed(async () => {
       for (let from = 1; from <= events; from += 10) {
-        const batch = Array.from({ length: Math.min(10, events - from + 1) }, (_, i) => ({ eventType: 'Tick', payload: { ...PAYLOAD, n: from + i }, tags: ['bench'] }));
+        const batch = Array.from({ length: Math.min(10, events - from + 1) }, (_, i) => ({ eventType: 'Tick', payload: { ...BENCH_PAYLOAD, n: from + i }, tags: ['bench'] }));
         await persistence.journal.append('pglite', batch, { expectedSequenceNr: from - 1, writerId: 'bench' });
       }
     });
