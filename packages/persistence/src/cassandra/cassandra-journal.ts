@@ -358,7 +358,7 @@ export class CassandraJournal implements Journal {
     const last = expected + events.length;
     const counters = new Map(head.tagCounters);
     const changed: Record<string, number> = {};
-    const rows: Array<{ event: SerializedEvent; sequenceNr: number; uuid: types.TimeUuid; tagSeqs: Record<string, number> }> = [];
+    const rows: Array<{ event: SerializedEvent; sequenceNr: number; uuid: types.TimeUuid; ms: number; tagSeqs: Record<string, number> }> = [];
     events.forEach((event, i) => {
       const tagSeqs: Record<string, number> = {};
       for (const tag of event.tags) {
@@ -367,14 +367,15 @@ export class CassandraJournal implements Journal {
         changed[tag] = n;
         tagSeqs[tag] = n;
       }
-      rows.push({ event, sequenceNr: expected + i + 1, uuid: this.uuids.next(), tagSeqs });
+      const { uuid, ms } = this.uuids.stamp();
+      rows.push({ event, sequenceNr: expected + i + 1, uuid, ms, tagSeqs });
     });
     const writerId = first.options.writerId;
     const partition = Math.max(partitionOf(last, settings.targetPartitionSize), head.partition);
     const inserts: BatchStatement[] = rows.map((r) => ({
       query: this.q.insert,
       params: [
-        persistenceId, partition, r.sequenceNr, r.uuid, bucketOf(timeOf(r.uuid), settings.timeBucketMs), writerId,
+        persistenceId, partition, r.sequenceNr, r.uuid, bucketOf(r.ms, settings.timeBucketMs), writerId,
         r.event.serializerId, r.event.manifest, r.event.manifest, r.event.bytes, r.event.tags, r.tagSeqs,
       ],
     }));
@@ -420,7 +421,7 @@ export class CassandraJournal implements Journal {
         persistenceId,
         sequenceNr: r.sequenceNr,
         tagPidSequenceNr: r.tagSeqs[tag] ?? 0,
-        eventTimestamp: timeOf(r.uuid),
+        eventTimestamp: r.ms,
         writerId,
         serializerId: r.event.serializerId,
         eventManifest: r.event.manifest,

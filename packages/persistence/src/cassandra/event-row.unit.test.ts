@@ -50,4 +50,31 @@ describe('event rows', () => {
     for (let i = 1; i < keys.length; i++) expect((keys[i] ?? 0n) > (keys[i - 1] ?? 0n)).toBe(true);
     expect(ids[0]?.getDate().getTime()).toBe(1_700_000_000_000);
   });
+
+  it('stamps uuids with the time they carry, one random node per source, and no crypto call per uuid', async () => {
+    const crypto = await import('node:crypto');
+    const a = new TimeUuidSource(() => 1_700_000_000_123);
+    const b = new TimeUuidSource(() => 1_700_000_000_123);
+    const first = a.stamp();
+    expect(first.ms).toBe(1_700_000_000_123);
+    expect(first.uuid.getDate().getTime()).toBe(first.ms);
+    const node = (id: types.TimeUuid): string => id.getNodeIdString();
+    // The same node within a source, another one in the other source: equal times and ticks still give two uuids.
+    expect(node(a.next())).toBe(node(first.uuid));
+    expect(node(b.stamp().uuid)).not.toBe(node(first.uuid));
+    const randomBytes = crypto.randomBytes;
+    let calls = 0;
+    const counting = ((...args: Parameters<typeof randomBytes>) => {
+      calls++;
+      return randomBytes(...args);
+    }) as typeof randomBytes;
+    // Counts calls that go through the module object (the driver calls crypto.randomBytes so).
+    Object.defineProperty(crypto.default, 'randomBytes', { value: counting, configurable: true, writable: true });
+    try {
+      for (let i = 0; i < 100; i++) a.next();
+    } finally {
+      Object.defineProperty(crypto.default, 'randomBytes', { value: randomBytes, configurable: true, writable: true });
+    }
+    expect(calls).toBe(0);
+  });
 });
