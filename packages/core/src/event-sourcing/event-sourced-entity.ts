@@ -29,6 +29,7 @@ import {
   isWriteOutcomeUnknown,
   isWriterLeaseHeld,
   JournalWriteError,
+  SnapshotError,
 } from '../persistence/persistence-errors.js';
 import { Backoff } from '../supervision/backoff.js';
 import type { Effect } from './effect.js';
@@ -496,6 +497,27 @@ export class EventSourcedEntity<Cmd, Evt, State> {
         const keep = policy?.keep;
         if (keep === undefined || this.knownSnapshots.length <= keep) return;
         const oldestKept = this.knownSnapshots[this.knownSnapshots.length - keep] as number;
+        // Retention deletes what the oldest kept snapshot replaces: only once that snapshot is read back
+        // from the store. A snapshot acknowledged but not durable (lost, or written at a weaker consistency)
+        // must not take the older snapshots or the events with it: recovery would find neither.
+        const covered = await snapshots.loadLatest(this.persistenceId, { minSequenceNr: oldestKept, maxSequenceNr: oldestKept }).then(
+          (found) => found !== undefined,
+          (error: unknown) => {
+            failed(policy?.deleteEvents === true ? 'delete-events' : 'delete-snapshots')(
+              new SnapshotError(this.persistenceId, `the snapshot at ${oldestKept} could not be read back; nothing older was deleted`, { retriable: true, cause: error }),
+            );
+            return undefined;
+          },
+        );
+        if (covered === undefined || incarnation !== this.incarnation) return;
+        if (!covered) {
+          // Not counted as kept: the next snapshot saved retries retention with the ones still known.
+          this.knownSnapshots = this.knownSnapshots.filter((n) => n !== oldestKept);
+          failed(policy?.deleteEvents === true ? 'delete-events' : 'delete-snapshots')(
+            new SnapshotError(this.persistenceId, `the snapshot at ${oldestKept} is not in the store; nothing older was deleted`, { retriable: false }),
+          );
+          return;
+        }
         this.knownSnapshots = this.knownSnapshots.slice(-keep);
         await snapshots.delete(this.persistenceId, { maxSequenceNr: oldestKept - 1 }).then(undefined, failed('delete-snapshots'));
         if (policy?.deleteEvents === true) {

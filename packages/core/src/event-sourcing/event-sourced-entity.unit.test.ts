@@ -166,6 +166,40 @@ describe('snapshots', () => {
     expect((await kit.restart()).state).toEqual({ total: 28, count: 7 });
   });
 
+  it('retention deletes no events and no older snapshot when the snapshot it keeps is not in the store', async () => {
+    const clock = new TestClock();
+    const store = createInMemoryPersistence({ now: () => clock.now() });
+    // A store that acknowledges the save of the snapshot at 4 but keeps nothing (lost, or not durable yet).
+    const lossy = {
+      ...store,
+      snapshots: {
+        save: (metadata: { persistenceId: string; sequenceNr: number; timestamp: number }, state: unknown, version?: number) =>
+          metadata.sequenceNr === 4 ? Promise.resolve() : store.snapshots.save(metadata, state, version),
+        loadLatest: store.snapshots.loadLatest.bind(store.snapshots),
+        delete: store.snapshots.delete.bind(store.snapshots),
+        close: store.snapshots.close.bind(store.snapshots),
+      },
+    };
+    const kit = EventSourcedBehaviorTestKit.create(eventSourced({ ...options, snapshot: every(2, { keep: 1, deleteEvents: true }) }), {
+      entityId: '1',
+      persistence: lossy,
+      clock,
+    });
+    for (const n of [1, 2, 3, 4]) await kit.runCommand({ type: 'add', n });
+    const failed = kit.reported.find((e) => e.type === 'event-sourced.snapshot.failed');
+    expect(failed).toMatchObject({ sequenceNr: 4, operation: 'delete-events' });
+    expect(isDataflowError(failed?.type === 'event-sourced.snapshot.failed' ? failed.error : undefined, 'snapshot/failed')).toBe(true);
+    // Every event is still there, so is the snapshot at 2: recovery does not hit a gap.
+    expect((await journalOf(store, 'acc-1')).map((e) => e.sequenceNr)).toEqual([1, 2, 3, 4]);
+    expect((await store.snapshots.loadLatest('acc-1'))?.metadata.sequenceNr).toBe(2);
+    expect(kit.reported.some((e) => e.type === 'event-sourced.events.deleted' && e.toSequenceNr === 4)).toBe(false);
+    expect((await kit.restart()).state).toEqual({ total: 10, count: 4 });
+    // The next durable snapshot lets retention go on.
+    for (const n of [5, 6]) await kit.runCommand({ type: 'add', n });
+    expect((await journalOf(store, 'acc-1')).map((e) => e.sequenceNr)).toEqual([]);
+    expect((await kit.restart()).state).toEqual({ total: 21, count: 6 });
+  });
+
   it('a snapshot predicate that throws is reported and the entity goes on', async () => {
     const { kit } = setup({ snapshot: snapshotWhen(() => { throw new RangeError('bad predicate'); }) });
     await kit.runCommand({ type: 'add', n: 1 });
