@@ -26,6 +26,8 @@ export interface WriterChildConfig {
   readonly eventsPerAppend: number;
   readonly tags: readonly string[];
   readonly mode: 'journal' | 'raw';
+  /** Connections of the process's pool; default one per id. */
+  readonly poolSize?: number;
 }
 
 export interface WriterChildResult {
@@ -37,7 +39,7 @@ export interface WriterChildResult {
 }
 
 const config = JSON.parse(process.argv[2] ?? '') as WriterChildConfig;
-const pool = new pg.Pool({ connectionString: config.url, max: Math.max(1, config.pids.length) });
+const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize ?? Math.max(1, config.pids.length) });
 const acknowledged: [string, number][] = [];
 const latenciesMs: number[] = [];
 
