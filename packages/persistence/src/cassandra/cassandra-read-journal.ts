@@ -91,7 +91,10 @@ export class CassandraReadJournal implements ReadJournal {
     const ks = session.keyspace;
     this.q = {
       buckets: `SELECT timebucket FROM ${ks}.tag_buckets WHERE tag_name = ? AND timebucket >= ? AND timebucket <= ?`,
-      tagRows: `SELECT * FROM ${ks}.tag_views WHERE tag_name = ? AND timebucket = ? AND timestamp > ? AND timestamp <= ?`,
+      // Only the columns an envelope is made of: fewer values for the driver to decode per row than `SELECT *`.
+      tagRows:
+        'SELECT timestamp, persistence_id, sequence_nr, tag_pid_sequence_nr, event_timestamp, writer_uuid, ser_id, event_manifest, event, tags ' +
+        `FROM ${ks}.tag_views WHERE tag_name = ? AND timebucket = ? AND timestamp > ? AND timestamp <= ?`,
       pids: `SELECT persistence_id FROM ${ks}.all_persistence_ids`,
       tagSeqAt: `SELECT tag_pid_sequence_nrs FROM ${ks}.messages WHERE persistence_id = ? AND partition_nr = ? AND sequence_nr = ?`,
     };
