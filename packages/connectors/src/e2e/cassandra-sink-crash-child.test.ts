@@ -1,0 +1,137 @@
+/**
+ * The process that `cassandra-sink-crash.e2e.test.ts` kills: it runs one
+ * generator → Cassandra sink pipeline on the Postgres journal until its source
+ * is exhausted. Started fresh it creates and starts the pipeline; started
+ * again after a crash it recovers the pipeline from the journal, which resumes
+ * from the last checkpoint on its own and re-drives the batches after it.
+ *
+ *   node --conditions=@dataflow/source --import tsx cassandra-sink-crash-child.test.ts
+ *
+ * Settings come from the environment: CRASH_POSTGRES_URL, CRASH_SCHEMA,
+ * CRASH_PIPELINE_ID, CRASH_DEFINITION (the pipeline definition as JSON), and
+ * optionally CRASH_HANG_AFTER_WRITES (see `hangingAfter`).
+ *
+ * Stdout carries one JSON object per line: `{ "type": "recovered", "status",
+ * "records" }` with what the journal held at start, `{ "type": "progress",
+ * "records" }` after every checkpoint, `{ "type": "hung" }`, then
+ * `{ "type": "done", "records" }` when the pipeline stopped because its source
+ * is exhausted (exit code 0). Anything else exits with code 1.
+ */
+import {
+  ask,
+  askWithStatus,
+  createActorSystem,
+  pipelineActor,
+  type ActorRef,
+  type ConnectorFactory,
+  type PipelineCommand,
+  type PipelineReply,
+  type PipelineResult,
+  type PipelineState,
+  type Sink,
+} from '@dataflow/core';
+import { createPostgresPersistence } from '@dataflow/persistence';
+import pg from 'pg';
+import { CassandraSink, type CassandraSinkDefinition } from '../cassandra/cassandra-sink.js';
+import { createDeadLetterTarget, createSink, createSource } from '../factory/create-connector.js';
+
+function setting(name: string): string {
+  const value = process.env[name];
+  if (value === undefined || value === '') throw new Error(`${name} is not set`);
+  return value;
+}
+
+function report(line: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(line)}\n`);
+}
+
+const call = (pipeline: ActorRef<PipelineCommand>, build: (replyTo: ActorRef<PipelineReply>) => PipelineCommand) =>
+  askWithStatus<PipelineCommand, PipelineResult>(pipeline, build, { timeoutMs: 30_000 });
+
+/**
+ * The sink, except that its `hangAfterWrites`-th write, once done, reports
+ * `{ "type": "hung" }` and never returns: the test kills the process between
+ * a sink write and the checkpoint that would cover it.
+ */
+function hangingAfter(sink: Sink, hangAfterWrites: number | undefined): Sink {
+  if (hangAfterWrites === undefined) return sink;
+  let writes = 0;
+  return {
+    type: sink.type,
+    ...(sink.pipelinedWrites === undefined ? {} : { pipelinedWrites: sink.pipelinedWrites }),
+    open: (context) => sink.open(context),
+    close: () => sink.close(),
+    write: async (batch) => {
+      const result = await sink.write(batch);
+      writes++;
+      if (writes < hangAfterWrites) return result;
+      report({ type: 'hung' });
+      return new Promise<never>(() => undefined);
+    },
+  };
+}
+
+async function main(): Promise<number> {
+  const pipelineId = setting('CRASH_PIPELINE_ID');
+  const definition = JSON.parse(setting('CRASH_DEFINITION')) as { sink: { type: string } };
+  const hangAfterWrites = process.env['CRASH_HANG_AFTER_WRITES'] === undefined ? undefined : Number(process.env['CRASH_HANG_AFTER_WRITES']);
+  const pool = new pg.Pool({ connectionString: setting('CRASH_POSTGRES_URL'), max: 4 });
+  const persistence = await createPostgresPersistence({ pool, schema: setting('CRASH_SCHEMA'), ensureSchema: true });
+  const system = createActorSystem({ name: `crash-${process.pid}` });
+  try {
+    const connectors: ConnectorFactory = {
+      createSource: (d) => createSource(d),
+      // The factory does not know the Cassandra sink yet (the lead wires it); build it here.
+      createSink: (d) => {
+        const { onError: _onError, ...options } = d;
+        return hangingAfter(d.type === 'cassandra' ? new CassandraSink(options as unknown as CassandraSinkDefinition) : createSink(d), hangAfterWrites);
+      },
+      createDeadLetterTarget: (d) => createDeadLetterTarget(d),
+    };
+    const finished = new Promise<PipelineState>((resolve, reject) => {
+      let reported: number | undefined;
+      system.events.on('pipeline.batch.failed', (event) => report({ type: 'batch-failed', error: String(event.error) }));
+      const pipeline = system.spawn(
+        pipelineActor({
+          pipelineId,
+          persistence,
+          connectors,
+          onStateChange: (state) => {
+            if (reported === undefined) {
+              reported = state.status === 'empty' ? 0 : state.metrics.recordsProcessed;
+              report({ type: 'recovered', status: state.status, records: reported });
+            } else if (state.status !== 'empty' && state.metrics.recordsProcessed !== reported) {
+              reported = state.metrics.recordsProcessed;
+              report({ type: 'progress', records: reported });
+            }
+            if (state.status === 'stopped' || state.status === 'failed') resolve(state);
+          },
+        }),
+        `pipeline-${pipelineId}`,
+      );
+      void (async () => {
+        const state = await ask<PipelineCommand, PipelineState>(pipeline, (replyTo) => ({ type: 'get-state', replyTo }), { timeoutMs: 30_000 });
+        if (state.status === 'empty') await call(pipeline, (replyTo) => ({ type: 'create', definition, replyTo }));
+        if (state.status === 'empty' || state.status === 'configured') await call(pipeline, (replyTo) => ({ type: 'start', replyTo }));
+      })().catch((error: unknown) => reject(error instanceof Error ? error : new Error(String(error))));
+    });
+    const state = await finished;
+    if (state.status === 'stopped' && state.reason === 'the source is exhausted') {
+      report({ type: 'done', records: state.metrics.recordsProcessed });
+      return 0;
+    }
+    report({ type: 'error', message: `the pipeline ended ${state.status}: ${JSON.stringify(state.status === 'failed' ? state.error : state)}` });
+    return 1;
+  } finally {
+    await system.terminate();
+    await persistence.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    report({ type: 'error', message: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    process.exit(1);
+  },
+);
