@@ -221,4 +221,15 @@ describe('CassandraSink on the seed table', () => {
     expect(isDataflowError(error, 'connector/failed')).toBe(true);
     expect((error as { retriable: boolean }).retriable).toBe(true);
   });
+
+  it('never puts the password into an error, also when the driver fails with credentials set', async () => {
+    const password = 'pw-do-not-leak-7f3a';
+    const error = await opened({ contactPoints: ['127.0.0.1:1'], requestTimeoutMs: 2000, credentials: { username: 'dataflow', password } }).catch((e: unknown) => e);
+    expect(isDataflowError(error, 'connector/failed')).toBe(true);
+    expect(`${(error as Error).message} ${(error as Error).stack ?? ''} ${JSON.stringify(error)}`).not.toContain(password);
+    // Against the real server (which does not ask for authentication) the credentials are accepted and writing works.
+    const sink = await opened({ credentials: { username: 'dataflow', password } });
+    expect(await sink.write({ batchId: 'b9', records: [sample('with_credentials', 'j', 1, 1)] })).toEqual({});
+    await sink.close();
+  });
 });
