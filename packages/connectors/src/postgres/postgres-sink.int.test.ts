@@ -118,6 +118,31 @@ describe('PostgresSink', () => {
     await pool.end();
   });
 
+  it('fails a batch retriably when its connection dies mid-transaction, commits none of it, and writes it on the next try', async () => {
+    const q = pg.escapeIdentifier(schema);
+    await admin.query(`CREATE TABLE ${q}.fault_events (seq int PRIMARY KEY, kind text)`);
+    await admin.query(`CREATE TABLE ${q}.fault_flag (armed boolean)`);
+    // The server kills the connection that inserts row 10005 while the flag is set: after the first statement of the batch.
+    await admin.query(`CREATE FUNCTION ${q}.die() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.seq = 10005 AND EXISTS (SELECT 1 FROM ${q}.fault_flag) THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+        RETURN NEW;
+      END $$`);
+    await admin.query(`CREATE TRIGGER die BEFORE INSERT ON ${q}.fault_events FOR EACH ROW EXECUTE FUNCTION ${q}.die()`);
+    await admin.query(`INSERT INTO ${q}.fault_flag VALUES (true)`);
+    const sink = await opened({ table: 'fault_events', columns: { seq: 'seq', kind: 'kind' }, upsert: { key: ['seq'] }, maxRowsPerStatement: 4, maxConnections: 1 });
+    const records = Array.from({ length: 10 }, (_, i) => ({ seq: 10_000 + i, kind: 'retried' }));
+    const error = await sink.write({ batchId: 'b5', records }).catch((e: unknown) => e);
+    expect(isDataflowError(error, 'connector/failed')).toBe(true);
+    expect((error as { retriable: boolean }).retriable).toBe(true);
+    const count = async (): Promise<string | undefined> => (await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${q}.fault_events`)).rows[0]?.n;
+    expect(await count()).toBe('0');
+    await admin.query(`DELETE FROM ${q}.fault_flag`);
+    expect(await sink.write({ batchId: 'b5', records })).toEqual({});
+    await sink.close();
+    expect(await count()).toBe('10');
+  });
+
   it('checks the mapping and the upsert key against the table on open', async () => {
     const unknown = await opened({ columns: { id: 'id', nope: 'x' } }).catch((e: unknown) => e);
     expect((unknown as Error).message).toMatch(/column "nope" does not exist/);
