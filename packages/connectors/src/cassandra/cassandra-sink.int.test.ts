@@ -216,6 +216,20 @@ describe('CassandraSink on the seed table', () => {
     expect((missing as Error).message).toMatch(/no_such_table" does not exist/);
   });
 
+  it('fails the batch, not its rows, when the table is dropped under it', async () => {
+    const sink = await opened({
+      table: 'dropped',
+      columns: { id: 'id', v: 'v' },
+      createTable: { columns: { id: 'text', v: 'int' }, partitionKey: ['id'] },
+    });
+    await sink.write({ batchId: 'b7', records: [{ id: 'a', v: 1 }] });
+    await admin.execute(`DROP TABLE ${keyspace}.dropped`);
+    const error = await sink.write({ batchId: 'b8', records: [{ id: 'a', v: 1 }, { id: 'b', v: 2 }] }).catch((e: unknown) => e);
+    await sink.close();
+    expect(isDataflowError(error, 'connector/failed')).toBe(true);
+    expect((error as Error).message).toMatch(/cannot write 1 row\(s\) to .*dropped/);
+  });
+
   it('fails retriably when Cassandra cannot be reached', async () => {
     const error = await opened({ contactPoints: ['127.0.0.1:1'], requestTimeoutMs: 2000 }).catch((e: unknown) => e);
     expect(isDataflowError(error, 'connector/failed')).toBe(true);
