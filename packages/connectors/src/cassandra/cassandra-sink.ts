@@ -335,7 +335,14 @@ export class CassandraSink implements Sink {
   private redactedCause(cause: unknown): unknown {
     const password = this.definition.credentials?.password;
     if (password === undefined || !(cause instanceof Error)) return cause;
-    const text = `${cause.message}\n${cause.stack ?? ''}\n${JSON.stringify(Object.entries(cause))}`;
+    let fields = '';
+    try {
+      fields = JSON.stringify(Object.entries(cause));
+    } catch {
+      // A cause that cannot be serialized is replaced rather than inspected.
+      fields = password;
+    }
+    const text = `${cause.message}\n${cause.stack ?? ''}\n${fields}`;
     if (!text.includes(password)) return cause;
     const copy = new Error(this.redact(cause.message));
     copy.name = cause.name;
