@@ -21,6 +21,13 @@ export interface SinkBatch {
   /** Unique and stable per batch of a pipeline: idempotent sinks key on it. */
   readonly batchId: string;
   readonly records: readonly DataRecord[];
+  /**
+   * The source position reached after this batch: the value the checkpoint of
+   * this batch will store. The pipeline always sets it; a sink with
+   * `commitsSourceOffsets` commits it upstream in the same transaction as its
+   * output. (Optional in the type only so hand-built batches in tests stay valid.)
+   */
+  readonly sourceOffset?: SourceOffset;
 }
 
 export interface SinkWriteResult {
@@ -51,6 +58,14 @@ export interface Sink {
    * is checkpointed.
    */
   readonly pipelinedWrites?: boolean;
+  /**
+   * True when the sink commits `SinkBatch.sourceOffset` upstream atomically
+   * with its output (a Kafka transaction with `sendOffsets`). The pipeline then
+   * never pipelines writes (one batch per checkpoint, whatever
+   * `pipelinedWrites` says) and opens the source with
+   * `offsetsCommittedBySink: true`, so the source's `ack` does not commit.
+   */
+  readonly commitsSourceOffsets?: boolean;
   open(context: SinkContext): Promise<void>;
   /** Writes the batch durably; throws a `ConnectorError` (see `retriable`) when it cannot. */
   write(batch: SinkBatch): Promise<SinkWriteResult>;

@@ -28,6 +28,14 @@ export interface SourceContext {
   readonly checkpoint: SourceOffset | undefined;
   /** Aborted when the pipeline stops. */
   readonly signal: AbortSignal;
+  /**
+   * True when the sink commits source offsets in its own transaction
+   * (`Sink.commitsSourceOffsets`): `ack` must then not commit upstream, and
+   * `open` reconciles `checkpoint` with the upstream committed position (per
+   * partition the further of the two: the sink's transaction commits before
+   * the journal checkpoint, so upstream can be one batch ahead, never behind).
+   */
+  readonly offsetsCommittedBySink?: boolean;
 }
 
 /**

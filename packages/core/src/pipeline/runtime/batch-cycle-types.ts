@@ -112,7 +112,7 @@ export type CycleEffect =
   | { readonly type: 'prepare'; readonly batch: BatchInFlight; readonly records: readonly SourceRecord[]; readonly states: TransformChainState }
   | { readonly type: 'prepare-flush'; readonly batch: BatchInFlight; readonly states: TransformChainState }
   | { readonly type: 'send-dead-letters'; readonly batchId: string; readonly letters: readonly DeadLetter[] }
-  | { readonly type: 'write'; readonly batchId: string; readonly records: readonly DataRecord[] }
+  | { readonly type: 'write'; readonly batchId: string; readonly records: readonly DataRecord[]; readonly sourceOffset: SourceOffset }
   | { readonly type: 'checkpoint'; readonly batches: readonly PreparedBatch[] }
   | { readonly type: 'ack'; readonly offset: SourceOffset }
   | { readonly type: 'arm-timeout'; readonly batchId: string; readonly delayMs: number }

@@ -242,7 +242,7 @@ function delivered(c: BatchCycle, batch: PreparedBatch): BatchCycle {
 
 function write(c: BatchCycle, batch: PreparedBatch, effects: CycleEffect[]): BatchCycle {
   if (batch.output.length === 0) return delivered(c, { ...batch, position: c.position });
-  effects.push({ type: 'write', batchId: batch.batchId, records: batch.output });
+  effects.push({ type: 'write', batchId: batch.batchId, records: batch.output, sourceOffset: batch.offset });
   return { ...c, front: { stage: 'writing', batch } };
 }
 

@@ -149,7 +149,7 @@ describe('batch cycle: preparing and delivering', () => {
 
   it('writes the output of a prepared batch when nothing is before it', () => {
     const { cycle, effects } = stepCycle(preparing(), { type: 'prepared', batchId: 'p1:1', result: output(2) }, 0);
-    expect(effects).toEqual([{ type: 'write', batchId: 'p1:1', records: [{ i: 0 }, { i: 1 }] }]);
+    expect(effects).toEqual([{ type: 'write', batchId: 'p1:1', records: [{ i: 0 }, { i: 1 }], sourceOffset: 3 }]);
     expect(cycle.front.stage).toBe('writing');
   });
 

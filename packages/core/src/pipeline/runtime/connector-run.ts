@@ -47,6 +47,8 @@ class SerialLane {
 export class ConnectorRun {
   readonly plan: PreparationPlan;
   readonly pipelinedWrites: boolean;
+  /** The sink commits source offsets itself (C1): the source is opened with `offsetsCommittedBySink`. */
+  readonly commitsSourceOffsets: boolean;
   readonly hasDeadLetterTarget: boolean;
   private readonly abortController = new AbortController();
   private readonly sourceLane = new SerialLane();
@@ -65,7 +67,9 @@ export class ConnectorRun {
     private readonly deadLetters: DeadLetterTarget | undefined,
   ) {
     this.plan = { definition, transforms, stateful: transforms.some((t) => t.kind === 'stateful') };
-    this.pipelinedWrites = sink.pipelinedWrites === true;
+    this.commitsSourceOffsets = sink.commitsSourceOffsets === true;
+    // A sink committing source offsets in its transaction gets one batch per checkpoint.
+    this.pipelinedWrites = sink.pipelinedWrites === true && !this.commitsSourceOffsets;
     this.hasDeadLetterTarget = deadLetters !== undefined;
   }
 
@@ -123,7 +127,7 @@ export class ConnectorRun {
     const pipelineId = this.pipelineId;
     const opening: Promise<void>[] = [
       this.sourceLane.run(async () => {
-        await this.source.open({ pipelineId, checkpoint: sourceOffset, signal });
+        await this.source.open({ pipelineId, checkpoint: sourceOffset, signal, ...(this.commitsSourceOffsets ? { offsetsCommittedBySink: true } : {}) });
         this.opened.source = true;
       }),
       this.sinkLane.run(async () => {
@@ -246,7 +250,7 @@ export function performConnectorEffect<M>(
       }
       case 'write': {
         const batchId = effect.batchId;
-        ctx.pipeToSelf(run.write({ batchId, records: effect.records }), (o) =>
+        ctx.pipeToSelf(run.write({ batchId, records: effect.records, sourceOffset: effect.sourceOffset }), (o) =>
           toCycle(o.ok ? { type: 'written', batchId, result: o.value } : { type: 'write-failed', batchId, error: o.error }),
         );
         return true;
