@@ -3,7 +3,7 @@
  */
 export { RedisLookupSource, type RedisLookupOptions } from './redis/redis-lookup.js';
 export { createDeadLetterTarget, createSink, createSource, type ConnectorDefinition, type ConnectorDependencies } from './factory/create-connector.js';
-export { localConnectorRegistry, localConnectorSchemas } from './factory/local-connector-schemas.js';
+export { allConnectorsRegistry, connectorSchemas, localConnectorRegistry, localConnectorSchemas } from './factory/local-connector-schemas.js';
 export { GeneratorSource, generatorSourceDefinitionSchema, type GeneratedField, type GeneratorSourceDefinition, type GeneratorSourceDependencies } from './generator/generator-source.js';
 export { systemPacingClock, type PacingClock } from './generator/pacing-clock.js';
 export { FileSource, fileSourceDefinitionSchema, type FileSourceDefinition, type FileSourceOffset } from './file/file-source.js';
@@ -20,3 +20,6 @@ export {
 } from './dead-letter/postgres-dead-letter-target.js';
 export * from './kafka/index.js';
 export * from './prometheus/index.js';
+export * from './prometheus-remote-write/index.js';
+export { CassandraSink, cassandraSinkDefinitionSchema, type CassandraSinkDefinition, type CassandraSinkDependencies } from './cassandra/cassandra-sink.js';
+export { PostgresSink, postgresSinkDefinitionSchema, type PostgresSinkDefinition, type PostgresSinkDependencies } from './postgres/postgres-sink.js';

@@ -14,6 +14,9 @@ import { FileSink, type FileSinkDefinition } from '../file/file-sink.js';
 import { FileSource, type FileSourceDefinition } from '../file/file-source.js';
 import { GeneratorSource, type GeneratorSourceDefinition } from '../generator/generator-source.js';
 import { TeeSink, type TeeSinkDefinition } from '../tee/tee-sink.js';
+import { CassandraSink, type CassandraSinkDefinition } from '../cassandra/cassandra-sink.js';
+import { PostgresSink, type PostgresSinkDefinition } from '../postgres/postgres-sink.js';
+import { parseRemoteWriteSourceDefinition, RemoteWriteSource } from '../prometheus-remote-write/remote-write-source.js';
 import type { PacingClock } from '../generator/pacing-clock.js';
 
 /** A connector definition: its type and options. A pipeline stage's `onError` is allowed and ignored here. */
@@ -40,12 +43,19 @@ type Factory<T> = (options: Record<string, unknown>, dependencies: ConnectorDepe
 const sources: Readonly<Record<string, Factory<Source>>> = {
   generator: (o, d) => new GeneratorSource(o as GeneratorSourceDefinition, d.clock === undefined ? {} : { clock: d.clock }),
   file: (o) => new FileSource(o as FileSourceDefinition),
+  'prometheus-remote-write': (o) => new RemoteWriteSource(parseRemoteWriteSourceDefinition(o)),
 };
 
 const sinks: Readonly<Record<string, Factory<Sink>>> = {
   file: (o) => new FileSink(o as FileSinkDefinition),
   console: (o, d) => new ConsoleSink(o as ConsoleSinkDefinition, d.stream === undefined ? {} : { stream: d.stream }),
   tee: (o, d) => new TeeSink(o as TeeSinkDefinition, { createSink: (definition) => createSink(definition, d) }),
+  cassandra: (o) => new CassandraSink(o as CassandraSinkDefinition),
+  postgres: (o, d) =>
+    new PostgresSink(o as PostgresSinkDefinition, {
+      ...(d.pool === undefined ? {} : { pool: d.pool }),
+      ...(d.onIdleConnectionError === undefined ? {} : { onIdleConnectionError: d.onIdleConnectionError }),
+    }),
 };
 
 const deadLetterTargets: Readonly<Record<string, Factory<DeadLetterTarget>>> = {

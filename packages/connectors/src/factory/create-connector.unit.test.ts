@@ -11,7 +11,10 @@ import { FileSink } from '../file/file-sink.js';
 import { FileSource } from '../file/file-source.js';
 import { GeneratorSource } from '../generator/generator-source.js';
 import { createDeadLetterTarget, createSink, createSource } from './create-connector.js';
-import { localConnectorRegistry } from './local-connector-schemas.js';
+import { CassandraSink } from '../cassandra/cassandra-sink.js';
+import { PostgresSink } from '../postgres/postgres-sink.js';
+import { RemoteWriteSource } from '../prometheus-remote-write/remote-write-source.js';
+import { allConnectorsRegistry, localConnectorRegistry } from './local-connector-schemas.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -42,11 +45,25 @@ describe('createSource / createSink / createDeadLetterTarget', () => {
     expect(createDeadLetterTarget({ type: 'postgres', connectionString: 'postgres://localhost/x' })).toBeInstanceOf(PostgresDeadLetterTarget);
   });
 
+  it('builds the remote-write source and the Cassandra and Postgres sinks, with field-level errors', () => {
+    expect(createSource({ type: 'prometheus-remote-write', port: 0 })).toBeInstanceOf(RemoteWriteSource);
+    const cassandra = { type: 'cassandra', contactPoints: ['127.0.0.1:9042'], localDataCenter: 'dc1', keyspace: 'm', table: 't', columns: { id: 'id' } };
+    expect(createSink(cassandra)).toBeInstanceOf(CassandraSink);
+    expect(createSink({ type: 'postgres', connectionString: 'postgres://localhost/x', table: 't', columns: { id: 'id' } })).toBeInstanceOf(PostgresSink);
+    expect(() => createSink({ ...cassandra, consistency: 'SOME' })).toThrow(/consistency/);
+    expect(() => createSource({ type: 'prometheus-remote-write', port: 70_000 })).toThrow(/port/);
+    const sinkIssues = validatePipelineDefinition(
+      { name: 'metrics', source: { type: 'prometheus-remote-write', port: 0 }, sink: { ...cassandra, keyspace: 'bad keyspace' } },
+      { connectors: allConnectorsRegistry },
+    );
+    expect(sinkIssues.ok ? [] : sinkIssues.issues.map((i) => i.path)).toEqual(['sink.keyspace']);
+  });
+
   it('names the known types when the type is unknown', () => {
     const error = thrownBy(() => createSink({ type: 'elasticsearch' }));
     expect(error).toBeInstanceOf(InvalidConnectorOptionsError);
     expect((error as InvalidConnectorOptionsError).issues).toEqual([
-      { path: 'type', message: 'Unknown sink type "elasticsearch"; known: console, file, tee' },
+      { path: 'type', message: 'Unknown sink type "elasticsearch"; known: cassandra, console, file, postgres, tee' },
     ]);
   });
 

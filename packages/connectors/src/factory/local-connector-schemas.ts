@@ -11,6 +11,9 @@ import { fileSinkDefinitionSchema } from '../file/file-sink.js';
 import { fileSourceDefinitionSchema } from '../file/file-source.js';
 import { generatorSourceDefinitionSchema } from '../generator/generator-source.js';
 import { teeSinkDefinitionSchema } from '../tee/tee-sink.js';
+import { cassandraSinkDefinitionSchema } from '../cassandra/cassandra-sink.js';
+import { postgresSinkDefinitionSchema } from '../postgres/postgres-sink.js';
+import { remoteWriteSourceDefinitionSchema } from '../prometheus-remote-write/remote-write-source.js';
 
 /**
  * Option schemas of the generator and file sources, the file, console and
@@ -36,3 +39,22 @@ export const localConnectorSchemas = {
  * ```
  */
 export const localConnectorRegistry: ConnectorRegistry = connectorRegistry(localConnectorSchemas);
+
+/**
+ * Option schemas of every connector `createSource` / `createSink` /
+ * `createDeadLetterTarget` build: the local ones plus the Prometheus
+ * remote-write source and the Cassandra and Postgres sinks.
+ *
+ * @example
+ * ```ts
+ * const result = validatePipelineDefinition(input, { connectors: connectorRegistry(connectorSchemas) });
+ * ```
+ */
+export const connectorSchemas = {
+  sources: { ...localConnectorSchemas.sources, 'prometheus-remote-write': remoteWriteSourceDefinitionSchema },
+  sinks: { ...localConnectorSchemas.sinks, cassandra: cassandraSinkDefinitionSchema, postgres: postgresSinkDefinitionSchema },
+  deadLetters: localConnectorSchemas.deadLetters,
+} as const satisfies ConnectorSchemas;
+
+/** A registry of every connector this package builds (`connectorSchemas`). */
+export const allConnectorsRegistry: ConnectorRegistry = connectorRegistry(connectorSchemas);

@@ -2,6 +2,7 @@
  * The Kafka client port, its two adapters and their typed errors.
  */
 export { createKafkaClient } from './kafka-client.js';
+export { decodeKafkaSourceOffset, encodeKafkaSourceOffset, type KafkaSourceOffset } from './kafka-source-offset.js';
 export {
   kafkaClientOptionsSchema,
   kafkaConsumerOptionsSchema,
