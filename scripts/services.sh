@@ -61,7 +61,7 @@ USER_REDIS_URL="${DATAFLOW_REDIS_URL:-}"
 [[ $USER_POSTGRES_URL == "$DEFAULT_POSTGRES_URL" ]] && USER_POSTGRES_URL=""
 [[ $USER_REDIS_URL == "$DEFAULT_REDIS_URL" ]] && USER_REDIS_URL=""
 
-ALL_SERVICES=(kafka cassandra postgres redis)
+ALL_SERVICES=(kafka cassandra postgres redis prometheus)
 
 # ------------------------------------------------------------------ helpers
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -522,7 +522,36 @@ emit_env() { # SVC VALUE
     ;;
   postgres) echo "DATAFLOW_POSTGRES_URL=$value" >"$RESULTS/postgres.env" ;;
   redis) echo "DATAFLOW_REDIS_URL=$value" >"$RESULTS/redis.env" ;;
+  prometheus) echo "DATAFLOW_PROMETHEUS_BIN=$value" >"$RESULTS/prometheus.env" ;;
   esac
+}
+
+# ------------------------------------------------------------------ up: the Prometheus binary
+# Not a running service: the remote-write test starts its own Prometheus with a
+# generated config. The binary comes from Debian's package, extracted (no root
+# needed unless the package lists are missing) into $CACHE/prometheus.
+PROMETHEUS_BIN="$CACHE/prometheus/usr/bin/prometheus"
+ensure_prometheus() {
+  local tmp deb
+  if [[ -x $PROMETHEUS_BIN ]] && "$PROMETHEUS_BIN" --version >/dev/null 2>&1; then
+    emit_env prometheus "$PROMETHEUS_BIN"
+    return 0
+  fi
+  log "prometheus: fetching Debian's package (one time)"
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/dataflow-prometheus.XXXXXX")
+  if ! (cd "$tmp" && apt-get download prometheus >&2 8>&- 9>&-); then
+    log "prometheus: apt-get download failed; refreshing the package lists"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 8>&- 9>&- || { rm -rf "$tmp"; die "prometheus: apt-get update failed"; }
+    (cd "$tmp" && apt-get download prometheus >&2 8>&- 9>&-) || { rm -rf "$tmp"; die "prometheus: apt-get download prometheus failed"; }
+  fi
+  deb=$(find "$tmp" -maxdepth 1 -name 'prometheus_*.deb' | head -n 1)
+  [[ -n $deb ]] || { rm -rf "$tmp"; die "prometheus: no .deb was downloaded"; }
+  mkdir -p "$CACHE/prometheus"
+  dpkg-deb -x "$deb" "$CACHE/prometheus" || { rm -rf "$tmp"; die "prometheus: dpkg-deb -x $deb failed"; }
+  rm -rf "$tmp"
+  "$PROMETHEUS_BIN" --version >/dev/null 2>&1 || die "prometheus: $PROMETHEUS_BIN does not run"
+  log "prometheus: $("$PROMETHEUS_BIN" --version 2>&1 | head -n 1)"
+  emit_env prometheus "$PROMETHEUS_BIN"
 }
 
 # ------------------------------------------------------------------ up: PostgreSQL and Redis
@@ -641,8 +670,8 @@ parse_services() { # sets SVCS to the selected services (default: all)
   if [[ $# -eq 0 ]]; then SVCS=("${ALL_SERVICES[@]}"); return; fi
   for s in "$@"; do
     case $s in
-    kafka | cassandra | postgres | redis) SVCS+=("$s") ;;
-    *) die "unknown service '$s' (kafka, cassandra, postgres, redis)" ;;
+    kafka | cassandra | postgres | redis | prometheus) SVCS+=("$s") ;;
+    *) die "unknown service '$s' (kafka, cassandra, postgres, redis, prometheus)" ;;
     esac
   done
 }
@@ -724,6 +753,9 @@ cmd_up() {
       (ensure_native "$s") || failed=1
     done
   fi
+  for s in "${svcs[@]}"; do
+    [[ $s == prometheus ]] && { (ensure_prometheus) || failed=1; }
+  done
   for s in "${!bg[@]}"; do
     wait "${bg[$s]}" || failed=1
   done
@@ -761,6 +793,7 @@ cmd_down() {
   take_lock
   for s in "${svcs[@]}"; do
     case $s in
+    prometheus) ;; # a binary the tests start themselves: nothing runs
     kafka | cassandra | redis)
       pid=$(our_pid "$s")
       if [[ $s == redis && ! -f $CACHE/redis/managed ]]; then pid=""; fi
@@ -802,6 +835,11 @@ cmd_status() {
   svcs=("${SVCS[@]}")
   need_node
   for s in "${svcs[@]}"; do
+    if [[ $s == prometheus ]]; then
+      if [[ -x $PROMETHEUS_BIN ]]; then state=installed; else state=missing rc=3; fi
+      printf '%-10s %-8s %-40s %s\n' "$s" "$state" "$PROMETHEUS_BIN" "binary (started by the tests)"
+      continue
+    fi
     case $s in
     kafka) kind=kafka target=${USER_KAFKA_BROKERS:-$DEFAULT_KAFKA_BROKERS} ;;
     cassandra) kind=cql target=${USER_CASSANDRA_CONTACT_POINTS:-$DEFAULT_CASSANDRA_CONTACT_POINTS} ;;

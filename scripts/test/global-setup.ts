@@ -35,6 +35,9 @@ export default async function setup(project: TestProject): Promise<void> {
     if (v === undefined || v === '') throw new Error(`scripts/services.sh up did not report ${key}`);
     return v;
   };
+  // The Prometheus binary the remote-write test starts (a path, not a running service).
+  const prometheusBin = values.get('DATAFLOW_PROMETHEUS_BIN');
+  if (process.env['DATAFLOW_PROMETHEUS_BIN'] === undefined && prometheusBin !== undefined) process.env['DATAFLOW_PROMETHEUS_BIN'] = prometheusBin;
   const settings: ServiceSettings = {
     kafkaBrokers: need('DATAFLOW_KAFKA_BROKERS').split(','),
     cassandraContactPoints: need('DATAFLOW_CASSANDRA_CONTACT_POINTS').split(','),
