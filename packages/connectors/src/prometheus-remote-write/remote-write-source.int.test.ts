@@ -23,7 +23,7 @@ afterAll(async () => {
 
 describe('RemoteWriteSource with a real Prometheus', () => {
   it('receives remote-written samples with labels and values', async () => {
-    if (!existsSync(binary)) throw new Error(`Prometheus binary not found at ${binary}; run `npm run services -- up prometheus` (it extracts Debian's prometheus package there)`);
+    if (!existsSync(binary)) throw new Error(`Prometheus binary not found at ${binary}; run 'npm run services -- up prometheus' (it extracts Debian's prometheus package there)`);
     await source.open({ pipelineId: 'rw-int', checkpoint: undefined, signal: new AbortController().signal });
     const dir = mkdtempSync(join(tmpdir(), 'dataflow-prom-'));
     const promPort = 19_090 + Math.floor(Math.random() * 800);
