@@ -20,6 +20,7 @@
  */
 import { ConnectorError, getPath, parseFieldPath, type DataRecord, type FieldPath, type Sink, type SinkBatch, type SinkContext, type SinkWriteResult } from '@dataflow/core';
 import { auth, Client, errors, types, type ClientOptions, type QueryOptions } from 'cassandra-driver';
+import { isRetriableDriverError } from '@dataflow/persistence';
 import { parseDefinition } from '../factory/parse-definition.js';
 import {
   cassandraSinkDefinitionSchema,
@@ -75,21 +76,16 @@ const CONSISTENCY: Readonly<Record<ParsedCassandraSinkDefinition['consistency'],
 /** Largest partition key component Cassandra (and the driver's routing) accepts. */
 const MAX_KEY_COMPONENT_BYTES = 65_535;
 
-const RETRIABLE_CODES: ReadonlySet<number> = new Set([
-  types.responseErrorCodes.unavailableException,
-  types.responseErrorCodes.overloaded,
-  types.responseErrorCodes.isBootstrapping,
-  types.responseErrorCodes.writeTimeout,
-  types.responseErrorCodes.readTimeout,
-  types.responseErrorCodes.truncateError,
-  types.responseErrorCodes.writeFailure,
-]);
 const NETWORK_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
-/** Whether a driver failure may go away when tried again (timeouts, unavailable replicas, lost connections). */
+/**
+ * Whether a driver failure may go away when tried again: the journal's rule
+ * (timeouts, unavailable replicas, no host), plus a failed write (the sink's
+ * writes are idempotent, so writing again is safe) and a lost socket.
+ */
 function isRetriable(error: unknown): boolean {
-  if (error instanceof errors.ResponseError) return RETRIABLE_CODES.has(error.code);
-  if (error instanceof errors.NoHostAvailableError || error instanceof errors.OperationTimedOutError || error instanceof errors.BusyConnectionError) return true;
+  if (isRetriableDriverError(error)) return true;
+  if (error instanceof errors.ResponseError) return error.code === (types.responseErrorCodes.writeFailure as number);
   const code = typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : '';
   return NETWORK_CODES.has(code);
 }

@@ -54,7 +54,7 @@ interface PendingRequest {
  * ```ts
  * const source = new RemoteWriteSource(parseRemoteWriteSourceDefinition({ type: 'prometheus-remote-write', port: 0 }));
  * await source.open({ pipelineId: 'p', checkpoint: undefined, signal });
- * console.log(source.address()); // Prometheus remote_write url: http://host:port/api/v1/write
+ * const { port } = source.address(); // Prometheus' remote_write url: http://<host>:<port>/api/v1/write
  * ```
  */
 export class RemoteWriteSource implements Source {
