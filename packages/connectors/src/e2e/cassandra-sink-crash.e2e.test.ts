@@ -9,22 +9,15 @@
  *
  * The source is the generator (deterministic per index: a restart from
  * offset N reproduces record N + 1), paced so that the kills land mid-run.
- * The Kafka source variant (`kafka-cassandra-crash.e2e.test.ts`) replaces the
- * source once the Kafka source is in the tree.
+ * The Kafka source variant is `kafka-cassandra-crash.e2e.test.ts`.
  */
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { DataRecord } from '@dataflow/core';
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
 import { Client } from 'cassandra-driver';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GeneratorSource, type GeneratorSourceDefinition } from '../generator/generator-source.js';
-
-const child = fileURLToPath(new URL('./cassandra-sink-crash-child.test.ts', import.meta.url));
-const tsx = createRequire(import.meta.url).resolve('tsx');
+import { failedBatches, recoveredOf, runKillPlan, seeded, type KillStep } from './harness/crash-harness.js';
 
 const RECORDS = 20_000;
 const BATCH_SIZE = 200;
@@ -42,53 +35,6 @@ const source: GeneratorSourceDefinition = {
     value: { kind: 'float', min: -1000, max: 1000, decimals: 4 },
   },
 };
-
-/** Small seeded generator (mulberry32): the same kill moments on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-type ChildMessage =
-  | { type: 'recovered'; status: string; records: number }
-  | { type: 'progress'; records: number }
-  | { type: 'hung' }
-  | { type: 'done'; records: number }
-  | { type: 'error'; message: string }
-  | { type: 'batch-failed'; error: string };
-
-interface ChildOutcome {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly messages: readonly ChildMessage[];
-  readonly stderr: string;
-}
-
-function runChild(env: Record<string, string>, onMessage: (message: ChildMessage, kill: () => void) => void): Promise<ChildOutcome> {
-  const proc = spawn(process.execPath, ['--conditions=@dataflow/source', '--import', tsx, child], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const messages: ChildMessage[] = [];
-  let stderr = '';
-  proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const kill = () => proc.kill('SIGKILL');
-  createInterface({ input: proc.stdout }).on('line', (line) => {
-    const message = JSON.parse(line) as ChildMessage;
-    messages.push(message);
-    onMessage(message, kill);
-  });
-  return new Promise((resolve, reject) => {
-    proc.on('error', reject);
-    proc.on('close', (code, signal) => resolve({ code, signal, messages, stderr }));
-  });
-}
 
 /** Every record the generator emits, by hand: the rows the table must end with. */
 async function expectedRecords(): Promise<DataRecord[]> {
@@ -148,46 +94,18 @@ describe('Cassandra sink crash test', () => {
       batch: { size: BATCH_SIZE, maxWaitMs: 100 },
       retry: { maxRetries: 0 },
     };
-    const env = {
-      CRASH_POSTGRES_URL: services.postgresUrl,
-      CRASH_SCHEMA: keyspace,
-      CRASH_PIPELINE_ID: 'cassandra-crash',
-      CRASH_DEFINITION: JSON.stringify(definition),
-    };
     const random = seeded(SEED);
-    const plan: ({ kind: 'random'; atRecords: number; delayMs: number } | { kind: 'after-write'; writes: number })[] = [
+    const plan: KillStep[] = [
       { kind: 'random', atRecords: Math.round(RECORDS * (0.1 + 0.2 * random())), delayMs: Math.floor(random() * 25) },
       { kind: 'after-write', writes: 3 + Math.floor(random() * 10) },
     ];
-    const runs: ChildOutcome[] = [];
-    const kills: { kind: string; processedAtKill: number; progressed: number; rowsAtKill: number }[] = [];
     const countRows = async (): Promise<number> => Number((await client.execute(`SELECT count(*) AS n FROM ${keyspace}.samples`, [], { readTimeout: 60_000 })).first()?.['n'] ?? -1);
-    for (const step of plan) {
-      let armed = false;
-      let progressed = 0;
-      let processed = 0;
-      const outcome = await runChild(step.kind === 'after-write' ? { ...env, CRASH_HANG_AFTER_WRITES: String(step.writes) } : env, (message, kill) => {
-        if (message.type === 'progress') {
-          progressed++;
-          processed = message.records;
-        }
-        if (step.kind === 'after-write') {
-          if (message.type === 'hung') kill();
-          return;
-        }
-        if (!armed && message.type === 'progress' && message.records >= step.atRecords) {
-          armed = true;
-          setTimeout(kill, step.delayMs);
-        }
-      });
-      runs.push(outcome);
-      expect(outcome.signal, `${step.kind} kill: the process ended by itself (code ${outcome.code}): ${JSON.stringify(outcome.messages.slice(-3))} ${outcome.stderr}`).toBe('SIGKILL');
-      kills.push({ kind: step.kind, processedAtKill: processed, progressed, rowsAtKill: await countRows() });
-    }
-    const final = await runChild(env, () => undefined);
-    runs.push(final);
-    expect(final.code, `the last run failed: ${JSON.stringify(final.messages.slice(-3))} ${final.stderr}`).toBe(0);
-    expect(final.messages.at(-1)).toMatchObject({ type: 'done', records: RECORDS });
+    const { runs, kills } = await runKillPlan(
+      { postgresUrl: services.postgresUrl, schema: keyspace, pipelineId: 'cassandra-crash', definition },
+      plan,
+      countRows,
+    );
+    expect(runs.at(-1)?.messages.at(-1)).toMatchObject({ type: 'done', records: RECORDS });
     console.log(`cassandra crash test (seed ${SEED}): ${JSON.stringify(kills)}`);
     for (const kill of kills) {
       // Each kill happened mid-run, after this incarnation completed batches of its own.
@@ -196,15 +114,15 @@ describe('Cassandra sink crash test', () => {
     }
     // Each restart resumed from a checkpoint its predecessor left, not from the start.
     for (const run of runs.slice(1)) {
-      const recovered = run.messages.find((m) => m.type === 'recovered');
+      const recovered = recoveredOf(run);
       expect(recovered).toMatchObject({ type: 'recovered', status: 'running' });
-      expect(recovered?.type === 'recovered' ? recovered.records : 0).toBeGreaterThan(0);
+      expect(recovered?.records ?? 0).toBeGreaterThan(0);
     }
-    expect(runs.flatMap((r) => r.messages).filter((m) => m.type === 'batch-failed')).toEqual([]);
+    expect(failedBatches(runs)).toEqual([]);
     // The kill after a sink write left rows the checkpoint does not cover (one row per record): the restart re-drove them.
     const afterWrite = kills.findIndex((kill) => kill.kind === 'after-write');
-    const recoveredAfterIt = runs[afterWrite + 1]?.messages.find((m) => m.type === 'recovered');
-    expect(kills[afterWrite]?.rowsAtKill).toBeGreaterThan(recoveredAfterIt?.type === 'recovered' ? recoveredAfterIt.records : Number.POSITIVE_INFINITY);
+    const recoveredAfterIt = runs[afterWrite + 1] === undefined ? undefined : recoveredOf(runs[afterWrite + 1]!);
+    expect(kills[afterWrite]?.measured).toBeGreaterThan(recoveredAfterIt?.records ?? Number.POSITIVE_INFINITY);
 
     const expected = await expectedRecords();
     expect(expected).toHaveLength(RECORDS);

@@ -6,20 +6,14 @@
  * run to the end, writes every expected record exactly once and in order
  * across its rotated output files.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const child = fileURLToPath(new URL('./file-pipeline-crash-child.test.ts', import.meta.url));
-const tsx = createRequire(import.meta.url).resolve('tsx');
+import { recoveredOf, runKillPlan, seeded, type KillStep } from './harness/crash-harness.js';
 
 const RECORDS = 100_000;
 const BATCH_SIZE = 500;
@@ -41,55 +35,19 @@ function expectedOutput() {
   return out;
 }
 
-/** Small seeded generator (mulberry32): the same kill moments on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+/** The pipeline under test; `expectedOutput` applies its filter and map by hand. */
+function crashPipelineDefinition(input: string, output: string) {
+  return {
+    name: 'file-crash-test',
+    source: { type: 'file', path: input, format: 'ndjson' },
+    transforms: [
+      { type: 'filter', expression: 'status != "test"' },
+      { type: 'map', rename: [{ from: 'value', to: 'amount' }], set: [{ to: 'pipeline', value: 'crash-test' }], drop: ['status'] },
+    ],
+    sink: { type: 'file', path: output, format: 'jsonl', maxBytes: MAX_BYTES },
+    batch: { size: BATCH_SIZE, maxWaitMs: 100 },
+    retry: { maxRetries: 0 },
   };
-}
-
-type ChildMessage =
-  | { type: 'recovered'; status: string; records: number; checkpoint: { sinkPosition: { index: number; bytes: number } | null } | null }
-  | { type: 'progress'; records: number }
-  | { type: 'hung'; position: unknown }
-  | { type: 'done'; records: number }
-  | { type: 'error'; message: string }
-  | { type: 'batch-failed'; error: string };
-
-interface ChildOutcome {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly messages: readonly ChildMessage[];
-  readonly stderr: string;
-}
-
-/**
- * Runs the pipeline process; `onMessage` sees every line it reports and may
- * kill it. Resolves when the process has ended.
- */
-function runChild(env: Record<string, string>, onMessage: (message: ChildMessage, kill: () => void) => void): Promise<ChildOutcome> {
-  const proc = spawn(process.execPath, ['--conditions=@dataflow/source', '--import', tsx, child], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const messages: ChildMessage[] = [];
-  let stderr = '';
-  proc.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const kill = () => proc.kill('SIGKILL');
-  createInterface({ input: proc.stdout }).on('line', (line) => {
-    const message = JSON.parse(line) as ChildMessage;
-    messages.push(message);
-    onMessage(message, kill);
-  });
-  return new Promise((resolve, reject) => {
-    proc.on('error', reject);
-    proc.on('close', (code, signal) => resolve({ code, signal, messages, stderr }));
-  });
 }
 
 /** The sink's files in rotation order: `out.jsonl`, `out.jsonl.1`, ... */
@@ -152,66 +110,36 @@ describe('file pipeline crash test', () => {
     let text = '';
     for (let i = 1; i <= RECORDS; i++) text += `${JSON.stringify(inputRecord(i))}\n`;
     await writeFile(input, text);
-    const env = {
-      CRASH_POSTGRES_URL: serviceSettings().postgresUrl,
-      CRASH_SCHEMA: schema(),
-      CRASH_PIPELINE_ID: 'file-crash',
-      CRASH_INPUT: input,
-      CRASH_OUTPUT: output,
-      CRASH_MAX_BYTES: String(MAX_BYTES),
-      CRASH_BATCH_SIZE: String(BATCH_SIZE),
-    };
     const random = seeded(SEED);
     // Each kill lands in a later slice of the input, so every incarnation makes progress of its own.
-    const plan: ({ kind: 'random'; atRecords: number; delayMs: number } | { kind: 'after-write'; writes: number })[] = [
+    const plan: KillStep[] = [
       { kind: 'random', atRecords: Math.round(RECORDS * (0.1 + 0.2 * random())), delayMs: Math.floor(random() * 25) },
       { kind: 'after-write', writes: 3 + Math.floor(random() * 10) },
       { kind: 'random', atRecords: Math.round(RECORDS * (0.55 + 0.2 * random())), delayMs: Math.floor(random() * 25) },
     ];
-
-    const kills: { kind: string; outputAtKill: number; sizesAtKill: number[]; progressed: number }[] = [];
     const recoveredCheckpoints: ({ index: number; bytes: number } | null)[] = [];
-    const runs: ChildOutcome[] = [];
-    for (const step of plan) {
-      let armed = false;
-      let progressed = 0;
-      const outcome = await runChild(step.kind === 'after-write' ? { ...env, CRASH_HANG_AFTER_WRITES: String(step.writes) } : env, (message, kill) => {
-        if (message.type === 'progress') progressed++;
-        if (step.kind === 'after-write') {
-          if (message.type === 'hung') kill();
-          return;
-        }
-        if (!armed && message.type === 'progress' && message.records >= step.atRecords) {
-          armed = true;
-          setTimeout(kill, step.delayMs);
-        }
-      });
-      runs.push(outcome);
-      expect(outcome.signal, `${step.kind} kill: the process ended by itself (code ${outcome.code}): ${outcome.stderr}`).toBe('SIGKILL');
-      const segments = await outputSegments(output);
-      kills.push({
-        kind: step.kind,
+    const { runs, kills } = await runKillPlan(
+      { postgresUrl: serviceSettings().postgresUrl, schema: schema(), pipelineId: 'file-crash', definition: crashPipelineDefinition(input, output) },
+      plan,
+      async () => ({
         outputAtKill: (await outputLines(output)).length,
-        sizesAtKill: await Promise.all(segments.map(async (file) => (await stat(file)).size)),
-        progressed,
-      });
-    }
-    const final = await runChild(env, () => undefined);
-    runs.push(final);
-    expect(final.code, `the last run failed: ${JSON.stringify(final.messages.slice(-3))} ${final.stderr}`).toBe(0);
-    expect(final.messages.at(-1)).toMatchObject({ type: 'done', records: RECORDS });
+        sizesAtKill: await Promise.all((await outputSegments(output)).map(async (file) => (await stat(file)).size)),
+      }),
+    );
+    expect(runs.at(-1)?.messages.at(-1)).toMatchObject({ type: 'done', records: RECORDS });
 
     // What each later incarnation recovered is the checkpoint its predecessor died with.
     for (const run of runs.slice(1)) {
-      const recovered = run.messages.find((m) => m.type === 'recovered');
+      const recovered = recoveredOf(run);
       expect(recovered).toMatchObject({ type: 'recovered', status: 'running' });
-      recoveredCheckpoints.push(recovered?.type === 'recovered' ? (recovered.checkpoint?.sinkPosition ?? null) : null);
+      recoveredCheckpoints.push((recovered?.checkpoint?.sinkPosition as { index: number; bytes: number } | undefined) ?? null);
     }
     const expected = expectedOutput();
     const report = kills.map((kill, i) => {
       const { index, bytes } = recoveredCheckpoints[i] ?? { index: 0, bytes: 0 };
-      const beyondCheckpoint = kill.sizesAtKill.length > index + 1 || (kill.sizesAtKill[index] ?? 0) > bytes;
-      return { kind: kill.kind, outputAtKill: kill.outputAtKill, progressed: kill.progressed, beyondCheckpoint };
+      const { outputAtKill, sizesAtKill } = kill.measured;
+      const beyondCheckpoint = sizesAtKill.length > index + 1 || (sizesAtKill[index] ?? 0) > bytes;
+      return { kind: kill.kind, outputAtKill, progressed: kill.progressed, beyondCheckpoint };
     });
     console.log(`crash test (seed ${SEED}): ${JSON.stringify(report)}`);
     for (const kill of report) {
