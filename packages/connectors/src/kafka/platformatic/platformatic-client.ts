@@ -37,6 +37,22 @@ export interface PlatformaticBaseOptions {
   readonly timeout: number;
   readonly connectTimeout: number;
   readonly retries: number;
+  /** Delay before retry `attempt` (1-based) of a retriable failure. */
+  readonly retryDelay: (client: unknown, operationId: string, attempt: number) => number;
+}
+
+/**
+ * Backoff of the client's own retries: 20 ms, doubling, at most 1 s. The
+ * library's default is a fixed 1 s, and the commonest retriable answer of a
+ * busy transactional producer, CONCURRENT_TRANSACTIONS (the previous
+ * transaction's markers are still being written when the next one adds its
+ * partitions), clears within milliseconds: with 1 s every transaction after
+ * the first waited about half a second (measured: 516 ms per 500-record
+ * transaction against 75 ms with kafkajs, whose backoff starts near 100 ms).
+ * The Java client retries that error after 20 ms for the same reason.
+ */
+export function platformaticRetryDelay(_client: unknown, _operationId: string, attempt: number): number {
+  return Math.min(1_000, 20 * 2 ** Math.max(0, attempt - 1));
 }
 
 /** Creates the @platformatic/kafka client; connections open on first use. */
@@ -47,6 +63,7 @@ export function createPlatformaticClient(options: KafkaClientOptions): KafkaClie
     timeout: options.requestTimeoutMs,
     connectTimeout: options.connectTimeoutMs,
     retries: options.retries,
+    retryDelay: platformaticRetryDelay,
   };
   return {
     adapter: 'platformatic',
