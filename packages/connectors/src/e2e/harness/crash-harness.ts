@@ -43,6 +43,8 @@ export interface CrashChildSettings {
   readonly definition: Record<string, unknown>;
   /** For sources that never end: stop the pipeline once this many records are checkpointed. */
   readonly stopAtRecords?: number;
+  /** For a Kafka source whose sink commits its offsets: stop once the checkpointed positions add up to this. */
+  readonly stopAtKafkaOffsets?: number;
 }
 
 export type KillStep = { readonly kind: 'random'; readonly atRecords: number; readonly delayMs: number } | { readonly kind: 'after-write'; readonly writes: number };
@@ -76,6 +78,7 @@ function childEnv(settings: CrashChildSettings, extra: Record<string, string>): 
     CRASH_PIPELINE_ID: settings.pipelineId,
     CRASH_DEFINITION: JSON.stringify(settings.definition),
     ...(settings.stopAtRecords === undefined ? {} : { CRASH_STOP_AT_RECORDS: String(settings.stopAtRecords) }),
+    ...(settings.stopAtKafkaOffsets === undefined ? {} : { CRASH_STOP_AT_KAFKA_OFFSETS: String(settings.stopAtKafkaOffsets) }),
     ...extra,
   };
 }

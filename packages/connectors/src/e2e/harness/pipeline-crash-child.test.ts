@@ -13,7 +13,12 @@
  *   built with the connector factory);
  * - CRASH_HANG_AFTER_WRITES (optional): see `hangingAfter`;
  * - CRASH_STOP_AT_RECORDS (optional): for a source that never ends (Kafka),
- *   the pipeline is stopped once its checkpointed record count reaches it.
+ *   the pipeline is stopped once its checkpointed record count reaches it;
+ * - CRASH_STOP_AT_KAFKA_OFFSETS (optional): for a Kafka source whose sink
+ *   commits the offsets itself, the pipeline is stopped once the checkpointed
+ *   positions of all partitions add up to it (the record count cannot serve:
+ *   a batch committed in Kafka but not yet checkpointed when the process died
+ *   is skipped on restart, so the journal never counts it).
  *
  * Stdout carries one JSON object per line: `{ "type": "recovered", "status",
  * "records", "checkpoint" }` with what the journal held at start,
@@ -87,11 +92,23 @@ function hangingAfter(sink: Sink, hangAfterWrites: number | undefined): Sink {
   };
 }
 
+/** The sum of the next offsets of a Kafka source checkpoint (`{ groupId, positions: [[topic, partition, "offset"]] }`); 0 for anything else. */
+function kafkaPositionsTotal(offset: unknown): number {
+  const positions = (offset as { positions?: unknown } | null | undefined)?.positions;
+  if (!Array.isArray(positions)) return 0;
+  return positions.reduce((sum: number, p: unknown) => sum + (Array.isArray(p) ? Number(p[2]) : 0), 0);
+}
+
 async function main(): Promise<number> {
   const pipelineId = setting('CRASH_PIPELINE_ID');
   const definition = JSON.parse(setting('CRASH_DEFINITION')) as Record<string, unknown>;
   const hangAfterWrites = optionalNumber('CRASH_HANG_AFTER_WRITES');
   const stopAtRecords = optionalNumber('CRASH_STOP_AT_RECORDS');
+  const stopAtKafkaOffsets = optionalNumber('CRASH_STOP_AT_KAFKA_OFFSETS');
+  const reachedTarget = (state: PipelineState): boolean =>
+    state.status !== 'empty' &&
+    ((stopAtRecords !== undefined && state.metrics.recordsProcessed >= stopAtRecords) ||
+      (stopAtKafkaOffsets !== undefined && kafkaPositionsTotal(state.checkpoint?.sourceOffset) >= stopAtKafkaOffsets));
   const pool = new pg.Pool({ connectionString: setting('CRASH_POSTGRES_URL'), max: 4 });
   const persistence = await createPostgresPersistence({ pool, schema: setting('CRASH_SCHEMA'), ensureSchema: true });
   const system = createActorSystem({ name: `crash-${process.pid}` });
@@ -120,7 +137,7 @@ async function main(): Promise<number> {
               report({ type: 'progress', records: reported });
             }
             if (state.status === 'stopped' || state.status === 'failed') resolve(state);
-            else if (stopAtRecords !== undefined && !stopRequested && state.status === 'running' && state.metrics.recordsProcessed >= stopAtRecords) {
+            else if (!stopRequested && state.status === 'running' && reachedTarget(state)) {
               stopRequested = true;
               call(pipeline, (replyTo) => ({ type: 'stop', reason: STOP_REASON, replyTo })).catch((error: unknown) => reject(error instanceof Error ? error : new Error(String(error))));
             }
