@@ -18,6 +18,9 @@ import { CassandraSink, type CassandraSinkDefinition } from '../cassandra/cassan
 import { PostgresSink, type PostgresSinkDefinition } from '../postgres/postgres-sink.js';
 import { parseRemoteWriteSourceDefinition, RemoteWriteSource } from '../prometheus-remote-write/remote-write-source.js';
 import type { PacingClock } from '../generator/pacing-clock.js';
+import { KafkaDeadLetterTarget } from '../kafka/kafka-dead-letter-target.js';
+import { KafkaSink } from '../kafka/kafka-sink.js';
+import { KafkaSource } from '../kafka/kafka-source.js';
 
 /** A connector definition: its type and options. A pipeline stage's `onError` is allowed and ignored here. */
 export interface ConnectorDefinition {
@@ -44,6 +47,7 @@ const sources: Readonly<Record<string, Factory<Source>>> = {
   generator: (o, d) => new GeneratorSource(o as GeneratorSourceDefinition, d.clock === undefined ? {} : { clock: d.clock }),
   file: (o) => new FileSource(o as FileSourceDefinition),
   'prometheus-remote-write': (o) => new RemoteWriteSource(parseRemoteWriteSourceDefinition(o)),
+  kafka: (o) => new KafkaSource(o),
 };
 
 const sinks: Readonly<Record<string, Factory<Sink>>> = {
@@ -51,6 +55,7 @@ const sinks: Readonly<Record<string, Factory<Sink>>> = {
   console: (o, d) => new ConsoleSink(o as ConsoleSinkDefinition, d.stream === undefined ? {} : { stream: d.stream }),
   tee: (o, d) => new TeeSink(o as TeeSinkDefinition, { createSink: (definition) => createSink(definition, d) }),
   cassandra: (o) => new CassandraSink(o as CassandraSinkDefinition),
+  kafka: (o) => new KafkaSink(o),
   postgres: (o, d) =>
     new PostgresSink(o as PostgresSinkDefinition, {
       ...(d.pool === undefined ? {} : { pool: d.pool }),
@@ -60,6 +65,7 @@ const sinks: Readonly<Record<string, Factory<Sink>>> = {
 
 const deadLetterTargets: Readonly<Record<string, Factory<DeadLetterTarget>>> = {
   file: (o) => new FileDeadLetterTarget(o as FileDeadLetterDefinition),
+  kafka: (o) => new KafkaDeadLetterTarget(o),
   postgres: (o, d) =>
     new PostgresDeadLetterTarget(o as PostgresDeadLetterDefinition, {
       ...(d.pool === undefined ? {} : { pool: d.pool }),

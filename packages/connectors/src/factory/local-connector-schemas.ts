@@ -14,6 +14,9 @@ import { teeSinkDefinitionSchema } from '../tee/tee-sink.js';
 import { cassandraSinkDefinitionSchema } from '../cassandra/cassandra-sink.js';
 import { postgresSinkDefinitionSchema } from '../postgres/postgres-sink.js';
 import { remoteWriteSourceDefinitionSchema } from '../prometheus-remote-write/remote-write-source.js';
+import { kafkaDeadLetterDefinitionSchema } from '../kafka/kafka-dead-letter-target.js';
+import { kafkaSinkDefinitionSchema } from '../kafka/kafka-sink.js';
+import { kafkaSourceDefinitionSchema } from '../kafka/kafka-source.js';
 
 /**
  * Option schemas of the generator and file sources, the file, console and
@@ -42,8 +45,9 @@ export const localConnectorRegistry: ConnectorRegistry = connectorRegistry(local
 
 /**
  * Option schemas of every connector `createSource` / `createSink` /
- * `createDeadLetterTarget` build: the local ones plus the Prometheus
- * remote-write source and the Cassandra and Postgres sinks.
+ * `createDeadLetterTarget` build: the local ones plus the Kafka source, sink
+ * and dead-letter target, the Prometheus remote-write source and the
+ * Cassandra and Postgres sinks.
  *
  * @example
  * ```ts
@@ -51,9 +55,9 @@ export const localConnectorRegistry: ConnectorRegistry = connectorRegistry(local
  * ```
  */
 export const connectorSchemas = {
-  sources: { ...localConnectorSchemas.sources, 'prometheus-remote-write': remoteWriteSourceDefinitionSchema },
-  sinks: { ...localConnectorSchemas.sinks, cassandra: cassandraSinkDefinitionSchema, postgres: postgresSinkDefinitionSchema },
-  deadLetters: localConnectorSchemas.deadLetters,
+  sources: { ...localConnectorSchemas.sources, kafka: kafkaSourceDefinitionSchema, 'prometheus-remote-write': remoteWriteSourceDefinitionSchema },
+  sinks: { ...localConnectorSchemas.sinks, kafka: kafkaSinkDefinitionSchema, cassandra: cassandraSinkDefinitionSchema, postgres: postgresSinkDefinitionSchema },
+  deadLetters: { ...localConnectorSchemas.deadLetters, kafka: kafkaDeadLetterDefinitionSchema },
 } as const satisfies ConnectorSchemas;
 
 /** A registry of every connector this package builds (`connectorSchemas`). */

@@ -2,6 +2,9 @@
  * The Kafka client port, its two adapters and their typed errors.
  */
 export { createKafkaClient } from './kafka-client.js';
+export { KafkaSource, kafkaSourceDefinitionSchema, parseKafkaSourceDefinition, type KafkaSourceDefinition, type KafkaSourceDefinitionInput } from './kafka-source.js';
+export { KafkaSink, kafkaSinkDefinitionSchema, parseKafkaSinkDefinition, type KafkaSinkDefinition, type KafkaSinkDefinitionInput } from './kafka-sink.js';
+export { deadLetterRecord, KafkaDeadLetterTarget, kafkaDeadLetterDefinitionSchema, parseKafkaDeadLetterDefinition, type KafkaDeadLetterDefinition } from './kafka-dead-letter-target.js';
 export { decodeKafkaSourceOffset, encodeKafkaSourceOffset, type KafkaSourceOffset } from './kafka-source-offset.js';
 export {
   kafkaClientOptionsSchema,

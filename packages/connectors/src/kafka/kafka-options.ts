@@ -61,6 +61,30 @@ export const kafkaProducerOptionsSchema = z
 export type KafkaProducerOptionsInput = z.input<typeof kafkaProducerOptionsSchema>;
 
 /**
+ * The consumer's tuning fields (everything but `groupId`), shared with the
+ * Kafka source's definition.
+ */
+export function kafkaConsumerTuningFields() {
+  return {
+    autoOffsetReset: z.enum(['earliest', 'latest']).default('earliest'),
+    isolation: z.enum(['read_committed', 'read_uncommitted']).default('read_committed'),
+    maxBufferedRecords: z.number().int().min(1).max(1_000_000).default(5_000),
+    maxBytesPerPartition: z.number().int().min(1024).default(1_048_576),
+    fetchMaxWaitMs: positiveMs.max(60_000).default(500),
+    sessionTimeoutMs: positiveMs.min(1_000).default(30_000),
+    heartbeatIntervalMs: positiveMs.default(3_000),
+    rebalanceTimeoutMs: positiveMs.default(60_000),
+  };
+}
+
+/** Cross-field check of the consumer's timeouts. */
+export function checkConsumerTimeouts(value: { heartbeatIntervalMs: number; sessionTimeoutMs: number }, ctx: z.RefinementCtx): void {
+  if (value.heartbeatIntervalMs >= value.sessionTimeoutMs) {
+    ctx.addIssue({ code: 'custom', path: ['heartbeatIntervalMs'], message: 'must be lower than sessionTimeoutMs (Kafka recommends a third of it)' });
+  }
+}
+
+/**
  * Consumer options.
  *
  * @example
@@ -71,20 +95,9 @@ export type KafkaProducerOptionsInput = z.input<typeof kafkaProducerOptionsSchem
 export const kafkaConsumerOptionsSchema = z
   .strictObject({
     groupId: z.string().min(1).max(255),
-    autoOffsetReset: z.enum(['earliest', 'latest']).default('earliest'),
-    isolation: z.enum(['read_committed', 'read_uncommitted']).default('read_committed'),
-    maxBufferedRecords: z.number().int().min(1).max(1_000_000).default(5_000),
-    maxBytesPerPartition: z.number().int().min(1024).default(1_048_576),
-    fetchMaxWaitMs: positiveMs.max(60_000).default(500),
-    sessionTimeoutMs: positiveMs.min(1_000).default(30_000),
-    heartbeatIntervalMs: positiveMs.default(3_000),
-    rebalanceTimeoutMs: positiveMs.default(60_000),
+    ...kafkaConsumerTuningFields(),
   })
-  .superRefine((value, ctx) => {
-    if (value.heartbeatIntervalMs >= value.sessionTimeoutMs) {
-      ctx.addIssue({ code: 'custom', path: ['heartbeatIntervalMs'], message: 'must be lower than sessionTimeoutMs (Kafka recommends a third of it)' });
-    }
-  });
+  .superRefine(checkConsumerTimeouts);
 
 export type KafkaConsumerOptionsInput = z.input<typeof kafkaConsumerOptionsSchema>;
 

@@ -1,0 +1,301 @@
+/**
+ * The Kafka source: a consumer group member per pipeline that hands out
+ * batches of records and commits their offsets only once the pipeline has
+ * durably checkpointed them (or never, when the sink commits them in its own
+ * transaction; ADR 0009).
+ *
+ * Positions: the source offset of a batch is, per topic-partition, the offset
+ * of the next record to read (contract C2, `kafka-source-offset.ts`). On open,
+ * and whenever the group assigns a partition, the source seeks the partition
+ * to the position it knows: the journal checkpoint's (the truth after a
+ * crash, whatever Kafka has committed), or with `offsetsCommittedBySink` the
+ * further of the checkpoint's and Kafka's committed one. Partitions it knows
+ * nothing about start at the group's committed offset, else per
+ * `autoOffsetReset`.
+ *
+ * Rebalances (the eager protocol takes every partition away, then assigns the
+ * new set): records of revoked partitions that were fetched but not handed out
+ * are dropped by the consumer; what was handed out stays in the batch in
+ * flight, which the pipeline still writes and checkpoints. A partition assigned
+ * again resumes right after what was handed out; a partition that went to
+ * another member is forgotten (its position leaves the next offsets), and
+ * acknowledgements skip partitions no longer assigned: the new owner starts at
+ * the committed offset, so records handed out here but not yet committed may be
+ * read twice across members, never skipped.
+ *
+ * Backpressure: the consumer's buffer holds at most `maxBufferedRecords`; when
+ * it is full, fetching waits (no partition is fetched ahead without bound) and
+ * the pipeline pulls one batch at a time.
+ */
+import type { DataRecord, JsonValue, Source, SourceBatch, SourceContext, SourceOffset, SourceRecord } from '@dataflow/core';
+import { ConnectorError } from '@dataflow/core';
+import * as z from 'zod';
+import { parseDefinition } from '../factory/parse-definition.js';
+import { createKafkaClient } from './kafka-client.js';
+import { KafkaRebalanceError } from './kafka-errors.js';
+import { checkConsumerTimeouts, kafkaClientOptionsSchema, kafkaConsumerTuningFields } from './kafka-options.js';
+import { partitionKey, type ConsumedRecord, type KafkaClient, type KafkaConsumer, type TopicPartition, type TopicPartitionOffset } from './kafka-port.js';
+import { decodeKafkaSourceOffset, encodeKafkaSourceOffset } from './kafka-source-offset.js';
+
+/** How often in a row a retriable offset commit may fail (each later ack retries it) before the failure reaches the pipeline. */
+export const MAX_CONSECUTIVE_COMMIT_FAILURES = 5;
+
+function validPattern(pattern: string): boolean {
+  try {
+    new RegExp(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Definition of the Kafka source.
+ *
+ * @example
+ * ```ts
+ * parseKafkaSourceDefinition({ type: 'kafka', brokers: ['127.0.0.1:9092'], topics: ['orders'], format: 'json' });
+ * ```
+ */
+export const kafkaSourceDefinitionSchema = z
+  .strictObject({
+    type: z.literal('kafka'),
+    ...kafkaClientOptionsSchema.shape,
+    /** Topics to read; give this or `topicPattern`. */
+    topics: z.array(z.string().min(1).max(249)).min(1, 'at least one topic').optional(),
+    /** A regular expression matched against the broker's topic names when subscribing, e.g. `^prometheus_metrics_.*`. */
+    topicPattern: z.string().min(1).refine(validPattern, 'not a valid regular expression').optional(),
+    /** The consumer group; default `dataflow-<pipelineId>`. */
+    groupId: z.string().min(1).max(255).optional(),
+    /** How record values become record fields: parsed JSON, UTF-8 text, or base64 of the bytes. */
+    format: z.enum(['json', 'string', 'bytes']).default('json'),
+    /** How keys become the `key` field: UTF-8 text, or base64 of the bytes. */
+    keyFormat: z.enum(['string', 'bytes']).default('string'),
+    ...kafkaConsumerTuningFields(),
+  })
+  .superRefine((value, ctx) => {
+    if ((value.topics === undefined) === (value.topicPattern === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['topics'], message: 'give exactly one of topics (a list of names) or topicPattern (a regular expression)' });
+    }
+    checkConsumerTimeouts(value, ctx);
+  });
+
+export type KafkaSourceDefinition = z.output<typeof kafkaSourceDefinitionSchema>;
+export type KafkaSourceDefinitionInput = z.input<typeof kafkaSourceDefinitionSchema>;
+
+/** Validates a Kafka source definition; throws `InvalidConnectorOptionsError` with field-level issues. */
+export function parseKafkaSourceDefinition(input: unknown): KafkaSourceDefinition {
+  return parseDefinition('kafka', kafkaSourceDefinitionSchema, input);
+}
+
+/** What the Kafka source may be given instead of building it from its definition (tests). */
+export interface KafkaSourceDependencies {
+  /** A client to use instead of one created from the definition; the source does not close it. */
+  readonly client?: KafkaClient;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The Kafka source; see the module comment. */
+export class KafkaSource implements Source {
+  readonly type = 'kafka';
+  readonly definition: KafkaSourceDefinition;
+  readonly #injectedClient: KafkaClient | undefined;
+  #client: KafkaClient | undefined;
+  #consumer: KafkaConsumer | undefined;
+  #groupId = '';
+  #committedBySink = false;
+  /** Per partition: the next offset to hand out (what the next batch's offset records). */
+  readonly #positions = new Map<string, TopicPartitionOffset>();
+  /** Acknowledged positions whose commit failed retriably; retried with the next ack. */
+  readonly #pendingCommit = new Map<string, TopicPartitionOffset>();
+  #commitFailures = 0;
+  #closed = false;
+
+  constructor(definition: KafkaSourceDefinitionInput | Record<string, unknown>, dependencies: KafkaSourceDependencies = {}) {
+    this.definition = parseKafkaSourceDefinition(definition);
+    this.#injectedClient = dependencies.client;
+  }
+
+  /** The consumer group in use (known after `open`). */
+  get groupId(): string {
+    return this.#groupId;
+  }
+
+  async open(context: SourceContext): Promise<void> {
+    const d = this.definition;
+    this.#groupId = d.groupId ?? `dataflow-${context.pipelineId}`;
+    this.#committedBySink = context.offsetsCommittedBySink === true;
+    if (context.checkpoint !== undefined) {
+      const restored = decodeKafkaSourceOffset(context.checkpoint);
+      if (restored.groupId !== this.#groupId) {
+        throw new ConnectorError(
+          'kafka',
+          `the checkpoint was taken with consumer group ${JSON.stringify(restored.groupId)} but the source is configured with ${JSON.stringify(this.#groupId)}; ` +
+            'changing the group of a running pipeline loses its positions: reset the pipeline, or set groupId back',
+          { retriable: false },
+        );
+      }
+      for (const p of restored.positions) this.#positions.set(partitionKey(p.topic, p.partition), p);
+    }
+    const client = this.#injectedClient ?? createKafkaClient(clientOptions(d));
+    this.#client = client;
+    const subscription = d.topics ?? new RegExp(d.topicPattern ?? '');
+    if (this.#committedBySink) await this.#reconcileWithCommitted(client, subscription);
+    const consumer = client.consumer({
+      groupId: this.#groupId,
+      autoOffsetReset: d.autoOffsetReset,
+      isolation: d.isolation,
+      maxBufferedRecords: d.maxBufferedRecords,
+      maxBytesPerPartition: d.maxBytesPerPartition,
+      fetchMaxWaitMs: d.fetchMaxWaitMs,
+      sessionTimeoutMs: d.sessionTimeoutMs,
+      heartbeatIntervalMs: d.heartbeatIntervalMs,
+      rebalanceTimeoutMs: d.rebalanceTimeoutMs,
+    });
+    this.#consumer = consumer;
+    await consumer.subscribe(subscription, {
+      // Called synchronously when the group hands out partitions, before any of their records can be polled.
+      onAssigned: (assigned) => this.#assigned(consumer, assigned),
+    });
+  }
+
+  async poll(maxRecords: number, maxWaitMs: number): Promise<SourceBatch> {
+    const consumer = this.#requireOpen('poll');
+    const consumed = await consumer.poll({ maxRecords, maxWaitMs });
+    const records: SourceRecord[] = consumed.map((r) => this.#toRecord(r));
+    for (const r of consumed) this.#positions.set(partitionKey(r.topic, r.partition), { topic: r.topic, partition: r.partition, offset: r.offset + 1n });
+    return { records, offset: encodeKafkaSourceOffset(this.#groupId, [...this.#positions.values()]), done: false };
+  }
+
+  async ack(offset: SourceOffset): Promise<void> {
+    if (this.#committedBySink) return;
+    const consumer = this.#requireOpen('ack');
+    const { positions } = decodeKafkaSourceOffset(offset);
+    for (const p of positions) this.#pendingCommit.set(partitionKey(p.topic, p.partition), p);
+    const assigned = new Set(consumer.assignment().map((tp) => partitionKey(tp.topic, tp.partition)));
+    // A partition no longer assigned is another member's now: its commit is not ours to make.
+    for (const key of [...this.#pendingCommit.keys()]) if (!assigned.has(key)) this.#pendingCommit.delete(key);
+    if (this.#pendingCommit.size === 0) return;
+    const commit = [...this.#pendingCommit.values()];
+    try {
+      await consumer.commit(commit);
+      this.#commitFailures = 0;
+      for (const p of commit) {
+        const key = partitionKey(p.topic, p.partition);
+        if (this.#pendingCommit.get(key) === p) this.#pendingCommit.delete(key);
+      }
+    } catch (error) {
+      // The checkpoint is durable whatever Kafka says: a commit lost in a rebalance is retried by the next ack,
+      // and a restart seeks to the checkpoint anyway. Only a run of failures is reported.
+      this.#commitFailures++;
+      const retriable = error instanceof KafkaRebalanceError || (error as { retriable?: unknown }).retriable === true;
+      if (!retriable || this.#commitFailures >= MAX_CONSECUTIVE_COMMIT_FAILURES) {
+        throw new ConnectorError('kafka', `committing the offsets of consumer group ${this.#groupId} failed (${this.#commitFailures} time(s) in a row)`, {
+          retriable,
+          cause: error,
+        });
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#consumer?.close();
+  }
+
+  #requireOpen(operation: string): KafkaConsumer {
+    if (this.#consumer === undefined || this.#closed) {
+      throw new ConnectorError('kafka', `${operation} on a Kafka source that is ${this.#closed ? 'closed' : 'not open'}`, { retriable: false });
+    }
+    return this.#consumer;
+  }
+
+  /** New assignment: seek what we know, forget partitions that went elsewhere. */
+  #assigned(consumer: KafkaConsumer, assigned: readonly TopicPartition[]): void {
+    const keys = new Set<string>();
+    for (const tp of assigned) {
+      const key = partitionKey(tp.topic, tp.partition);
+      keys.add(key);
+      const known = this.#positions.get(key);
+      if (known !== undefined) consumer.seek(known);
+    }
+    for (const key of [...this.#positions.keys()]) if (!keys.has(key)) this.#positions.delete(key);
+  }
+
+  /** With a sink that commits offsets itself: per partition, the further of the checkpoint and Kafka's committed offset. */
+  async #reconcileWithCommitted(client: KafkaClient, subscription: readonly string[] | RegExp): Promise<void> {
+    const admin = await client.admin();
+    try {
+      const topics = Array.isArray(subscription) ? subscription : (await admin.listTopics()).filter((t) => (subscription as RegExp).test(t));
+      if (topics.length === 0) return;
+      for (const committed of await admin.fetchCommittedOffsets(this.#groupId, topics)) {
+        if (committed.offset < 0n) continue;
+        const key = partitionKey(committed.topic, committed.partition);
+        const known = this.#positions.get(key);
+        if (known === undefined || committed.offset > known.offset) this.#positions.set(key, committed);
+      }
+    } finally {
+      await admin.close();
+    }
+  }
+
+  #toRecord(r: ConsumedRecord): SourceRecord {
+    const where = `${r.topic}-${r.partition}@${r.offset}`;
+    let key: string | null = null;
+    if (r.key !== null) {
+      if (this.definition.keyFormat === 'bytes') key = r.key.toString('base64');
+      else {
+        try {
+          key = utf8.decode(r.key);
+        } catch {
+          return { ok: false, raw: rawText(r.value), reason: `record ${where}: the key is not valid UTF-8 (use keyFormat: 'bytes')` };
+        }
+      }
+    }
+    let value: JsonValue;
+    if (r.value === null) value = null;
+    else if (this.definition.format === 'bytes') value = r.value.toString('base64');
+    else {
+      let text: string;
+      try {
+        text = utf8.decode(r.value);
+      } catch {
+        return { ok: false, raw: rawText(r.value), reason: `record ${where}: the value is not valid UTF-8 (use format: 'bytes')` };
+      }
+      if (this.definition.format === 'string') value = text;
+      else {
+        try {
+          value = JSON.parse(text) as JsonValue;
+        } catch (error) {
+          return { ok: false, raw: text, reason: `record ${where}: the value is not valid JSON (${error instanceof Error ? error.message : String(error)})` };
+        }
+      }
+    }
+    const headers = Object.fromEntries([...r.headers].map(([name, v]) => [name, v.toString('utf8')]));
+    const record: DataRecord = { topic: r.topic, partition: r.partition, offset: r.offset.toString(), timestamp: r.timestamp, key, headers, value };
+    return { ok: true, value: record };
+  }
+}
+
+/** The raw text of a value for the dead-letter queue: UTF-8 when it is, else base64 prefixed `base64:`. */
+function rawText(value: Buffer | null): string {
+  if (value === null) return '';
+  try {
+    return utf8.decode(value);
+  } catch {
+    return `base64:${value.toString('base64')}`;
+  }
+}
+
+function clientOptions(d: KafkaSourceDefinition) {
+  return {
+    client: d.client,
+    brokers: d.brokers,
+    clientId: d.clientId,
+    connectTimeoutMs: d.connectTimeoutMs,
+    requestTimeoutMs: d.requestTimeoutMs,
+    retries: d.retries,
+  };
+}
