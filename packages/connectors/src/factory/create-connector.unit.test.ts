@@ -63,7 +63,7 @@ describe('createSource / createSink / createDeadLetterTarget', () => {
     const error = thrownBy(() => createSink({ type: 'elasticsearch' }));
     expect(error).toBeInstanceOf(InvalidConnectorOptionsError);
     expect((error as InvalidConnectorOptionsError).issues).toEqual([
-      { path: 'type', message: 'Unknown sink type "elasticsearch"; known: cassandra, console, file, postgres, tee' },
+      { path: 'type', message: 'Unknown sink type "elasticsearch"; known: cassandra, console, file, kafka, postgres, tee' },
     ]);
   });
 

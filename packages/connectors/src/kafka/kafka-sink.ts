@@ -242,10 +242,11 @@ export class KafkaSink implements Sink {
       await tx.commit();
     } catch (error) {
       const abortFailure = await settle(tx.abort());
-      if (abortFailure === undefined) throw error;
+      // A fenced producer cannot abort either; the broker aborted its transaction when the successor registered.
+      if (abortFailure === undefined || error instanceof KafkaProducerFencedError) throw error;
       // The transaction is left to the broker's timeout or the next InitProducerId, which aborts it.
       throw new ConnectorError('kafka', `batch ${batch.batchId}: the transaction failed (${messageOf(error)}) and aborting it failed too (${messageOf(abortFailure)})`, {
-        retriable: !(error instanceof KafkaProducerFencedError) && isRetriable(error),
+        retriable: isRetriable(error),
         cause: error,
       });
     }

@@ -110,6 +110,8 @@ export class KafkaSource implements Source {
   /** Acknowledged positions whose commit failed retriably; retried with the next ack. */
   readonly #pendingCommit = new Map<string, TopicPartitionOffset>();
   #commitFailures = 0;
+  #commitFailure: ConnectorError | undefined;
+  #commitInFlight: Promise<void> | undefined;
   #closed = false;
 
   constructor(definition: KafkaSourceDefinitionInput | Record<string, unknown>, dependencies: KafkaSourceDependencies = {}) {
@@ -168,41 +170,72 @@ export class KafkaSource implements Source {
     return { records, offset: encodeKafkaSourceOffset(this.#groupId, [...this.#positions.values()]), done: false };
   }
 
-  async ack(offset: SourceOffset): Promise<void> {
-    if (this.#committedBySink) return;
-    const consumer = this.#requireOpen('ack');
-    const { positions } = decodeKafkaSourceOffset(offset);
-    for (const p of positions) this.#pendingCommit.set(partitionKey(p.topic, p.partition), p);
-    const assigned = new Set(consumer.assignment().map((tp) => partitionKey(tp.topic, tp.partition)));
-    // A partition no longer assigned is another member's now: its commit is not ours to make.
-    for (const key of [...this.#pendingCommit.keys()]) if (!assigned.has(key)) this.#pendingCommit.delete(key);
-    if (this.#pendingCommit.size === 0) return;
-    const commit = [...this.#pendingCommit.values()];
+  /**
+   * Commits `offset` to Kafka in the background: the checkpoint, not Kafka's
+   * committed offset, is what a restart resumes from, so the next batch need
+   * not wait for the commit's round trip. At most one commit is in flight;
+   * acks arriving meanwhile merge into the next. A commit that fails
+   * retriably (a rebalance) is retried with the next ack; a failure that is
+   * not retriable, or `MAX_CONSECUTIVE_COMMIT_FAILURES` in a row, fails the
+   * next `ack` (and `close`) with the cause.
+   */
+  ack(offset: SourceOffset): Promise<void> {
+    if (this.#committedBySink) return Promise.resolve();
     try {
-      await consumer.commit(commit);
-      this.#commitFailures = 0;
-      for (const p of commit) {
-        const key = partitionKey(p.topic, p.partition);
-        if (this.#pendingCommit.get(key) === p) this.#pendingCommit.delete(key);
-      }
+      this.#requireOpen('ack');
+      this.#throwCommitFailure();
+      for (const p of decodeKafkaSourceOffset(offset).positions) this.#pendingCommit.set(partitionKey(p.topic, p.partition), p);
     } catch (error) {
-      // The checkpoint is durable whatever Kafka says: a commit lost in a rebalance is retried by the next ack,
-      // and a restart seeks to the checkpoint anyway. Only a run of failures is reported.
-      this.#commitFailures++;
-      const retriable = error instanceof KafkaRebalanceError || (error as { retriable?: unknown }).retriable === true;
-      if (!retriable || this.#commitFailures >= MAX_CONSECUTIVE_COMMIT_FAILURES) {
-        throw new ConnectorError('kafka', `committing the offsets of consumer group ${this.#groupId} failed (${this.#commitFailures} time(s) in a row)`, {
-          retriable,
-          cause: error,
-        });
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    this.#commitInFlight ??= this.#commitPending().finally(() => (this.#commitInFlight = undefined));
+    return Promise.resolve();
+  }
+
+  #throwCommitFailure(): void {
+    const failure = this.#commitFailure;
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Commits what is pending until nothing is (acks may add more while a commit is in flight). */
+  async #commitPending(): Promise<void> {
+    const consumer = this.#consumer;
+    while (consumer !== undefined && this.#pendingCommit.size > 0 && this.#commitFailure === undefined) {
+      const assigned = new Set(consumer.assignment().map((tp) => partitionKey(tp.topic, tp.partition)));
+      // A partition no longer assigned is another member's now: its commit is not ours to make.
+      for (const key of [...this.#pendingCommit.keys()]) if (!assigned.has(key)) this.#pendingCommit.delete(key);
+      const commit = [...this.#pendingCommit.values()];
+      if (commit.length === 0) return;
+      try {
+        await consumer.commit(commit);
+        this.#commitFailures = 0;
+        for (const p of commit) {
+          const key = partitionKey(p.topic, p.partition);
+          if (this.#pendingCommit.get(key) === p) this.#pendingCommit.delete(key);
+        }
+      } catch (error) {
+        this.#commitFailures++;
+        const retriable = error instanceof KafkaRebalanceError || (error as { retriable?: unknown } | null)?.retriable === true;
+        if (!retriable || this.#commitFailures >= MAX_CONSECUTIVE_COMMIT_FAILURES) {
+          this.#commitFailure = new ConnectorError('kafka', `committing the offsets of consumer group ${this.#groupId} failed (${this.#commitFailures} time(s) in a row)`, {
+            retriable,
+            cause: error,
+          });
+        }
+        // Retried with the next ack (the positions stay pending).
+        return;
       }
     }
   }
 
+  /** Finishes the commit in flight and commits what is still pending (so a restart re-reads less), then leaves the group. */
   async close(): Promise<void> {
     if (this.#closed) return;
+    await this.#commitInFlight;
+    if (this.#commitFailure === undefined && this.#pendingCommit.size > 0) await this.#commitPending();
     this.#closed = true;
     await this.#consumer?.close();
+    this.#throwCommitFailure();
   }
 
   #requireOpen(operation: string): KafkaConsumer {
