@@ -46,6 +46,19 @@ export * from './transforms/transform.js';
 export * from './transforms/transform-errors.js';
 export * from './transforms/transform-chain.js';
 export { createTransform, type CreateTransformOptions } from './transforms/create-transform.js';
+export {
+  parseExposition,
+  SeriesCache,
+  unescapeLabelValue,
+  type ExpositionError,
+  type ExpositionParseOptions,
+  type ExpositionParseResult,
+  type MetricFamily,
+  type MetricType,
+  type PrometheusSample,
+} from './transforms/prometheus/exposition-parser.js';
+export { sampleToRecord, sampleValueToJson } from './transforms/prometheus/prometheus-sample-record.js';
+export { createPrometheusTransform, jobFromTopic, prometheusDefinitionSchema, type PrometheusDefinition } from './transforms/prometheus/prometheus-transform.js';
 export { TRANSFORM_TYPES, type TransformDefinition, type TransformDefinitionInput, type TransformType } from './transforms/transform-definition.js';
 export type { StageErrorPolicy } from './transforms/stage-error-policy.js';
 export { ExpressionSyntaxError } from './transforms/expression/expression-syntax-error.js';

@@ -13,8 +13,8 @@
  *   npx tsx --conditions=@dataflow/source src/bench/exposition-parser.bench.ts [pages] [rounds]
  */
 import { pathToFileURL } from 'node:url';
-import { parseExposition, SeriesCache, type PrometheusSample } from '../prometheus/exposition-parser.js';
-import { generateNodeExporterText, type GeneratedPage } from '../prometheus/node-exporter-fixture.js';
+import { parseExposition, SeriesCache, type PrometheusSample } from '@dataflow/core';
+import { generateNodeExporterText, type GeneratedPage } from '@dataflow/core/testing';
 
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+(-?\d+))?\s*$/;
 const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"/g;

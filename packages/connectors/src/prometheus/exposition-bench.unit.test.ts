@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseWithRegex, runParserBench } from '../bench/exposition-parser.bench.js';
-import { parseExposition } from './exposition-parser.js';
+import { parseExposition } from '@dataflow/core';
 
 describe('exposition parser benchmark', () => {
   it('runs with 0 samples dropped by either parser', () => {

@@ -1,8 +1,11 @@
 /**
- * The Prometheus exposition-format parser.
+ * The Prometheus exposition-format parser (it lives in `@dataflow/core`, where
+ * the `prometheus` parse transform uses it; re-exported here for the scrape source and for compatibility).
  */
 export {
   parseExposition,
+  sampleToRecord,
+  sampleValueToJson,
   SeriesCache,
   unescapeLabelValue,
   type ExpositionError,
@@ -11,4 +14,4 @@ export {
   type MetricFamily,
   type MetricType,
   type PrometheusSample,
-} from './exposition-parser.js';
+} from '@dataflow/core';

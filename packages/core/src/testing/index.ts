@@ -7,3 +7,4 @@ export { createActorTestKit, type ActorTestKit, type ActorTestKitOptions } from 
 export { EventSourcedBehaviorTestKit, type CommandResult, type EventSourcedBehaviorTestKitOptions } from './event-sourced-behavior-test-kit.js';
 export { PersistenceTestKit, type RecordedWrite } from './persistence-test-kit.js';
 export { BehaviorSpec, type BehaviorOutcome } from './behavior-spec.js';
+export { generateNodeExporterText, type GeneratedPage } from '../transforms/prometheus/node-exporter-fixture.js';

@@ -8,6 +8,7 @@ import { createFilterTransform } from './filter/filter-transform.js';
 import { createFlatMapTransform } from './flat-map/flat-map-transform.js';
 import { createJsonParseTransform } from './json-parse/json-parse-transform.js';
 import { createMapTransform } from './map/map-transform.js';
+import { createPrometheusTransform } from './prometheus/prometheus-transform.js';
 import { TransformConfigurationError } from './transform-errors.js';
 import type { TransformDefinition } from './transform-definition.js';
 import type { Transform } from './transform.js';
@@ -44,6 +45,8 @@ export function createTransform(definition: TransformDefinition, options: Create
       return createTumblingWindowAggregate(definition, stage);
     case 'json-parse':
       return createJsonParseTransform(definition, stage);
+    case 'prometheus':
+      return createPrometheusTransform(definition, stage);
     case 'enrich': {
       const lookups = options.lookups ?? {};
       if (!Object.hasOwn(lookups, definition.lookup)) {

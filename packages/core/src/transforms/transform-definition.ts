@@ -9,9 +9,10 @@ import { filterDefinitionSchema } from './filter/filter-transform.js';
 import { flatMapDefinitionSchema } from './flat-map/flat-map-transform.js';
 import { jsonParseDefinitionSchema } from './json-parse/json-parse-transform.js';
 import { mapDefinitionSchema } from './map/map-transform.js';
+import { prometheusDefinitionSchema } from './prometheus/prometheus-transform.js';
 
 /** The transform types DataFlow ships. */
-export const TRANSFORM_TYPES = ['filter', 'map', 'flat-map', 'aggregate', 'enrich', 'json-parse'] as const;
+export const TRANSFORM_TYPES = ['filter', 'map', 'flat-map', 'aggregate', 'enrich', 'json-parse', 'prometheus'] as const;
 
 /** One of `TRANSFORM_TYPES`. */
 export type TransformType = (typeof TRANSFORM_TYPES)[number];
@@ -34,6 +35,7 @@ export const transformDefinitionSchema = z.discriminatedUnion(
     aggregateDefinitionSchema,
     enrichDefinitionSchema,
     jsonParseDefinitionSchema,
+    prometheusDefinitionSchema,
   ],
   {
     error: (issue) =>

@@ -14,7 +14,10 @@ export type RecordRejectionReason =
   | 'invalid-lookup-key'
   | 'invalid-timestamp'
   | 'not-a-number'
-  | 'late-record';
+  | 'late-record'
+  | 'malformed-exposition'
+  | 'too-large'
+  | 'topic-mismatch';
 
 /**
  * One record that a transform could not process. Not retriable: the same
