@@ -21,5 +21,6 @@ export {
 export * from './kafka/index.js';
 export * from './prometheus/index.js';
 export * from './prometheus-remote-write/index.js';
+export * from './prometheus-scrape/index.js';
 export { CassandraSink, cassandraSinkDefinitionSchema, type CassandraSinkDefinition, type CassandraSinkDependencies } from './cassandra/cassandra-sink.js';
 export { PostgresSink, postgresSinkDefinitionSchema, type PostgresSinkDefinition, type PostgresSinkDependencies } from './postgres/postgres-sink.js';

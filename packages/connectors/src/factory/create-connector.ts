@@ -21,6 +21,7 @@ import type { PacingClock } from '../generator/pacing-clock.js';
 import { KafkaDeadLetterTarget } from '../kafka/kafka-dead-letter-target.js';
 import { KafkaSink } from '../kafka/kafka-sink.js';
 import { KafkaSource } from '../kafka/kafka-source.js';
+import { ScrapeSource } from '../prometheus-scrape/scrape-source.js';
 
 /** A connector definition: its type and options. A pipeline stage's `onError` is allowed and ignored here. */
 export interface ConnectorDefinition {
@@ -48,6 +49,7 @@ const sources: Readonly<Record<string, Factory<Source>>> = {
   file: (o) => new FileSource(o as FileSourceDefinition),
   'prometheus-remote-write': (o) => new RemoteWriteSource(parseRemoteWriteSourceDefinition(o)),
   kafka: (o) => new KafkaSource(o),
+  'prometheus-scrape': (o) => new ScrapeSource(o),
 };
 
 const sinks: Readonly<Record<string, Factory<Sink>>> = {

@@ -17,6 +17,7 @@ import { remoteWriteSourceDefinitionSchema } from '../prometheus-remote-write/re
 import { kafkaDeadLetterDefinitionSchema } from '../kafka/kafka-dead-letter-target.js';
 import { kafkaSinkDefinitionSchema } from '../kafka/kafka-sink.js';
 import { kafkaSourceDefinitionSchema } from '../kafka/kafka-source.js';
+import { scrapeSourceDefinitionSchema } from '../prometheus-scrape/scrape-source.js';
 
 /**
  * Option schemas of the generator and file sources, the file, console and
@@ -46,7 +47,7 @@ export const localConnectorRegistry: ConnectorRegistry = connectorRegistry(local
 /**
  * Option schemas of every connector `createSource` / `createSink` /
  * `createDeadLetterTarget` build: the local ones plus the Kafka source, sink
- * and dead-letter target, the Prometheus remote-write source and the
+ * and dead-letter target, the Prometheus scrape and remote-write sources and the
  * Cassandra and Postgres sinks.
  *
  * @example
@@ -55,7 +56,7 @@ export const localConnectorRegistry: ConnectorRegistry = connectorRegistry(local
  * ```
  */
 export const connectorSchemas = {
-  sources: { ...localConnectorSchemas.sources, kafka: kafkaSourceDefinitionSchema, 'prometheus-remote-write': remoteWriteSourceDefinitionSchema },
+  sources: { ...localConnectorSchemas.sources, kafka: kafkaSourceDefinitionSchema, 'prometheus-scrape': scrapeSourceDefinitionSchema, 'prometheus-remote-write': remoteWriteSourceDefinitionSchema },
   sinks: { ...localConnectorSchemas.sinks, kafka: kafkaSinkDefinitionSchema, cassandra: cassandraSinkDefinitionSchema, postgres: postgresSinkDefinitionSchema },
   deadLetters: { ...localConnectorSchemas.deadLetters, kafka: kafkaDeadLetterDefinitionSchema },
 } as const satisfies ConnectorSchemas;
