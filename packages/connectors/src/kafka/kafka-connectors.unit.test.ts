@@ -33,7 +33,7 @@ describe('Kafka source definition', () => {
   });
 
   it('needs exactly one of topics and topicPattern, a valid pattern, and names every bad field', () => {
-    expect(issuesOf(() => parseKafkaSourceDefinition({ type: 'kafka', brokers }))).toEqual([{ path: 'topics', message: expect.stringContaining('exactly one of topics') }]);
+    expect(issuesOf(() => parseKafkaSourceDefinition({ type: 'kafka', brokers }))).toEqual([{ path: 'topics', message: expect.stringContaining('exactly one of topics') as string }]);
     expect(issuesOf(() => parseKafkaSourceDefinition({ type: 'kafka', brokers, topics: ['a'], topicPattern: 'a.*' })).map((i) => i.path)).toEqual(['topics']);
     expect(
       issuesOf(() =>
@@ -72,7 +72,7 @@ describe('Kafka sink record mapping', () => {
     expect(valueAtPath(record, 'constructor')).toBeUndefined();
     expect(valueAtPath({ body: 'x' }, 'body.length')).toBeUndefined();
     expect(toProducerRecord(parseKafkaSinkDefinition({ type: 'kafka', brokers, topic: 'm_{job}', value: 'body' }), record)).toEqual({
-      reason: expect.stringContaining('needs field "job"'),
+      reason: expect.stringContaining('needs field "job"') as string,
     });
     expect(toProducerRecord(parseKafkaSinkDefinition({ type: 'kafka', brokers, topic: 'm_{__proto__.job}', value: 'body' }), record)).toMatchObject({ topic: 'm_evil' });
   });

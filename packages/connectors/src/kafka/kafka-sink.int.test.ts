@@ -113,7 +113,7 @@ describe.each(adapters)('Kafka sink and dead-letter target (%s)', (adapter) => {
       committed = await admin.fetchCommittedOffsets(groupId, [input]);
     }
     expect(committed.find((p) => p.partition === 0)?.offset).toBe(2n);
-    await expect(s.write({ batchId: 'b2', records: [{ n: 3 }] })).rejects.toMatchObject({ retriable: false, message: expect.stringContaining('no source offset') });
+    await expect(s.write({ batchId: 'b2', records: [{ n: 3 }] })).rejects.toMatchObject({ retriable: false, message: expect.stringContaining('no source offset') as string });
   });
 
   it('exactlyOnce: a second incarnation with the same transactional id fences the first, whose next write fails for good', { timeout: 60_000 }, async () => {
