@@ -89,6 +89,7 @@ describe('Cassandra value conversion (C6)', () => {
   it('converts doubles with the C4 non-finite strings', () => {
     expect(convert('double', 1.5)).toBe(1.5);
     expect(convert('double', 'NaN')).toBeNaN();
+    expect(convert('double', 'StaleNaN')).toBeNaN();
     expect(convert('double', '+Inf')).toBe(Number.POSITIVE_INFINITY);
     expect(convert('double', '-Inf')).toBe(Number.NEGATIVE_INFINITY);
     expect(() => convert('double', 'Inf')).toThrow(CassandraValueError);

@@ -219,7 +219,8 @@ function convertScalar(name: ScalarName, value: JsonValue): Converted {
     case 'double':
     case 'float': {
       if (typeof value === 'number') return { value, bytes: 8 };
-      if (value === 'NaN') return { value: Number.NaN, bytes: 8 };
+      // A Prometheus stale marker (remote-write source with staleMarkers: 'keep') is a NaN to a double column.
+      if (value === 'NaN' || value === 'StaleNaN') return { value: Number.NaN, bytes: 8 };
       if (value === '+Inf') return { value: Number.POSITIVE_INFINITY, bytes: 8 };
       if (value === '-Inf') return { value: Number.NEGATIVE_INFINITY, bytes: 8 };
       return refuse('a number or one of "NaN", "+Inf", "-Inf"');

@@ -35,6 +35,12 @@ export const remoteWriteSourceDefinitionSchema = z.strictObject({
   maxBufferedSamples: z.number().int().positive().default(100_000),
   /** The Retry-After seconds sent with 503. */
   retryAfterSeconds: z.number().int().positive().max(3600).default(1),
+  /**
+   * Prometheus' stale markers (a series ended; value "StaleNaN"): `drop`
+   * (default; they are not data, and Prometheus never returns them from
+   * queries) or `keep` (sinks see "StaleNaN"; the Cassandra sink writes it as NaN).
+   */
+  staleMarkers: z.enum(['drop', 'keep']).default('drop'),
 });
 
 export type RemoteWriteSourceDefinition = z.output<typeof remoteWriteSourceDefinitionSchema>;
@@ -65,6 +71,8 @@ export class RemoteWriteSource implements Source {
   private nextOffset = 0;
   private ackedOffset = 0;
   private polledOffset = 0;
+  /** Stale markers dropped so far (`staleMarkers: 'drop'`). */
+  droppedStaleMarkers = 0;
 
   /** Samples received and not yet acked (buffered or in a batch awaiting its checkpoint). */
   private get unacked(): number {
@@ -130,6 +138,11 @@ export class RemoteWriteSource implements Source {
     } catch (error) {
       const reason = error instanceof MalformedRemoteWriteError ? error.message : 'undecodable body';
       return void res.writeHead(400).end(reason);
+    }
+    if (this.options.staleMarkers === 'drop') {
+      const kept = samples.filter((sample) => sample.value !== 'StaleNaN');
+      this.droppedStaleMarkers += samples.length - kept.length;
+      samples = kept;
     }
     if (samples.length === 0) return void res.writeHead(204).end();
     if (this.unacked + samples.length > this.options.maxBufferedSamples) {

@@ -51,6 +51,30 @@ describe('RemoteWriteSource', () => {
     expect((await response).status).toBe(204);
   });
 
+  it('drops stale markers by default and keeps them as "StaleNaN" with staleMarkers: keep', async () => {
+    const stale = Buffer.alloc(8);
+    stale.writeBigUInt64LE(0x7ff0000000000002n);
+    const staleValue = stale.readDoubleLE(0);
+    const message = WriteRequestType.fromObject({
+      timeseries: [{ labels: [{ name: '__name__', value: 'm' }, { name: 'job', value: 'j' }], samples: [{ value: 1, timestamp: 1 }, { value: staleValue, timestamp: 2 }] }],
+    });
+    const payload = compressSync(Buffer.from(WriteRequestType.encode(message).finish()));
+    const dropping = await openSource();
+    const dropped = post(dropping, payload);
+    const kept = await dropping.poll(10, 2000);
+    expect(kept.records.map((r) => (r.ok ? r.value['value'] : null))).toEqual([1]);
+    expect(dropping.droppedStaleMarkers).toBe(1);
+    await dropping.ack(kept.offset);
+    expect((await dropped).status).toBe(204);
+    await dropping.close();
+    const keeping = await openSource({ staleMarkers: 'keep' });
+    const answered = post(keeping, payload);
+    const both = await keeping.poll(10, 2000);
+    expect(both.records.map((r) => (r.ok ? r.value['value'] : null))).toEqual([1, 'StaleNaN']);
+    await keeping.ack(both.offset);
+    expect((await answered).status).toBe(204);
+  });
+
   it('answers 400 with the reason for a malformed body or content type', async () => {
     const s = await openSource();
     const garbage = await post(s, Buffer.from('garbage'));
