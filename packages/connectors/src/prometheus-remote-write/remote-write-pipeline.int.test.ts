@@ -114,11 +114,11 @@ describe('remote-write source in a pipeline, fed by a real Prometheus', () => {
         const labels = Object.entries((row['labels'] as Record<string, string> | null) ?? {}).filter(([name]) => name !== 'job' && name !== 'instance' && name !== '__name__');
         return labels.length === 0 ? (row['metric_name'] as string) : `${row['metric_name'] as string}{${labels.map(([k, v]) => `${k}="${v}"`).join(',')}}`;
       };
-      let rows: Record<string, unknown>[] = [];
+      let rows: { readonly [column: string]: unknown }[] = [];
       const deadline = Date.now() + 90_000;
       for (;;) {
         try {
-          rows = (await cassandra.execute(`SELECT metric_name, job, instance, labels, timestamp, value FROM ${ns}.samples`, [], { fetchSize: 10_000 })).rows as unknown as Record<string, unknown>[];
+          rows = (await cassandra.execute(`SELECT metric_name, job, instance, labels, timestamp, value FROM ${ns}.samples`, [], { fetchSize: 10_000 })).rows;
         } catch (error) {
           // The sink creates the table when it opens.
           if (!String(error).includes('does not exist')) throw error;
