@@ -1,4 +1,29 @@
 /**
- * `@dataflow/projections`.
+ * `@dataflow/projections`: Postgres / PGlite read models built from the
+ * journal's tag queries, from stored offsets, with the delivery guarantee in
+ * the name (`exactlyOnce`, `groupedWithin`, `atLeastOnce`).
  */
-export {};
+export { migrateProjections, checkProjectionsSchema, projectionMigrations, PROJECTIONS_MIGRATE_COMMAND } from './schema/projections-schema.js';
+export { ProjectionOffsetStore, type ProjectionId, type ProjectionOffsetRow } from './offset-store/projection-offset-store.js';
+export {
+  atLeastOnce,
+  exactlyOnce,
+  groupedWithin,
+  HandlerRecoveryStrategy,
+  type EventHandler,
+  type GroupHandler,
+  type Projection,
+  type ProjectionGuarantee,
+} from './runner/projection.js';
+export { runProjection, type ProjectionRunDependencies, type ProjectionStatusEvent } from './runner/projection-runner.js';
+export { ProjectionHandlerError } from './runner/projection-errors.js';
+export { DEFAULT_PROJECTION_BACKOFF, projectionBehavior, spawnProjection, type ProjectionMessage } from './runner/projection-actor.js';
+export {
+  applyPipelineMetricsHourly,
+  applyPipelineStatus,
+  PIPELINE_EVENTS_TAG,
+  pipelineIdOf,
+  pipelineMetricsHourlyProjection,
+  pipelineStatusProjection,
+  type ReadModelOptions,
+} from './read-models/pipeline-read-models.js';

@@ -82,9 +82,16 @@ function splitStatements(text: string): string[] {
  * a run is one transaction (Postgres DDL is transactional: all of it or
  * nothing) under an advisory lock per schema.
  */
-export function postgresMigrationTarget(executor: SqlExecutor, schema: string): MigrationTarget {
+export function postgresMigrationTarget(
+  executor: SqlExecutor,
+  schema: string,
+  /** Another package's migrations in the same schema keep their own record table and command (e.g. projections). */
+  options: { readonly recordTable?: string; readonly migrateCommand?: string } = {},
+): MigrationTarget {
   const quoted = quoteSchema(schema);
-  const table = `${quoted}.schema_migrations`;
+  const recordTable = options.recordTable ?? 'schema_migrations';
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(recordTable)) throw new RangeError(`Invalid record table name ${JSON.stringify(recordTable)}`);
+  const table = `${quoted}.${recordTable}`;
   const readApplied = async (on: SqlQueryable): Promise<AppliedMigration[]> => {
     try {
       const rows = await on.query<{ version: number; checksum: string }>(`SELECT version, checksum FROM ${table} ORDER BY version`);
@@ -96,8 +103,8 @@ export function postgresMigrationTarget(executor: SqlExecutor, schema: string): 
     }
   };
   return {
-    description: `Postgres schema ${quoted}`,
-    migrateCommand: `${POSTGRES_MIGRATE_COMMAND} --schema ${schema}`,
+    description: recordTable === 'schema_migrations' ? `Postgres schema ${quoted}` : `Postgres schema ${quoted} (${recordTable})`,
+    migrateCommand: options.migrateCommand ?? `${POSTGRES_MIGRATE_COMMAND} --schema ${schema}`,
     applied: () => readApplied(executor),
     session: (work) =>
       executor.transaction(async (tx) => {

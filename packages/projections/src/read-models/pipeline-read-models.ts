@@ -1,0 +1,169 @@
+/**
+ * The pipeline read models of docs/domain.md, kept from the pipeline events
+ * (tag `pipeline-events`) by two exactly-once projections (`groupedWithin`:
+ * a group of events and the offset commit in one transaction):
+ *
+ * - `pipeline_status`: one row per pipeline, created at `PipelineCreated`
+ *   (status `configured`, name, source and sink types); every lifecycle event
+ *   sets `status` and `updated_at`; every `BatchProcessed` adds a batch, its
+ *   successes to `total_records` and its failures to `total_failures`.
+ * - `pipeline_metrics_hourly`: per pipeline and UTC hour of the event,
+ *   `records_processed` (successes), `avg_batch_size` (records handled,
+ *   successes and failures, per batch) and `error_rate` (failures over
+ *   records handled); `batches` and `failures` hold the sums they come from.
+ *
+ * The tables are created by `migrateProjections`.
+ */
+import type { EventEnvelope } from '@dataflow/core';
+import { quoteSchema, type SqlQueryable } from '@dataflow/persistence';
+import { groupedWithin, type HandlerRecoveryStrategy, type Projection } from '../runner/projection.js';
+
+/** The tag the pipeline read models read. */
+export const PIPELINE_EVENTS_TAG = 'pipeline-events';
+
+const PERSISTENCE_PREFIX = 'pipeline-';
+const HOUR_MS = 3_600_000;
+
+/** The pipeline id of a pipeline entity's persistence id (`pipeline-<id>`). */
+export function pipelineIdOf(persistenceId: string): string {
+  return persistenceId.startsWith(PERSISTENCE_PREFIX) ? persistenceId.slice(PERSISTENCE_PREFIX.length) : persistenceId;
+}
+
+interface PipelineEventPayload {
+  readonly type?: unknown;
+  readonly at?: unknown;
+  readonly definition?: { readonly name?: unknown; readonly source?: { readonly type?: unknown }; readonly sink?: { readonly type?: unknown } };
+  readonly successCount?: unknown;
+  readonly failureCount?: unknown;
+}
+
+const STATUS_OF: Readonly<Record<string, string>> = {
+  PipelineStarted: 'running',
+  PipelineResumed: 'running',
+  PipelineStopped: 'stopped',
+  PipelinePaused: 'paused',
+  PipelineFailed: 'failed',
+  PipelineReset: 'configured',
+};
+
+const num = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);
+const text = (value: unknown): string | null => (typeof value === 'string' ? value : null);
+
+/** Options shared by the read-model projections. */
+export interface ReadModelOptions {
+  /** The schema holding the tables (migrated with `migrateProjections`). */
+  readonly schema: string;
+  /** Default `default`; give each instance its own key when several run over slices. */
+  readonly key?: string;
+  /** Events per transaction (default 500) and the longest wait to fill a group (default 200 ms). */
+  readonly groupSize?: number;
+  readonly groupWithinMs?: number;
+  readonly recovery?: HandlerRecoveryStrategy;
+  /** The table name, default `pipeline_status` / `pipeline_metrics_hourly` (a rebuild writes a shadow table). */
+  readonly table?: string;
+}
+
+/** Applies pipeline events to `pipeline_status` in order. */
+export async function applyPipelineStatus(tx: SqlQueryable, table: string, envelopes: readonly EventEnvelope[]): Promise<void> {
+  for (const envelope of envelopes) {
+    const event = envelope.payload as PipelineEventPayload;
+    const pipelineId = pipelineIdOf(envelope.persistenceId);
+    const at = new Date(num(event.at) || envelope.timestamp);
+    switch (event.type) {
+      case 'PipelineCreated':
+      case 'ConfigUpdated': {
+        const d = event.definition;
+        await tx.query(
+          `INSERT INTO ${table} AS s (pipeline_id, pipeline_name, status, source_type, sink_type, created_at, updated_at)
+           VALUES ($1, $2, 'configured', $3, $4, $5, $5)
+           ON CONFLICT (pipeline_id) DO UPDATE SET pipeline_name = EXCLUDED.pipeline_name, source_type = EXCLUDED.source_type, sink_type = EXCLUDED.sink_type,
+             status = CASE WHEN $6 THEN 'configured' ELSE s.status END, updated_at = EXCLUDED.updated_at`,
+          [pipelineId, text(d?.name), text(d?.source?.type), text(d?.sink?.type), at, event.type === 'PipelineCreated'],
+        );
+        break;
+      }
+      case 'BatchProcessed':
+        await tx.query(
+          `UPDATE ${table} SET total_batches = total_batches + 1, total_records = total_records + $2, total_failures = total_failures + $3, updated_at = $4 WHERE pipeline_id = $1`,
+          [pipelineId, num(event.successCount), num(event.failureCount), at],
+        );
+        break;
+      default: {
+        const status = typeof event.type === 'string' ? STATUS_OF[event.type] : undefined;
+        if (status !== undefined) await tx.query(`UPDATE ${table} SET status = $2, updated_at = $3 WHERE pipeline_id = $1`, [pipelineId, status, at]);
+      }
+    }
+  }
+}
+
+/** Adds the `BatchProcessed` events to `pipeline_metrics_hourly`, one upsert per pipeline and hour of the group. */
+export async function applyPipelineMetricsHourly(tx: SqlQueryable, table: string, envelopes: readonly EventEnvelope[]): Promise<void> {
+  const sums = new Map<string, { pipelineId: string; hour: number; records: number; batches: number; failures: number }>();
+  for (const envelope of envelopes) {
+    const event = envelope.payload as PipelineEventPayload;
+    if (event.type !== 'BatchProcessed') continue;
+    const pipelineId = pipelineIdOf(envelope.persistenceId);
+    const hour = Math.floor((num(event.at) || envelope.timestamp) / HOUR_MS) * HOUR_MS;
+    const key = `${pipelineId}\u0000${hour}`;
+    const sum = sums.get(key) ?? { pipelineId, hour, records: 0, batches: 0, failures: 0 };
+    sum.records += num(event.successCount);
+    sum.failures += num(event.failureCount);
+    sum.batches += 1;
+    sums.set(key, sum);
+  }
+  if (sums.size === 0) return;
+  const rows = [...sums.values()];
+  await tx.query(
+    `INSERT INTO ${table} AS m (pipeline_id, hour, records_processed, batches, failures, avg_batch_size, error_rate)
+     SELECT p, to_timestamp(h / 1000.0), r, b, f, (r + f)::double precision / b, CASE WHEN r + f = 0 THEN 0 ELSE f::double precision / (r + f) END
+       FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(p, h, r, b, f)
+     ON CONFLICT (pipeline_id, hour) DO UPDATE SET
+       records_processed = m.records_processed + EXCLUDED.records_processed,
+       batches = m.batches + EXCLUDED.batches,
+       failures = m.failures + EXCLUDED.failures,
+       avg_batch_size = (m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures)::double precision / (m.batches + EXCLUDED.batches),
+       error_rate = CASE WHEN m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures = 0 THEN 0
+         ELSE (m.failures + EXCLUDED.failures)::double precision / (m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures) END`,
+    [rows.map((r) => r.pipelineId), rows.map((r) => r.hour), rows.map((r) => r.records), rows.map((r) => r.batches), rows.map((r) => r.failures)],
+  );
+}
+
+/**
+ * The `pipeline_status` projection.
+ *
+ * @example
+ * ```ts
+ * spawnProjection(system, pipelineStatusProjection({ schema: 'dataflow' }), { queries, store, executor });
+ * ```
+ */
+export function pipelineStatusProjection(options: ReadModelOptions): Projection {
+  const table = `${quoteSchema(options.schema)}.${tableName(options.table ?? 'pipeline_status')}`;
+  return groupedWithin({
+    name: 'pipeline_status',
+    tag: PIPELINE_EVENTS_TAG,
+    size: options.groupSize ?? 500,
+    withinMs: options.groupWithinMs ?? 200,
+    handler: (envelopes, tx) => applyPipelineStatus(tx, table, envelopes),
+    ...(options.key === undefined ? {} : { key: options.key }),
+    ...(options.recovery === undefined ? {} : { recovery: options.recovery }),
+  });
+}
+
+/** The `pipeline_metrics_hourly` projection. */
+export function pipelineMetricsHourlyProjection(options: ReadModelOptions): Projection {
+  const table = `${quoteSchema(options.schema)}.${tableName(options.table ?? 'pipeline_metrics_hourly')}`;
+  return groupedWithin({
+    name: 'pipeline_metrics_hourly',
+    tag: PIPELINE_EVENTS_TAG,
+    size: options.groupSize ?? 500,
+    withinMs: options.groupWithinMs ?? 200,
+    handler: (envelopes, tx) => applyPipelineMetricsHourly(tx, table, envelopes),
+    ...(options.key === undefined ? {} : { key: options.key }),
+    ...(options.recovery === undefined ? {} : { recovery: options.recovery }),
+  });
+}
+
+function tableName(name: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new RangeError(`Invalid table name ${JSON.stringify(name)}`);
+  return name;
+}

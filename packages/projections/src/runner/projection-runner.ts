@@ -1,0 +1,225 @@
+/**
+ * Runs one projection: reads its tag from the stored offset (live), applies
+ * the handler per its guarantee and recovery strategy, saves offsets, and
+ * stops when its signal aborts or the projection is paused. A failure the
+ * strategy does not absorb rejects the run (its supervisor restarts it from
+ * the stored offset).
+ */
+import { NoOffset, type EventEnvelope, type Offset, type ReadJournal } from '@dataflow/core';
+import type { SqlExecutor } from '@dataflow/persistence';
+import type { ProjectionId, ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
+import { ProjectionHandlerError } from './projection-errors.js';
+import type { EventHandler, GroupHandler, Projection } from './projection.js';
+
+/** What a running projection reports (for logs and metrics). */
+export type ProjectionStatusEvent =
+  | { readonly type: 'started'; readonly id: ProjectionId; readonly offset: Offset | undefined }
+  | { readonly type: 'progress'; readonly id: ProjectionId; readonly offset: Offset; readonly events: number; readonly lastEventAt: number }
+  | { readonly type: 'error'; readonly id: ProjectionId; readonly error: unknown; readonly attempt: number; readonly outcome: 'retry' | 'skip' | 'fail' }
+  | { readonly type: 'stopped'; readonly id: ProjectionId; readonly reason: 'aborted' | 'paused' | 'failed' };
+
+export interface ProjectionRunDependencies {
+  readonly queries: ReadJournal;
+  readonly store: ProjectionOffsetStore;
+  /** Where the handlers write (the same database as the offset store). */
+  readonly executor: SqlExecutor;
+  readonly onStatus?: (event: ProjectionStatusEvent) => void;
+  /** How often the paused flag is read while running, ms (default 1 000). */
+  readonly pauseCheckMs?: number;
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+/**
+ * Runs `projection` until `signal` aborts (resolves `'aborted'`), the
+ * projection is paused (resolves `'paused'`), or a failure is not absorbed
+ * by its recovery strategy (rejects with `ProjectionHandlerError` or the
+ * query's error).
+ */
+export async function runProjection(projection: Projection, deps: ProjectionRunDependencies, signal: AbortSignal): Promise<'aborted' | 'paused'> {
+  const { id } = projection;
+  const emit = (event: ProjectionStatusEvent) => deps.onStatus?.(event);
+  const stored = await deps.store.get(id);
+  if (stored.paused) {
+    emit({ type: 'stopped', id, reason: 'paused' });
+    return 'paused';
+  }
+  emit({ type: 'started', id, offset: stored.offset });
+  const inner = new AbortController();
+  const abort = () => inner.abort();
+  signal.addEventListener('abort', abort, { once: true });
+  const pauseCheckMs = deps.pauseCheckMs ?? 1_000;
+  let lastPauseCheck = Date.now();
+  let pausedSeen = false;
+  const pausedNow = async (): Promise<boolean> => {
+    if (Date.now() - lastPauseCheck < pauseCheckMs) return false;
+    lastPauseCheck = Date.now();
+    pausedSeen = (await deps.store.get(id)).paused;
+    if (pausedSeen) inner.abort();
+    return pausedSeen;
+  };
+  // The paused flag is also read while the live query waits for events.
+  const pauseTimer = setInterval(() => void pausedNow().catch(() => undefined), pauseCheckMs);
+  pauseTimer.unref?.();
+  try {
+    const events = deps.queries.eventsByTag(projection.tag, stored.offset ?? NoOffset, { live: true, signal: inner.signal });
+    const guarantee = projection.guarantee;
+    if (guarantee.kind === 'grouped-within') {
+      for await (const group of grouped(events, guarantee.size, guarantee.withinMs, inner.signal)) {
+        const last = group.at(-1) as EventEnvelope;
+        await withRecovery(projection, deps, emit, inner.signal, async () => {
+          await deps.executor.transaction(async (tx) => {
+            await (projection.handler as GroupHandler)(group, tx);
+            await deps.store.save(id, last.offset, group.length, last.timestamp, tx);
+          });
+        }, last, group.length);
+        emit({ type: 'progress', id, offset: last.offset, events: group.length, lastEventAt: last.timestamp });
+        if (await pausedNow()) break;
+      }
+    } else if (guarantee.kind === 'exactly-once') {
+      for await (const envelope of events) {
+        await withRecovery(projection, deps, emit, inner.signal, async () => {
+          await deps.executor.transaction(async (tx) => {
+            await (projection.handler as EventHandler)(envelope, tx);
+            await deps.store.save(id, envelope.offset, 1, envelope.timestamp, tx);
+          });
+        }, envelope, 1);
+        emit({ type: 'progress', id, offset: envelope.offset, events: 1, lastEventAt: envelope.timestamp });
+        if (await pausedNow()) break;
+      }
+    } else {
+      let unsaved = 0;
+      let last: EventEnvelope | undefined;
+      let savedAt = Date.now();
+      const save = async () => {
+        if (last === undefined || unsaved === 0) return;
+        await deps.store.save(id, last.offset, unsaved, last.timestamp);
+        emit({ type: 'progress', id, offset: last.offset, events: unsaved, lastEventAt: last.timestamp });
+        unsaved = 0;
+        savedAt = Date.now();
+      };
+      try {
+        for await (const envelope of events) {
+          await withRecovery(projection, deps, emit, inner.signal, () => (projection.handler as EventHandler)(envelope, deps.executor), envelope, 0);
+          last = envelope;
+          unsaved++;
+          if (unsaved >= guarantee.saveEvery || Date.now() - savedAt >= guarantee.saveAfterMs) await save();
+          if (await pausedNow()) break;
+        }
+      } finally {
+        // What was handled is saved on the way out (a crash skips this: those events are handled again).
+        await save();
+      }
+    }
+  } catch (error) {
+    if (!inner.signal.aborted) {
+      emit({ type: 'stopped', id, reason: 'failed' });
+      throw error;
+    }
+  } finally {
+    clearInterval(pauseTimer);
+    signal.removeEventListener('abort', abort);
+    // Ends a live query still open (a failure left the loop).
+    inner.abort();
+  }
+  const reason = pausedSeen ? 'paused' : 'aborted';
+  emit({ type: 'stopped', id, reason });
+  return reason;
+}
+
+/**
+ * Applies `work` under the projection's recovery strategy. A skipped event
+ * still moves the offset (exactly-once strategies save it on its own), so it
+ * is not met again.
+ */
+async function withRecovery(
+  projection: Projection,
+  deps: ProjectionRunDependencies,
+  emit: (event: ProjectionStatusEvent) => void,
+  signal: AbortSignal,
+  work: () => Promise<void>,
+  last: EventEnvelope,
+  events: number,
+): Promise<void> {
+  const strategy = projection.recovery;
+  const retries = strategy.type === 'retry-and-fail' || strategy.type === 'retry-and-skip' ? strategy.retries : 0;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await work();
+      return;
+    } catch (error) {
+      if (signal.aborted) throw error;
+      const skip = strategy.type === 'skip' || (strategy.type === 'retry-and-skip' && attempt > retries);
+      const retry = !skip && attempt <= retries;
+      const outcome = retry ? 'retry' : skip ? 'skip' : 'fail';
+      emit({ type: 'error', id: projection.id, error, attempt, outcome });
+      const message = error instanceof Error ? error.message : String(error);
+      if (retry) {
+        await sleep((strategy as { delayMs: number }).delayMs, signal);
+        continue;
+      }
+      await deps.store.setError(projection.id, `${outcome === 'skip' ? 'skipped' : 'failed'} at ${describe(last)} after ${attempt} attempt(s): ${message}`);
+      if (skip) {
+        if (events > 0) await deps.store.save(projection.id, last.offset, events, last.timestamp);
+        return;
+      }
+      throw new ProjectionHandlerError(projection.id.name, `the handler failed at ${describe(last)} after ${attempt} attempt(s): ${message}`, { cause: error, attempts: attempt });
+    }
+  }
+}
+
+function describe(envelope: EventEnvelope): string {
+  return `${envelope.persistenceId}#${envelope.sequenceNr}`;
+}
+
+/** Groups of up to `size` items, or fewer when `withinMs` passed since the group's first item. */
+async function* grouped<T>(source: AsyncIterable<T>, size: number, withinMs: number, signal: AbortSignal): AsyncGenerator<T[]> {
+  const iterator = source[Symbol.asyncIterator]();
+  let pending: Promise<IteratorResult<T>> | undefined;
+  let group: T[] = [];
+  let deadline = 0;
+  try {
+    for (;;) {
+      pending ??= iterator.next();
+      let result: IteratorResult<T> | 'timeout';
+      if (group.length === 0) result = await pending;
+      else {
+        const wait = Math.max(0, deadline - Date.now());
+        let timer: NodeJS.Timeout | undefined;
+        result = await Promise.race([pending, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), wait)))]);
+        clearTimeout(timer);
+      }
+      if (result === 'timeout') {
+        yield group;
+        group = [];
+        continue;
+      }
+      pending = undefined;
+      if (result.done === true) {
+        if (group.length > 0) yield group;
+        return;
+      }
+      if (group.length === 0) deadline = Date.now() + withinMs;
+      group.push(result.value);
+      if (group.length >= size) {
+        yield group;
+        group = [];
+      }
+      if (signal.aborted) return;
+    }
+  } finally {
+    // A next() still pending (a live query waiting for events) ends when the runner aborts the query.
+    if (pending === undefined) await iterator.return?.();
+    else void pending.then(() => iterator.return?.(), () => undefined);
+  }
+}

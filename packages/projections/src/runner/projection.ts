@@ -1,0 +1,136 @@
+/**
+ * Projection definitions, named by their delivery guarantee as in Pekko
+ * Projection:
+ *
+ * - `exactlyOnce`: each event's handler writes and the offset after it commit
+ *   in one SQL transaction, so a crash never applies an event twice;
+ * - `groupedWithin`: up to `size` events (or what arrived within `withinMs`)
+ *   are handled in one transaction with the offset: exactly once, fewer
+ *   commits;
+ * - `atLeastOnce`: the handler writes outside the offset's transaction and
+ *   the offset is saved every `saveEvery` events or `saveAfterMs`; after a
+ *   crash the events since the last save are handled again, so the handler
+ *   must be idempotent.
+ *
+ * A handler failure is handled by the projection's recovery strategy:
+ * `fail` (the default: the runner fails and its supervisor restarts it with
+ * backoff from the stored offset), `skip`, `retryAndFail(n, delayMs)`,
+ * `retryAndSkip(n, delayMs)`.
+ */
+import type { EventEnvelope } from '@dataflow/core';
+import type { SqlQueryable } from '@dataflow/persistence';
+import type { ProjectionId } from '../offset-store/projection-offset-store.js';
+
+/** What to do when a handler fails. */
+export type HandlerRecoveryStrategy =
+  | { readonly type: 'fail' }
+  | { readonly type: 'skip' }
+  | { readonly type: 'retry-and-fail'; readonly retries: number; readonly delayMs: number }
+  | { readonly type: 'retry-and-skip'; readonly retries: number; readonly delayMs: number };
+
+function checkRetries(retries: number, delayMs: number): void {
+  if (!Number.isInteger(retries) || retries < 1) throw new RangeError(`retries must be a positive integer, got ${retries}`);
+  if (!Number.isFinite(delayMs) || delayMs < 0) throw new RangeError(`delayMs must be a non-negative number, got ${delayMs}`);
+}
+
+/** The recovery strategies (Pekko's `HandlerRecoveryStrategy`). */
+export const HandlerRecoveryStrategy = {
+  fail: { type: 'fail' } as HandlerRecoveryStrategy,
+  skip: { type: 'skip' } as HandlerRecoveryStrategy,
+  retryAndFail(retries: number, delayMs: number): HandlerRecoveryStrategy {
+    checkRetries(retries, delayMs);
+    return { type: 'retry-and-fail', retries, delayMs };
+  },
+  retryAndSkip(retries: number, delayMs: number): HandlerRecoveryStrategy {
+    checkRetries(retries, delayMs);
+    return { type: 'retry-and-skip', retries, delayMs };
+  },
+} as const;
+
+/** Handles one event; `db` is the transaction (exactly-once) or the database (at-least-once). */
+export type EventHandler = (envelope: EventEnvelope, db: SqlQueryable) => Promise<void>;
+
+/** Handles a group of events in one transaction. */
+export type GroupHandler = (envelopes: readonly EventEnvelope[], tx: SqlQueryable) => Promise<void>;
+
+export type ProjectionGuarantee =
+  | { readonly kind: 'exactly-once' }
+  | { readonly kind: 'grouped-within'; readonly size: number; readonly withinMs: number }
+  | { readonly kind: 'at-least-once'; readonly saveEvery: number; readonly saveAfterMs: number };
+
+/** A projection: which events, what to do with them, how. */
+export interface Projection {
+  readonly id: ProjectionId;
+  /** The journal tag whose events the projection reads (`eventsByTag`). */
+  readonly tag: string;
+  readonly guarantee: ProjectionGuarantee;
+  /** Per event (exactly-once, at-least-once) or per group (grouped-within). */
+  readonly handler: EventHandler | GroupHandler;
+  readonly recovery: HandlerRecoveryStrategy;
+}
+
+interface Common {
+  readonly name: string;
+  /** Default `default`. */
+  readonly key?: string;
+  readonly tag: string;
+  readonly recovery?: HandlerRecoveryStrategy;
+}
+
+function id(options: Common): ProjectionId {
+  if (options.name.length === 0) throw new RangeError('a projection needs a name');
+  return { name: options.name, key: options.key ?? 'default' };
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+/**
+ * A projection whose handler's writes and offset commit together, per event.
+ *
+ * @example
+ * ```ts
+ * const p = exactlyOnce({ name: 'orders-by-day', tag: 'order-events', handler: async (env, tx) => { await tx.query('...'); } });
+ * ```
+ */
+export function exactlyOnce(options: Common & { readonly handler: EventHandler }): Projection {
+  return { id: id(options), tag: options.tag, guarantee: { kind: 'exactly-once' }, handler: options.handler, recovery: options.recovery ?? HandlerRecoveryStrategy.fail };
+}
+
+/**
+ * A projection handling groups of up to `size` events (or what arrived within `withinMs`) in one transaction with the offset.
+ *
+ * @example
+ * ```ts
+ * const p = groupedWithin({ name: 'metrics', tag: 'batch-events', size: 500, withinMs: 200, handler: async (envs, tx) => { ... } });
+ * ```
+ */
+export function groupedWithin(options: Common & { readonly handler: GroupHandler; readonly size?: number; readonly withinMs?: number }): Projection {
+  return {
+    id: id(options),
+    tag: options.tag,
+    guarantee: { kind: 'grouped-within', size: positive('size', options.size ?? 500), withinMs: positive('withinMs', options.withinMs ?? 200) },
+    handler: options.handler,
+    recovery: options.recovery ?? HandlerRecoveryStrategy.fail,
+  };
+}
+
+/**
+ * A projection whose offset is saved every `saveEvery` events or `saveAfterMs`; the handler must be idempotent.
+ *
+ * @example
+ * ```ts
+ * const p = atLeastOnce({ name: 'search-index', tag: 'all-events', saveEvery: 100, handler: async (env, db) => { ...upsert... } });
+ * ```
+ */
+export function atLeastOnce(options: Common & { readonly handler: EventHandler; readonly saveEvery?: number; readonly saveAfterMs?: number }): Projection {
+  return {
+    id: id(options),
+    tag: options.tag,
+    guarantee: { kind: 'at-least-once', saveEvery: positive('saveEvery', options.saveEvery ?? 100), saveAfterMs: positive('saveAfterMs', options.saveAfterMs ?? 1000) },
+    handler: options.handler,
+    recovery: options.recovery ?? HandlerRecoveryStrategy.fail,
+  };
+}
