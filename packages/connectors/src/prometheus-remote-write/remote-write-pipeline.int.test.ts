@@ -8,7 +8,9 @@
  * timestamps of the scrapes that read it. Prometheus reaches the receiver
  * through a relay in the test that, on each 204, reads the journal before
  * passing the answer on: the samples of every answered request are behind
- * the journal's latest checkpoint at that moment.
+ * the journal's latest checkpoint at that moment. A series removed from the
+ * registry gets a stale marker from Prometheus, which the source drops by
+ * default: no NaN row appears for it.
  */
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -149,6 +151,8 @@ describe('remote-write source in a pipeline, fed by a real Prometheus', () => {
         return offset;
       };
       let answeredSamples = 0;
+      /** Stale markers (as metric{core="..."}) in requests the receiver answered 204. */
+      const answeredStale: string[] = [];
       const answers: { answeredSamples: number; checkpoint: number }[] = [];
       const relayErrors: unknown[] = [];
       relay = createServer((req, res) => {
@@ -157,9 +161,12 @@ describe('remote-write source in a pipeline, fed by a real Prometheus', () => {
         req.on('end', () => {
           void (async () => {
             const body = Buffer.concat(chunks);
-            const samples = decodeRemoteWrite(body).filter((sample) => sample.value !== 'StaleNaN').length;
+            const decoded = decodeRemoteWrite(body);
+            const samples = decoded.filter((sample) => sample.value !== 'StaleNaN').length;
+            const stale = decoded.filter((sample) => sample.value === 'StaleNaN').map((sample) => `${sample.metric_name}{core="${sample.labels['core'] ?? ''}"}`);
             const answer = await forward(port, req.url ?? '/', req.headers, body);
             if (answer.status === 204) {
+              answeredStale.push(...stale);
               answeredSamples += samples;
               const counted = answeredSamples;
               answers.push({ answeredSamples: counted, checkpoint: await latestCheckpoint() });
@@ -206,6 +213,16 @@ describe('remote-write source in a pipeline, fed by a real Prometheus', () => {
         if (Date.now() > deadline) throw new Error(`series missing after 90 s: ${expected.filter((series) => !seen.has(series)).join(', ')}`);
         await new Promise((r) => setTimeout(r, 500));
       }
+      // A series disappears: Prometheus remote-writes a stale marker for it, which the source drops
+      // by default (staleMarkers: 'drop'). Once a request carrying it was answered, its other samples
+      // are in Cassandra and no NaN row was written for the series (every row keeps 451, checked below).
+      gauge.remove({ core: 'd' });
+      while (!answeredStale.includes('reactor_temperature{core="d"}')) {
+        if (Date.now() > deadline) throw new Error('no stale marker for reactor_temperature{core="d"} was remote-written after 90 s');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      rows = (await cassandra.execute(`SELECT metric_name, job, instance, labels, timestamp, value FROM ${ns}.samples`, [], { fetchSize: 10_000 })).rows;
+      expect(rows.filter((r) => seriesOf(r) === 'reactor_temperature{core="d"}').map((r) => r['value'])).toEqual(expect.arrayContaining([451]));
       // Every row of a registry series holds the exposed value (NaN, ±Inf, bucket counts, quantiles
       // included) and the timestamp of a scrape the exporter served; Prometheus' own series
       // (up, scrape_duration_seconds, ...) come with the same job and instance.
