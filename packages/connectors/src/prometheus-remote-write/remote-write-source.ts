@@ -71,8 +71,12 @@ export class RemoteWriteSource implements Source {
   private nextOffset = 0;
   private ackedOffset = 0;
   private polledOffset = 0;
-  /** Stale markers dropped so far (`staleMarkers: 'drop'`). */
-  droppedStaleMarkers = 0;
+  private staleMarkersDropped = 0;
+
+  /** Stale markers dropped so far (`staleMarkers: 'drop'`); the Source SPI has no metrics hook, so it is read here. */
+  get droppedStaleMarkers(): number {
+    return this.staleMarkersDropped;
+  }
 
   /** Samples received and not yet acked (buffered or in a batch awaiting its checkpoint). */
   private get unacked(): number {
@@ -141,7 +145,7 @@ export class RemoteWriteSource implements Source {
     }
     if (this.options.staleMarkers === 'drop') {
       const kept = samples.filter((sample) => sample.value !== 'StaleNaN');
-      this.droppedStaleMarkers += samples.length - kept.length;
+      this.staleMarkersDropped += samples.length - kept.length;
       samples = kept;
     }
     if (samples.length === 0) return void res.writeHead(204).end();
