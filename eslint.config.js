@@ -4,6 +4,21 @@
 import nx from '@nx/eslint-plugin';
 import tseslint from 'typescript-eslint';
 
+const moduleBoundaries = (connectorsBanned) => [
+  'error',
+  {
+    enforceBuildableLibDependency: false,
+    allow: ['@dataflow/test-env'],
+    depConstraints: [
+      { sourceTag: 'scope:core', onlyDependOnLibsWithTags: ['scope:core'], bannedExternalImports: drivers },
+      { sourceTag: 'scope:persistence', onlyDependOnLibsWithTags: ['scope:core', 'scope:persistence'], bannedExternalImports: ['nact', 'kafkajs', 'ioredis', 'prom-client', 'winston', 'winston-*'] },
+      { sourceTag: 'scope:connectors', onlyDependOnLibsWithTags: ['scope:core', 'scope:persistence', 'scope:connectors'], bannedExternalImports: connectorsBanned },
+      { sourceTag: 'scope:projections', onlyDependOnLibsWithTags: ['scope:core', 'scope:persistence', 'scope:projections'], bannedExternalImports: ['nact', 'prom-client', 'winston', 'winston-*'] },
+      { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:core', 'scope:persistence', 'scope:connectors', 'scope:projections', 'scope:app'], bannedExternalImports: ['nact'] },
+    ],
+  },
+];
+
 const drivers = ['cassandra-driver', 'kafkajs', 'pg', 'pg-*', '@electric-sql/pglite', 'ioredis', 'prom-client', 'winston', 'winston-*'];
 
 export default tseslint.config(
@@ -20,21 +35,13 @@ export default tseslint.config(
       '@typescript-eslint/only-throw-error': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-console': 'error',
-      '@nx/enforce-module-boundaries': [
-        'error',
-        {
-          enforceBuildableLibDependency: false,
-          allow: ['@dataflow/test-env'],
-          depConstraints: [
-            { sourceTag: 'scope:core', onlyDependOnLibsWithTags: ['scope:core'], bannedExternalImports: drivers },
-            { sourceTag: 'scope:persistence', onlyDependOnLibsWithTags: ['scope:core', 'scope:persistence'], bannedExternalImports: ['nact', 'kafkajs', 'ioredis', 'prom-client', 'winston', 'winston-*'] },
-            { sourceTag: 'scope:connectors', onlyDependOnLibsWithTags: ['scope:core', 'scope:persistence', 'scope:connectors'], bannedExternalImports: ['nact', 'prom-client', 'winston', 'winston-*'] },
-            { sourceTag: 'scope:projections', onlyDependOnLibsWithTags: ['scope:core', 'scope:persistence', 'scope:projections'], bannedExternalImports: ['nact', 'prom-client', 'winston', 'winston-*'] },
-            { sourceTag: 'scope:app', onlyDependOnLibsWithTags: ['scope:core', 'scope:persistence', 'scope:connectors', 'scope:projections', 'scope:app'], bannedExternalImports: ['nact'] },
-          ],
-        },
-      ],
+      '@nx/enforce-module-boundaries': moduleBoundaries(['nact', 'prom-client', 'winston', 'winston-*']),
     },
+  },
+  {
+    // The connectors' tests and benchmarks serve Prometheus exporters with prom-client (a dev dependency); the library itself does not.
+    files: ['packages/connectors/src/**/*.test.ts', 'packages/connectors/src/bench/**/*.ts'],
+    rules: { '@nx/enforce-module-boundaries': moduleBoundaries(['nact', 'winston', 'winston-*']) },
   },
   {
     // Tests may log and use the services helper.

@@ -120,7 +120,7 @@ describe('pipeline definitions: field rules', () => {
 
 describe('pipeline definitions: transform rules', () => {
   it.each([
-    ['unknown type', { type: 'sort' }, 'transforms[0].type', 'Unknown transform type; known types: filter, map, flat-map, aggregate, enrich, json-parse'],
+    ['unknown type', { type: 'sort' }, 'transforms[0].type', 'Unknown transform type; known types: filter, map, flat-map, aggregate, enrich, json-parse, prometheus'],
     ['filter without expression', { type: 'filter' }, 'transforms[0].expression', 'Expected a filter expression (a string)'],
     ['filter with a syntax error', { type: 'filter', expression: 'a == 1 AND' }, 'transforms[0].expression', 'Expected a value (a field, a literal or a parenthesis) at position 10, found end of expression'],
     ['filter with an unknown option', { type: 'filter', expression: 'a', limit: 3 }, 'transforms[0].limit', "Unknown key 'limit'"],
