@@ -68,9 +68,16 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
     if (pausedSeen) inner.abort();
     return pausedSeen;
   };
+  // A failure of the background work (the pause check, a timed offset save) ends the run with that failure.
+  let backgroundFailure: { readonly error: unknown } | undefined;
+  const failInBackground = (error: unknown) => {
+    backgroundFailure ??= { error };
+    inner.abort();
+  };
   // The paused flag is also read while the live query waits for events.
-  const pauseTimer = setInterval(() => void pausedNow().catch(() => undefined), pauseCheckMs);
+  const pauseTimer = setInterval(() => void pausedNow().catch(failInBackground), pauseCheckMs);
   pauseTimer.unref?.();
+  let saveTimer: NodeJS.Timeout | undefined;
   try {
     const events = deps.queries.eventsByTag(projection.tag, stored.offset ?? NoOffset, { live: true, signal: inner.signal });
     const guarantee = projection.guarantee;
@@ -101,13 +108,25 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
       let unsaved = 0;
       let last: EventEnvelope | undefined;
       let savedAt = Date.now();
-      const save = async () => {
-        if (last === undefined || unsaved === 0) return;
-        await deps.store.save(id, last.offset, unsaved, last.timestamp);
-        emit({ type: 'progress', id, offset: last.offset, events: unsaved, lastEventAt: last.timestamp });
+      // Saves run one after the other (the loop's and the timer's), each for what was handled when it was called.
+      let saving: Promise<void> = Promise.resolve();
+      const save = (): Promise<void> => {
+        const upTo = last;
+        const events = unsaved;
+        if (upTo === undefined || events === 0) return saving;
         unsaved = 0;
         savedAt = Date.now();
+        saving = saving.then(async () => {
+          await deps.store.save(id, upTo.offset, events, upTo.timestamp);
+          emit({ type: 'progress', id, offset: upTo.offset, events, lastEventAt: upTo.timestamp });
+        });
+        return saving;
       };
+      // While no further event comes, what was handled is saved once saveAfterMs passed.
+      saveTimer = setInterval(() => {
+        if (unsaved > 0 && Date.now() - savedAt >= guarantee.saveAfterMs) save().catch(failInBackground);
+      }, Math.max(10, Math.min(guarantee.saveAfterMs, 1_000)));
+      saveTimer.unref?.();
       try {
         for await (const envelope of events) {
           await withRecovery(projection, deps, emit, inner.signal, () => (projection.handler as EventHandler)(envelope, deps.executor), envelope, 0);
@@ -117,20 +136,26 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
           if (await pausedNow()) break;
         }
       } finally {
+        clearInterval(saveTimer);
         // What was handled is saved on the way out (a crash skips this: those events are handled again).
         await save();
       }
     }
   } catch (error) {
-    if (!inner.signal.aborted) {
+    if (!inner.signal.aborted || backgroundFailure !== undefined) {
       emit({ type: 'stopped', id, reason: 'failed' });
-      throw error;
+      throw backgroundFailure === undefined ? error : backgroundFailure.error;
     }
   } finally {
     clearInterval(pauseTimer);
+    clearInterval(saveTimer);
     signal.removeEventListener('abort', abort);
     // Ends a live query still open (a failure left the loop).
     inner.abort();
+  }
+  if (backgroundFailure !== undefined) {
+    emit({ type: 'stopped', id, reason: 'failed' });
+    throw backgroundFailure.error;
   }
   const reason = pausedSeen ? 'paused' : 'aborted';
   emit({ type: 'stopped', id, reason });
