@@ -6,6 +6,13 @@
 export { migrateProjections, checkProjectionsSchema, projectionMigrations, PROJECTIONS_MIGRATE_COMMAND } from './schema/projections-schema.js';
 export { ProjectionOffsetStore, type ProjectionId, type ProjectionOffsetRow } from './offset-store/projection-offset-store.js';
 export {
+  ProjectionManagement,
+  type ProjectionLag,
+  type ProjectionManagementOptions,
+  type ProjectionStatus,
+} from './offset-store/projection-management.js';
+export { InvalidProjectionInputError, type ProjectionInputIssue } from './offset-store/projection-management-errors.js';
+export {
   atLeastOnce,
   exactlyOnce,
   groupedWithin,
@@ -27,3 +34,4 @@ export {
   pipelineStatusProjection,
   type ReadModelOptions,
 } from './read-models/pipeline-read-models.js';
+export { rebuildReadModel, type RebuildOptions, type RebuildProgress } from './rebuild/rebuild.js';

@@ -1,0 +1,139 @@
+/**
+ * Rebuilds a read model without readers ever seeing it half-built: the
+ * projection replays the journal from the start into a shadow table
+ * (`<table>__rebuild`, created like the table), and when the shadow has
+ * caught up with the live projection's position, one transaction swaps the
+ * tables and moves the live projection's offset to the rebuild's. The live
+ * projection is paused for the final stretch and resumed after the swap.
+ *
+ * Progress (events done / total) is reported while the replay runs.
+ */
+import { NoOffset, type Offset, type ReadJournal } from '@dataflow/core';
+import { quoteSchema, type SqlExecutor } from '@dataflow/persistence';
+import type { ProjectionId, ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
+import { runProjection } from '../runner/projection-runner.js';
+import type { Projection } from '../runner/projection.js';
+
+/** Progress of a rebuild. */
+export interface RebuildProgress {
+  readonly done: number;
+  readonly total: number;
+}
+
+export interface RebuildOptions {
+  readonly queries: ReadJournal;
+  readonly store: ProjectionOffsetStore;
+  readonly executor: SqlExecutor;
+  readonly schema: string;
+  /** The read model's table, e.g. `pipeline_metrics_hourly`. */
+  readonly table: string;
+  /** The live projection (its offset moves to the rebuild's at the swap). */
+  readonly live: Projection;
+  /** Builds the same projection writing to another table, under another key. */
+  readonly shadow: (table: string, key: string) => Projection;
+  readonly onProgress?: (progress: RebuildProgress) => void;
+  /** How long to wait for the live projection to stop after pausing it, ms (default 30 000). */
+  readonly pauseTimeoutMs?: number;
+}
+
+async function countAfter(queries: ReadJournal, tag: string, offset: Offset): Promise<number> {
+  let n = 0;
+  for await (const _ of queries.eventsByTag(tag, offset)) n++;
+  return n;
+}
+
+/** Whether the shadow's position covers the live one: by global sequence when both have one, else by events applied. */
+function reached(shadow: { readonly offset: Offset | undefined; readonly eventsApplied: number }, live: { readonly offset: Offset | undefined; readonly eventsApplied: number }): boolean {
+  if (live.offset === undefined || live.offset.kind === 'none') return true;
+  if (shadow.offset?.kind === 'sequence' && live.offset.kind === 'sequence') return shadow.offset.value >= live.offset.value;
+  return shadow.eventsApplied >= live.eventsApplied;
+}
+
+const identifier = (name: string): string => {
+  if (!/^[a-z_][a-z0-9_]{0,54}$/.test(name)) throw new RangeError(`Invalid table name ${JSON.stringify(name)}`);
+  return name;
+};
+
+/**
+ * Rebuilds `options.table` from the start of the journal; resolves with the
+ * number of events replayed. The live projection must be running (or
+ * stoppable) under the same offset store; it is paused during the swap and
+ * resumed afterwards (the caller restarts its actor with `{ type: 'start' }`).
+ *
+ * @example
+ * ```ts
+ * await rebuildReadModel({ queries, store, executor, schema: 'dataflow', table: 'pipeline_metrics_hourly',
+ *   live: metrics, shadow: (table, key) => pipelineMetricsHourlyProjection({ schema: 'dataflow', table, key }), onProgress: console.info });
+ * ```
+ */
+export async function rebuildReadModel(options: RebuildOptions): Promise<number> {
+  const { executor, store, queries, live } = options;
+  const schema = quoteSchema(options.schema);
+  const table = identifier(options.table);
+  const shadowTable = `${table}__rebuild`;
+  const shadowKey = `${live.id.key}__rebuild`;
+  const shadow = options.shadow(shadowTable, shadowKey);
+  const shadowId: ProjectionId = shadow.id;
+  await executor.query(`DROP TABLE IF EXISTS ${schema}.${shadowTable}`);
+  await executor.query(`CREATE TABLE ${schema}.${shadowTable} (LIKE ${schema}.${table} INCLUDING ALL)`);
+  await store.clearOffset(shadowId);
+  await store.setPaused(shadowId, false);
+
+  const total = await countAfter(queries, live.tag, NoOffset);
+  const controller = new AbortController();
+  let done = 0;
+  const run = runProjection(shadow, {
+    queries,
+    store,
+    executor,
+    onStatus: (event) => {
+      if (event.type !== 'progress') return;
+      done += event.events;
+      options.onProgress?.({ done, total: Math.max(total, done) });
+    },
+  }, controller.signal);
+  const wait = async (condition: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(await condition())) {
+      if (Date.now() > deadline) throw new Error(`rebuild of ${table}: timed out waiting for ${what}`);
+      await Promise.race([new Promise((r) => setTimeout(r, 20)), run.then(() => undefined)]);
+    }
+  };
+  try {
+    // Replay up to where the journal was when the rebuild began, then pause the live projection and catch up with it.
+    await wait(async () => (await store.get(shadowId)).eventsApplied >= total, 'the replay', 24 * 3_600_000);
+    await store.setPaused(live.id, true);
+    const liveOffset = async () => (await store.get(live.id)).offset ?? NoOffset;
+    // The live projection stops at its next pause check; from then on its offset stays put.
+    let previous = JSON.stringify(await liveOffset());
+    await wait(async () => {
+      await new Promise((r) => setTimeout(r, 1_100));
+      const now = JSON.stringify(await liveOffset());
+      const settled = now === previous;
+      previous = now;
+      return settled;
+    }, 'the live projection to pause', options.pauseTimeoutMs ?? 30_000);
+    const target = await store.get(live.id);
+    await wait(async () => reached(await store.get(shadowId), target), 'the shadow to reach the live position', 24 * 3_600_000);
+    controller.abort();
+    await run;
+    const rebuilt = await store.get(shadowId);
+    await executor.transaction(async (tx) => {
+      await tx.query(`ALTER TABLE ${schema}.${table} RENAME TO ${table}__old`);
+      await tx.query(`ALTER TABLE ${schema}.${shadowTable} RENAME TO ${table}`);
+      await tx.query(`DROP TABLE ${schema}.${table}__old`);
+      if (rebuilt.offset !== undefined) {
+        await store.clearOffset(live.id, tx);
+        await store.save(live.id, rebuilt.offset, rebuilt.eventsApplied, rebuilt.lastEventAt ?? 0, tx);
+      }
+    });
+    return rebuilt.eventsApplied;
+  } finally {
+    controller.abort();
+    await run.then(
+      () => undefined,
+      () => undefined,
+    );
+    await store.setPaused(live.id, false);
+  }
+}
