@@ -8,6 +8,7 @@
 import { NoOffset, type EventEnvelope, type Offset, type ReadJournal } from '@dataflow/core';
 import type { SqlExecutor } from '@dataflow/persistence';
 import type { ProjectionId, ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
+import { groupedWithinMs } from './grouped-within.js';
 import { ProjectionHandlerError } from './projection-errors.js';
 import type { EventHandler, GroupHandler, Projection } from './projection.js';
 
@@ -82,7 +83,7 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
     const events = deps.queries.eventsByTag(projection.tag, stored.offset ?? NoOffset, { live: true, signal: inner.signal });
     const guarantee = projection.guarantee;
     if (guarantee.kind === 'grouped-within') {
-      for await (const group of grouped(events, guarantee.size, guarantee.withinMs, inner.signal)) {
+      for await (const group of groupedWithinMs(events, guarantee.size, guarantee.withinMs, inner.signal)) {
         const last = group.at(-1) as EventEnvelope;
         await withRecovery(projection, deps, emit, inner.signal, async () => {
           await deps.executor.transaction(async (tx) => {
@@ -205,46 +206,4 @@ async function withRecovery(
 
 function describe(envelope: EventEnvelope): string {
   return `${envelope.persistenceId}#${envelope.sequenceNr}`;
-}
-
-/** Groups of up to `size` items, or fewer when `withinMs` passed since the group's first item. */
-async function* grouped<T>(source: AsyncIterable<T>, size: number, withinMs: number, signal: AbortSignal): AsyncGenerator<T[]> {
-  const iterator = source[Symbol.asyncIterator]();
-  let pending: Promise<IteratorResult<T>> | undefined;
-  let group: T[] = [];
-  let deadline = 0;
-  try {
-    for (;;) {
-      pending ??= iterator.next();
-      let result: IteratorResult<T> | 'timeout';
-      if (group.length === 0) result = await pending;
-      else {
-        const wait = Math.max(0, deadline - Date.now());
-        let timer: NodeJS.Timeout | undefined;
-        result = await Promise.race([pending, new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), wait)))]);
-        clearTimeout(timer);
-      }
-      if (result === 'timeout') {
-        yield group;
-        group = [];
-        continue;
-      }
-      pending = undefined;
-      if (result.done === true) {
-        if (group.length > 0) yield group;
-        return;
-      }
-      if (group.length === 0) deadline = Date.now() + withinMs;
-      group.push(result.value);
-      if (group.length >= size) {
-        yield group;
-        group = [];
-      }
-      if (signal.aborted) return;
-    }
-  } finally {
-    // A next() still pending (a live query waiting for events) ends when the runner aborts the query.
-    if (pending === undefined) await iterator.return?.();
-    else void pending.then(() => iterator.return?.(), () => undefined);
-  }
 }
