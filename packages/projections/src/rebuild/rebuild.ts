@@ -63,7 +63,7 @@ const identifier = (name: string): string => {
  * @example
  * ```ts
  * await rebuildReadModel({ queries, store, executor, schema: 'dataflow', table: 'pipeline_metrics_hourly',
- *   live: metrics, shadow: (table, key) => pipelineMetricsHourlyProjection({ schema: 'dataflow', table, key }), onProgress: console.info });
+ *   live: metrics, shadow: (table, key) => pipelineMetricsHourlyProjection({ schema: 'dataflow', table, key }), onProgress: ({ done, total }) => bar.update(done, { total }) });
  * ```
  */
 export async function rebuildReadModel(options: RebuildOptions): Promise<number> {
