@@ -274,14 +274,6 @@ describe.each(Object.keys(stores))('projection runner on %s', (storeName) => {
     expect(rows.get(transient)).toBe(1);
   });
 
-  it('refuses bad recovery and guarantee settings by name', () => {
-    expect(() => HandlerRecoveryStrategy.retryAndFail(0, 10)).toThrow(/retries/);
-    expect(() => HandlerRecoveryStrategy.retryAndSkip(1, -1)).toThrow(/delayMs/);
-    expect(() => atLeastOnce({ name: 'x', tag: 't', saveEvery: 0, handler: () => Promise.resolve() })).toThrow(/saveEvery/);
-    expect(() => groupedWithin({ name: 'x', tag: 't', size: 1.5, handler: () => Promise.resolve() })).toThrow(/size/);
-    expect(() => exactlyOnce({ name: '', tag: 't', handler: () => Promise.resolve() })).toThrow(/name/);
-  });
-
   it('pause stops a running projection and keeps it stopped; resume lets it catch up', { timeout: 60_000 }, async () => {
     const tag = `${storeName}-pause`;
     await append(tag, 5);

@@ -19,7 +19,16 @@
  */
 import type { EventEnvelope } from '@dataflow/core';
 import type { SqlQueryable } from '@dataflow/persistence';
+import { z } from 'zod';
+import { fieldErrorsOf, InvalidProjectionInputError } from '../offset-store/projection-management-errors.js';
 import type { ProjectionId } from '../offset-store/projection-offset-store.js';
+
+/** Parses `value` or fails with `InvalidProjectionInputError` naming each field. */
+function check<T>(schema: z.ZodType<T>, input: string, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new InvalidProjectionInputError(input, fieldErrorsOf(result.error, input));
+  return result.data;
+}
 
 /** What to do when a handler fails. */
 export type HandlerRecoveryStrategy =
@@ -28,9 +37,13 @@ export type HandlerRecoveryStrategy =
   | { readonly type: 'retry-and-fail'; readonly retries: number; readonly delayMs: number }
   | { readonly type: 'retry-and-skip'; readonly retries: number; readonly delayMs: number };
 
+const retrySchema = z.object({
+  retries: z.number().int('must be a positive integer').min(1, 'must be a positive integer'),
+  delayMs: z.number({ error: 'must be a non-negative number' }).min(0, 'must be a non-negative number'),
+});
+
 function checkRetries(retries: number, delayMs: number): void {
-  if (!Number.isInteger(retries) || retries < 1) throw new RangeError(`retries must be a positive integer, got ${retries}`);
-  if (!Number.isFinite(delayMs) || delayMs < 0) throw new RangeError(`delayMs must be a non-negative number, got ${delayMs}`);
+  check(retrySchema, 'recovery', { retries, delayMs });
 }
 
 /** The recovery strategies (Pekko's `HandlerRecoveryStrategy`). */
@@ -77,14 +90,22 @@ interface Common {
   readonly recovery?: HandlerRecoveryStrategy;
 }
 
+const commonSchema = z.object({
+  name: z.string().min(1, 'a projection needs a name'),
+  key: z.string().min(1, 'a projection key cannot be empty').optional(),
+  tag: z.string().min(1, 'a projection needs a tag'),
+  handler: z.custom<unknown>((value) => typeof value === 'function', 'must be a function'),
+});
+
 function id(options: Common): ProjectionId {
-  if (options.name.length === 0) throw new RangeError('a projection needs a name');
-  return { name: options.name, key: options.key ?? 'default' };
+  const checked = check(commonSchema, 'projection', options);
+  return { name: checked.name, key: checked.key ?? 'default' };
 }
 
+const positiveInteger = z.number().int('must be a positive integer').min(1, 'must be a positive integer');
+
 function positive(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  return value;
+  return check(z.object({ [name]: positiveInteger }), 'projection', { [name]: value })[name] as number;
 }
 
 /**
