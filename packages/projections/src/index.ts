@@ -23,6 +23,7 @@ export {
   type ProjectionGuarantee,
 } from './runner/projection.js';
 export { runProjection, type ProjectionRunDependencies, type ProjectionStatusEvent } from './runner/projection-runner.js';
+export { createProjectionStatusObserver, type ProjectionStatusObserver } from './runner/projection-status-observer.js';
 export { ProjectionHandlerError } from './runner/projection-errors.js';
 export { DEFAULT_PROJECTION_BACKOFF, projectionBehavior, spawnProjection, type ProjectionMessage } from './runner/projection-actor.js';
 export {
