@@ -173,3 +173,25 @@ export function recoveredOf(run: ChildOutcome): Extract<ChildMessage, { type: 'r
 export function failedBatches(runs: readonly ChildOutcome[]): string[] {
   return runs.flatMap((r) => r.messages).flatMap((m) => (m.type === 'batch-failed' ? [m.error] : []));
 }
+
+/**
+ * What every crash test checks about the runs themselves, as a list of
+ * problems (empty when all hold): each kill landed mid-run, after its
+ * incarnation checkpointed batches of its own; each restart resumed from a
+ * checkpoint its predecessor left (not from the start, not failed); no batch
+ * failed.
+ */
+export function crashRunProblems(runs: readonly ChildOutcome[], kills: readonly KillRecord<unknown>[], totalRecords: number): string[] {
+  const problems: string[] = [];
+  for (const kill of kills) {
+    if (kill.progressed <= 1) problems.push(`${kill.kind} kill: the killed run checkpointed ${kill.progressed} batch(es) of its own`);
+    if (kill.processedAtKill >= totalRecords) problems.push(`${kill.kind} kill: came after the last record (${kill.processedAtKill})`);
+  }
+  runs.slice(1).forEach((run, i) => {
+    const recovered = recoveredOf(run);
+    if (recovered?.status !== 'running') problems.push(`run ${i + 2} recovered ${JSON.stringify(recovered)} instead of a running pipeline`);
+    else if (recovered.records <= 0) problems.push(`run ${i + 2} resumed from the start`);
+  });
+  for (const error of failedBatches(runs)) problems.push(`a batch failed: ${error}`);
+  return problems;
+}
