@@ -220,6 +220,28 @@ describe.each(Object.keys(stores))('projection runner on %s', (storeName) => {
     expect(events.filter((e) => e.type === 'error').map((e) => e.type === 'error' && [e.outcome, e.attempt])).toEqual([['skip', 1]]);
   });
 
+  it('skip: the skipped event\'s error stays in the status until a later event is applied', { timeout: 60_000 }, async () => {
+    const tag = `${storeName}-skip-last`;
+    const envelopes = await append(tag, 3);
+    const name = `${tag}-p`;
+    const poisoned = envelopes.at(-1) as EventEnvelope;
+    const projection = exactlyOnce({
+      name,
+      tag,
+      recovery: HandlerRecoveryStrategy.skip,
+      handler: async (envelope, tx) => {
+        if (key(envelope) === key(poisoned)) throw new Error('cannot apply');
+        await record(name, envelope, tx);
+      },
+    });
+    const lastOffset = JSON.stringify(poisoned.offset);
+    await runUntil(projection, async () => JSON.stringify((await offsets.get(projection.id)).offset) === lastOffset);
+    const status = await management.status(projection.id, tag);
+    expect(status.lastError).toBe(`skipped at ${key(poisoned)} after 1 attempt(s): cannot apply`);
+    expect(status.lag).toEqual({ kind: 'known', events: 0, seconds: 0 });
+    expect((await applied(name)).size).toBe(2);
+  });
+
   it('retryAndFail: the handler is tried 1 + n times, then the run fails', { timeout: 60_000 }, async () => {
     const tag = `${storeName}-retry-fail`;
     const envelopes = await append(tag, 4);

@@ -194,11 +194,10 @@ async function withRecovery(
         await sleep((strategy as { delayMs: number }).delayMs, signal);
         continue;
       }
+      // A skipped event's offset is saved first: a save clears the last error, and this one must stay visible.
+      if (skip && events > 0) await deps.store.save(projection.id, last.offset, events, last.timestamp);
       await deps.store.setError(projection.id, `${outcome === 'skip' ? 'skipped' : 'failed'} at ${describe(last)} after ${attempt} attempt(s): ${message}`);
-      if (skip) {
-        if (events > 0) await deps.store.save(projection.id, last.offset, events, last.timestamp);
-        return;
-      }
+      if (skip) return;
       throw new ProjectionHandlerError(projection.id.name, `the handler failed at ${describe(last)} after ${attempt} attempt(s): ${message}`, { cause: error, attempts: attempt });
     }
   }
