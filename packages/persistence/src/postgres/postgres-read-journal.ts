@@ -58,12 +58,23 @@ export class PostgresReadJournal implements ReadJournal {
   }
 
   async *eventsByTag(tag: string, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
-    const sql = `SELECT ${EVENT_COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}
-       FROM ${this.store.tagTable} t JOIN ${this.store.journalTable} j ON j.ordering = t.ordering
-       WHERE t.tag = $1 AND t.ordering > $2 AND t.ordering <= $3 AND NOT j.deleted
-       ORDER BY t.ordering LIMIT $4`;
-    for await (const row of this.byOrdering<EventRow>(startAfter(offset), options, `eventsByTag(${tag})`, (after, upTo, limit) => [sql, [tag, after, upTo, limit]])) {
-      yield this.envelope(row);
+    // The page is cut from the tag index first (an ordered range scan of its primary key, LIMIT applied there),
+    // then joined: joining first let the planner read and sort every remaining tag row for each page when its
+    // estimates were off (a fresh table), which made a catch-up quadratic (8k events/s over 100k events).
+    // Deleted events still count for the paging (a page of pageSize tag rows is full) and are skipped here.
+    const sql = `SELECT t.ordering AS tag_ordering, j.deleted, ${EVENT_COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}
+       FROM (SELECT ordering FROM ${this.store.tagTable} WHERE tag = $1 AND ordering > $2 AND ordering <= $3 ORDER BY ordering LIMIT $4) t
+       LEFT JOIN ${this.store.journalTable} j ON j.ordering = t.ordering
+       ORDER BY t.ordering`;
+    const rows = this.byOrdering<EventRow & { tag_ordering: string | number; deleted: boolean | null; ordering: string | number }>(
+      startAfter(offset),
+      options,
+      `eventsByTag(${tag})`,
+      (after, upTo, limit) => [sql, [tag, after, upTo, limit]],
+      (row) => row.tag_ordering,
+    );
+    for await (const row of rows) {
+      if (row.deleted === false) yield this.envelope(row);
     }
   }
 
@@ -84,23 +95,33 @@ export class PostgresReadJournal implements ReadJournal {
    * safe ordering: a current query ends at the one it read when it started,
    * a live one reads it again whenever it has caught up.
    */
-  private async *byOrdering<Row extends { ordering: string | number }>(
+  private async *byOrdering<Row extends object>(
     after: number,
     options: QueryOptions,
     what: string,
     statement: (after: number, upTo: number, limit: number) => [string, unknown[]],
+    orderingOf: (row: Row) => string | number = (row) => (row as { ordering: string | number }).ordering,
   ): AsyncIterable<Row> {
     const pageSize = this.store.settings.pageSize;
     const live = options.live === true;
     // Read before the safe ordering, so an append committing after it still wakes the wait below.
     let version = this.store.version;
     let upTo = await this.safeOrdering(options.signal, what);
+    // The next page is read while the caller consumes this one (a full page means there may be more).
+    let prefetched: Promise<Row[]> | undefined;
     for (;;) {
       if (upTo === undefined || isAborted(options.signal)) return;
-      const rows = await this.read<Row>(...statement(after, upTo, pageSize), what);
+      const rows = await (prefetched ?? this.read<Row>(...statement(after, upTo, pageSize), what));
+      prefetched = undefined;
+      const last = rows.at(-1);
+      if (rows.length === pageSize && last !== undefined) {
+        prefetched = this.read<Row>(...statement(Number(orderingOf(last)), upTo, pageSize), what);
+        // Consumed below or, when the caller stops early, left to settle: its failure is not the caller's any more.
+        prefetched.catch(() => undefined);
+      }
       for (const row of rows) {
         if (isAborted(options.signal)) return;
-        after = Number(row.ordering);
+        after = Number(orderingOf(row));
         yield row;
       }
       if (rows.length < pageSize) {
