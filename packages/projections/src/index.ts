@@ -36,3 +36,4 @@ export {
   type ReadModelOptions,
 } from './read-models/pipeline-read-models.js';
 export { rebuildReadModel, type RebuildOptions, type RebuildProgress } from './rebuild/rebuild.js';
+export { checkSliceRange, SLICE_COUNT, sliceForPersistenceId, sliceKey, sliceRanges, type SliceRange } from './slices/slices.js';

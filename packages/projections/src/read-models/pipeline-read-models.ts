@@ -17,6 +17,7 @@
 import type { EventEnvelope } from '@dataflow/core';
 import { quoteSchema, type SqlQueryable } from '@dataflow/persistence';
 import { groupedWithin, type HandlerRecoveryStrategy, type Projection } from '../runner/projection.js';
+import type { SliceRange } from '../slices/slices.js';
 
 /** The tag the pipeline read models read. */
 export const PIPELINE_EVENTS_TAG = 'pipeline-events';
@@ -61,6 +62,8 @@ export interface ReadModelOptions {
   readonly recovery?: HandlerRecoveryStrategy;
   /** The table name, default `pipeline_status` / `pipeline_metrics_hourly` (a rebuild writes a shadow table). */
   readonly table?: string;
+  /** Run as one instance over these slices (pipelines are partitioned by their persistence id's slice). */
+  readonly slices?: SliceRange;
 }
 
 /** Applies pipeline events to `pipeline_status` in order. */
@@ -146,6 +149,7 @@ export function pipelineStatusProjection(options: ReadModelOptions): Projection 
     handler: (envelopes, tx) => applyPipelineStatus(tx, table, envelopes),
     ...(options.key === undefined ? {} : { key: options.key }),
     ...(options.recovery === undefined ? {} : { recovery: options.recovery }),
+    ...(options.slices === undefined ? {} : { slices: options.slices }),
   });
 }
 
@@ -160,6 +164,7 @@ export function pipelineMetricsHourlyProjection(options: ReadModelOptions): Proj
     handler: (envelopes, tx) => applyPipelineMetricsHourly(tx, table, envelopes),
     ...(options.key === undefined ? {} : { key: options.key }),
     ...(options.recovery === undefined ? {} : { recovery: options.recovery }),
+    ...(options.slices === undefined ? {} : { slices: options.slices }),
   });
 }
 

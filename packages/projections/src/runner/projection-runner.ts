@@ -11,6 +11,7 @@ import type { ProjectionId, ProjectionOffsetStore } from '../offset-store/projec
 import { groupedWithinMs } from './grouped-within.js';
 import { ProjectionHandlerError } from './projection-errors.js';
 import type { EventHandler, GroupHandler, Projection } from './projection.js';
+import { sliceForPersistenceId, type SliceRange } from '../slices/slices.js';
 
 /** What a running projection reports (for logs and metrics). */
 export type ProjectionStatusEvent =
@@ -80,7 +81,8 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
   pauseTimer.unref?.();
   let saveTimer: NodeJS.Timeout | undefined;
   try {
-    const events = deps.queries.eventsByTag(projection.tag, stored.offset ?? NoOffset, { live: true, signal: inner.signal });
+    const all = deps.queries.eventsByTag(projection.tag, stored.offset ?? NoOffset, { live: true, signal: inner.signal });
+    const events = projection.slices === undefined ? all : inSlices(all, projection.slices);
     const guarantee = projection.guarantee;
     if (guarantee.kind === 'grouped-within') {
       for await (const group of groupedWithinMs(events, guarantee.size, guarantee.withinMs, inner.signal)) {
@@ -161,6 +163,14 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
   const reason = pausedSeen ? 'paused' : 'aborted';
   emit({ type: 'stopped', id, reason });
   return reason;
+}
+
+/** The events of persistence ids in `range`. */
+async function* inSlices(events: AsyncIterable<EventEnvelope>, range: SliceRange): AsyncGenerator<EventEnvelope> {
+  for await (const envelope of events) {
+    const slice = sliceForPersistenceId(envelope.persistenceId);
+    if (slice >= range.min && slice <= range.max) yield envelope;
+  }
 }
 
 /**

@@ -22,6 +22,7 @@ import type { SqlQueryable } from '@dataflow/persistence';
 import { z } from 'zod';
 import { fieldErrorsOf, InvalidProjectionInputError } from '../offset-store/projection-management-errors.js';
 import type { ProjectionId } from '../offset-store/projection-offset-store.js';
+import { checkSliceRange, sliceKey, type SliceRange } from '../slices/slices.js';
 
 /** Parses `value` or fails with `InvalidProjectionInputError` naming each field. */
 function check<T>(schema: z.ZodType<T>, input: string, value: unknown): T {
@@ -80,6 +81,8 @@ export interface Projection {
   /** Per event (exactly-once, at-least-once) or per group (grouped-within). */
   readonly handler: EventHandler | GroupHandler;
   readonly recovery: HandlerRecoveryStrategy;
+  /** Only events of persistence ids in this slice range. */
+  readonly slices?: SliceRange;
 }
 
 interface Common {
@@ -88,6 +91,8 @@ interface Common {
   readonly key?: string;
   readonly tag: string;
   readonly recovery?: HandlerRecoveryStrategy;
+  /** Only the events of persistence ids in these slices (see `sliceRanges`); the key defaults to `slices-<min>-<max>`. */
+  readonly slices?: SliceRange;
 }
 
 const commonSchema = z.object({
@@ -99,7 +104,12 @@ const commonSchema = z.object({
 
 function id(options: Common): ProjectionId {
   const checked = check(commonSchema, 'projection', options);
-  return { name: checked.name, key: checked.key ?? 'default' };
+  return { name: checked.name, key: checked.key ?? (options.slices === undefined ? 'default' : sliceKey(checkSliceRange(options.slices))) };
+}
+
+/** The slices part of a projection (none: every event). */
+function slicesOf(options: Common): { readonly slices?: SliceRange } {
+  return options.slices === undefined ? {} : { slices: checkSliceRange(options.slices) };
 }
 
 const positiveInteger = z.number().int('must be a positive integer').min(1, 'must be a positive integer');
@@ -117,7 +127,7 @@ function positive(name: string, value: number): number {
  * ```
  */
 export function exactlyOnce(options: Common & { readonly handler: EventHandler }): Projection {
-  return { id: id(options), tag: options.tag, guarantee: { kind: 'exactly-once' }, handler: options.handler, recovery: options.recovery ?? HandlerRecoveryStrategy.fail };
+  return { id: id(options), tag: options.tag, guarantee: { kind: 'exactly-once' }, handler: options.handler, recovery: options.recovery ?? HandlerRecoveryStrategy.fail, ...slicesOf(options) };
 }
 
 /**
@@ -135,6 +145,7 @@ export function groupedWithin(options: Common & { readonly handler: GroupHandler
     guarantee: { kind: 'grouped-within', size: positive('size', options.size ?? 500), withinMs: positive('withinMs', options.withinMs ?? 200) },
     handler: options.handler,
     recovery: options.recovery ?? HandlerRecoveryStrategy.fail,
+    ...slicesOf(options),
   };
 }
 
@@ -153,5 +164,6 @@ export function atLeastOnce(options: Common & { readonly handler: EventHandler; 
     guarantee: { kind: 'at-least-once', saveEvery: positive('saveEvery', options.saveEvery ?? 100), saveAfterMs: positive('saveAfterMs', options.saveAfterMs ?? 1000) },
     handler: options.handler,
     recovery: options.recovery ?? HandlerRecoveryStrategy.fail,
+    ...slicesOf(options),
   };
 }
