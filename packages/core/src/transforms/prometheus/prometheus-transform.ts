@@ -38,7 +38,7 @@ export const prometheusDefinitionSchema = z
     field: fieldPathSchema.default('value'),
     /** The field holding the topic the job is taken from. */
     topicField: fieldPathSchema.default('topic'),
-    /** A topic pattern with one `{job}` placeholder; default `prometheus_metrics_{job}` unless `job` is given. */
+    /** A topic pattern with one `{job}` placeholder, e.g. `prometheus_metrics_{job}` (give this or `job`). */
     jobFromTopic: z
       .string()
       .refine((p) => p.split(JOB_PLACEHOLDER).length === 2, 'must contain {job} exactly once, e.g. prometheus_metrics_{job}')
@@ -49,7 +49,7 @@ export const prometheusDefinitionSchema = z
     instanceField: fieldPathSchema.optional(),
     /** A fixed instance, used when `instanceField` is absent or the record lacks it. */
     instance: z.string().default(''),
-    /** The field holding the scrape time (epoch ms, a number or a numeric string): the timestamp of samples without their own. */
+    /** The field holding the scrape time (epoch ms, a number or a numeric string): the timestamp of samples without their own; a record without it is rejected. */
     timestampField: fieldPathSchema.default('timestamp'),
     /** Force a format; default: OpenMetrics when the text ends with `# EOF`. */
     format: z.enum(['text', 'openmetrics']).optional(),
@@ -60,6 +60,9 @@ export const prometheusDefinitionSchema = z
   .superRefine((value, ctx) => {
     if (value.job !== undefined && value.jobFromTopic !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['job'], message: 'give job (fixed) or jobFromTopic (a topic pattern), not both' });
+    }
+    if (value.job === undefined && value.jobFromTopic === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['jobFromTopic'], message: 'give jobFromTopic (a topic pattern such as prometheus_metrics_{job}) or job (fixed)' });
     }
   });
 
@@ -88,11 +91,11 @@ export function createPrometheusTransform(definition: PrometheusDefinition, stag
   const topicField = parseFieldPath(definition.topicField);
   const timestampField = parseFieldPath(definition.timestampField);
   const instanceField = definition.instanceField === undefined ? undefined : parseFieldPath(definition.instanceField);
-  const pattern = definition.job === undefined ? (definition.jobFromTopic ?? 'prometheus_metrics_{job}') : undefined;
+  const pattern = definition.job === undefined ? definition.jobFromTopic : undefined;
   const caches = new Map<string, SeriesCache>();
   const MAX_CACHES = 1_000;
 
-  const process = (record: DataRecord, now: number, output: DataRecord[], failures: RecordFailure[]): void => {
+  const process = (record: DataRecord, output: DataRecord[], failures: RecordFailure[]): void => {
     const fail = (error: ReturnType<typeof rejectRecord>) => failures.push({ record, error, stage });
     const text = getPath(record, field);
     if (typeof text !== 'string') {
@@ -115,7 +118,11 @@ export function createPrometheusTransform(definition: PrometheusDefinition, stag
     const instanceValue = instanceField === undefined ? undefined : getPath(record, instanceField);
     const instance = typeof instanceValue === 'string' && instanceValue.length > 0 ? instanceValue : definition.instance;
     const stamp = getPath(record, timestampField);
-    const scrapeTimestampMs = typeof stamp === 'number' && Number.isFinite(stamp) ? stamp : typeof stamp === 'string' && /^\d{1,16}$/.test(stamp) ? Number(stamp) : now;
+    const scrapeTimestampMs = typeof stamp === 'number' && Number.isFinite(stamp) ? stamp : typeof stamp === 'string' && /^\d{1,16}$/.test(stamp) ? Number(stamp) : undefined;
+    if (scrapeTimestampMs === undefined) {
+      fail(rejectRecord('invalid-timestamp', `Field ${definition.timestampField} is ${stamp === undefined ? 'missing' : 'not epoch milliseconds'}, expected the scrape time (a number or a numeric string)`));
+      return;
+    }
     const cacheKey = `${job ?? ''}\u0000${instance}`;
     let cache = caches.get(cacheKey);
     if (cache === undefined) {
@@ -150,10 +157,10 @@ export function createPrometheusTransform(definition: PrometheusDefinition, stag
     kind: 'stateless',
     type: 'prometheus',
     stage,
-    apply(records, context) {
+    apply(records) {
       const output: DataRecord[] = [];
       const failures: RecordFailure[] = [];
-      for (const record of records) process(record, context.now, output, failures);
+      for (const record of records) process(record, output, failures);
       return { records: output, failures };
     },
   };

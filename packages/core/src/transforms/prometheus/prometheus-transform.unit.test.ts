@@ -30,7 +30,7 @@ latency_count 2
 
 describe('prometheus transform', () => {
   it('turns one page from a topic into one record per sample, job from the topic, NaN and infinities as strings', async () => {
-    const { records, failures } = await stage({ instanceField: 'key' }).apply(
+    const { records, failures } = await stage({ jobFromTopic: 'prometheus_metrics_{job}', instanceField: 'key' }).apply(
       [{ topic: 'prometheus_metrics_node', key: 'host-1:9100', value: PAGE, timestamp: 1_700_000_005_000 }],
       { now: 0 },
     );
@@ -72,9 +72,15 @@ describe('prometheus transform', () => {
   });
 
   it('rejects a record whose topic does not match, whose text is missing or too large', async () => {
-    const t = stage({ maxBytes: 10 });
+    const t = stage({ jobFromTopic: 'prometheus_metrics_{job}', maxBytes: 10 });
     const { records, failures } = await t.apply(
-      [{ topic: 'other_topic', value: 'up 1' }, { topic: 'prometheus_metrics_node' }, { topic: 'prometheus_metrics_node', value: 'x'.repeat(11) }],
+      [
+        { topic: 'other_topic', value: 'up 1', timestamp: 1 },
+        { topic: 'prometheus_metrics_node', timestamp: 1 },
+        { topic: 'prometheus_metrics_node', value: 'x'.repeat(11), timestamp: 1 },
+        { topic: 'prometheus_metrics_node', value: 'up 1' },
+        { topic: 'prometheus_metrics_node', value: 'up 1', timestamp: 'yesterday' },
+      ],
       { now: 0 },
     );
     expect(records).toEqual([]);
@@ -82,6 +88,8 @@ describe('prometheus transform', () => {
       ['topic-mismatch', expect.stringContaining('"other_topic"')],
       ['malformed-exposition', expect.stringContaining('missing')],
       ['too-large', expect.stringContaining('maxBytes (10)')],
+      ['invalid-timestamp', expect.stringContaining('Field timestamp is missing')],
+      ['invalid-timestamp', expect.stringContaining('not epoch milliseconds')],
     ]);
   });
 
@@ -92,6 +100,8 @@ describe('prometheus transform', () => {
     const both = prometheusDefinitionSchema.safeParse({ type: 'prometheus', job: 'a', jobFromTopic: 'x_{job}' });
     expect(both.error?.issues.map((i) => i.path.join('.'))).toEqual(['job']);
     expect(prometheusDefinitionSchema.safeParse({ type: 'prometheus', jobFromTopic: 'no_placeholder' }).error?.issues[0]?.path).toEqual(['jobFromTopic']);
+    const neither = prometheusDefinitionSchema.safeParse({ type: 'prometheus' });
+    expect(neither.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['jobFromTopic', expect.stringContaining('or job (fixed)')]]);
     expect(
       validatePipelineDefinition({
         name: 'metrics',
