@@ -205,8 +205,10 @@ describe('remote-write source in a pipeline, fed by a real Prometheus', () => {
         try {
           rows = (await cassandra.execute(`SELECT metric_name, job, instance, labels, timestamp, value FROM ${ns}.samples`, [], { fetchSize: 10_000 })).rows;
         } catch (error) {
-          // The sink creates the table when it opens.
-          if (!String(error).includes('does not exist')) throw error;
+          // The sink creates the table when it opens: until then it does not exist, and while Cassandra is still
+          // setting it up a read can meet "Unknown CF <table id>" (seen once in CI, 0.7 s into the test).
+          const text = String(error);
+          if (!text.includes('does not exist') && !text.includes('Unknown CF')) throw error;
         }
         const seen = new Set(rows.map(seriesOf));
         if (expected.every((series) => seen.has(series))) break;
