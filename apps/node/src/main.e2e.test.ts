@@ -154,7 +154,7 @@ describe('npm start', () => {
     ['DATAFLOW_DATA_DIR', { DATAFLOW_DATA_DIR: 'UNDER_A_FILE' }, /DATAFLOW_DATA_DIR: the directory .*a-file\/data cannot be created or is not writable \(ENOTDIR/],
     ['DATAFLOW_POSTGRES_URL (scheme)', { DATAFLOW_POSTGRES_URL: 'mysql://root@127.0.0.1/x' }, /DATAFLOW_POSTGRES_URL: has the scheme mysql:/],
     ['DATAFLOW_POSTGRES_URL (unreachable)', { DATAFLOW_POSTGRES_URL: 'postgres://postgres:secret@127.0.0.1:1/dataflow' }, /DATAFLOW_POSTGRES_URL: cannot use postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/dataflow/],
-    ['DATAFLOW_LOG_LEVEL', { DATAFLOW_LOG_LEVEL: 'loud' }, /DATAFLOW_LOG_LEVEL: is "loud"/],
+    ['DATAFLOW_LOG_LEVEL', { DATAFLOW_LOG_LEVEL: 'loud' }, /DATAFLOW_LOG_LEVEL: is "loud"; .*expected one of/],
   ])('exits with 78 and a clear message for a bad %s', { timeout: 60_000 }, async (_name, env, message) => {
     const underAFile = join(dataDir, 'a-file', 'data');
     await writeFile(join(dataDir, 'a-file'), 'not a directory');

@@ -7,7 +7,7 @@
  * that does not finish within `DATAFLOW_SHUTDOWN_TIMEOUT_MS` (1). An outage
  * is not an end: the node is `degraded` and logs it until it works again.
  */
-import { isDataflowError, type ConfiguredPipelineState } from '@dataflow/core';
+import { InvalidPipelineDefinitionError, isDataflowError, type ConfiguredPipelineState } from '@dataflow/core';
 import { access } from 'node:fs/promises';
 import { DEMO_PIPELINE_ID, demoOutputPath, demoPipeline, fileSinkPath } from './demo/demo-pipeline.js';
 import { createWinstonLogger, type LogLevel } from './logging/winston-logger.js';
@@ -15,7 +15,8 @@ import { startNode, type DataflowNode } from './node/dataflow-node.js';
 import { NodeConfigError } from './node/node-errors.js';
 import type { NodeLogger } from './node/node-logger.js';
 import { ensureWritableDirectory } from './node/node-persistence.js';
-import { nodeSettingsFromEnv, type NodeSettings } from './node/node-settings.js';
+import { loadNodeConfig, type NodeRuntimeConfig } from './config/load-config.js';
+import type { NodeStore } from './node/node-persistence.js';
 import { describeError } from './node/node-supervisor.js';
 
 export const EX_CONFIG = 78;
@@ -59,11 +60,11 @@ async function exists(path: string): Promise<boolean> {
  * truncates the output: refuse when an output is there already (the journal
  * was deleted or replaced), unless told to overwrite it.
  */
-async function refuseUnknownOutput(output: string, settings: NodeSettings, logger: NodeLogger): Promise<void> {
+async function refuseUnknownOutput(output: string, settings: NodeRuntimeConfig, logger: NodeLogger): Promise<void> {
   const found: string[] = [];
   for (const path of [output, `${output}.1`]) if (await exists(path)) found.push(path);
   if (found.length === 0) return;
-  if (settings.overwriteOutput) {
+  if (settings.node.overwriteOutput) {
     logger.warn(`the journal has no checkpoint for ${found.join(', ')}; overwriting it (DATAFLOW_OVERWRITE_OUTPUT is set)`, { output });
     return;
   }
@@ -75,18 +76,18 @@ async function refuseUnknownOutput(output: string, settings: NodeSettings, logge
 }
 
 /** Creates and starts the demo on a first run; otherwise makes sure it runs again from its checkpoint. */
-async function runDemo(node: DataflowNode, settings: NodeSettings, logger: NodeLogger): Promise<void> {
+async function runDemo(node: DataflowNode, settings: NodeRuntimeConfig, logger: NodeLogger): Promise<void> {
   const recovered = node.recovered.find((p) => p.pipelineId === DEMO_PIPELINE_ID);
   if (recovered === undefined) {
-    const output = demoOutputPath(settings.dataDir);
+    const output = demoOutputPath(settings.node.dataDir);
     await refuseUnknownOutput(output, settings, logger);
-    await node.createPipeline(demoPipeline(settings.dataDir), { pipelineId: DEMO_PIPELINE_ID });
+    await node.createPipeline(demoPipeline(settings.node.dataDir), { pipelineId: DEMO_PIPELINE_ID });
     await node.start(DEMO_PIPELINE_ID);
     logger.info(`starting pipeline demo from the beginning; output: ${output}`, { pipeline_id: DEMO_PIPELINE_ID, offset: 0, total_records: 0, batches: 0 });
     return;
   }
   // The path stored in the journal is the one written (with a shared journal, maybe not under this DATAFLOW_DATA_DIR).
-  const output = fileSinkPath(recovered.definition) ?? demoOutputPath(settings.dataDir);
+  const output = fileSinkPath(recovered.definition) ?? demoOutputPath(settings.node.dataDir);
   switch (recovered.status) {
     case 'failed':
       logger.warn(
@@ -130,34 +131,92 @@ function stopLine(demo: ConfiguredPipelineState, logger: NodeLogger): void {
   }
 }
 
+/** Where `runNode` finds its configuration besides the environment. */
+export interface RunNodeOptions {
+  /** A configuration file given on the command line (`dataflow start --config`). */
+  readonly configFile?: string;
+}
+
+/** The journal store the configuration chooses. */
+export function storeOf(config: NodeRuntimeConfig): NodeStore {
+  switch (config.journal.type) {
+    case 'embedded':
+      return { type: 'pglite', dataDir: config.node.dataDir };
+    case 'memory':
+      return { type: 'memory' };
+    case 'postgres':
+      // loadNodeConfig refuses journal.type postgres without a URL.
+      return { type: 'postgres', url: config.postgres.url ?? '', schema: config.postgres.schema, migrate: config.journal.migrate };
+    case 'cassandra':
+      return {
+        type: 'cassandra',
+        contactPoints: config.cassandra.contactPoints,
+        localDataCenter: config.cassandra.localDataCenter,
+        keyspace: config.cassandra.keyspace,
+        migrate: config.journal.migrate,
+        ...(config.cassandra.username === undefined ? {} : { username: config.cassandra.username }),
+        ...(config.cassandra.password === undefined ? {} : { password: config.cassandra.password }),
+        ...(config.node.id === undefined ? {} : { nodeId: config.node.id }),
+      };
+  }
+}
+
 /**
  * Runs the node until a signal or a failure and returns the exit code.
  *
  * @example
  * ```ts
- * process.exitCode = await runNode(signals);
+ * process.exitCode = await runNode(signals, { configFile: 'dataflow.yaml' });
  * ```
  */
-export async function runNode(signals: SignalWatch): Promise<number> {
-  let settings: NodeSettings;
+export async function runNode(signals: SignalWatch, options: RunNodeOptions = {}): Promise<number> {
+  let config: NodeRuntimeConfig;
   try {
-    settings = nodeSettingsFromEnv(process.env);
+    config = await loadNodeConfig({ env: process.env, ...(options.configFile === undefined ? {} : { file: options.configFile }) });
   } catch (error) {
     const logger = createWinstonLogger();
     logger.error(`cannot start: ${describeError(error)}`);
     await logger.close();
     return EX_CONFIG;
   }
-  const logger = createWinstonLogger({ level: settings.logLevel satisfies LogLevel });
+  const logger = createWinstonLogger({ level: config.logging.level satisfies LogLevel });
   signals.useLogger(logger);
   try {
-    return await run(settings, signals, logger);
+    return await run(config, signals, logger);
   } finally {
     await logger.close();
   }
 }
 
-async function run(settings: NodeSettings, signals: SignalWatch, logger: NodeLogger): Promise<number> {
+/**
+ * Creates the pipelines of the configuration that the journal does not know
+ * yet (and starts those marked `start`); a pipeline the journal knows keeps
+ * its recorded definition and state. A definition with a problem is a
+ * `NodeConfigError` naming `pipelines[i].definition.<field>`.
+ */
+async function ensureConfiguredPipelines(node: DataflowNode, config: NodeRuntimeConfig, logger: NodeLogger): Promise<void> {
+  const known = new Set(node.recovered.map((p) => p.pipelineId));
+  for (const [index, entry] of config.pipelines.entries()) {
+    if (known.has(entry.id)) {
+      logger.info(`pipeline ${entry.id} is in the journal already: its recorded definition and state are kept`, { pipeline_id: entry.id });
+      continue;
+    }
+    try {
+      await node.createPipeline(entry.definition, { pipelineId: entry.id });
+    } catch (error) {
+      if (error instanceof InvalidPipelineDefinitionError) {
+        const first = error.issues[0];
+        const field = `pipelines[${index}].definition${first === undefined || first.path === '' ? '' : `.${first.path}`}`;
+        throw new NodeConfigError(field, error.message, { cause: error });
+      }
+      throw error;
+    }
+    if (entry.start) await node.start(entry.id);
+    logger.info(`created pipeline ${entry.id}${entry.start ? ' and started it' : ''}`, { pipeline_id: entry.id });
+  }
+}
+
+async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger): Promise<number> {
   if (signals.first !== undefined) {
     logger.info(`${signals.first} received while starting: the node did not start`);
     return 0;
@@ -171,19 +230,20 @@ async function run(settings: NodeSettings, signals: SignalWatch, logger: NodeLog
     }
   });
   try {
-    await ensureWritableDirectory(settings.dataDir, 'DATAFLOW_DATA_DIR');
-    node = await startNode({ store: settings.store, logger });
+    if (config.journal.type === 'embedded' || config.demo) await ensureWritableDirectory(config.node.dataDir, 'DATAFLOW_DATA_DIR');
+    node = await startNode({ store: storeOf(config), logger, ...(config.node.id === undefined ? {} : { nodeId: config.node.id }) });
   } catch (error) {
     logger.error(`cannot start: ${describeError(error)}`);
     return isDataflowError(error, 'node/invalid-config') ? EX_CONFIG : 1;
   }
-  logger.info(`node ${node.nodeId} started; journal: ${node.storeDescription}`);
+  logger.info(`node ${node.nodeId} started; journal: ${node.storeDescription}${config.source === undefined ? '' : `; configuration: ${config.source}`}`);
   // Nothing else may keep the event loop alive (a failed pipeline, a journal being waited for): the node runs until told to stop.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   let code = 0;
   try {
     if (startSignal === undefined) {
-      await runDemo(node, settings, logger);
+      if (config.demo) await runDemo(node, config, logger);
+      await ensureConfiguredPipelines(node, config, logger);
       const ended = await Promise.race([signals.received.then((signal) => ({ signal })), node.failure.then((failure) => ({ failure }))]);
       if ('signal' in ended) logger.info(`${ended.signal} received: stopping`);
       else {
@@ -192,24 +252,25 @@ async function run(settings: NodeSettings, signals: SignalWatch, logger: NodeLog
       }
     }
   } catch (error) {
-    logger.error(`the demo pipeline could not run: ${describeError(error)}`);
+    logger.error(`the pipelines could not start: ${describeError(error)}`);
     code = isDataflowError(error, 'node/invalid-config') ? EX_CONFIG : 1;
   } finally {
     clearInterval(keepAlive);
   }
-  return stop(node, settings, logger, code);
+  return stop(node, config, logger, code);
 }
 
-async function stop(node: DataflowNode, settings: NodeSettings, logger: NodeLogger, code: number): Promise<number> {
+async function stop(node: DataflowNode, config: NodeRuntimeConfig, logger: NodeLogger, code: number): Promise<number> {
+  const timeoutMs = config.node.shutdownTimeoutMs;
   const timeout = setTimeout(() => {
-    logger.error(`the node did not stop within ${settings.shutdownTimeoutMs} ms (DATAFLOW_SHUTDOWN_TIMEOUT_MS); exiting without a clean stop`);
+    logger.error(`the node did not stop within ${timeoutMs} ms (DATAFLOW_SHUTDOWN_TIMEOUT_MS); exiting without a clean stop`);
     process.exit(1);
-  }, settings.shutdownTimeoutMs);
+  }, timeoutMs);
   try {
     const { pipelines } = await node.shutdown();
     const demo = pipelines.find((p) => p.pipelineId === DEMO_PIPELINE_ID);
     if (demo !== undefined) stopLine(demo, logger);
-    else logger.info(`node ${node.nodeId} stopped; no pipeline had been started`);
+    else logger.info(`node ${node.nodeId} stopped; ${pipelines.length} pipelines`);
     return code;
   } catch (error) {
     logger.error(`the node did not stop cleanly: ${describeError(error)}`);

@@ -84,6 +84,9 @@ const ENV_FIELDS: readonly (readonly [string, readonly string[], EnvParser])[] =
   ['DATAFLOW_DEMO', ['demo'], flag],
 ];
 
+/** Fields whose value is never repeated in an error (secrets may be written there). */
+const SECRET_KEYS = new Set(['url', 'password', 'authToken']);
+
 /** The deepest nesting a configuration file may have (a pipeline definition included). */
 const MAX_DEPTH = 32;
 /** The largest configuration file read. */
@@ -117,7 +120,7 @@ export async function loadNodeConfig(options: LoadConfigOptions): Promise<NodeRu
     setPath(raw, ['journal', 'type'], 'postgres');
   }
   const parsed = nodeConfigSchema.safeParse(raw);
-  if (!parsed.success) throw configError(parsed.error.issues, fromEnv, source?.path);
+  if (!parsed.success) throw configError(parsed.error.issues, raw, fromEnv, source?.path);
   return resolveConfig(parsed.data, { env, cwd, fromEnv, source: source?.path });
 }
 
@@ -174,13 +177,19 @@ function checkShape(node: YamlNode | null, path: readonly (string | number)[], f
   }
 }
 
-function configError(issues: readonly z.core.$ZodIssue[], fromEnv: ReadonlyMap<string, string>, file: string | undefined): NodeConfigError {
+function configError(
+  issues: readonly z.core.$ZodIssue[],
+  raw: Record<string, unknown>,
+  fromEnv: ReadonlyMap<string, string>,
+  file: string | undefined,
+): NodeConfigError {
   const named = issues.slice(0, 20).map((issue) => {
     const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
     const variable = envOf(path, fromEnv);
     const where = variable ?? (file === undefined ? fieldName(path) : `${fieldName(path)} in ${basename(file)}`);
-    const unknownKeys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.map((k) => `"${k.slice(0, 60)}"`).join(', ')})` : '';
-    return { where, message: `${issue.message}${unknownKeys}` };
+    if (issue.code === 'unrecognized_keys') return { where, message: `${issue.message} (${issue.keys.map((k) => `"${k.slice(0, 60)}"`).join(', ')})` };
+    const given = SECRET_KEYS.has(String(path.at(-1))) || path.includes('sasl') ? undefined : getPath(raw, path);
+    return { where, message: given === undefined ? issue.message : `is ${preview(given)}; ${issue.message}` };
   });
   const first = named[0] ?? { where: 'configuration', message: 'is invalid' };
   const rest = named.slice(1).map((n) => `; ${n.where}: ${n.message}`).join('');
@@ -276,13 +285,19 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   current[path[path.length - 1] as string] = value;
 }
 
-function getPath(target: Record<string, unknown>, path: readonly string[]): unknown {
+function getPath(target: Record<string, unknown>, path: readonly (string | number)[]): unknown {
   let current: unknown = target;
   for (const key of path) {
     if (typeof current !== 'object' || current === null || !Object.hasOwn(current, key)) return undefined;
-    current = (current as Record<string, unknown>)[key];
+    current = (current as Record<string | number, unknown>)[key];
   }
   return current;
+}
+
+/** A short rendering of a value a user gave (secrets never reach here: they are strings checked only for emptiness). */
+function preview(value: unknown): string {
+  const text = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' && value !== null ? (Array.isArray(value) ? 'a list' : 'a mapping') : String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 /**

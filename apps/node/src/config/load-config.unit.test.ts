@@ -105,6 +105,22 @@ describe('loadNodeConfig', () => {
     expect((await refusal(loadNodeConfig({ file: list, env: {}, cwd: dir }))).message).toContain('mapping of sections');
   });
 
+  it('DATAFLOW_MIGRATE: check by default, auto when asked, another value refused naming it and the value', async () => {
+    const url = 'postgres://postgres@127.0.0.1:5432/postgres';
+    expect((await loadNodeConfig({ env: { DATAFLOW_POSTGRES_URL: url }, cwd: dir })).journal).toEqual({ type: 'postgres', migrate: 'check' });
+    expect((await loadNodeConfig({ env: { DATAFLOW_POSTGRES_URL: url, DATAFLOW_MIGRATE: ' AUTO ' }, cwd: dir })).journal.migrate).toBe('auto');
+    const refused = await refusal(loadNodeConfig({ env: { DATAFLOW_POSTGRES_URL: url, DATAFLOW_MIGRATE: 'yes' }, cwd: dir }));
+    expect(refused).toMatchObject({ setting: 'DATAFLOW_MIGRATE' });
+    expect(refused.message).toMatch(/^DATAFLOW_MIGRATE: is "yes"; .*"check"\|"auto"/);
+  });
+
+  it('never repeats a secret field in an error', async () => {
+    const path = await file('s.yaml', 'api:\n  authToken: 987654321\n');
+    const { setting, message } = await refusal(loadNodeConfig({ file: path, env: {}, cwd: dir }));
+    expect(setting).toBe('api.authToken in s.yaml');
+    expect(message).not.toContain('987654321');
+  });
+
   it('parses a Logstash address from DATAFLOW_LOGSTASH_HOST', async () => {
     const config = await loadNodeConfig({ env: { DATAFLOW_LOGSTASH_HOST: 'logstash:5000' }, cwd: dir });
     expect(config.logging.logstash).toEqual({ host: 'logstash', port: 5000 });

@@ -1,7 +1,8 @@
 /**
  * Opens the journal a node runs on: embedded PGlite under the data directory
- * by default, a Postgres server when a URL is configured, or a plugin the
- * caller owns (tests, embedding). Failures become `NodeConfigError`s that say
+ * by default, a Postgres server when a URL is configured, a Cassandra
+ * cluster, memory (nothing survives), or a plugin the caller owns (tests,
+ * embedding). Failures become `NodeConfigError`s that say
  * which setting is wrong, so `main` can exit with a clear message.
  *
  * Schema: the embedded journal migrates itself (it belongs to this node).
@@ -10,9 +11,9 @@
  * naming `dataflow migrate` (see src/cli/); `DATAFLOW_MIGRATE=auto` (the
  * store's `migrate: 'auto'`) opts in to migrating at start instead.
  */
-import { isDataflowError, type PersistencePlugin } from '@dataflow/core';
-import { SchemaVersionError } from '@dataflow/persistence';
-import { createPglitePersistence, createPostgresPersistence } from '@dataflow/persistence';
+import { createInMemoryPersistence, isDataflowError, type PersistencePlugin } from '@dataflow/core';
+import { createCassandraPersistence, createPglitePersistence, createPostgresPersistence, SchemaVersionError } from '@dataflow/persistence';
+import { Client } from 'cassandra-driver';
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -33,6 +34,20 @@ export type NodeStore =
    * `dataflow migrate`; `'auto'` applies the missing migrations at start.
    */
   | { readonly type: 'postgres'; readonly url: string; readonly schema?: string; readonly migrate?: NodeMigrateMode }
+  /** A Cassandra cluster (keyspace checked, or migrated when `migrate` is `'auto'`). */
+  | {
+      readonly type: 'cassandra';
+      readonly contactPoints: readonly string[];
+      readonly localDataCenter: string;
+      readonly keyspace: string;
+      readonly username?: string;
+      readonly password?: string;
+      readonly migrate?: NodeMigrateMode;
+      /** Names this node in the journal's writer leases. */
+      readonly nodeId?: string;
+    }
+  /** In memory: everything is lost when the process ends (tries and tests). */
+  | { readonly type: 'memory' }
   /** A plugin owned by the caller: the node does not close it. */
   | { readonly type: 'plugin'; readonly plugin: PersistencePlugin };
 
@@ -63,6 +78,10 @@ export async function openNodeStore(store: NodeStore, logger: NodeLogger): Promi
       return openPglite(store.dataDir);
     case 'postgres':
       return openPostgres(store.url, store.schema ?? 'dataflow', store.migrate ?? 'check', logger);
+    case 'cassandra':
+      return openCassandra(store);
+    case 'memory':
+      return { plugin: createInMemoryPersistence(), owned: true, description: 'memory (nothing survives the process)' };
   }
 }
 
@@ -120,6 +139,37 @@ async function openPostgres(url: string, schema: string, migrate: NodeMigrateMod
       );
     }
     throw new NodeConfigError('DATAFLOW_POSTGRES_URL', `cannot use ${shown} (${messageOf(error)})`, { retriable: true, cause: error });
+  }
+}
+
+async function openCassandra(store: Extract<NodeStore, { type: 'cassandra' }>): Promise<OpenedStore> {
+  const where = `Cassandra ${store.contactPoints.join(',')} (keyspace ${store.keyspace})`;
+  const client = new Client({
+    contactPoints: [...store.contactPoints],
+    localDataCenter: store.localDataCenter,
+    pooling: { maxRequestsPerConnection: 2048 },
+    ...(store.username === undefined ? {} : { credentials: { username: store.username, password: store.password ?? '' } }),
+  });
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.shutdown().catch(() => undefined);
+    throw new NodeConfigError('cassandra.contactPoints', `cannot connect to ${where} (${messageOf(error)})`, { retriable: true, cause: error });
+  }
+  try {
+    const plugin = await createCassandraPersistence({
+      client,
+      keyspace: store.keyspace,
+      autoCreate: store.migrate === 'auto',
+      ...(store.nodeId === undefined ? {} : { nodeId: store.nodeId }),
+    });
+    return { plugin: { ...plugin, close: () => plugin.close().finally(() => client.shutdown()) }, owned: true, description: where };
+  } catch (error) {
+    await client.shutdown().catch(() => undefined);
+    if (error instanceof SchemaVersionError) {
+      throw new NodeConfigError('cassandra.keyspace', `${error.message}, or set DATAFLOW_MIGRATE=auto to migrate at start`, { cause: error });
+    }
+    throw new NodeConfigError('cassandra.keyspace', `cannot use ${where} (${messageOf(error)})`, { retriable: isDataflowError(error) && error.retriable, cause: error });
   }
 }
 
