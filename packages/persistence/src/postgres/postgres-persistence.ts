@@ -40,6 +40,10 @@ export interface PostgresPersistence extends PersistencePlugin {
   readonly journal: PostgresJournal;
   readonly snapshots: PostgresSnapshotStore;
   readonly queries: PostgresReadJournal;
+  /** The database the stores use, for read models and projection offsets kept beside the journal (closed with the plugin). */
+  readonly executor: SqlExecutor;
+  /** The schema of the journal's tables. */
+  readonly schema: string;
 }
 
 /**
@@ -104,6 +108,8 @@ export async function createSqlPersistence(executor: SqlExecutor, options: Postg
     journal: new PostgresJournal(store),
     snapshots: new PostgresSnapshotStore(store),
     queries: new PostgresReadJournal(store),
+    executor,
+    schema,
     close: () => store.close(),
   };
 }
