@@ -36,6 +36,7 @@ import {
   type PipelineReply,
   type PipelineState,
   type PipelineStatus,
+  type PersistencePlugin,
   type RegisteredPipeline,
   type ResourceLimits,
   type Scheduler,
@@ -97,6 +98,8 @@ export interface DataflowNode {
   readonly nodeId: string;
   /** Where the journal lives, for logs. */
   readonly storeDescription: string;
+  /** The journal's plugin: its queries (events by tag, by persistence id) and, on Postgres or PGlite, its database (`executor`, `schema`). */
+  readonly persistence: PersistencePlugin;
   /** Instrumentation events of the node's actors and pipelines. */
   readonly events: Instrumentation<InstrumentationEvent>;
   /** The pipelines found at start, as recovered from their journals: a running one resumes from this checkpoint. */
@@ -172,6 +175,7 @@ export async function startNode(config: NodeConfig): Promise<DataflowNode> {
 class Node implements DataflowNode {
   readonly nodeId: string;
   readonly storeDescription: string;
+  readonly persistence: PersistencePlugin;
   private coordinator: ActorRef<CoordinatorCommand>;
   private readonly registry: PipelineRegistry;
   private readonly supervisor: NodeSupervisor;
@@ -187,6 +191,7 @@ class Node implements DataflowNode {
   ) {
     this.nodeId = config.nodeId ?? `${hostname()}-${process.pid}`;
     this.storeDescription = store.description;
+    this.persistence = store.plugin;
     this.askTimeoutMs = config.askTimeoutMs ?? 10_000;
     this.supervisor = new NodeSupervisor({
       system,

@@ -20,6 +20,23 @@ export class PipelineNotFoundError extends DataflowError<'node/pipeline-not-foun
 }
 
 /**
+ * No projection with this name runs on this node.
+ *
+ * @example
+ * ```ts
+ * if (isDataflowError(error, 'node/projection-not-found')) return { status: 404 };
+ * ```
+ */
+export class ProjectionNotFoundError extends DataflowError<'node/projection-not-found'> {
+  constructor(
+    readonly projection: string,
+    known: readonly string[],
+  ) {
+    super('node/projection-not-found', `No projection ${JSON.stringify(projection.slice(0, 100))} runs on this node (known: ${known.join(', ') || 'none'})`, { retriable: false });
+  }
+}
+
+/**
  * The node is shutting down (or has shut down) and takes no more commands.
  *
  * @example

@@ -1,0 +1,121 @@
+/**
+ * The node's read models on the embedded store (PGlite in a temporary data
+ * directory) fed by real pipelines: rows appear, pause and resume act on the
+ * projection, a rebuild swaps in identical rows, an unknown name is refused.
+ */
+import { isDataflowError } from '@dataflow/core';
+import type { SqlExecutor } from '@dataflow/persistence';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { localConnectorFactory } from '../node/connector-factory.js';
+import { startNode, type DataflowNode } from '../node/dataflow-node.js';
+import type { NodeLogger } from '../node/node-logger.js';
+import { startNodeProjections, type NodeProjections } from './node-projections.js';
+
+const quiet: NodeLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+
+let dir: string;
+let node: DataflowNode;
+let projections: NodeProjections;
+let db: SqlExecutor;
+
+const definition = (name: string, count: number) => ({
+  name,
+  source: { type: 'generator', count, fields: { id: { kind: 'sequence' } } },
+  sink: { type: 'console' },
+  batch: { size: 25, maxWaitMs: 10 },
+});
+
+const statusRows = async () =>
+  (await db.query<{ pipeline_id: string; status: string; total_records: string | number }>('SELECT pipeline_id, status, total_records FROM dataflow.pipeline_status ORDER BY pipeline_id')).map((r) => ({
+    ...r,
+    total_records: Number(r.total_records),
+  }));
+const hourlyRows = () => db.query('SELECT * FROM dataflow.pipeline_metrics_hourly ORDER BY pipeline_id, hour');
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'dataflow-node-projections-'));
+  node = await startNode({ store: { type: 'pglite', dataDir: dir }, logger: quiet, connectors: localConnectorFactory({ stream: sink }), statusReportIntervalMs: 0 });
+  const started = await startNodeProjections({ persistence: node.persistence, logger: quiet, migrate: 'auto' });
+  if (started === undefined) throw new Error('the embedded store has SQL: projections must start');
+  projections = started;
+  db = (node.persistence as unknown as { executor: SqlExecutor }).executor;
+  for (const [id, count] of [['alpha', 200], ['beta', 75]] as const) {
+    await node.createPipeline(definition(id, count), { pipelineId: id });
+    await node.start(id);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await projections?.close();
+  await node?.shutdown();
+  await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('the node read models', () => {
+  it('keeps pipeline_status and pipeline_metrics_hourly from the pipelines events', { timeout: 60_000 }, async () => {
+    await vi.waitFor(
+      async () => {
+        expect(await statusRows()).toEqual([
+          { pipeline_id: 'alpha', status: 'stopped', total_records: 200 },
+          { pipeline_id: 'beta', status: 'stopped', total_records: 75 },
+        ]);
+      },
+      { timeout: 30_000, interval: 100 },
+    );
+    const hourly = await hourlyRows();
+    expect(hourly.map((r) => [(r as { pipeline_id: string }).pipeline_id, Number((r as { records_processed: string }).records_processed)])).toEqual([
+      ['alpha', 200],
+      ['beta', 75],
+    ]);
+    const listed = await projections.list();
+    expect(listed.map((p) => [p.name, p.state, p.table])).toEqual([
+      ['pipeline_status', 'running', 'pipeline_status'],
+      ['pipeline_metrics_hourly', 'running', 'pipeline_metrics_hourly'],
+    ]);
+    expect(listed.every((p) => p.eventsApplied > 0 && p.lag.kind === 'known' && p.lag.events === 0)).toBe(true);
+  });
+
+  it('pauses and resumes a projection: events of a paused one wait, then arrive', { timeout: 60_000 }, async () => {
+    expect((await projections.pause('pipeline_status')).state).toBe('paused');
+    await new Promise((r) => setTimeout(r, 1_500)); // past the runner's pause check
+    await node.createPipeline(definition('gamma', 50), { pipelineId: 'gamma' });
+    await node.start('gamma');
+    await vi.waitFor(async () => expect((await hourlyRows()).length).toBe(3), { timeout: 30_000, interval: 100 });
+    expect((await statusRows()).map((r) => r.pipeline_id)).toEqual(['alpha', 'beta']);
+    const paused = await projections.get('pipeline_status');
+    expect(paused?.lag.kind === 'known' && paused.lag.events > 0).toBe(true);
+    expect((await projections.resume('pipeline_status')).state).toBe('running');
+    await vi.waitFor(async () => expect((await statusRows()).map((r) => [r.pipeline_id, r.total_records])).toContainEqual(['gamma', 50]), { timeout: 30_000, interval: 100 });
+  });
+
+  it('rebuilds a read model into a shadow table and swaps in the same rows', { timeout: 90_000 }, async () => {
+    await vi.waitFor(async () => expect((await projections.get('pipeline_metrics_hourly'))?.lag).toMatchObject({ kind: 'known', events: 0 }), { timeout: 30_000, interval: 100 });
+    const before = await hourlyRows();
+    const started = await projections.rebuild('pipeline_metrics_hourly');
+    expect(started.state).toBe('rebuilding');
+    const done = await vi.waitFor(
+      async () => {
+        const info = await projections.get('pipeline_metrics_hourly');
+        if (info?.rebuild?.state !== 'done') throw new Error(`rebuild ${JSON.stringify(info?.rebuild)}`);
+        return info;
+      },
+      { timeout: 60_000, interval: 200 },
+    );
+    expect(done.rebuild).toMatchObject({ state: 'done' });
+    expect(done.rebuild?.done).toBe(done.rebuild?.total);
+    expect(await hourlyRows()).toEqual(before);
+    const tables = await db.query<{ table_name: string }>("SELECT table_name FROM information_schema.tables WHERE table_schema = 'dataflow' AND table_name LIKE 'pipeline_metrics_hourly%'");
+    expect(tables.map((t) => t.table_name)).toEqual(['pipeline_metrics_hourly']);
+  });
+
+  it('refuses an unknown projection naming the known ones', async () => {
+    const error: unknown = await projections.pause('__proto__').catch((e: unknown) => e);
+    expect(isDataflowError(error, 'node/projection-not-found')).toBe(true);
+    expect((error as Error).message).toContain('pipeline_status, pipeline_metrics_hourly');
+  });
+});
