@@ -274,14 +274,17 @@ export class EventSourcedEntity<Cmd, Evt, State> {
     }
     const incarnation = this.incarnation;
     this.lifecycleValue = { status: 'persisting' };
+    const startedAt = this.options.clock.now();
     this.persistence.journal.append(this.persistenceId, newEvents, { expectedSequenceNr: this.sequenceNr, writerId: this.writerId }).then(
       (result) => {
         if (incarnation !== this.incarnation) return;
+        this.emit({ type: 'event-sourced.journal.written', persistenceId: this.persistenceId, events: newEvents.length, ok: true, durationMs: this.options.clock.now() - startedAt });
         this.onPersisted(group, result);
         this.settle();
       },
       (error: unknown) => {
         if (incarnation !== this.incarnation) return;
+        this.emit({ type: 'event-sourced.journal.written', persistenceId: this.persistenceId, events: newEvents.length, ok: false, durationMs: this.options.clock.now() - startedAt });
         this.onPersistFailed(group, newEvents.length, error);
         this.settle();
       },

@@ -19,6 +19,12 @@ export interface EventSourcingEventMap {
   };
   /** Recovery failed; the entity restarts with backoff when the cause is retriable, or fails. */
   'event-sourced.recovery.failed': Base<'event-sourced.recovery.failed'> & { readonly error: RecoveryFailedError };
+  /**
+   * A journal append returned (`ok`) or failed, `durationMs` after it was
+   * issued (by the entity's clock): the journal's write latency as an entity
+   * sees it. Emitted before `persisted` / `persist.failed`.
+   */
+  'event-sourced.journal.written': Base<'event-sourced.journal.written'> & { readonly events: number; readonly ok: boolean; readonly durationMs: number };
   /** An append succeeded. */
   'event-sourced.persisted': Base<'event-sourced.persisted'> & { readonly sequenceNr: number; readonly events: number };
   /**

@@ -29,6 +29,8 @@ export interface PreparedBatch extends BatchInFlight {
   readonly output: readonly DataRecord[];
   readonly letters: readonly DeadLetter[];
   readonly failed: number;
+  /** `failed` by where the records failed: `source`, `transforms[<i>]`, `sink`. */
+  readonly failedByStage: Readonly<Record<string, number>>;
   readonly deadLettered: number;
   readonly transformStates: TransformChainState;
   readonly position: SinkPosition | null;

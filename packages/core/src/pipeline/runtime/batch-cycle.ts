@@ -213,6 +213,7 @@ function prepared(c: BatchCycle, batchId: string, result: PreparedRecords, effec
     output: result.output,
     letters: result.letters,
     failed: result.failed,
+    failedByStage: result.failedByStage ?? {},
     deadLettered: result.letters.length,
     transformStates: result.transformStates,
     position: null,
@@ -289,6 +290,7 @@ function refuse(
   const counted: PreparedBatch = {
     ...batch,
     failed: batch.failed + refusal.failed,
+    failedByStage: refusal.failed === 0 ? batch.failedByStage : { ...batch.failedByStage, sink: (batch.failedByStage.sink ?? 0) + refusal.failed },
     deadLettered: batch.deadLettered + refusal.letters.length,
     letters: refusal.letters,
   };

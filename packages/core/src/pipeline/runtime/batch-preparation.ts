@@ -23,6 +23,8 @@ export interface PreparedRecords {
   readonly letters: readonly DeadLetter[];
   /** Records dropped by `skip` or `dead-letter` (counted as failed). */
   readonly failed: number;
+  /** `failed` by where the records failed: `source`, `transforms[<i>]` (absent when none failed). */
+  readonly failedByStage?: Readonly<Record<string, number>>;
   readonly transformStates: TransformChainState;
 }
 
@@ -61,6 +63,7 @@ export function prepareBatch(
 ): PreparedRecords | Promise<PreparedRecords> {
   const letters: DeadLetter[] = [];
   let failed = 0;
+  const byStage: Record<string, number> = {};
   const readable: DataRecord[] = [];
   const sourcePolicy = plan.definition.source.onError;
   for (const record of records) {
@@ -69,11 +72,12 @@ export function prepareBatch(
       continue;
     }
     failed++;
-    applyPolicy(letters, sourcePolicy, 'source', plan.definition.source.type, record.raw, { message: record.reason, retriable: false }, context);
+    byStage.source = (byStage.source ?? 0) + 1;
+    applyPolicy(letters, sourcePolicy, 'source', 'source', plan.definition.source.type, record.raw, { message: record.reason, retriable: false }, context);
   }
   const chained = applyTransformChain(plan.transforms, states, readable, { now: context.now });
-  if (chained instanceof Promise) return chained.then((result) => withChainResult(plan, result, letters, failed, context));
-  return withChainResult(plan, chained, letters, failed, context);
+  if (chained instanceof Promise) return chained.then((result) => withChainResult(plan, result, letters, failed, byStage, context));
+  return withChainResult(plan, chained, letters, failed, byStage, context);
 }
 
 /**
@@ -82,7 +86,7 @@ export function prepareBatch(
  */
 export async function prepareFlush(plan: PreparationPlan, states: TransformChainState, context: PreparationContext): Promise<PreparedRecords> {
   const result = await flushTransformChain(plan.transforms, states, { now: context.now });
-  return withChainResult(plan, result, [], 0, context);
+  return withChainResult(plan, result, [], 0, {}, context);
 }
 
 function withChainResult(
@@ -90,6 +94,7 @@ function withChainResult(
   result: TransformChainResult,
   letters: DeadLetter[],
   failed: number,
+  byStage: Record<string, number>,
   context: PreparationContext,
 ): PreparedRecords {
   let count = failed;
@@ -98,17 +103,20 @@ function withChainResult(
     const stage = index === undefined ? undefined : plan.transforms[index];
     const policy: StageErrorPolicy = (index === undefined ? undefined : plan.definition.transforms[index]?.onError) ?? 'fail';
     count++;
+    byStage[failure.stage] = (byStage[failure.stage] ?? 0) + 1;
     applyPolicy(
       letters,
       policy,
       'transform',
+      failure.stage,
       `${failure.stage}:${stage?.type ?? 'transform'}`,
       failure.record,
       { message: failure.error.message, tag: failure.error.tag, retriable: false },
       context,
     );
   }
-  return { output: result.records, letters, failed: count, transformStates: result.states };
+  const prepared = { output: result.records, letters, failed: count, transformStates: result.states };
+  return count === 0 ? prepared : { ...prepared, failedByStage: byStage };
 }
 
 /** `transforms[3]` → 3. */
@@ -122,12 +130,13 @@ function applyPolicy(
   letters: DeadLetter[],
   policy: StageErrorPolicy,
   stage: PipelineStage,
+  at: string,
   stageName: string,
   payload: JsonValue,
   error: FailureInfo,
   context: PreparationContext,
 ): void {
-  if (policy === 'fail') throw new StageFailedError(stageName, error.message);
+  if (policy === 'fail') throw new StageFailedError(stageName, error.message, { at });
   if (policy === 'skip') return;
   letters.push({
     pipelineId: context.pipelineId,
@@ -159,7 +168,7 @@ export function refuseAtSink(
 ): SinkRefusal {
   const letters: DeadLetter[] = [];
   for (const { record, failure } of records) {
-    applyPolicy(letters, definition.sink.onError, 'sink', definition.sink.type, record, failure, context);
+    applyPolicy(letters, definition.sink.onError, 'sink', 'sink', definition.sink.type, record, failure, context);
   }
   return { letters, failed: records.length };
 }

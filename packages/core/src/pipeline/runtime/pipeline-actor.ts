@@ -33,6 +33,7 @@ import type { PipelineDecision } from '../model/pipeline-decider.js';
 import type { PipelineState } from '../model/pipeline-state.js';
 import { batchesInFlight, stepCycle, type BatchCycle, type CycleEffect, type CycleEvent } from './batch-cycle.js';
 import { batchTimeoutKey, ConnectorRun, performConnectorEffect } from './connector-run.js';
+import { failureStage } from './failure-stage.js';
 import type { EntityOutcome } from './pipeline-entity.js';
 import './pipeline-instrumentation.js';
 import { IngestDesk } from './pipeline-ingests.js';
@@ -230,7 +231,7 @@ class PipelineRuntime {
     try {
       run = ConnectorRun.create(gen, this.id, state.definition, this.options.connectors, this.options.lookups);
     } catch (error) {
-      this.reportFailure(undefined, error);
+      this.reportFailure(undefined, error, 'connectors');
       return;
     }
     const checkpoint = state.checkpoint;
@@ -267,9 +268,13 @@ class PipelineRuntime {
     for (let event = pending.shift(); event !== undefined; event = pending.shift()) {
       const current = this.current;
       if (current === undefined) return;
-      const { cycle, effects } = stepCycle(current.cycle, event, this.now());
+      const before = current.cycle;
+      const { cycle, effects } = stepCycle(before, event, this.now());
       current.cycle = cycle;
-      for (const effect of effects) this.perform(current, effect, pending);
+      for (const effect of effects) {
+        if (effect.type === 'fail') this.reportFailure(effect.batchId, effect.error, failureStage(before, event, effect.error), effect.timedOutAfterMs);
+        else this.perform(current, effect, pending);
+      }
     }
   }
 
@@ -292,6 +297,7 @@ class PipelineRuntime {
           records: b.input,
           succeeded: b.input - b.failed,
           failed: b.failed,
+          failedByStage: b.failedByStage,
           deadLettered: b.deadLettered,
           durationMs: Math.max(0, this.now() - b.startedAt),
         });
@@ -302,7 +308,7 @@ class PipelineRuntime {
         if (effect.batch.kind === 'ingest') this.ingests.answer(effect.batch.batchId, this.state, { ok: false, reason: 'the pipeline stopped before it was recorded' });
         return;
       case 'fail':
-        this.reportFailure(effect.batchId, effect.error, effect.timedOutAfterMs);
+        // Reported by `feed`, which knows the cycle's phase before the failure.
         return;
       case 'drained':
         this.closeRun(effect.reason === 'stopped' ? 'the pipeline stopped' : 'the source is exhausted');
@@ -353,9 +359,9 @@ class PipelineRuntime {
   // ---- failures --------------------------------------------------------------------
 
   /** Records a failure in the journal (retry or fail) and ends the current generation. */
-  private reportFailure(batchId: string | undefined, error: unknown, timedOutAfterMs?: number): void {
+  private reportFailure(batchId: string | undefined, error: unknown, stage: string, timedOutAfterMs?: number): void {
     const failure = classifyFailure(error);
-    this.ctx.system.events.emit({ type: 'pipeline.batch.failed', pipelineId: this.id, batchId, error, retriable: failure.retriable });
+    this.ctx.system.events.emit({ type: 'pipeline.batch.failed', pipelineId: this.id, batchId, error, retriable: failure.retriable, stage });
     this.closeRun(timedOutAfterMs === undefined ? `a stage failed: ${failure.message}` : `batch ${batchId ?? ''} timed out`);
     const key = batchId ?? `${this.id}:connectors`;
     const decision: PipelineDecision =

@@ -11,6 +11,8 @@ export interface PipelineBatchCompletedEvent {
   readonly records: number;
   readonly succeeded: number;
   readonly failed: number;
+  /** `failed` by where the records failed: `source`, `transforms[<i>]` (its index in the definition), `sink`; empty when none failed. */
+  readonly failedByStage: Readonly<Record<string, number>>;
   readonly deadLettered: number;
   readonly durationMs: number;
 }
@@ -21,6 +23,8 @@ export interface PipelineBatchFailedEvent {
   readonly batchId: string | undefined;
   readonly error: unknown;
   readonly retriable: boolean;
+  /** Where it failed (see `failureStage`): `connectors`, `open`, `source`, `transforms`, `transforms[<i>]`, `deadLetter`, `sink`, `checkpoint`, `ack` or `timeout`. */
+  readonly stage: string;
 }
 
 export interface PipelineStatusChangedEvent {

@@ -103,12 +103,16 @@ export class PipelineUnavailableError extends DataflowError<'pipeline/unavailabl
 
 /** A record failed a stage whose error policy is `fail`. */
 export class StageFailedError extends DataflowError<'pipeline/stage-failed'> {
+  /** Where in the pipeline: `source`, `transforms[<i>]`, `sink` or `deadLetter` (the `stage` label of `pipeline_errors_total`). */
+  readonly at: string;
   constructor(
     readonly stage: string,
     message: string,
-    options: { cause?: unknown } = {},
+    options: { cause?: unknown; at?: string } = {},
   ) {
-    super('pipeline/stage-failed', `Stage ${stage} failed a record: ${message}`, { retriable: false, ...options });
+    const { at, ...rest } = options;
+    super('pipeline/stage-failed', `Stage ${stage} failed a record: ${message}`, { retriable: false, ...rest });
+    this.at = at ?? stage;
   }
 }
 
