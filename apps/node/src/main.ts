@@ -17,53 +17,10 @@
  * CLI, whose signal relay kills a child that does not answer within 30 ms),
  * so a signal sent to the npm process alone reaches this process.
  */
-import type { NodeLogger } from './node/node-logger.js';
-import type { SignalWatch } from './run-node.js';
-
-/** What `bin/early-signals.mjs` leaves when it was preloaded. */
-interface EarlySignals {
-  subscribe(subscriber: (signal: NodeJS.Signals) => void): void;
-}
-
-function watchSignals(): SignalWatch {
-  let first: NodeJS.Signals | undefined;
-  let log: NodeLogger | undefined;
-  let resolveFirst!: (signal: NodeJS.Signals) => void;
-  const received = new Promise<NodeJS.Signals>((resolve) => (resolveFirst = resolve));
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (first === undefined) {
-      first = signal;
-      resolveFirst(signal);
-    } else {
-      // The stop is already under way (it ends within DATAFLOW_SHUTDOWN_TIMEOUT_MS; SIGKILL ends it at once).
-      log?.info(`${signal} received again: the node is already stopping`);
-    }
-  };
-  const early = (globalThis as Record<symbol, unknown>)[Symbol.for('dataflow.node.early-signals')] as EarlySignals | undefined;
-  if (early === undefined) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  } else {
-    early.subscribe(onSignal);
-  }
-  return {
-    get first() {
-      return first;
-    },
-    received,
-    useLogger: (logger) => (log = logger),
-  };
-}
+import { guardSilentExit, watchSignals } from './signals.js';
 
 const signals = watchSignals();
-let finished = false;
-process.on('beforeExit', () => {
-  // The event loop ran dry while the node was meant to run: never a silent exit 0.
-  if (finished) return;
-  finished = true;
-  process.stderr.write('dataflow node: nothing was left running, but the node had not stopped; exiting with 1\n');
-  process.exitCode = 1;
-});
+const finished = guardSilentExit();
 try {
   const { runNode } = await import('./run-node.js');
   process.exitCode = await runNode(signals);
@@ -71,5 +28,5 @@ try {
   process.stderr.write(`dataflow node crashed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exitCode = 1;
 } finally {
-  finished = true;
+  finished();
 }

@@ -16,6 +16,7 @@ import { NodeConfigError } from './node/node-errors.js';
 import type { NodeLogger } from './node/node-logger.js';
 import { ensureWritableDirectory } from './node/node-persistence.js';
 import { loadNodeConfig, type NodeRuntimeConfig } from './config/load-config.js';
+import { startNodeServices, type NodeServices } from './node-services.js';
 import type { NodeStore } from './node/node-persistence.js';
 import { describeError } from './node/node-supervisor.js';
 
@@ -237,6 +238,14 @@ async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: Node
     return isDataflowError(error, 'node/invalid-config') ? EX_CONFIG : 1;
   }
   logger.info(`node ${node.nodeId} started; journal: ${node.storeDescription}${config.source === undefined ? '' : `; configuration: ${config.source}`}`);
+  let services: NodeServices;
+  try {
+    services = await startNodeServices(node, config, logger);
+  } catch (error) {
+    logger.error(`cannot start: ${describeError(error)}`);
+    await node.shutdown().catch(() => undefined);
+    return isDataflowError(error, 'node/invalid-config') ? EX_CONFIG : 1;
+  }
   // Nothing else may keep the event loop alive (a failed pipeline, a journal being waited for): the node runs until told to stop.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   let code = 0;
@@ -257,16 +266,17 @@ async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: Node
   } finally {
     clearInterval(keepAlive);
   }
-  return stop(node, config, logger, code);
+  return stop(node, services, config, logger, code);
 }
 
-async function stop(node: DataflowNode, config: NodeRuntimeConfig, logger: NodeLogger, code: number): Promise<number> {
+async function stop(node: DataflowNode, services: NodeServices, config: NodeRuntimeConfig, logger: NodeLogger, code: number): Promise<number> {
   const timeoutMs = config.node.shutdownTimeoutMs;
   const timeout = setTimeout(() => {
     logger.error(`the node did not stop within ${timeoutMs} ms (DATAFLOW_SHUTDOWN_TIMEOUT_MS); exiting without a clean stop`);
     process.exit(1);
   }, timeoutMs);
   try {
+    await services.close();
     const { pipelines } = await node.shutdown();
     const demo = pipelines.find((p) => p.pipelineId === DEMO_PIPELINE_ID);
     if (demo !== undefined) stopLine(demo, logger);

@@ -1,12 +1,14 @@
 /**
  * The `dataflow` command line: argument parsing, help and usage errors by
- * commander; today one subcommand, `migrate`. `runCli` returns the exit code
+ * commander; `start` (a node until a signal) and `migrate`. `runCli` returns the exit code
  * instead of exiting, so tests and embedders can call it: 0 done, 78
  * (EX_CONFIG) a bad flag or setting (the field is named), 1 a failure (with
  * its cause). Secrets (a password in the Postgres URL) are never printed.
  */
 import { isDataflowError } from '@dataflow/core';
 import { CommanderError, Command, Option } from 'commander';
+import type { SignalWatch } from '../run-node.js';
+import { watchSignals } from '../signals.js';
 import { CliUsageError, migrateConfig, runMigrate, type MigrateFlags } from './migrate-command.js';
 
 /** Exit code of a bad flag or setting (sysexits' EX_CONFIG, as the node uses). */
@@ -34,7 +36,7 @@ const processIo: CliIo = {
  * process.exitCode = await runCli(['migrate', '--journal', 'postgres', '--status']);
  * ```
  */
-export async function runCli(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+export async function runCli(argv: readonly string[], io: CliIo = processIo, signals?: SignalWatch): Promise<number> {
   // Whatever is printed passes through here: a password given anywhere on the command line or in the URL variable is masked.
   const secrets = secretsOf(argv, io.env);
   const mask = (text: string): string => secrets.reduce((t, secret) => t.replaceAll(secret, '***'), text);
@@ -46,6 +48,18 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo): Pr
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: err })
     .showHelpAfterError('(run with --help for usage)');
+  program
+    .command('start')
+    .description(
+      'Run a node until SIGINT or SIGTERM: the pipelines of the configuration file (--config, $DATAFLOW_CONFIG, else ./dataflow.yaml;\n' +
+        'without one, the demo on embedded storage under ./data), the admin API, the console and the metrics.\n' +
+        'Exit codes: 0 after a clean stop, 78 for bad configuration (the field is named), 1 for any other failure.',
+    )
+    .option('--config <file>', 'the YAML configuration file (see docs-config.md)')
+    .action(async (flags: { config?: string }) => {
+      const { runNode } = await import('../run-node.js');
+      exitCode = await runNode(signals ?? watchSignals(), flags.config === undefined ? {} : { configFile: flags.config });
+    });
   program
     .command('migrate')
     .description(

@@ -1,9 +1,19 @@
 #!/usr/bin/env node
 /**
- * The `dataflow` executable (`bin` of @dataflow/node; from source in the
- * workspace: `npm run dataflow -- <command>`). See `cli.ts` for the commands
- * and exit codes.
+ * The `dataflow` executable (`bin` of @dataflow/node, built to
+ * `dist/cli/dataflow.js`; from source in the workspace: `npm run dataflow --
+ * <command>`). See `cli.ts` for the commands and exit codes. For `start`,
+ * SIGINT / SIGTERM are taken before anything else is loaded, as `npm start`
+ * does (`signals.ts`); the other commands keep the default signal behaviour.
  */
-import { runCli } from './cli.js';
+import { guardSilentExit, watchSignals } from '../signals.js';
 
-process.exitCode = await runCli(process.argv.slice(2));
+const starting = process.argv[2] === 'start';
+const signals = starting ? watchSignals() : undefined;
+const finished = starting ? guardSilentExit() : () => undefined;
+try {
+  const { runCli } = await import('./cli.js');
+  process.exitCode = await runCli(process.argv.slice(2), undefined, signals);
+} finally {
+  finished();
+}

@@ -1,0 +1,49 @@
+/**
+ * What runs beside a node's pipelines: the read-model projections (and, as
+ * they land, the admin API, the console and the metrics endpoint). Started
+ * after the node, closed before it, in reverse order; a service that cannot
+ * start stops the start with its cause (a taken port is a configuration
+ * error naming the field).
+ */
+import type { NodeRuntimeConfig } from './config/load-config.js';
+import type { DataflowNode } from './node/dataflow-node.js';
+import type { NodeLogger } from './node/node-logger.js';
+import { startNodeProjections, type NodeProjections } from './projections/node-projections.js';
+
+/** The services of a running node. */
+export interface NodeServices {
+  readonly projections: NodeProjections | undefined;
+  /** Closes every service (the node itself is not touched). */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the services the configuration asks for.
+ *
+ * @example
+ * ```ts
+ * const services = await startNodeServices(node, config, logger);
+ * // ... until a signal
+ * await services.close();
+ * await node.shutdown();
+ * ```
+ */
+export async function startNodeServices(node: DataflowNode, config: NodeRuntimeConfig, logger: NodeLogger): Promise<NodeServices> {
+  const closers: (() => Promise<void>)[] = [];
+  const close = async (): Promise<void> => {
+    for (const closer of closers.splice(0).reverse()) {
+      await closer().catch((error: unknown) => logger.warn(`a node service did not close cleanly: ${error instanceof Error ? error.message : String(error)}`));
+    }
+  };
+  try {
+    // The embedded store belongs to this node: its read-model tables are created at start. On a server, journal.migrate decides.
+    const projections = config.projections.enabled
+      ? await startNodeProjections({ persistence: node.persistence, logger, migrate: config.journal.type === 'embedded' ? 'auto' : config.journal.migrate })
+      : undefined;
+    if (projections !== undefined) closers.push(() => projections.close());
+    return { projections, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * SIGINT / SIGTERM from the first instant of a node process: `main.ts`
+ * (`npm start`) and `dataflow start` call `watchSignals()` before they load
+ * the node (loading takes from a few hundred milliseconds to seconds, and a
+ * signal in that time used to kill the process with nothing printed). When
+ * `bin/early-signals.mjs` was preloaded (`npm start` does), the signals it
+ * recorded even before the TypeScript loader are taken from it.
+ */
+import type { NodeLogger } from './node/node-logger.js';
+import type { SignalWatch } from './run-node.js';
+
+/** What `bin/early-signals.mjs` leaves when it was preloaded. */
+interface EarlySignals {
+  subscribe(subscriber: (signal: NodeJS.Signals) => void): void;
+}
+
+/**
+ * Installs the handlers and returns what `runNode` needs to know of them.
+ *
+ * @example
+ * ```ts
+ * const signals = watchSignals();
+ * const { runNode } = await import('./run-node.js');
+ * process.exitCode = await runNode(signals);
+ * ```
+ */
+export function watchSignals(): SignalWatch {
+  let first: NodeJS.Signals | undefined;
+  let log: NodeLogger | undefined;
+  let resolveFirst!: (signal: NodeJS.Signals) => void;
+  const received = new Promise<NodeJS.Signals>((resolve) => (resolveFirst = resolve));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (first === undefined) {
+      first = signal;
+      resolveFirst(signal);
+    } else {
+      // The stop is already under way (it ends within the shutdown timeout; SIGKILL ends it at once).
+      log?.info(`${signal} received again: the node is already stopping`);
+    }
+  };
+  const early = (globalThis as Record<symbol, unknown>)[Symbol.for('dataflow.node.early-signals')] as EarlySignals | undefined;
+  if (early === undefined) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  } else {
+    early.subscribe(onSignal);
+  }
+  return {
+    get first() {
+      return first;
+    },
+    received,
+    useLogger: (logger) => (log = logger),
+  };
+}
+
+/**
+ * Makes an exit with nothing left running (the node was meant to run until
+ * told to stop) an exit with code 1 and a line saying so, never a silent 0.
+ * Returns the function to call once the node has really finished.
+ */
+export function guardSilentExit(): () => void {
+  let finished = false;
+  process.on('beforeExit', () => {
+    if (finished) return;
+    finished = true;
+    process.stderr.write('dataflow node: nothing was left running, but the node had not stopped; exiting with 1\n');
+    process.exitCode = 1;
+  });
+  return () => {
+    finished = true;
+  };
+}
