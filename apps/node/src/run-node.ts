@@ -15,7 +15,11 @@ import { startNode, type DataflowNode } from './node/dataflow-node.js';
 import { NodeConfigError } from './node/node-errors.js';
 import type { NodeLogger } from './node/node-logger.js';
 import { ensureWritableDirectory } from './node/node-persistence.js';
+import { allConnectorsRegistry } from '@dataflow/connectors';
+import pg from 'pg';
 import { loadNodeConfig, type NodeRuntimeConfig } from './config/load-config.js';
+import { withConnectionDefaults } from './node/connection-defaults.js';
+import { localConnectorFactory } from './node/connector-factory.js';
 import { startNodeServices, type NodeServices } from './node-services.js';
 import type { NodeStore } from './node/node-persistence.js';
 import { describeError } from './node/node-supervisor.js';
@@ -222,6 +226,17 @@ async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: Node
     logger.info(`${signals.first} received while starting: the node did not start`);
     return 0;
   }
+  // Postgres sinks and dead-letter tables without their own connectionString use the configured server (its URL never enters a definition).
+  const sinkPool = config.postgres.url === undefined ? undefined : new pg.Pool({ connectionString: config.postgres.url, max: 5, connectionTimeoutMillis: 5_000 });
+  sinkPool?.on('error', (error) => logger.warn('an idle Postgres connection of the sinks failed', { error: error.message }));
+  try {
+    return await runWith(config, signals, logger, sinkPool);
+  } finally {
+    await sinkPool?.end().catch(() => undefined);
+  }
+}
+
+async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger, sinkPool: pg.Pool | undefined): Promise<number> {
   let node: DataflowNode | undefined;
   let startSignal: NodeJS.Signals | undefined;
   void signals.received.then((signal) => {
@@ -232,7 +247,14 @@ async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: Node
   });
   try {
     if (config.journal.type === 'embedded' || config.demo) await ensureWritableDirectory(config.node.dataDir, 'DATAFLOW_DATA_DIR');
-    node = await startNode({ store: storeOf(config), logger, ...(config.node.id === undefined ? {} : { nodeId: config.node.id }) });
+    node = await startNode({
+      store: storeOf(config),
+      logger,
+      ...(config.node.id === undefined ? {} : { nodeId: config.node.id }),
+      connectorRegistry: allConnectorsRegistry,
+      connectors: localConnectorFactory(sinkPool === undefined ? {} : { pool: sinkPool }),
+      prepareDefinition: (definition) => withConnectionDefaults(definition, { kafka: config.kafka, cassandra: config.cassandra }),
+    });
   } catch (error) {
     logger.error(`cannot start: ${describeError(error)}`);
     return isDataflowError(error, 'node/invalid-config') ? EX_CONFIG : 1;

@@ -4,8 +4,8 @@
  * embedded storage with no external service. Unknown keys are refused (a
  * typo is an error naming the key, never a silently ignored setting).
  *
- * Secrets (`postgres.url`, `cassandra.password`, `kafka.sasl.password`,
- * `redis.url`, `api.authToken`) are given as a string or as
+ * Secrets (`postgres.url`, `cassandra.password`, `redis.url`,
+ * `api.authToken`) are given as a string or as
  * `{ file: <path> }` / `{ env: <NAME> }`, resolved by `load-config.ts`; the
  * resolved values are never printed (see `describeConfig`).
  */
@@ -69,13 +69,6 @@ const kafkaSection = z
     /** The client library behind the Kafka connectors (ADR 0008). */
     client: z.enum(['platformatic', 'kafkajs']).default('platformatic'),
     clientId: z.string().min(1).default('dataflow'),
-    sasl: z
-      .strictObject({
-        mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']),
-        username: z.string().min(1),
-        password: secretInput,
-      })
-      .optional(),
   })
   .prefault({});
 

@@ -17,12 +17,9 @@ import { NodeConfigError } from '../node/node-errors.js';
 import { nodeConfigSchema, type ParsedNodeConfig, type SecretInput } from './config-schema.js';
 
 /** The configuration a node runs with: secrets resolved, paths absolute. */
-export interface NodeRuntimeConfig extends Omit<ParsedNodeConfig, 'postgres' | 'cassandra' | 'kafka' | 'redis' | 'api'> {
+export interface NodeRuntimeConfig extends Omit<ParsedNodeConfig, 'postgres' | 'cassandra' | 'redis' | 'api'> {
   readonly postgres: { readonly url?: string; readonly schema: string };
   readonly cassandra: Omit<ParsedNodeConfig['cassandra'], 'password'> & { readonly password?: string };
-  readonly kafka: Omit<ParsedNodeConfig['kafka'], 'sasl'> & {
-    readonly sasl?: Omit<NonNullable<ParsedNodeConfig['kafka']['sasl']>, 'password'> & { readonly password: string };
-  };
   readonly redis?: { readonly url: string; readonly keyPrefix: string };
   readonly api: Omit<ParsedNodeConfig['api'], 'authToken'> & { readonly authToken?: string };
   /** The file read, if any (absolute). */
@@ -188,7 +185,7 @@ function configError(
     const variable = envOf(path, fromEnv);
     const where = variable ?? (file === undefined ? fieldName(path) : `${fieldName(path)} in ${basename(file)}`);
     if (issue.code === 'unrecognized_keys') return { where, message: `${issue.message} (${issue.keys.map((k) => `"${k.slice(0, 60)}"`).join(', ')})` };
-    const given = SECRET_KEYS.has(String(path.at(-1))) || path.includes('sasl') ? undefined : getPath(raw, path);
+    const given = SECRET_KEYS.has(String(path.at(-1))) ? undefined : getPath(raw, path);
     return { where, message: given === undefined ? issue.message : `is ${preview(given)}; ${issue.message}` };
   });
   const first = named[0] ?? { where: 'configuration', message: 'is invalid' };
@@ -237,7 +234,6 @@ async function resolveConfig(
   const postgresUrl = await secret(config.postgres.url, ['postgres', 'url']);
   if (postgresUrl !== undefined) secrets.push(...urlPasswords(postgresUrl));
   const cassandraPassword = await secret(config.cassandra.password, ['cassandra', 'password']);
-  const saslPassword = config.kafka.sasl === undefined ? undefined : await secret(config.kafka.sasl.password, ['kafka', 'sasl', 'password']);
   const redisUrl = config.redis === undefined ? undefined : await secret(config.redis.url, ['redis', 'url']);
   if (redisUrl !== undefined) secrets.push(...urlPasswords(redisUrl));
   const authToken = await secret(config.api.authToken, ['api', 'authToken']);
@@ -245,7 +241,6 @@ async function resolveConfig(
     throw new NodeConfigError('postgres.url', 'is required when journal.type is postgres (or set DATAFLOW_POSTGRES_URL)');
   }
   const { password: _cassandraPassword, ...cassandra } = config.cassandra;
-  const { sasl, ...kafka } = config.kafka;
   const { authToken: _token, ...api } = config.api;
   const { redis: _redis, ...plain } = config;
   return {
@@ -253,7 +248,6 @@ async function resolveConfig(
     node: { ...config.node, dataDir: resolve(context.cwd, config.node.dataDir) },
     postgres: { schema: config.postgres.schema, ...(postgresUrl === undefined ? {} : { url: postgresUrl }) },
     cassandra: { ...cassandra, ...(cassandraPassword === undefined ? {} : { password: cassandraPassword }) },
-    kafka: { ...kafka, ...(sasl === undefined || saslPassword === undefined ? {} : { sasl: { ...sasl, password: saslPassword } }) },
     ...(redisUrl === undefined || config.redis === undefined ? {} : { redis: { url: redisUrl, keyPrefix: config.redis.keyPrefix } }),
     api: { ...api, ...(authToken === undefined ? {} : { authToken }) },
     ...(context.source === undefined ? {} : { source: context.source }),

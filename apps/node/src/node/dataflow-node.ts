@@ -61,6 +61,8 @@ export interface NodeConfig {
   readonly nodeId?: string;
   /** Builds the connectors of pipelines (default: `@dataflow/connectors`). */
   readonly connectors?: ConnectorFactory;
+  /** Called on every definition given to `createPipeline` before it is validated (e.g. `withConnectionDefaults`). */
+  readonly prepareDefinition?: (definition: unknown) => unknown;
   /** Connector types and options accepted by `createPipeline` (default: `localConnectorRegistry`). */
   readonly connectorRegistry?: ConnectorRegistry;
   readonly lookups?: Readonly<Record<string, LookupSource>>;
@@ -307,7 +309,8 @@ class Node implements DataflowNode {
 
   async createPipeline(definition: unknown, options: { readonly pipelineId?: string } = {}): Promise<ConfiguredPipelineState> {
     this.ensureRunning();
-    const validation = validatePipelineDefinition(definition, { connectors: this.config.connectorRegistry ?? localConnectorRegistry });
+    const prepared = this.config.prepareDefinition === undefined ? definition : this.config.prepareDefinition(definition);
+    const validation = validatePipelineDefinition(prepared, { connectors: this.config.connectorRegistry ?? localConnectorRegistry });
     if (!validation.ok) throw new InvalidPipelineDefinitionError(validation.issues);
     const pipelineId = options.pipelineId ?? (this.config.newPipelineId ?? randomUUID)();
     if (!PIPELINE_ID.test(pipelineId)) {
