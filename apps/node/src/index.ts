@@ -7,3 +7,6 @@ export { localConnectorFactory } from './node/connector-factory.js';
 export { openNodeStore, type NodeStore, type OpenedStore } from './node/node-persistence.js';
 export { NodeConfigError, NodeUnavailableError, PipelineNotFoundError } from './node/node-errors.js';
 export type { LogFields, NodeLogger } from './node/node-logger.js';
+export { createNodeMetrics, REPORTED_PIPELINE_STATUSES, type MetricsSource, type NodeMetrics, type NodeMetricsOptions } from './metrics/node-metrics.js';
+export { DEFAULT_METRICS_PORT, startMetricsServer, type MetricsServer, type MetricsServerOptions } from './metrics/metrics-server.js';
+export { InvalidMetricValueError, MetricsPortInUseError, MetricsServerError } from './metrics/metrics-errors.js';
