@@ -16,6 +16,7 @@ import { NodeConfigError } from './node/node-errors.js';
 import type { NodeLogger } from './node/node-logger.js';
 import { ensureWritableDirectory } from './node/node-persistence.js';
 import { allConnectorsRegistry } from '@dataflow/connectors';
+import type { SqlExecutor } from '@dataflow/persistence';
 import pg from 'pg';
 import { loadNodeConfig, type NodeRuntimeConfig } from './config/load-config.js';
 import { withConnectionDefaults } from './node/connection-defaults.js';
@@ -142,6 +143,12 @@ export interface RunNodeOptions {
   readonly configFile?: string;
 }
 
+/** The journal's SQL database, when the node's store has one (embedded PGlite or Postgres). */
+function embeddedDatabase(node: DataflowNode | undefined): { executor?: SqlExecutor } {
+  const executor = (node?.persistence as { executor?: SqlExecutor } | undefined)?.executor;
+  return executor === undefined ? {} : { executor };
+}
+
 /** The journal store the configuration chooses. */
 export function storeOf(config: NodeRuntimeConfig): NodeStore {
   switch (config.journal.type) {
@@ -252,7 +259,8 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
       logger,
       ...(config.node.id === undefined ? {} : { nodeId: config.node.id }),
       connectorRegistry: allConnectorsRegistry,
-      connectors: localConnectorFactory(sinkPool === undefined ? {} : { pool: sinkPool }),
+      // A Postgres sink without a connectionString writes to the node's database: the postgres.url server, else the embedded one.
+      connectors: localConnectorFactory(() => (sinkPool !== undefined ? { pool: sinkPool } : embeddedDatabase(node))),
       prepareDefinition: (definition) => withConnectionDefaults(definition, { kafka: config.kafka, cassandra: config.cassandra }),
     });
   } catch (error) {

@@ -17,10 +17,12 @@ import { createDeadLetterTarget, createSink, createSource, type ConnectorDepende
  * system.spawn(pipelineActor({ pipelineId: 'demo', persistence, connectors }), 'pipeline-demo');
  * ```
  */
-export function localConnectorFactory(dependencies: ConnectorDependencies = {}): ConnectorFactory {
+export function localConnectorFactory(dependencies: ConnectorDependencies | (() => ConnectorDependencies) = {}): ConnectorFactory {
+  // A function is asked at each creation: what it hands out may exist only once the node has started (its database).
+  const current = typeof dependencies === 'function' ? dependencies : () => dependencies;
   return {
-    createSource: (definition) => createSource(definition, dependencies),
-    createSink: (definition) => createSink(definition, dependencies),
-    createDeadLetterTarget: (definition) => createDeadLetterTarget(definition, dependencies),
+    createSource: (definition) => createSource(definition, current()),
+    createSink: (definition) => createSink(definition, current()),
+    createDeadLetterTarget: (definition) => createDeadLetterTarget(definition, current()),
   };
 }

@@ -7,6 +7,7 @@
 import { InvalidConnectorOptionsError, type ConnectorError, type DeadLetterTarget, type Sink, type Source } from '@dataflow/core';
 import type { Writable } from 'node:stream';
 import type pg from 'pg';
+import type { SqlExecutor } from '@dataflow/persistence';
 import { ConsoleSink, type ConsoleSinkDefinition } from '../console/console-sink.js';
 import { FileDeadLetterTarget, type FileDeadLetterDefinition } from '../dead-letter/file-dead-letter-target.js';
 import { PostgresDeadLetterTarget, type PostgresDeadLetterDefinition } from '../dead-letter/postgres-dead-letter-target.js';
@@ -35,8 +36,10 @@ export interface ConnectorDependencies {
   readonly clock?: PacingClock;
   /** Where the console sink prints (default: standard output). */
   readonly stream?: Writable;
-  /** A Postgres pool shared with the application, for the Postgres dead-letter target. */
+  /** A Postgres pool shared with the application, for Postgres sinks and dead-letter targets without their own `connectionString`. */
   readonly pool?: pg.Pool;
+  /** A database shared with the application (e.g. an embedded PGlite) for Postgres sinks without their own `connectionString`; wins over `pool`. */
+  readonly executor?: SqlExecutor;
   /** Told when an idle pooled Postgres connection of a dead-letter target dies. */
   readonly onIdleConnectionError?: (error: ConnectorError) => void;
 }
@@ -61,6 +64,7 @@ const sinks: Readonly<Record<string, Factory<Sink>>> = {
   postgres: (o, d) =>
     new PostgresSink(o as PostgresSinkDefinition, {
       ...(d.pool === undefined ? {} : { pool: d.pool }),
+      ...(d.executor === undefined || (o as PostgresSinkDefinition).connectionString !== undefined ? {} : { executor: d.executor }),
       ...(d.onIdleConnectionError === undefined ? {} : { onIdleConnectionError: d.onIdleConnectionError }),
     }),
 };

@@ -1,5 +1,7 @@
 import { isDataflowError, type DataRecord, type InvalidConnectorOptionsError } from '@dataflow/core';
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
+import { PGlite } from '@electric-sql/pglite';
+import { pgliteExecutor } from '@dataflow/persistence';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresSink, type PostgresSinkDefinition } from './postgres-sink.js';
@@ -116,6 +118,34 @@ describe('PostgresSink', () => {
     const { rows } = await pool.query<{ n: string; s: string }>(`SELECT count(*) AS n, sum(seq) AS s FROM ${pg.escapeIdentifier(schema)}.events`);
     expect(rows[0]).toEqual({ n: '2500', s: String((2499 * 2500) / 2) });
     await pool.end();
+  });
+
+  it('writes into an embedded PGlite database given as the executor, rejecting refused rows, and leaves it open', async () => {
+    const db = pgliteExecutor(await PGlite.create());
+    await db.query('CREATE TABLE public.samples (name text NOT NULL, value double precision, at timestamptz, PRIMARY KEY (name, at))');
+    const sink = new PostgresSink(
+      { type: 'postgres', schema: 'public', table: 'samples', columns: { name: 'name', value: 'value', at: 'at' }, upsert: { key: ['name', 'at'] } },
+      { executor: db },
+    );
+    await sink.open({ pipelineId: 'p', checkpoint: undefined, signal });
+    const { rejected } = await sink.write({
+      batchId: 'e1',
+      records: [
+        { name: 'up', value: 1, at: 1_700_000_000_000 },
+        { name: 'up', value: 'NaN', at: 1_700_000_001_000 },
+        { value: 3, at: 1_700_000_002_000 },
+        { name: 'load', value: 'high', at: 1_700_000_003_000 },
+      ],
+    });
+    expect(rejected?.map((r) => r.index)).toEqual([2, 3]);
+    expect(rejected?.[1]?.reason).toMatch(/Postgres refused the row: invalid input syntax for type double precision/);
+    await sink.write({ batchId: 'e1', records: [{ name: 'up', value: 2, at: 1_700_000_000_000 }] });
+    await sink.close();
+    expect(await db.query('SELECT name, value FROM public.samples ORDER BY at')).toEqual([
+      { name: 'up', value: 2 },
+      { name: 'up', value: Number.NaN },
+    ]);
+    await db.close();
   });
 
   it('fails a batch retriably when its connection dies mid-transaction, commits none of it, and writes it on the next try', async () => {

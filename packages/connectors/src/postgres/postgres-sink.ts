@@ -12,7 +12,7 @@
  * retriable `ConnectorError`s for the whole batch (nothing of it committed).
  */
 import { ConnectorError, getPath, InvalidConnectorOptionsError, parseFieldPath, type DataRecord, type FieldPath, type JsonValue, type Sink, type SinkBatch, type SinkContext, type SinkWriteResult } from '@dataflow/core';
-import { isRetriableDbError } from '@dataflow/persistence';
+import { isRetriableDbError, pgPoolExecutor, type SqlExecutor } from '@dataflow/persistence';
 import pg from 'pg';
 import * as z from 'zod';
 import { parseDefinition } from '../factory/parse-definition.js';
@@ -99,6 +99,11 @@ type ParsedDefinition = z.output<typeof postgresSinkDefinitionSchema>;
 export interface PostgresSinkDependencies {
   /** A pool owned by the caller (not ended by `close`); without it the sink creates its own from `connectionString`. */
   readonly pool?: pg.Pool;
+  /**
+   * A database owned by the caller (not closed by `close`), used instead of a
+   * pool: e.g. a node's embedded PGlite. Wins over `pool` and `connectionString`.
+   */
+  readonly executor?: SqlExecutor;
   /** Told when an idle pooled connection of the sink's own pool dies; the pool replaces it. Default: ignore. */
   readonly onIdleConnectionError?: (error: ConnectorError) => void;
 }
@@ -115,7 +120,9 @@ interface Column {
 }
 
 interface Opened {
-  readonly pool: pg.Pool;
+  readonly db: SqlExecutor;
+  /** Whether `close` releases `db` (the sink's own pool). */
+  readonly owned: boolean;
   readonly columns: readonly Column[];
   readonly statement: string;
   readonly keyIndexes: readonly number[];
@@ -150,15 +157,17 @@ export class PostgresSink implements Sink {
   readonly pipelinedWrites: boolean;
   private readonly definition: ParsedDefinition;
   private readonly sharedPool: pg.Pool | undefined;
+  private readonly sharedExecutor: SqlExecutor | undefined;
   private readonly onIdleConnectionError: (error: ConnectorError) => void;
   private opened: Opened | undefined;
 
   constructor(definition: PostgresSinkDefinition, dependencies: PostgresSinkDependencies = {}) {
     this.definition = parseDefinition('postgres', postgresSinkDefinitionSchema, definition);
-    if (this.definition.connectionString === undefined && dependencies.pool === undefined) {
-      throw new InvalidConnectorOptionsError('postgres', [{ path: 'connectionString', message: 'a connection string is needed when no shared pool is given' }]);
+    if (this.definition.connectionString === undefined && dependencies.pool === undefined && dependencies.executor === undefined) {
+      throw new InvalidConnectorOptionsError('postgres', [{ path: 'connectionString', message: 'a connection string is needed when no shared pool or database is given' }]);
     }
     this.sharedPool = dependencies.pool;
+    this.sharedExecutor = dependencies.executor;
     this.onIdleConnectionError = dependencies.onIdleConnectionError ?? (() => undefined);
     this.pipelinedWrites = this.definition.upsert !== undefined;
   }
@@ -170,21 +179,23 @@ export class PostgresSink implements Sink {
 
   async open(_context: SinkContext): Promise<void> {
     await this.close();
-    const pool =
-      this.sharedPool ??
-      new pg.Pool({
-        connectionString: this.definition.connectionString,
-        max: this.definition.maxConnections,
-        connectionTimeoutMillis: 10_000,
-        statement_timeout: this.definition.statementTimeoutMs,
-      });
-    if (this.sharedPool === undefined) pool.on('error', (error) => this.onIdleConnectionError(this.error('idle connection failed', error)));
+    const db = this.sharedExecutor ?? this.poolExecutor();
+    const owned = db !== this.sharedExecutor;
     try {
-      this.opened = { pool, ...(await this.prepare(pool)) };
+      this.opened = { db, owned, ...(await this.prepare(db)) };
     } catch (error) {
-      if (pool !== this.sharedPool) await pool.end().catch(() => undefined);
+      if (owned) await db.close().catch(() => undefined);
       throw error instanceof ConnectorError ? error : this.error(`cannot open ${this.table}`, error);
     }
+  }
+
+  /** The shared pool, or a pool of the sink's own from `connectionString`, as an executor (ended by `close` only when it is the sink's). */
+  private poolExecutor(): SqlExecutor {
+    const settings = { statementTimeoutMs: this.definition.statementTimeoutMs, lockTimeoutMs: 0 };
+    if (this.sharedPool !== undefined) return pgPoolExecutor(this.sharedPool, { ...settings, ownsPool: false });
+    const pool = new pg.Pool({ connectionString: this.definition.connectionString, max: this.definition.maxConnections, connectionTimeoutMillis: 10_000 });
+    pool.on('error', (error) => this.onIdleConnectionError(this.error('idle connection failed', error)));
+    return pgPoolExecutor(pool, { ...settings, ownsPool: true });
   }
 
   async write(batch: SinkBatch): Promise<SinkWriteResult> {
@@ -215,45 +226,41 @@ export class PostgresSink implements Sink {
   async close(): Promise<void> {
     const opened = this.opened;
     this.opened = undefined;
-    if (opened !== undefined && opened.pool !== this.sharedPool) await opened.pool.end();
+    if (opened !== undefined && opened.owned) await opened.db.close();
   }
 
   /** Inserts all rows in one transaction; when Postgres refuses a row's data, inserts them one by one behind savepoints and rejects the refused ones. */
   private async insert(opened: Opened, rows: readonly Row[], rejected: { index: number; reason: string }[]): Promise<void> {
-    const client = await this.connect(opened.pool);
-    let healthy = false;
+    const { db } = opened;
     try {
-      try {
-        await client.query('BEGIN');
+      await db.transaction(async (tx) => {
         for (let start = 0; start < rows.length; start += this.definition.maxRowsPerStatement) {
-          await client.query(opened.statement, this.parameters(opened, rows.slice(start, start + this.definition.maxRowsPerStatement)));
+          await tx.query(opened.statement, this.parameters(opened, rows.slice(start, start + this.definition.maxRowsPerStatement)));
         }
-        await client.query('COMMIT');
-        healthy = true;
-        return;
-      } catch (error) {
-        if (!isRowRefusal(error)) throw this.error(`cannot write ${rows.length} row(s) to ${this.table}`, error);
-        await client.query('ROLLBACK');
-      }
-      await client.query('BEGIN');
-      for (const row of rows) {
-        await client.query('SAVEPOINT row');
-        try {
-          await client.query(opened.statement, this.parameters(opened, [row]));
-        } catch (error) {
-          if (!isRowRefusal(error)) throw this.error(`cannot write a row to ${this.table}`, error);
-          await client.query('ROLLBACK TO SAVEPOINT row');
-          rejected.push({ index: row.index, reason: `Postgres refused the row: ${this.redact(messageOf(error))}` });
+      });
+      return;
+    } catch (error) {
+      // The executor rolled the transaction back (and discarded a broken connection).
+      if (!isRowRefusal(error)) throw this.error(`cannot write ${rows.length} row(s) to ${this.table}`, error);
+    }
+    const refused: { index: number; reason: string }[] = [];
+    try {
+      await db.transaction(async (tx) => {
+        for (const row of rows) {
+          await tx.query('SAVEPOINT row');
+          try {
+            await tx.query(opened.statement, this.parameters(opened, [row]));
+          } catch (error) {
+            if (!isRowRefusal(error)) throw this.error(`cannot write a row to ${this.table}`, error);
+            await tx.query('ROLLBACK TO SAVEPOINT row');
+            refused.push({ index: row.index, reason: `Postgres refused the row: ${this.redact(messageOf(error))}` });
+          }
         }
-      }
-      await client.query('COMMIT');
-      healthy = true;
+      });
     } catch (error) {
       throw error instanceof ConnectorError ? error : this.error(`cannot write to ${this.table}`, error);
-    } finally {
-      // A connection whose transaction failed half-way is discarded, never reused.
-      client.release(!healthy);
     }
+    rejected.push(...refused);
   }
 
   /** One text array per column. */
@@ -279,16 +286,15 @@ export class PostgresSink implements Sink {
   }
 
   /** Reads the table's column types, builds the statement, and has Postgres plan it (checks columns, types and the upsert key). */
-  private async prepare(pool: pg.Pool): Promise<Omit<Opened, 'pool'>> {
+  private async prepare(db: SqlExecutor): Promise<Omit<Opened, 'db' | 'owned'>> {
     let typed: { attname: string; type: string; typcategory: string }[];
     try {
-      const result = await pool.query<{ attname: string; type: string; typcategory: string }>(
+      typed = await db.query<{ attname: string; type: string; typcategory: string }>(
         `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, t.typcategory
            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
           WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
         [this.table],
       );
-      typed = result.rows;
     } catch (error) {
       throw this.error(`cannot read the columns of ${this.table}`, error);
     }
@@ -309,7 +315,7 @@ export class PostgresSink implements Sink {
     const keyIndexes = (this.definition.upsert?.key ?? []).map((key) => columns.findIndex((c) => c.name === key));
     try {
       // Planning checks the casts and that the upsert key matches a unique constraint, without writing.
-      await pool.query(`EXPLAIN ${statement}`, columns.map(() => []));
+      await db.query(`EXPLAIN ${statement}`, columns.map(() => []));
     } catch (error) {
       throw this.error(`cannot insert into ${this.table}`, error);
     }
@@ -332,14 +338,6 @@ export class PostgresSink implements Sink {
           : ` ON CONFLICT (${target}) DO UPDATE SET ${update.map((c) => `${pg.escapeIdentifier(c)} = EXCLUDED.${pg.escapeIdentifier(c)}`).join(', ')}`;
     }
     return sql;
-  }
-
-  private async connect(pool: pg.Pool): Promise<pg.PoolClient> {
-    try {
-      return await pool.connect();
-    } catch (error) {
-      throw this.error('cannot connect', error);
-    }
   }
 
   private error(message: string, cause: unknown): ConnectorError {
