@@ -182,7 +182,7 @@ describe('the node refuses to lose data it cannot account for', () => {
     const refused = nodeMain({ DATAFLOW_DATA_DIR: dir });
     expect(await refused.exited).toBe(78);
     expect(errors(refused).at(-1)).toMatch(
-      /^the demo pipeline could not run: DATAFLOW_OVERWRITE_OUTPUT: the output .*demo-output\.jsonl exists but the journal has no checkpoint for it .*set DATAFLOW_OVERWRITE_OUTPUT=1 to overwrite it$/,
+      /^the pipelines could not start: DATAFLOW_OVERWRITE_OUTPUT: the output .*demo-output\.jsonl exists but the journal has no checkpoint for it .*set DATAFLOW_OVERWRITE_OUTPUT=1 to overwrite it$/,
     );
     expect(await readFile(output, 'utf8')).toBe('{"id":1}\n{"id":2}\n');
   });
