@@ -1,6 +1,7 @@
 /**
- * What runs beside a node's pipelines: the read-model projections (and, as
- * they land, the admin API, the console and the metrics endpoint). Started
+ * What runs beside a node's pipelines: the read-model projections, the
+ * Prometheus metrics endpoint (and, as they land, the admin API and the
+ * console). Started
  * after the node, closed before it, in reverse order; a service that cannot
  * start stops the start with its cause (a taken port is a configuration
  * error naming the field).
@@ -8,11 +9,17 @@
 import type { NodeRuntimeConfig } from './config/load-config.js';
 import type { DataflowNode } from './node/dataflow-node.js';
 import type { NodeLogger } from './node/node-logger.js';
+import { isDataflowError } from '@dataflow/core';
+import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
+import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js';
+import { NodeConfigError } from './node/node-errors.js';
 import { startNodeProjections, type NodeProjections } from './projections/node-projections.js';
 
 /** The services of a running node. */
 export interface NodeServices {
   readonly projections: NodeProjections | undefined;
+  /** The node's metrics and their endpoint (`metrics.enabled`). */
+  readonly metrics: { readonly metrics: NodeMetrics; readonly server: MetricsServer } | undefined;
   /** Closes every service (the node itself is not touched). */
   close(): Promise<void>;
 }
@@ -41,7 +48,19 @@ export async function startNodeServices(node: DataflowNode, config: NodeRuntimeC
       ? await startNodeProjections({ persistence: node.persistence, logger, migrate: config.journal.type === 'embedded' ? 'auto' : config.journal.migrate })
       : undefined;
     if (projections !== undefined) closers.push(() => projections.close());
-    return { projections, close };
+    let metrics: NodeServices['metrics'];
+    if (config.metrics.enabled) {
+      const nodeMetrics = createNodeMetrics(node);
+      closers.push(() => Promise.resolve(nodeMetrics.close()));
+      if (projections !== undefined) nodeMetrics.observeProjections(projections.events);
+      const server = await startMetricsServer({ registry: nodeMetrics.registry, port: config.metrics.port, host: config.metrics.host }).catch((error: unknown) => {
+        throw isDataflowError(error, 'metrics/port-in-use') ? new NodeConfigError('metrics.port', `${error.message} (DATAFLOW_METRICS_PORT)`, { cause: error }) : error;
+      });
+      closers.push(() => server.close());
+      logger.info(`metrics on ${server.url}`);
+      metrics = { metrics: nodeMetrics, server };
+    }
+    return { projections, metrics, close };
   } catch (error) {
     await close();
     throw error;

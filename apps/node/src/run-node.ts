@@ -10,6 +10,7 @@
 import { InvalidPipelineDefinitionError, isDataflowError, type ConfiguredPipelineState } from '@dataflow/core';
 import { access } from 'node:fs/promises';
 import { DEMO_PIPELINE_ID, demoOutputPath, demoPipeline, fileSinkPath } from './demo/demo-pipeline.js';
+import { ensureMetricsDemoTable, METRICS_DEMO_PIPELINE_ID, METRICS_DEMO_TABLE, metricsDemoPipeline } from './demo/metrics-demo.js';
 import { createWinstonLogger, type LogLevel } from './logging/winston-logger.js';
 import { startNode, type DataflowNode } from './node/dataflow-node.js';
 import { NodeConfigError } from './node/node-errors.js';
@@ -114,6 +115,51 @@ async function runDemo(node: DataflowNode, settings: NodeRuntimeConfig, logger: 
       break;
   }
   logger.info(`resuming pipeline demo from ${resumePoint(recovered)}; output: ${output}`, pointFields(recovered));
+}
+
+/**
+ * The live half of the demo: the node's own metrics scraped every 5 s into
+ * `demo.prometheus_metrics` of its database. Needs the metrics endpoint and a
+ * SQL database (embedded or Postgres); without them it is skipped, saying why.
+ */
+async function runMetricsDemo(node: DataflowNode, services: NodeServices, logger: NodeLogger): Promise<void> {
+  const db = embeddedDatabase(node).executor;
+  if (services.metrics === undefined || db === undefined) {
+    logger.info(`the metrics demo is off: it needs ${services.metrics === undefined ? 'metrics.enabled' : 'a journal with a SQL database (embedded or postgres)'}`);
+    return;
+  }
+  const id = METRICS_DEMO_PIPELINE_ID;
+  await ensureMetricsDemoTable(db);
+  const recovered = node.recovered.find((p) => p.pipelineId === id);
+  if (recovered === undefined) {
+    const url = `http://${loopbackOf(services.metrics.server.host)}:${services.metrics.server.port}/metrics`;
+    await node.createPipeline(metricsDemoPipeline(url), { pipelineId: id });
+    await node.start(id);
+    logger.info(`starting pipeline ${id}: ${url} every 5 s into ${METRICS_DEMO_TABLE.schema}.${METRICS_DEMO_TABLE.table}`, { pipeline_id: id });
+    return;
+  }
+  switch (recovered.status) {
+    case 'failed':
+      logger.warn(`pipeline ${id} had failed (${recovered.error.message}); resetting it and starting it again`, { pipeline_id: id });
+      await node.reset(id);
+      await node.start(id);
+      return;
+    case 'paused':
+      await node.resume(id);
+      return;
+    case 'configured':
+    case 'stopped':
+      await node.start(id);
+      return;
+    case 'running':
+      return;
+  }
+}
+
+/** Where this process reaches a server listening on `host`. */
+function loopbackOf(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** The last line about the demo: where it stopped and what the next start does with it. */
@@ -281,7 +327,10 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
   let code = 0;
   try {
     if (startSignal === undefined) {
-      if (config.demo) await runDemo(node, config, logger);
+      if (config.demo) {
+        await runDemo(node, config, logger);
+        await runMetricsDemo(node, services, logger);
+      }
       await ensureConfiguredPipelines(node, config, logger);
       const ended = await Promise.race([signals.received.then((signal) => ({ signal })), node.failure.then((failure) => ({ failure }))]);
       if ('signal' in ended) logger.info(`${ended.signal} received: stopping`);
