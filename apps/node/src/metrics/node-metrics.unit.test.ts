@@ -1,0 +1,64 @@
+/**
+ * The metrics registry without a node: docs-metrics.md names exactly the
+ * metrics the registry holds, and each instrumentation event moves the
+ * metric the docs say it does (driven through core's real emitter).
+ */
+import { createInstrumentation, type InstrumentationEvent } from '@dataflow/core';
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { parseExposition, valueOf } from './metrics-test-kit.js';
+import { createNodeMetrics } from './node-metrics.js';
+
+const docsUrl = new URL('../../docs-metrics.md', import.meta.url);
+
+describe('createNodeMetrics', () => {
+  it('registers exactly the metrics docs-metrics.md lists, process metrics included', async () => {
+    const metrics = createNodeMetrics({ events: createInstrumentation<InstrumentationEvent>(), recovered: [] });
+    const registered = metrics.registry.getMetricsAsArray().map((m) => m.name).sort();
+    const docs = await readFile(docsUrl, 'utf8');
+    const available = docs.slice(0, docs.indexOf('## Not available'));
+    const documented = [...new Set([...available.matchAll(/`((?:pipeline|dataflow|process|nodejs)_[a-z0-9_]+)`/g)].map((m) => m[1] as string))].sort();
+    expect(documented).toEqual(registered);
+    metrics.close();
+  });
+
+  it('moves each metric from its event, and stops when closed', async () => {
+    const events = createInstrumentation<InstrumentationEvent>();
+    const metrics = createNodeMetrics({ events, recovered: [] }, { processMetrics: false });
+    const scrape = async () => parseExposition(await metrics.registry.metrics());
+    const completed = {
+      type: 'pipeline.batch.completed',
+      pipelineId: 'p',
+      batchId: 'p:1',
+      records: 40,
+      succeeded: 37,
+      failed: 3,
+      failedByStage: { source: 1, 'transforms[2]': 2 },
+      deadLettered: 2,
+      durationMs: 120,
+    } as const;
+    events.emit(completed);
+    events.emit({ type: 'pipeline.batch.failed', pipelineId: 'p', batchId: 'p:2', error: new Error('x'), retriable: true, stage: 'sink' });
+    events.emit({ type: 'pipeline.status.changed', pipelineId: 'p', from: 'configured', to: 'running' });
+    events.emit({ type: 'event-sourced.journal.written', persistenceId: 'pipeline-p', events: 1, ok: true, durationMs: 3 });
+    events.emit({ type: 'actor.restarted', path: '/user/x', attempt: 1, backoffMs: 0 });
+    events.emit({ type: 'event-sourced.restarting', persistenceId: 'coordinator', attempt: 1, delayMs: 200, cause: new Error('down'), at: 0 });
+    let samples = await scrape();
+    expect(valueOf(samples, 'pipeline_records_processed_total', { pipeline: 'p' })).toBe(40);
+    expect(valueOf(samples, 'pipeline_errors_total', { pipeline: 'p', stage: 'source' })).toBe(1);
+    expect(valueOf(samples, 'pipeline_errors_total', { pipeline: 'p', stage: 'transforms[2]' })).toBe(2);
+    expect(valueOf(samples, 'pipeline_errors_total', { pipeline: 'p', stage: 'sink' })).toBe(1);
+    expect(valueOf(samples, 'dataflow_dead_letters_total', { pipeline: 'p' })).toBe(2);
+    expect(valueOf(samples, 'pipeline_batch_duration_seconds_sum', { pipeline: 'p' })).toBeCloseTo(0.12);
+    expect(valueOf(samples, 'pipeline_batch_size_sum', { pipeline: 'p' })).toBe(40);
+    expect(valueOf(samples, 'pipeline_status', { pipeline: 'p', status: 'running' })).toBe(1);
+    expect(valueOf(samples, 'pipeline_status', { pipeline: 'p', status: 'configured' })).toBe(0);
+    expect(valueOf(samples, 'dataflow_journal_write_duration_seconds_sum')).toBeCloseTo(0.003);
+    expect(valueOf(samples, 'dataflow_actor_restarts_total')).toBe(2);
+
+    metrics.close();
+    events.emit(completed);
+    samples = await scrape();
+    expect(valueOf(samples, 'pipeline_records_processed_total', { pipeline: 'p' })).toBe(40);
+  });
+});
