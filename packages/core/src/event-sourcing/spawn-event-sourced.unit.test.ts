@@ -91,6 +91,36 @@ describe('spawnEventSourced', () => {
     await kit.advance(1);
     expect(await answer).toBe(3);
   });
+  it('reports each journal append with its duration by the entity clock and its outcome, before persisted', async () => {
+    const persistence = createInMemoryPersistence();
+    const kit = newKit();
+    const events: InstrumentationEvent[] = [];
+    kit.system.events.on('*', (e) => {
+      if (e.type === 'event-sourced.journal.written' || e.type === 'event-sourced.persisted') events.push(e);
+    });
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const slow = {
+      ...persistence,
+      journal: new Proxy(persistence.journal, {
+        get(target, key, receiver) {
+          const value: unknown = Reflect.get(target, key, receiver);
+          if (typeof value !== 'function') return value;
+          const fn = value as (...args: unknown[]) => Promise<unknown>;
+          return key === 'append' ? async (...args: unknown[]) => held.then(() => fn.apply(target, args)) : fn.bind(target);
+        },
+      }),
+    };
+    const ref = spawnEventSourced(kit.system, counter, '1', { persistence: slow });
+    const added = askWithStatus<CounterCommand, number>(ref, (replyTo) => ({ type: 'add', n: 2, replyTo }), { timeoutMs: 10_000 });
+    await kit.advance(250);
+    release();
+    expect(await added).toBe(2);
+    expect(events).toEqual([
+      { type: 'event-sourced.journal.written', persistenceId: 'counter-1', events: 1, ok: true, durationMs: 250 },
+      { type: 'event-sourced.persisted', persistenceId: 'counter-1', sequenceNr: 1, events: 1 },
+    ]);
+  });
 });
 
 function counterOptions() {
