@@ -10,6 +10,8 @@ import type { NodeRuntimeConfig } from './config/load-config.js';
 import type { DataflowNode } from './node/dataflow-node.js';
 import type { NodeLogger } from './node/node-logger.js';
 import { isDataflowError } from '@dataflow/core';
+import type { FastifyInstance } from 'fastify';
+import { createAdminApi, listensOffLoopback } from './api/admin-api.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js';
 import { NodeConfigError } from './node/node-errors.js';
@@ -18,6 +20,8 @@ import { startNodeProjections, type NodeProjections } from './projections/node-p
 /** The services of a running node. */
 export interface NodeServices {
   readonly projections: NodeProjections | undefined;
+  /** The admin API and console, listening (`api.enabled`); `url` is where. */
+  readonly api: { readonly app: FastifyInstance; readonly url: string } | undefined;
   /** The node's metrics and their endpoint (`metrics.enabled`). */
   readonly metrics: { readonly metrics: NodeMetrics; readonly server: MetricsServer } | undefined;
   /** Closes every service (the node itself is not touched). */
@@ -60,7 +64,32 @@ export async function startNodeServices(node: DataflowNode, config: NodeRuntimeC
       logger.info(`metrics on ${server.url}`);
       metrics = { metrics: nodeMetrics, server };
     }
-    return { projections, metrics, close };
+    let api: NodeServices['api'];
+    if (config.api.enabled) {
+      if (listensOffLoopback(config.api.host) && config.api.authToken === undefined) {
+        throw new NodeConfigError('api.authToken', `is required when the API listens off loopback (api.host ${config.api.host}); set DATAFLOW_AUTH_TOKEN or DATAFLOW_AUTH_TOKEN_FILE`);
+      }
+      const app = await createAdminApi({
+        node,
+        logger,
+        bodyLimit: config.api.bodyLimitBytes,
+        ...(projections === undefined ? {} : { projections }),
+        ...(config.api.authToken === undefined ? {} : { authToken: config.api.authToken }),
+      });
+      closers.push(() => app.close());
+      try {
+        await app.listen({ host: config.api.host, port: config.api.port });
+      } catch (error) {
+        const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        throw new NodeConfigError('api.port', inUse ? `port ${config.api.port} on ${config.api.host} is taken (DATAFLOW_API_PORT)` : `cannot listen on ${config.api.host}:${config.api.port}: ${(error as Error).message}`, { cause: error });
+      }
+      const address = app.server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : config.api.port;
+      const url = `http://${config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host}:${port}`;
+      logger.info(`admin API and console on ${url}/ (OpenAPI: ${url}/api/v1/openapi.json)`);
+      api = { app, url };
+    }
+    return { projections, metrics, api, close };
   } catch (error) {
     await close();
     throw error;

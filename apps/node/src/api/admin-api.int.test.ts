@@ -1,0 +1,210 @@
+/**
+ * The admin API against a real node on the embedded store (PGlite in a
+ * temporary directory) with its projections: every route and its error
+ * cases through `inject`, the live feed over a real socket, the bearer token
+ * from off loopback, and the OpenAPI document.
+ */
+import type { FastifyInstance } from 'fastify';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { localConnectorFactory } from '../node/connector-factory.js';
+import { startNode, type DataflowNode } from '../node/dataflow-node.js';
+import type { NodeLogger } from '../node/node-logger.js';
+import { startNodeProjections, type NodeProjections } from '../projections/node-projections.js';
+import { createAdminApi } from './admin-api.js';
+
+const logged: string[] = [];
+const logger: NodeLogger = { debug: () => undefined, info: () => undefined, warn: (m) => logged.push(m), error: (m) => logged.push(m) };
+const sink = new Writable({ write: (_chunk, _encoding, done) => done() });
+
+let dir: string;
+let node: DataflowNode;
+let projections: NodeProjections;
+let app: FastifyInstance;
+
+const numbers = (name: string, extra: Record<string, unknown> = {}) => ({
+  name,
+  source: { type: 'generator', rate: 200, fields: { id: { kind: 'sequence' } } },
+  sink: { type: 'console' },
+  batch: { size: 20, maxWaitMs: 20 },
+  ...extra,
+});
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'dataflow-api-'));
+  node = await startNode({ store: { type: 'pglite', dataDir: dir }, logger, connectors: localConnectorFactory({ stream: sink }), statusReportIntervalMs: 100 });
+  const started = await startNodeProjections({ persistence: node.persistence, logger, migrate: 'auto' });
+  if (started === undefined) throw new Error('projections must run on the embedded store');
+  projections = started;
+  app = await createAdminApi({ node, projections, logger, authToken: 'secret-token-123', bodyLimit: 64 * 1024, feedIntervalMs: 200 });
+}, 120_000);
+
+afterAll(async () => {
+  await app?.close();
+  await projections?.close();
+  await node?.shutdown();
+  await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+const call = async (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: unknown, headers: Record<string, string> = {}) => {
+  const response = await app.inject({ method, url, headers, ...(payload === undefined ? {} : { payload: payload as object }) });
+  return { status: response.statusCode, body: response.body === '' ? undefined : (JSON.parse(response.body) as Record<string, unknown>), headers: response.headers };
+};
+
+const expectError = (answer: { status: number; body: Record<string, unknown> | undefined }, status: number, error: string) => {
+  expect(answer.status).toBe(status);
+  expect(answer.body).toMatchObject({ error, message: expect.any(String) as string, details: expect.anything() as unknown, timestamp: expect.any(String) as string });
+};
+
+describe('the admin API', () => {
+  it('creates a pipeline (201 + id), lists, gets, and runs it through its lifecycle', { timeout: 60_000 }, async () => {
+    const created = await call('POST', '/api/v1/pipelines', { id: 'orders', definition: numbers('orders') });
+    expect(created.status).toBe(201);
+    expect(created.headers['location']).toBe('/api/v1/pipelines/orders');
+    expect(created.body).toMatchObject({ id: 'orders', name: 'orders', status: 'configured' });
+
+    expect((await call('POST', '/api/v1/pipelines/orders/start')).body).toMatchObject({ status: 'running' });
+    await vi.waitFor(async () => expect(((await call('GET', '/api/v1/pipelines/orders/metrics')).body?.['recordsProcessed'] as number) > 0).toBe(true), { timeout: 20_000 });
+    expect((await call('GET', '/api/v1/pipelines')).body?.['pipelines']).toEqual([expect.objectContaining({ id: 'orders', name: 'orders' })]);
+    expect((await call('GET', '/api/v1/pipelines?status=running')).body?.['pipelines']).toHaveLength(1);
+    expect((await call('GET', '/api/v1/pipelines?status=paused')).body?.['pipelines']).toHaveLength(0);
+    expect((await call('GET', '/api/v1/pipelines/orders')).body).toMatchObject({ id: 'orders', status: 'running', definition: { name: 'orders' } });
+    expect((await call('GET', '/api/v1/pipelines/orders/status')).body).toMatchObject({ id: 'orders', status: 'running', error: null });
+    await vi.waitFor(async () => expect((await call('GET', '/api/v1/pipelines/orders/offsets')).body?.['checkpoint']).not.toBeNull(), { timeout: 20_000 });
+
+    expect((await call('POST', '/api/v1/pipelines/orders/pause')).body).toMatchObject({ status: 'paused', reason: 'paused through the admin API' });
+    // Commands the pipeline is already in are idempotent (200 with the same state).
+    expect((await call('POST', '/api/v1/pipelines/orders/pause')).body).toMatchObject({ status: 'paused' });
+    expect((await call('POST', '/api/v1/pipelines/orders/resume')).body).toMatchObject({ status: 'running' });
+    expect((await call('POST', '/api/v1/pipelines/orders/restart')).body).toMatchObject({ status: 'running' });
+    expect((await call('POST', '/api/v1/pipelines/orders/stop')).body).toMatchObject({ status: 'stopped' });
+    expectError(await call('POST', '/api/v1/pipelines/orders/pause'), 409, 'conflict');
+    const resumeStopped = await call('POST', '/api/v1/pipelines/orders/resume');
+    expectError(resumeStopped, 409, 'conflict');
+    expect(resumeStopped.body?.['message']).toBe('Pipeline orders: cannot resume while stopped: only a paused pipeline can resume');
+    expectError(await call('POST', '/api/v1/pipelines/orders/reset'), 409, 'conflict');
+    expect((await call('GET', '/api/v1/pipelines/orders/status')).body).toMatchObject({ status: 'stopped', reason: 'stopped through the admin API' });
+  });
+
+  it('pages the journal events of a pipeline', async () => {
+    const first = await call('GET', '/api/v1/pipelines/orders/events?limit=2');
+    expect(first.status).toBe(200);
+    const events = first.body?.['events'] as { sequenceNr: number; eventType: string }[];
+    expect(events).toHaveLength(2);
+    expect(events[0]?.eventType).toBe('PipelineCreated');
+    expect(first.body?.['next']).toBe(events[1]?.sequenceNr);
+    const second = await call('GET', `/api/v1/pipelines/orders/events?after=${String(first.body?.['next'])}&limit=500`);
+    expect((second.body?.['events'] as { sequenceNr: number }[])[0]?.sequenceNr).toBe((events[1]?.sequenceNr ?? 0) + 1);
+    expectError(await call('GET', '/api/v1/pipelines/orders/events?limit=0'), 400, 'bad-request');
+  });
+
+  it('refuses bad input with field-level errors, unknown ids with 404, big bodies with 413, poisoned and deep bodies with 400', async () => {
+    const invalid = await call('POST', '/api/v1/pipelines', { definition: { name: 'x', source: { type: 'nowhere' }, sink: { type: 'console' } } });
+    expectError(invalid, 400, 'bad-request');
+    expect(invalid.body?.['details']).toEqual(expect.arrayContaining([expect.objectContaining({ field: 'definition.source.type' }), expect.objectContaining({ field: 'definition.name' })]));
+    const noDefinition = await call('POST', '/api/v1/pipelines', { id: 'x' });
+    expectError(noDefinition, 400, 'bad-request');
+    expect(noDefinition.body?.['details']).toEqual([expect.objectContaining({ field: 'body.definition' })]);
+    expectError(await call('POST', '/api/v1/pipelines', { id: 'bad id!', definition: numbers('bad') }), 400, 'bad-request');
+    expectError(await call('POST', '/api/v1/pipelines', { id: 'orders', definition: numbers('orders') }), 409, 'conflict');
+    expectError(await call('GET', '/api/v1/pipelines?status=sleeping'), 400, 'bad-request');
+    expectError(await call('GET', '/api/v1/pipelines/nope'), 404, 'not-found');
+    expectError(await call('POST', '/api/v1/pipelines/nope/start'), 404, 'not-found');
+    expectError(await call('GET', '/api/v1/nothing-here'), 404, 'not-found');
+    expectError(await call('POST', '/api/v1/pipelines', { definition: numbers('big', { description: 'x'.repeat(70_000) }) }), 413, 'payload-too-large');
+    const poisoned = await app.inject({ method: 'POST', url: '/api/v1/pipelines', headers: { 'content-type': 'application/json' }, payload: '{"definition":{"__proto__":{"polluted":true}}}' });
+    expect(poisoned.statusCode).toBe(400);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    let deep: unknown = 1;
+    for (let i = 0; i < 100; i++) deep = { a: deep };
+    const tooDeep = await call('POST', '/api/v1/pipelines', { definition: deep });
+    expectError(tooDeep, 400, 'bad-request');
+    expect(tooDeep.body?.['message']).toContain('nested deeper than 64');
+    const malformed = await app.inject({ method: 'POST', url: '/api/v1/pipelines', headers: { 'content-type': 'application/json' }, payload: '{"definition":' });
+    expect(malformed.statusCode).toBe(400);
+    expect(JSON.parse(malformed.body)).toMatchObject({ error: 'bad-request' });
+  });
+
+  it('answers health, readiness and system status', async () => {
+    expect(await call('GET', '/health')).toMatchObject({ status: 200, body: { status: 'ok' } });
+    const ready = await call('GET', '/ready');
+    expect(ready).toMatchObject({ status: 200, body: { ready: true, dependencies: [expect.objectContaining({ name: 'journal', state: 'ok' })] } });
+    expect((await call('GET', '/api/v1/system/status')).body).toMatchObject({ pipelines: 1, byStatus: expect.any(Object) as object });
+  });
+
+  it('lists, pauses, resumes and rebuilds projections; an unknown one is 404', { timeout: 60_000 }, async () => {
+    const listed = (await call('GET', '/api/v1/projections')).body?.['projections'] as { name: string }[];
+    expect(listed.map((p) => p.name)).toEqual(['pipeline_status', 'pipeline_metrics_hourly']);
+    expect((await call('POST', '/api/v1/projections/pipeline_status/pause')).body).toMatchObject({ name: 'pipeline_status', state: 'paused' });
+    expect((await call('POST', '/api/v1/projections/pipeline_status/resume')).body).toMatchObject({ state: 'running' });
+    const rebuild = await call('POST', '/api/v1/projections/pipeline_metrics_hourly/rebuild');
+    expect(rebuild.status).toBe(202);
+    await vi.waitFor(async () => expect((await call('GET', '/api/v1/projections/pipeline_metrics_hourly')).body?.['rebuild']).toMatchObject({ state: 'done' }), { timeout: 45_000, interval: 200 });
+    expectError(await call('POST', '/api/v1/projections/nope/pause'), 404, 'not-found');
+    expectError(await call('GET', '/api/v1/projections/nope'), 404, 'not-found');
+  });
+
+  it('requires the bearer token from off loopback, compared exactly, and never echoes it', async () => {
+    const remote = { remoteAddress: '10.1.2.3' };
+    const without = await app.inject({ method: 'GET', url: '/api/v1/pipelines', ...remote });
+    expect(without.statusCode).toBe(401);
+    const wrong = await app.inject({ method: 'GET', url: '/api/v1/pipelines', headers: { authorization: 'Bearer secret-token-12' }, ...remote });
+    expect(wrong.statusCode).toBe(401);
+    expect(wrong.body).not.toContain('secret-token');
+    const right = await app.inject({ method: 'GET', url: '/api/v1/pipelines', headers: { authorization: 'Bearer secret-token-123' }, ...remote });
+    expect(right.statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/health', ...remote })).statusCode).toBe(200);
+    expect(logged.join('\n')).not.toContain('secret-token-123');
+  });
+
+  it('serves an OpenAPI 3 document naming every route, whose references resolve', async () => {
+    const doc = (await call('GET', '/api/v1/openapi.json')).body as { openapi: string; paths: Record<string, Record<string, unknown>>; components?: { schemas?: Record<string, unknown> } };
+    expect(doc.openapi).toMatch(/^3\.\d+\.\d+$/);
+    const paths = Object.keys(doc.paths);
+    for (const path of ['/api/v1/pipelines', '/api/v1/pipelines/{id}', '/api/v1/pipelines/{id}/start', '/api/v1/pipelines/{id}/events', '/api/v1/projections/{name}/rebuild', '/api/v1/feed', '/health', '/ready']) {
+      expect(paths).toContain(path);
+    }
+    const refs = [...JSON.stringify(doc).matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1] as string);
+    expect(refs.length).toBeGreaterThan(0);
+    for (const ref of refs) expect(doc.components?.schemas?.[ref], ref).toBeDefined();
+    expect(JSON.stringify(doc)).not.toContain('"$ref":"ErrorBody#"');
+  });
+
+  it('streams counts and status changes over server-sent events', { timeout: 60_000 }, async () => {
+    await call('POST', '/api/v1/pipelines/orders/start');
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address() as { port: number };
+    const received: { event: string; data: Record<string, unknown> }[] = [];
+    const stream = httpRequest({ host: '127.0.0.1', port: address.port, path: '/api/v1/pipelines/orders/feed' });
+    const opened = new Promise<{ status: number | undefined; type: string | undefined }>((resolve) =>
+      stream.on('response', (response) => {
+        resolve({ status: response.statusCode, type: response.headers['content-type'] });
+        let buffer = '';
+        response.on('data', (chunk: Buffer) => {
+          buffer += chunk.toString();
+          const blocks = buffer.split('\n\n');
+          buffer = blocks.pop() ?? '';
+          for (const block of blocks) {
+            const event = /^event: (.+)$/m.exec(block)?.[1];
+            const data = /^data: (.+)$/m.exec(block)?.[1];
+            if (event !== undefined && data !== undefined) received.push({ event, data: JSON.parse(data) as Record<string, unknown> });
+          }
+        });
+      }),
+    );
+    stream.end();
+    expect(await opened).toEqual({ status: 200, type: 'text/event-stream; charset=utf-8' });
+    await vi.waitFor(() => expect(received.filter((r) => r.event === 'counts').length).toBeGreaterThanOrEqual(8), { timeout: 20_000 });
+    const counts = received.filter((r) => r.event === 'counts').map((r) => (r.data['pipelines'] as { id: string; recordsProcessed: number }[])[0]);
+    expect(counts.every((c) => c?.id === 'orders')).toBe(true);
+    expect((counts.at(-1)?.recordsProcessed ?? 0) > (counts[0]?.recordsProcessed ?? 0)).toBe(true);
+    await call('POST', '/api/v1/pipelines/orders/pause');
+    await vi.waitFor(() => expect(received).toContainEqual({ event: 'status', data: expect.objectContaining({ id: 'orders', from: 'running', to: 'paused' }) as object }), { timeout: 10_000 });
+    stream.destroy();
+    expectError(await call('GET', '/api/v1/pipelines/nope/feed'), 404, 'not-found');
+  });
+});

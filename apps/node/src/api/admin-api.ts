@@ -1,0 +1,134 @@
+/**
+ * The node's admin API on Fastify: JSON schemas on every route drive request
+ * validation, response serialization and the OpenAPI 3 document at
+ * `GET /api/v1/openapi.json`. Routes follow Kafka Connect's conventions
+ * (`routes-pipelines.ts`, `routes-system.ts`, `feed.ts`); every error is
+ * `{ error, message, details, timestamp }` (`api-errors.ts`).
+ *
+ * Security: requests from off loopback need `Authorization: Bearer <token>`
+ * (compared in constant time); a node listening off loopback without a token
+ * refuses to start. Bodies are limited (`bodyLimit`, 413), JSON with
+ * `__proto__` or `constructor.prototype` keys is refused (400), as is
+ * nesting deeper than 64 levels.
+ */
+import swagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { DataflowNode } from '../node/dataflow-node.js';
+import type { NodeLogger } from '../node/node-logger.js';
+import type { NodeProjections } from '../projections/node-projections.js';
+import { ApiError, errorAnswer, errorBodySchema } from './api-errors.js';
+import { registerFeed } from './feed.js';
+import { registerPipelineRoutes } from './routes-pipelines.js';
+import { registerSystemRoutes, type ReadinessCheck } from './routes-system.js';
+
+/** What the API serves. */
+export interface AdminApiOptions {
+  readonly node: DataflowNode;
+  readonly projections?: NodeProjections;
+  readonly logger: NodeLogger;
+  /** Required for requests from off loopback. */
+  readonly authToken?: string;
+  /** Largest body accepted, bytes (default 1 MiB). */
+  readonly bodyLimit?: number;
+  /** Further dependencies `/ready` reports (Redis, ...). */
+  readonly readiness?: readonly ReadinessCheck[];
+  /** How often the live feed sends pipeline counts, ms (default 1 000). */
+  readonly feedIntervalMs?: number;
+}
+
+/** The deepest nesting of a request body. */
+export const MAX_BODY_DEPTH = 64;
+
+/**
+ * Builds the API (not listening yet: `await app.listen({ host, port })`).
+ *
+ * @example
+ * ```ts
+ * const app = await createAdminApi({ node, projections, logger, authToken: process.env.DATAFLOW_AUTH_TOKEN });
+ * await app.listen({ host: '127.0.0.1', port: 8080 });
+ * ```
+ */
+export async function createAdminApi(options: AdminApiOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'DataFlow node admin API', version: '1', description: 'Pipelines, projections, health and a live feed of one DataFlow node.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  app.addSchema(errorBodySchema);
+
+  const token = options.authToken === undefined ? undefined : digest(options.authToken);
+  app.addHook('onRequest', (request, _reply, done) => {
+    if (request.url === '/health' || isLoopback(request.socket.remoteAddress)) return done();
+    const header = request.headers.authorization;
+    const given = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : undefined;
+    if (token === undefined || given === undefined || !timingSafeEqual(digest(given), token)) {
+      return done(new ApiError(401, 'unauthorized', 'A bearer token is required from off loopback (Authorization: Bearer <api.authToken>)'));
+    }
+    done();
+  });
+  app.addHook('preValidation', (request, _reply, done) => {
+    if (depthOf(request.body) > MAX_BODY_DEPTH) {
+      return done(
+        new ApiError(400, 'bad-request', `The request body is nested deeper than ${MAX_BODY_DEPTH} levels`, [{ field: 'body', message: `nested deeper than ${MAX_BODY_DEPTH} levels` }]),
+      );
+    }
+    done();
+  });
+  app.setErrorHandler((error, request: FastifyRequest, reply) => {
+    const { status, body, internal } = errorAnswer(error);
+    if (internal) options.logger.error(`admin API: ${request.method} ${request.routeOptions.url ?? request.url} failed: ${messageOf(error)}`);
+    void reply.status(status).type('application/json').send(body);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({ error: 'not-found', message: `No route ${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`, details: [], timestamp: new Date().toISOString() });
+  });
+
+  registerSystemRoutes(app, options);
+  registerPipelineRoutes(app, options.node);
+  registerFeed(app, options.node, options.feedIntervalMs ?? 1_000);
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, (_request, reply) => reply.send(app.swagger()));
+  return app;
+}
+
+/** Whether a node listening on `host` can be reached from off loopback. */
+export function listensOffLoopback(host: string): boolean {
+  return !(host === 'localhost' || isLoopback(host));
+}
+
+function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  if (address === '::1' || address === '::ffff:127.0.0.1') return true;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return isIP(v4) === 4 && v4.startsWith('127.');
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text).digest();
+}
+
+/** Nesting depth of a parsed JSON value, stopping early past the limit. */
+function depthOf(value: unknown, depth = 0): number {
+  if (depth > MAX_BODY_DEPTH || typeof value !== 'object' || value === null) return depth;
+  let deepest = depth + 1;
+  for (const child of Array.isArray(value) ? value : Object.values(value)) {
+    deepest = Math.max(deepest, depthOf(child, depth + 1));
+    if (deepest > MAX_BODY_DEPTH) break;
+  }
+  return deepest;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

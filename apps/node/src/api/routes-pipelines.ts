@@ -1,0 +1,189 @@
+/**
+ * `/api/v1/pipelines`: list (filter by status), create (201 + id), get,
+ * lifecycle commands (start, stop, pause, resume, reset, restart; 409 when
+ * the pipeline's state refuses one), status, metrics, offsets (the
+ * checkpoint) and a page of the pipeline's journal events.
+ */
+import type { ConfiguredPipelineState, PipelineState } from '@dataflow/core';
+import type { FastifyInstance } from 'fastify';
+import type { DataflowNode } from '../node/dataflow-node.js';
+import { PipelineNotFoundError } from '../node/node-errors.js';
+
+const STATUSES = ['configured', 'running', 'paused', 'stopped', 'failed'] as const;
+const anyObject = { type: 'object', additionalProperties: true } as const;
+const error = (codes: readonly number[]) => Object.fromEntries(codes.map((c) => [c, { $ref: 'ErrorBody#' }]));
+const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,100}$' } } } as const;
+
+const pipelineSchema = {
+  type: 'object',
+  additionalProperties: true,
+  required: ['id', 'status'],
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    status: { type: 'string', enum: STATUSES },
+    reason: { type: 'string' },
+    error: anyObject,
+    definition: anyObject,
+    checkpoint: { type: ['object', 'null'], additionalProperties: true },
+    metrics: anyObject,
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+  },
+} as const;
+
+/** The API's view of a pipeline. */
+export function pipelineView(state: ConfiguredPipelineState): Record<string, unknown> {
+  return {
+    id: state.pipelineId,
+    name: state.definition.name,
+    status: state.status,
+    ...(state.status === 'paused' || state.status === 'stopped' ? { reason: state.reason } : {}),
+    ...(state.status === 'failed' ? { error: state.error } : {}),
+    definition: state.definition,
+    checkpoint: state.checkpoint,
+    metrics: state.metrics,
+    createdAt: new Date(state.createdAt).toISOString(),
+    updatedAt: new Date(state.updatedAt).toISOString(),
+  };
+}
+
+async function existing(node: DataflowNode, id: string): Promise<ConfiguredPipelineState> {
+  const state: PipelineState | undefined = await node.getPipeline(id);
+  if (state === undefined || state.status === 'empty') throw new PipelineNotFoundError(id);
+  return state;
+}
+
+export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode): void {
+  app.get<{ Querystring: { status?: (typeof STATUSES)[number] } }>(
+    '/api/v1/pipelines',
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: "The coordinator's registry, optionally only pipelines in one status",
+        querystring: { type: 'object', additionalProperties: false, properties: { status: { type: 'string', enum: STATUSES } } },
+        response: { 200: { type: 'object', properties: { pipelines: { type: 'array', items: anyObject } } }, ...error([400, 503]) },
+      },
+    },
+    async (request) => ({
+      pipelines: (await node.listPipelines(request.query.status)).map((p) => ({ id: p.pipelineId, ...p, registeredAt: new Date(p.registeredAt).toISOString(), updatedAt: new Date(p.updatedAt).toISOString() })),
+    }),
+  );
+
+  app.post<{ Body: { id?: string; definition: Record<string, unknown>; start?: boolean } }>(
+    '/api/v1/pipelines',
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'Create a pipeline (validated field by field; see components.schemas.PipelineDefinition), optionally started at once',
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['definition'],
+          properties: { id: idParams.properties.id, definition: anyObject, start: { type: 'boolean', default: false } },
+        },
+        response: { 201: pipelineSchema, ...error([400, 409, 413, 503]) },
+      },
+    },
+    async (request, reply) => {
+      const created = await node.createPipeline(request.body.definition, request.body.id === undefined ? {} : { pipelineId: request.body.id });
+      const state = request.body.start === true ? await node.start(created.pipelineId) : created;
+      return reply.status(201).header('location', `/api/v1/pipelines/${created.pipelineId}`).send(pipelineView(state as ConfiguredPipelineState));
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/api/v1/pipelines/:id',
+    { schema: { tags: ['pipelines'], summary: 'A pipeline: definition, status, checkpoint and metrics', params: idParams, response: { 200: pipelineSchema, ...error([400, 404, 503]) } } },
+    async (request) => pipelineView(await existing(node, request.params.id)),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/api/v1/pipelines/:id/status',
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'Status, reason or error, and the batch being retried',
+        params: idParams,
+        response: { 200: { type: 'object', additionalProperties: true, properties: { id: { type: 'string' }, status: { type: 'string' } } }, ...error([400, 404, 503]) },
+      },
+    },
+    async (request) => {
+      const state = await existing(node, request.params.id);
+      const view = pipelineView(state);
+      return { id: view['id'], status: view['status'], reason: view['reason'] ?? null, error: view['error'] ?? null, retry: state.retry, updatedAt: view['updatedAt'] };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/api/v1/pipelines/:id/metrics',
+    { schema: { tags: ['pipelines'], summary: 'Records processed, failed and dead-lettered, batches, average batch time, throughput', params: idParams, response: { 200: anyObject, ...error([400, 404, 503]) } } },
+    async (request) => ({ id: request.params.id, ...(await existing(node, request.params.id)).metrics }),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/api/v1/pipelines/:id/offsets',
+    { schema: { tags: ['pipelines'], summary: "The last checkpoint: the source offset a restart resumes after", params: idParams, response: { 200: anyObject, ...error([400, 404, 503]) } } },
+    async (request) => ({ id: request.params.id, checkpoint: (await existing(node, request.params.id)).checkpoint }),
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { after: number; limit: number } }>(
+    '/api/v1/pipelines/:id/events',
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: "A page of the pipeline's journal events after a sequence number (events covered by a snapshot may have been deleted)",
+        params: idParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { after: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
+        },
+        response: { 200: { type: 'object', properties: { events: { type: 'array', items: anyObject }, next: { type: ['integer', 'null'] } } }, ...error([400, 404, 503]) },
+      },
+    },
+    async (request) => {
+      await existing(node, request.params.id);
+      const { after, limit } = request.query;
+      const events: Record<string, unknown>[] = [];
+      for await (const envelope of node.persistence.queries.eventsByPersistenceId(`pipeline-${request.params.id}`, after + 1)) {
+        events.push({ sequenceNr: envelope.sequenceNr, eventType: envelope.eventType, timestamp: new Date(envelope.timestamp).toISOString(), writerId: envelope.writerId, payload: envelope.payload });
+        if (events.length > limit) break;
+      }
+      const more = events.length > limit;
+      const page = events.slice(0, limit);
+      return { events: page, next: more ? (page.at(-1)?.['sequenceNr'] as number) : null };
+    },
+  );
+
+  const lifecycle = {
+    start: (id: string) => node.start(id),
+    stop: (id: string) => node.stop(id, 'stopped through the admin API'),
+    pause: (id: string) => node.pause(id, 'paused through the admin API'),
+    resume: (id: string) => node.resume(id),
+    reset: (id: string) => node.reset(id),
+    restart: async (id: string) => {
+      const state = await existing(node, id);
+      if (state.status === 'running' || state.status === 'paused') await node.stop(id, 'restarted through the admin API');
+      if (state.status === 'failed') await node.reset(id);
+      return node.start(id);
+    },
+  } as const;
+  for (const [action, run] of Object.entries(lifecycle)) {
+    app.post<{ Params: { id: string } }>(
+      `/api/v1/pipelines/:id/${action}`,
+      {
+        schema: {
+          tags: ['pipelines'],
+          summary: `${action[0]?.toUpperCase()}${action.slice(1)} the pipeline (409 when its status does not allow it)`,
+          params: idParams,
+          response: { 200: pipelineSchema, ...error([400, 404, 409, 503]) },
+        },
+      },
+      async (request) => {
+        await existing(node, request.params.id);
+        return pipelineView((await run(request.params.id)) as ConfiguredPipelineState);
+      },
+    );
+  }
+}
