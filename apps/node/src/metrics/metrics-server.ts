@@ -104,12 +104,12 @@ async function answer(registry: Registry, request: IncomingMessage, response: Se
     reply(response, 500, 'text/plain; charset=utf-8', `Collecting the metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
     return;
   }
-  reply(response, 200, registry.contentType, request.method === 'HEAD' ? '' : body);
+  reply(response, 200, registry.contentType, body, request.method === 'HEAD');
 }
 
-function reply(response: ServerResponse, status: number, contentType: string, body: string): void {
+function reply(response: ServerResponse, status: number, contentType: string, body: string, headOnly = false): void {
   response.statusCode = status;
   response.setHeader('content-type', contentType);
   response.setHeader('content-length', Buffer.byteLength(body));
-  response.end(body);
+  response.end(headOnly ? undefined : body);
 }

@@ -16,6 +16,7 @@ import {
 } from '@dataflow/core';
 import { createProjectionStatusObserver } from '@dataflow/projections';
 import { createServer } from 'node:http';
+import { Gauge, Registry } from 'prom-client';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { localConnectorFactory } from '../node/connector-factory.js';
@@ -298,6 +299,9 @@ describe('metrics server', () => {
     expect((await fetch(`http://127.0.0.1:${server.port}/`)).status).toBe(404);
     expect((await fetch(`http://127.0.0.1:${server.port}/metricsx`)).status).toBe(404);
     expect((await fetch(server.url, { method: 'POST' })).status).toBe(405);
+    const head = await fetch(server.url, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(Number(head.headers.get('content-length'))).toBeGreaterThan(0);
 
     const taken = await startMetricsServer({ registry: metrics.registry, port: server.port, host: '127.0.0.1' }).catch((e: unknown) => e);
     expect(taken).toBeInstanceOf(MetricsPortInUseError);
@@ -316,5 +320,21 @@ describe('metrics server', () => {
     });
     await new Promise<void>((resolve) => again.close(() => resolve()));
     await expect(startMetricsServer({ registry: metrics.registry, port: 70_000 })).rejects.toMatchObject({ tag: 'metrics/invalid-value', field: 'port' });
+  });
+  it('fails a scrape visibly with 500 when a collector throws, instead of serving partial metrics', async () => {
+    const registry = new Registry();
+    new Gauge({
+      name: 'broken_gauge',
+      help: 'a collector that throws',
+      registers: [registry],
+      collect() {
+        throw new Error('collector down');
+      },
+    });
+    const server = await startMetricsServer({ registry, port: 0, host: '127.0.0.1' });
+    cleanups.push(() => server.close());
+    const response = await fetch(server.url);
+    expect(response.status).toBe(500);
+    expect(await response.text()).toContain('collector down');
   });
 });
