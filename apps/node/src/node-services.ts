@@ -12,6 +12,7 @@ import type { NodeLogger } from './node/node-logger.js';
 import { isDataflowError } from '@dataflow/core';
 import type { FastifyInstance } from 'fastify';
 import { createAdminApi, listensOffLoopback } from './api/admin-api.js';
+import { registerConsole } from './api/console.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js';
 import { NodeConfigError } from './node/node-errors.js';
@@ -77,6 +78,7 @@ export async function startNodeServices(node: DataflowNode, config: NodeRuntimeC
         ...(config.api.authToken === undefined ? {} : { authToken: config.api.authToken }),
       });
       closers.push(() => app.close());
+      await registerConsole(app);
       try {
         await app.listen({ host: config.api.host, port: config.api.port });
       } catch (error) {
