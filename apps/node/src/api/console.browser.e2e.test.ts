@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { localConnectorFactory } from '../node/connector-factory.js';
 import { startNode, type DataflowNode } from '../node/dataflow-node.js';
 import type { NodeLogger } from '../node/node-logger.js';
@@ -75,11 +75,7 @@ describe('the console in chromium', () => {
     await records.waitFor({ timeout: 15_000 });
     const count = async () => Number((await records.textContent())?.replaceAll(',', '') ?? '0');
     const first = await count();
-    await page.waitForFunction(
-      ([selector, before]) => Number(document.querySelector(selector)?.textContent?.replaceAll(',', '') ?? '0') > before + 100,
-      ['[data-testid="records-sensors"]', first] as const,
-      { timeout: 20_000 },
-    );
+    await vi.waitFor(async () => expect(await count()).toBeGreaterThan(first + 100), { timeout: 20_000, interval: 200 });
     expect(await count()).toBeGreaterThan(first);
     expect(await page.getByTestId('status-sensors').textContent()).toBe('running');
     expect(await page.getByTestId('resume-sensors').isDisabled()).toBe(true);
