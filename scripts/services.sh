@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # DataFlow test services: Kafka 4.3.1 (KRaft), Cassandra 5.0.9, PostgreSQL 15, Redis 7.
 #
-#   scripts/services.sh up [kafka|cassandra|postgres|redis ...]   start (default: all), print KEY=VALUE settings
+#   scripts/services.sh up [kafka|cassandra|postgres|redis|prometheus|chromium ...]   start (default: all), print KEY=VALUE
 #   scripts/services.sh down [service ...]                         stop what this script started
 #   scripts/services.sh status [service ...]                       running/stopped, address, managed/external
 #   scripts/services.sh logs [-f] [-n LINES] [service ...]         show (or follow) a service's log
 #
 # Kafka and Cassandra run from Maven Central jars (fetched once into a cache outside
 # git) on JDK 17, as detached processes that outlive the caller. PostgreSQL and Redis
-# are used where they already answer, else started from Debian's packages.
+# are used where they already answer, else started from Debian's packages. The
+# Prometheus binary (remote-write test) and Debian's chromium (console browser test)
+# are installed when missing; nothing runs for them until a test starts them.
 # Only the KEY=VALUE lines go to stdout; progress goes to stderr, so
 #   set -a; eval "$(scripts/services.sh up)"; set +a
 # works. See docs/services.md.
@@ -61,7 +63,7 @@ USER_REDIS_URL="${DATAFLOW_REDIS_URL:-}"
 [[ $USER_POSTGRES_URL == "$DEFAULT_POSTGRES_URL" ]] && USER_POSTGRES_URL=""
 [[ $USER_REDIS_URL == "$DEFAULT_REDIS_URL" ]] && USER_REDIS_URL=""
 
-ALL_SERVICES=(kafka cassandra postgres redis prometheus)
+ALL_SERVICES=(kafka cassandra postgres redis prometheus chromium)
 
 # ------------------------------------------------------------------ helpers
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -523,6 +525,7 @@ emit_env() { # SVC VALUE
   postgres) echo "DATAFLOW_POSTGRES_URL=$value" >"$RESULTS/postgres.env" ;;
   redis) echo "DATAFLOW_REDIS_URL=$value" >"$RESULTS/redis.env" ;;
   prometheus) echo "DATAFLOW_PROMETHEUS_BIN=$value" >"$RESULTS/prometheus.env" ;;
+  chromium) echo "DATAFLOW_CHROMIUM=$value" >"$RESULTS/chromium.env" ;;
   esac
 }
 
@@ -556,6 +559,21 @@ ensure_prometheus() {
 
 # ------------------------------------------------------------------ up: PostgreSQL and Redis
 pg_cluster_version() { find /etc/postgresql -mindepth 1 -maxdepth 1 -type d -printf '%f\n' 2>/dev/null | sort -V | tail -n 1; }
+
+# ------------------------------------------------------------------ up: Chromium
+# Not a running service: the node's console test drives Debian's chromium
+# (playwright-core with the system executable; no browser download works here).
+CHROMIUM_BIN=/usr/bin/chromium
+ensure_chromium() {
+  if [[ -x $CHROMIUM_BIN ]]; then
+    emit_env chromium "$CHROMIUM_BIN"
+    return 0
+  fi
+  install_packages chromium
+  [[ -x $CHROMIUM_BIN ]] || die "chromium: $CHROMIUM_BIN is missing after apt-get install chromium"
+  log "chromium: $("$CHROMIUM_BIN" --version 2>&1 | head -n 1)"
+  emit_env chromium "$CHROMIUM_BIN"
+}
 
 install_packages() {
   log "installing $* from Debian packages (one time)"
@@ -670,8 +688,8 @@ parse_services() { # sets SVCS to the selected services (default: all)
   if [[ $# -eq 0 ]]; then SVCS=("${ALL_SERVICES[@]}"); return; fi
   for s in "$@"; do
     case $s in
-    kafka | cassandra | postgres | redis | prometheus) SVCS+=("$s") ;;
-    *) die "unknown service '$s' (kafka, cassandra, postgres, redis, prometheus)" ;;
+    kafka | cassandra | postgres | redis | prometheus | chromium) SVCS+=("$s") ;;
+    *) die "unknown service '$s' (kafka, cassandra, postgres, redis, prometheus, chromium)" ;;
     esac
   done
 }
@@ -755,6 +773,7 @@ cmd_up() {
   fi
   for s in "${svcs[@]}"; do
     [[ $s == prometheus ]] && { (ensure_prometheus) || failed=1; }
+    [[ $s == chromium ]] && { (ensure_chromium) || failed=1; }
   done
   for s in "${!bg[@]}"; do
     wait "${bg[$s]}" || failed=1
@@ -793,7 +812,7 @@ cmd_down() {
   take_lock
   for s in "${svcs[@]}"; do
     case $s in
-    prometheus) ;; # a binary the tests start themselves: nothing runs
+    prometheus | chromium) ;; # binaries the tests start themselves: nothing runs
     kafka | cassandra | redis)
       pid=$(our_pid "$s")
       if [[ $s == redis && ! -f $CACHE/redis/managed ]]; then pid=""; fi
@@ -838,6 +857,11 @@ cmd_status() {
     if [[ $s == prometheus ]]; then
       if [[ -x $PROMETHEUS_BIN ]]; then state=installed; else state=missing rc=3; fi
       printf '%-10s %-8s %-40s %s\n' "$s" "$state" "$PROMETHEUS_BIN" "binary (started by the tests)"
+      continue
+    fi
+    if [[ $s == chromium ]]; then
+      if [[ -x $CHROMIUM_BIN ]]; then state=installed; else state=missing rc=3; fi
+      printf '%-10s %-8s %-40s %s\n' "$s" "$state" "$CHROMIUM_BIN" "browser (started by the console test)"
       continue
     fi
     case $s in

@@ -38,6 +38,9 @@ export default async function setup(project: TestProject): Promise<void> {
   // The Prometheus binary the remote-write test starts (a path, not a running service).
   const prometheusBin = values.get('DATAFLOW_PROMETHEUS_BIN');
   if (process.env['DATAFLOW_PROMETHEUS_BIN'] === undefined && prometheusBin !== undefined) process.env['DATAFLOW_PROMETHEUS_BIN'] = prometheusBin;
+  // Debian's chromium, which the node's console test drives.
+  const chromium = values.get('DATAFLOW_CHROMIUM');
+  if (process.env['DATAFLOW_CHROMIUM'] === undefined && chromium !== undefined) process.env['DATAFLOW_CHROMIUM'] = chromium;
   const settings: ServiceSettings = {
     kafkaBrokers: need('DATAFLOW_KAFKA_BROKERS').split(','),
     cassandraContactPoints: need('DATAFLOW_CASSANDRA_CONTACT_POINTS').split(','),
