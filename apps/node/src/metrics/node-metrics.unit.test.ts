@@ -61,4 +61,12 @@ describe('createNodeMetrics', () => {
     samples = await scrape();
     expect(valueOf(samples, 'pipeline_records_processed_total', { pipeline: 'p' })).toBe(40);
   });
+  it("docs-metrics.md's example imports what @dataflow/node exports and uses the options it names", async () => {
+    const docs = await readFile(docsUrl, 'utf8');
+    const imported = /import \{ ([^}]+) \} from '@dataflow\/node';/.exec(docs);
+    if (imported === null) throw new Error('docs-metrics.md has no import from @dataflow/node');
+    const exported = (await import('../index.js')) as Record<string, unknown>;
+    for (const name of (imported[1] as string).split(',').map((n) => n.trim())) expect(typeof exported[name], name).toBe('function');
+    expect(docs).toContain('startMetricsServer({ registry: metrics.registry, port: 9095, host:');
+  });
 });
