@@ -86,6 +86,9 @@ async function outage(retry: Record<string, unknown>) {
     }
   });
   const sink = new FlakySink(clock);
+  /** The stage of every `pipeline.batch.failed` event. */
+  const failedStages: string[] = [];
+  system.events.on('pipeline.batch.failed', (e) => failedStages.push(e.stage));
   const pipeline = system.spawn(
     pipelineActor({
       pipelineId: 'p1',
@@ -115,7 +118,7 @@ async function outage(retry: Record<string, unknown>) {
   expect(await call((replyTo) => ({ type: 'create', definition, replyTo }))).toMatchObject({ status: 'success' });
   sink.down = true;
   expect(await call((replyTo) => ({ type: 'start', replyTo }))).toMatchObject({ status: 'success' });
-  return { clock, sink, state };
+  return { clock, sink, state, failedStages };
 }
 
 describe('a pipeline through a long retriable outage', () => {
@@ -150,11 +153,13 @@ describe('a pipeline through a long retriable outage', () => {
   });
 
   it('a user-set finite maxRetries still fails the pipeline when the outage outlasts it', async () => {
-    const { clock, sink, state } = await outage({ maxRetries: 3, jitter: 0 });
+    const { clock, sink, state, failedStages } = await outage({ maxRetries: 3, jitter: 0 });
     for (let i = 0; i < 60 && (await state()).status === 'running'; i++) await clock.advanceAsync(1_000);
     const failed = await state();
     expect(failed.status).toBe('failed');
     expect(failed.status === 'failed' && failed.error.message).toContain('gave up after 3 retries');
     expect(sink.failedAt).toHaveLength(4);
+    // Each failed write is reported with the stage it failed in.
+    expect(failedStages).toEqual(['sink', 'sink', 'sink', 'sink']);
   });
 });
