@@ -237,7 +237,11 @@ export async function runNode(signals: SignalWatch, options: RunNodeOptions = {}
     await logger.close();
     return EX_CONFIG;
   }
-  const logger = createWinstonLogger({ level: config.logging.level satisfies LogLevel });
+  const logger = createWinstonLogger({
+    level: config.logging.level satisfies LogLevel,
+    secrets: config.secrets,
+    ...(config.logging.logstash === undefined ? {} : { logstash: config.logging.logstash }),
+  });
   signals.useLogger(logger);
   try {
     return await run(config, signals, logger);
