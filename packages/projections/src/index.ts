@@ -3,7 +3,7 @@
  * journal's tag queries, from stored offsets, with the delivery guarantee in
  * the name (`exactlyOnce`, `groupedWithin`, `atLeastOnce`).
  */
-export { migrateProjections, checkProjectionsSchema, projectionMigrations, PROJECTIONS_MIGRATE_COMMAND } from './schema/projections-schema.js';
+export { migrateProjections, checkProjectionsSchema, projectionMigrations, projectionsMigrationTarget, PROJECTIONS_MIGRATE_COMMAND } from './schema/projections-schema.js';
 export { ProjectionOffsetStore, type ProjectionId, type ProjectionOffsetRow } from './offset-store/projection-offset-store.js';
 export {
   ProjectionManagement,

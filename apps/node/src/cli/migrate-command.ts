@@ -23,6 +23,7 @@ import {
   type Migration,
   type MigrationTarget,
 } from '@dataflow/persistence';
+import { projectionMigrations, projectionsMigrationTarget } from '@dataflow/projections';
 import { Client } from 'cassandra-driver';
 import pg from 'pg';
 
@@ -171,6 +172,9 @@ export async function runMigrate(config: MigrateConfig, mode: 'apply' | 'status'
     const where = `${target.description} at ${config.shownUrl}`;
     try {
       await report(target, await postgresMigrations(), where, mode, output);
+      // The read models and projection offsets of a node live in the same schema, with their own migration record.
+      const projections = projectionsMigrationTarget(executor, config.schema);
+      await report(projections, await projectionMigrations(), `${projections.description} at ${config.shownUrl}`, mode, output);
     } catch (error) {
       throw new MigrateFailedError(where, { retriable: !isDataflowError(error) || error.retriable, cause: error });
     } finally {

@@ -212,7 +212,8 @@ async function resolveConfig(
   context: { env: LoadConfigOptions['env']; cwd: string; fromEnv: ReadonlyMap<string, string>; source: string | undefined },
 ): Promise<NodeRuntimeConfig> {
   const secrets: string[] = [];
-  const secret = async (input: SecretInput | undefined, path: readonly string[]): Promise<string | undefined> => {
+  /** A URL is masked by its password only (the rest names the server, which logs need). */
+  const secret = async (input: SecretInput | undefined, path: readonly string[], kind: 'value' | 'url' = 'value'): Promise<string | undefined> => {
     if (input === undefined) return undefined;
     const where = envOf(path, context.fromEnv) ?? fieldName(path);
     let value: string | undefined;
@@ -228,14 +229,13 @@ async function resolveConfig(
       }
       if (value === '') throw new NodeConfigError(where, `the secret file ${input.file} is empty`);
     }
-    secrets.push(value);
+    if (kind === 'url') secrets.push(...urlPasswords(value));
+    else secrets.push(value);
     return value;
   };
-  const postgresUrl = await secret(config.postgres.url, ['postgres', 'url']);
-  if (postgresUrl !== undefined) secrets.push(...urlPasswords(postgresUrl));
+  const postgresUrl = await secret(config.postgres.url, ['postgres', 'url'], 'url');
   const cassandraPassword = await secret(config.cassandra.password, ['cassandra', 'password']);
-  const redisUrl = config.redis === undefined ? undefined : await secret(config.redis.url, ['redis', 'url']);
-  if (redisUrl !== undefined) secrets.push(...urlPasswords(redisUrl));
+  const redisUrl = config.redis === undefined ? undefined : await secret(config.redis.url, ['redis', 'url'], 'url');
   const authToken = await secret(config.api.authToken, ['api', 'authToken']);
   if (config.journal.type === 'postgres' && postgresUrl === undefined) {
     throw new NodeConfigError('postgres.url', 'is required when journal.type is postgres (or set DATAFLOW_POSTGRES_URL)');

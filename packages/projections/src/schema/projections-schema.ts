@@ -18,8 +18,8 @@ import {
 /** Resolves from both `src/schema` and `dist/schema`: the .sql files stay in `src`. */
 const SQL_DIR = new URL('../../src/schema/sql/', import.meta.url);
 
-/** The command an operator runs to upgrade the projections' tables. */
-export const PROJECTIONS_MIGRATE_COMMAND = 'dataflow migrate --projections';
+/** The command an operator runs to upgrade the projections' tables (it migrates the journal's tables and these, in the same schema). */
+export const PROJECTIONS_MIGRATE_COMMAND = 'dataflow migrate --journal postgres';
 
 let loaded: Promise<Migration[]> | undefined;
 
@@ -27,6 +27,11 @@ let loaded: Promise<Migration[]> | undefined;
 export function projectionMigrations(): Promise<Migration[]> {
   loaded ??= loadMigrations(SQL_DIR, 'sql');
   return loaded;
+}
+
+/** Where the projections' migrations are recorded in `schema` (for a CLI that lists or applies them). */
+export function projectionsMigrationTarget(executor: SqlExecutor, schema: string): MigrationTarget {
+  return target(executor, schema);
 }
 
 function target(executor: SqlExecutor, schema: string): MigrationTarget {
