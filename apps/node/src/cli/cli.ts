@@ -1,6 +1,7 @@
 /**
  * The `dataflow` command line: argument parsing, help and usage errors by
- * commander; `start` (a node until a signal) and `migrate`. `runCli` returns the exit code
+ * commander; `start` (a node until a signal), `migrate`, and `pipelines` /
+ * `projections` (clients of a running node's admin API, see `admin-commands.ts`). `runCli` returns the exit code
  * instead of exiting, so tests and embedders can call it: 0 done, 78
  * (EX_CONFIG) a bad flag or setting (the field is named), 1 a failure (with
  * its cause). Secrets (a password in the Postgres URL) are never printed.
@@ -9,10 +10,13 @@ import { isDataflowError } from '@dataflow/core';
 import { CommanderError, Command, Option } from 'commander';
 import type { SignalWatch } from '../run-node.js';
 import { watchSignals } from '../signals.js';
+import { AdminRequestError, addAdminCommands, NodeUnreachableError } from './admin-commands.js';
 import { CliUsageError, migrateConfig, runMigrate, type MigrateFlags } from './migrate-command.js';
 
 /** Exit code of a bad flag or setting (sysexits' EX_CONFIG, as the node uses). */
 export const EX_CONFIG = 78;
+/** Exit code when the node's admin API cannot be reached (sysexits' EX_UNAVAILABLE). */
+export const EX_UNAVAILABLE = 69;
 
 /** Where the command line writes; `process.stdout` / `process.stderr` by default. */
 export interface CliIo {
@@ -81,6 +85,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo, sig
       const mode = flags.status === true ? 'status' : flags.dryRun === true ? 'dry-run' : 'apply';
       await runMigrate(config, mode, { out: (line) => out(`${line}\n`) });
     });
+  addAdminCommands(program, { out, err, env: io.env }, (action) => action());
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (error) {
@@ -97,6 +102,14 @@ function exitCodeOf(error: unknown, err: (text: string) => void): number {
   if (error instanceof CliUsageError) {
     err(`dataflow: ${error.message}\n`);
     return EX_CONFIG;
+  }
+  if (error instanceof NodeUnreachableError) {
+    err(`dataflow: ${error.message}\n`);
+    return EX_UNAVAILABLE;
+  }
+  if (error instanceof AdminRequestError) {
+    err(`dataflow: ${error.message}\n`);
+    return 1;
   }
   err(`dataflow: failed: ${describe(error)}\n`);
   return 1;
@@ -121,6 +134,11 @@ function describe(error: unknown): string {
 
 function secretsOf(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): string[] {
   const secrets: string[] = [];
+  // A token given with --token or in the environment.
+  const tokenAt = argv.indexOf('--token');
+  for (const token of [tokenAt >= 0 ? argv[tokenAt + 1] : undefined, ...argv.filter((a) => a.startsWith('--token=')).map((a) => a.slice(8)), env['DATAFLOW_AUTH_TOKEN']]) {
+    if (token !== undefined && token.length >= 3) secrets.push(token);
+  }
   for (const text of [...argv, env['DATAFLOW_POSTGRES_URL'] ?? '']) {
     for (const match of text.matchAll(/[a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:([^@\s]+)@/gi)) {
       const password = match[1] as string;
