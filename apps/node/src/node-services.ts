@@ -13,6 +13,7 @@ import { isDataflowError } from '@dataflow/core';
 import type { FastifyInstance } from 'fastify';
 import { createAdminApi, listensOffLoopback } from './api/admin-api.js';
 import { registerConsole } from './api/console.js';
+import { createRedisFeatures, type RedisFeatures } from './redis/redis-features.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js';
 import { NodeConfigError } from './node/node-errors.js';
@@ -23,6 +24,8 @@ export interface NodeServices {
   readonly projections: NodeProjections | undefined;
   /** The admin API and console, listening (`api.enabled`); `url` is where. */
   readonly api: { readonly app: FastifyInstance; readonly url: string } | undefined;
+  /** Redis features (`redis.url`). */
+  readonly redis: RedisFeatures | undefined;
   /** The node's metrics and their endpoint (`metrics.enabled`). */
   readonly metrics: { readonly metrics: NodeMetrics; readonly server: MetricsServer } | undefined;
   /** Closes every service (the node itself is not touched). */
@@ -65,6 +68,15 @@ export async function startNodeServices(node: DataflowNode, config: NodeRuntimeC
       logger.info(`metrics on ${server.url}`);
       metrics = { metrics: nodeMetrics, server };
     }
+    // Redis (optional): shared counters, rate limits and status pub/sub; down, it only degrades these.
+    const redis = config.redis === undefined ? undefined : createRedisFeatures({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, nodeId: node.nodeId, logger });
+    if (redis !== undefined) {
+      const detach = redis.attach(node);
+      closers.push(async () => {
+        detach();
+        await redis.close();
+      });
+    }
     let api: NodeServices['api'];
     if (config.api.enabled) {
       if (listensOffLoopback(config.api.host) && config.api.authToken === undefined) {
@@ -74,6 +86,12 @@ export async function startNodeServices(node: DataflowNode, config: NodeRuntimeC
         node,
         logger,
         bodyLimit: config.api.bodyLimitBytes,
+        ...(redis === undefined
+          ? {}
+          : {
+              readiness: [{ name: 'redis', check: () => redis.state() }],
+              remoteStatus: { subscribe: (listener) => redis.onStatus((m) => listener(m)) },
+            }),
         ...(projections === undefined ? {} : { projections }),
         ...(config.api.authToken === undefined ? {} : { authToken: config.api.authToken }),
       });
@@ -91,7 +109,7 @@ export async function startNodeServices(node: DataflowNode, config: NodeRuntimeC
       logger.info(`admin API and console on ${url}/ (OpenAPI: ${url}/api/v1/openapi.json)`);
       api = { app, url };
     }
-    return { projections, metrics, api, close };
+    return { projections, metrics, api, redis, close };
   } catch (error) {
     await close();
     throw error;

@@ -19,7 +19,7 @@ import type { DataflowNode } from '../node/dataflow-node.js';
 import type { NodeLogger } from '../node/node-logger.js';
 import type { NodeProjections } from '../projections/node-projections.js';
 import { ApiError, errorAnswer, errorBodySchema } from './api-errors.js';
-import { registerFeed } from './feed.js';
+import { registerFeed, type RemoteStatusSource } from './feed.js';
 import { registerPipelineRoutes } from './routes-pipelines.js';
 import { registerSystemRoutes, type ReadinessCheck } from './routes-system.js';
 
@@ -36,6 +36,8 @@ export interface AdminApiOptions {
   readonly readiness?: readonly ReadinessCheck[];
   /** How often the live feed sends pipeline counts, ms (default 1 000). */
   readonly feedIntervalMs?: number;
+  /** Status changes of other nodes (Redis pub/sub), sent to the live feed too. */
+  readonly remoteStatus?: RemoteStatusSource;
 }
 
 /** The deepest nesting of a request body. */
@@ -97,7 +99,7 @@ export async function createAdminApi(options: AdminApiOptions): Promise<FastifyI
 
   registerSystemRoutes(app, options);
   registerPipelineRoutes(app, options.node);
-  registerFeed(app, options.node, options.feedIntervalMs ?? 1_000);
+  registerFeed(app, options.node, options.feedIntervalMs ?? 1_000, options.remoteStatus);
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, (_request, reply) => reply.send(app.swagger()));
   return app;
 }

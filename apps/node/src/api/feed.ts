@@ -15,6 +15,11 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { DataflowNode } from '../node/dataflow-node.js';
 import { PipelineNotFoundError } from '../node/node-errors.js';
 
+/** Status changes heard from other nodes: `subscribe` returns the unsubscribe function. */
+export interface RemoteStatusSource {
+  subscribe(listener: (change: { readonly pipelineId: string; readonly from: string; readonly status: string; readonly nodeId: string; readonly at: string }) => void): () => void;
+}
+
 interface Client {
   readonly reply: FastifyReply;
   /** Only this pipeline, or all. */
@@ -26,7 +31,7 @@ interface Count {
   readonly processed: number;
 }
 
-export function registerFeed(app: FastifyInstance, node: DataflowNode, intervalMs: number): void {
+export function registerFeed(app: FastifyInstance, node: DataflowNode, intervalMs: number, remote?: RemoteStatusSource): void {
   const clients = new Set<Client>();
   const previous = new Map<string, Count>();
   let timer: NodeJS.Timeout | undefined;
@@ -78,7 +83,13 @@ export function registerFeed(app: FastifyInstance, node: DataflowNode, intervalM
     broadcast('batch-failed', e.pipelineId, { id: e.pipelineId, stage: e.stage, retriable: e.retriable, message: e.error instanceof Error ? e.error.message : String(e.error), at: new Date().toISOString() }),
   );
   // preClose: the server waits for open connections before onClose hooks run, and a feed stays open until ended here.
+  // Another node's changes (this node's own come from its events above).
+  const offRemote =
+    remote?.subscribe((change) => {
+      if (change.nodeId !== node.nodeId) broadcast('status', change.pipelineId, { id: change.pipelineId, from: change.from, to: change.status, at: change.at, nodeId: change.nodeId });
+    }) ?? (() => undefined);
   app.addHook('preClose', (done) => {
+    offRemote();
     offStatus();
     offFailed();
     if (timer !== undefined) clearInterval(timer);

@@ -1,0 +1,141 @@
+/**
+ * The Redis features against the real Redis (127.0.0.1:6379 by the test
+ * services), each test under its own key prefix: counters shared by two
+ * nodes, a token bucket shared by two clients, status pub/sub with cache
+ * invalidation, and degradation through a TCP proxy that is cut and comes
+ * back, and against a port where nothing listens.
+ */
+import { createInstrumentation, type InstrumentationEvent } from '@dataflow/core';
+import { serviceSettings } from '@dataflow/test-env';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { NodeLogger } from '../node/node-logger.js';
+import { createRedisFeatures, type RedisFeatures, type StatusMessage } from './redis-features.js';
+
+const warnings: string[] = [];
+const logger: NodeLogger = { debug: () => undefined, info: () => undefined, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
+const opened: RedisFeatures[] = [];
+const prefix = () => `dataflow-test:${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}:`;
+const open = (keyPrefix: string, nodeId: string, url = serviceSettings().redisUrl) => {
+  const features = createRedisFeatures({ url, keyPrefix, nodeId, logger, flushIntervalMs: 100_000 });
+  opened.push(features);
+  return features;
+};
+afterEach(async () => {
+  for (const f of opened.splice(0)) await f.close();
+});
+
+/** A TCP proxy to Redis that can be cut (every connection destroyed, no new ones) and restored. */
+async function proxy(): Promise<{ url: string; cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> }> {
+  const target = new URL(serviceSettings().redisUrl);
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  let port = 0;
+  const start = async () => {
+    server = createServer((client) => {
+      const upstream = connect(Number(target.port || 6379), target.hostname);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => sockets.delete(s));
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => server?.listen(port, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  };
+  const stop = async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
+  };
+  await start();
+  return { url: `redis://127.0.0.1:${port}`, cut: stop, restore: start, close: stop };
+}
+
+describe('Redis features', () => {
+  it('counts records per pipeline across nodes, in one round trip per flush', { timeout: 20_000 }, async () => {
+    const keyPrefix = prefix();
+    const a = open(keyPrefix, 'a');
+    const b = open(keyPrefix, 'b');
+    await vi.waitFor(() => expect([a.state().state, b.state().state]).toEqual(['ok', 'ok']), { timeout: 5_000 });
+    const events = createInstrumentation<InstrumentationEvent>();
+    a.attach({ events });
+    for (let i = 0; i < 5; i++) events.emit({ type: 'pipeline.batch.completed', pipelineId: 'orders', batchId: `b${i}`, records: 100, succeeded: 100, failed: 0, failedByStage: {}, deadLettered: 0, durationMs: 1 });
+    b.count('orders', 250);
+    await Promise.all([a.flush(), b.flush()]);
+    // Counted in the current second: the rate over the last full seconds sees it once that second is over.
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(await a.recordsPerSecond('orders', 5)).toBe(750 / 5);
+    expect(await b.recordsPerSecond('orders', 5)).toBe(750 / 5);
+    expect(await a.recordsPerSecond('other', 5)).toBe(0);
+  });
+
+  it('shares one token bucket between clients: the total grant rate holds', { timeout: 20_000 }, async () => {
+    const keyPrefix = prefix();
+    const clients = [open(keyPrefix, 'a'), open(keyPrefix, 'b')];
+    await vi.waitFor(() => expect(clients.map((c) => c.state().state)).toEqual(['ok', 'ok']), { timeout: 5_000 });
+    let granted = 0;
+    const started = Date.now();
+    const deadline = started + 2_000;
+    await Promise.all(
+      clients.map(async (c) => {
+        while (Date.now() < deadline) {
+          const answer = await c.acquire('orders', 1, 50, 10);
+          if (answer.granted) granted++;
+          else await new Promise((r) => setTimeout(r, Math.min(answer.waitMs, 20)));
+        }
+      }),
+    );
+    const seconds = (Date.now() - started) / 1000;
+    // burst 10 + 50/s: two clients together never get more.
+    expect(granted).toBeLessThanOrEqual(10 + Math.ceil(50 * seconds) + 1);
+    expect(granted).toBeGreaterThanOrEqual(Math.floor(50 * seconds * 0.8));
+    await expect(clients[0]?.acquire('orders', 20, 50, 10)).rejects.toThrow(RangeError);
+  });
+
+  it("publishes status changes to every node and drops a cached status on a change", { timeout: 20_000 }, async () => {
+    const keyPrefix = prefix();
+    const a = open(keyPrefix, 'node-a');
+    const b = open(keyPrefix, 'node-b');
+    const heard: StatusMessage[] = [];
+    b.onStatus((m) => heard.push(m));
+    await vi.waitFor(() => expect(b.state().state).toBe('ok'), { timeout: 5_000 });
+    let reads = 0;
+    const read = () => Promise.resolve({ status: `v${++reads}` });
+    expect(await b.cachedStatus('orders', read)).toEqual({ status: 'v1' });
+    expect(await b.cachedStatus('orders', read)).toEqual({ status: 'v1' });
+    await new Promise((r) => setTimeout(r, 200)); // the subscriptions are in place
+    await a.publishStatus({ pipelineId: 'orders', status: 'paused', from: 'running' });
+    await vi.waitFor(() => expect(heard).toEqual([expect.objectContaining({ pipelineId: 'orders', status: 'paused', from: 'running', nodeId: 'node-a' })]), { timeout: 5_000 });
+    await vi.waitFor(async () => expect(await b.cachedStatus('orders', read)).toEqual({ status: 'v2' }), { timeout: 5_000 });
+  });
+
+  it('degrades without throwing when Redis is cut, and recovers when it is back', { timeout: 40_000 }, async () => {
+    const link = await proxy();
+    try {
+      const features = open(prefix(), 'a', link.url);
+      await vi.waitFor(() => expect(features.state()).toEqual({ state: 'ok' }), { timeout: 5_000 });
+      await link.cut();
+      await vi.waitFor(() => expect(features.state().state).toBe('degraded'), { timeout: 5_000 });
+      features.count('orders', 10);
+      await features.flush();
+      expect(features.dropped).toBe(10);
+      expect(await features.acquire('orders', 1, 1, 1)).toEqual({ granted: true, waitMs: 0 });
+      expect(await features.recordsPerSecond('orders')).toBeUndefined();
+      expect(await features.cachedStatus('orders', () => Promise.resolve('fresh'))).toBe('fresh');
+      await features.publishStatus({ pipelineId: 'orders', status: 'running', from: 'paused' });
+      expect(warnings.some((w) => w.includes('is unavailable') && w.includes('pipelines keep running'))).toBe(true);
+      await link.restore();
+      await vi.waitFor(() => expect(features.state()).toEqual({ state: 'ok' }), { timeout: 15_000 });
+    } finally {
+      await link.close();
+    }
+  });
+
+  it('is degraded, not failed, when nothing listens at the start', { timeout: 20_000 }, async () => {
+    const features = open(prefix(), 'a', 'redis://127.0.0.1:1');
+    await vi.waitFor(() => expect(features.state().state).toBe('degraded'), { timeout: 5_000 });
+    expect(await features.acquire('x', 1, 1, 1)).toEqual({ granted: true, waitMs: 0 });
+  });
+});
