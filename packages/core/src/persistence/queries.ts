@@ -5,6 +5,8 @@
  */
 import type { PersistedEvent } from './journal.js';
 
+export * from './slices.js';
+
 /**
  * A position in an `eventsByTag` stream, to resume after. Opaque to users:
  * store it as a whole (it is JSON-serializable) and hand it back.
@@ -47,4 +49,40 @@ export interface ReadJournal {
   eventsByTag(tag: string, offset?: Offset, options?: QueryOptions): AsyncIterable<EventEnvelope>;
   /** Every persistence id that has events. */
   persistenceIds(options?: QueryOptions): AsyncIterable<string>;
+}
+
+/**
+ * The slice query (Pekko r2dbc's `eventsBySlices`): every event of the persistence
+ * ids of `entityType` (the id's prefix before its first `-`, see `entityTypeOf`)
+ * whose slice (`sliceForPersistenceId`) is in `minSlice..maxSlice`, after `offset`.
+ * Same guarantees and `Offset` / `QueryOptions` semantics as `eventsByTag`: per
+ * persistence id in sequence order, without gaps or duplicates; deleted events
+ * are not delivered. Several consumers over disjoint slice ranges together see
+ * each event of the entity type exactly once.
+ *
+ * A store's read journal offers it when `supportsEventsBySlices(queries)` holds.
+ *
+ * @example
+ * ```ts
+ * if (supportsEventsBySlices(queries)) {
+ *   for await (const envelope of queries.eventsBySlices('pipeline', 0, 511, NoOffset, { live: true, signal })) {
+ *     project(envelope); // then store envelope.offset
+ *   }
+ * }
+ * ```
+ */
+export interface SliceQueries {
+  eventsBySlices(entityType: string, minSlice: number, maxSlice: number, offset?: Offset, options?: QueryOptions): AsyncIterable<EventEnvelope>;
+}
+
+/**
+ * Whether a read journal offers `eventsBySlices`.
+ *
+ * @example
+ * ```ts
+ * const source = supportsEventsBySlices(queries) ? queries.eventsBySlices('pipeline', 0, 1023) : queries.eventsByTag('pipeline-events');
+ * ```
+ */
+export function supportsEventsBySlices<Q extends ReadJournal>(queries: Q): queries is Q & SliceQueries {
+  return typeof (queries as Partial<SliceQueries>).eventsBySlices === 'function';
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sliceForPersistenceId, sliceRanges } from './slices.js';
+import { checkSliceRange, entityTypeOf, sliceForPersistenceId, sliceRanges } from './slices.js';
 
 describe('slices', () => {
   it('match Pekko: abs(String.hashCode % 1024)', () => {
@@ -24,5 +24,13 @@ describe('slices', () => {
       [768, 1023],
     ]);
     expect(() => sliceRanges(3)).toThrow(/must divide 1024/);
+    expect(() => checkSliceRange({ min: 5, max: 1024 })).toThrow(/0 <= min <= max <= 1023/);
+  });
+
+  it('takes the entity type as the prefix before the first dash', () => {
+    expect(entityTypeOf('pipeline-orders')).toBe('pipeline');
+    expect(entityTypeOf('pipeline-a-b')).toBe('pipeline');
+    expect(entityTypeOf('coordinator')).toBe('coordinator');
+    expect(entityTypeOf('-x')).toBe('');
   });
 });

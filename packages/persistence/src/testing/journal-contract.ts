@@ -28,6 +28,7 @@ import {
 } from './contract-helpers.js';
 import { describeEdgeCases } from './contract-edge-cases.js';
 import { describeInstanceCases } from './contract-instances.js';
+import { describeSliceCases } from './contract-slices.js';
 
 /**
  * Another plugin instance on the same storage as a fixture's `plugin`, as a
@@ -70,6 +71,11 @@ export interface JournalContractOptions {
   readonly appendsPerWriter?: number;
   /** Timeout of each case. Default 60 000. */
   readonly testTimeoutMs?: number;
+  /**
+   * Whether the store's read journal offers `eventsBySlices` (see
+   * `supportsEventsBySlices`); its cases run when true. Default false.
+   */
+  readonly eventsBySlices?: boolean;
 }
 
 /**
@@ -504,5 +510,6 @@ export function describeJournalContract(name: string, setup: () => Promise<Contr
 
     describeEdgeCases(context);
     describeInstanceCases(context);
+    if (options.eventsBySlices === true) describeSliceCases(context);
   });
 }

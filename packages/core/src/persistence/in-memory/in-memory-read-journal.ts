@@ -1,11 +1,12 @@
 /**
- * The in-memory read journal: `eventsByPersistenceId`, `eventsByTag` (with the
- * global ordering as a `sequence` offset) and `persistenceIds`, current and
- * live. Live streams wait for the next append and end when their signal aborts.
+ * The in-memory read journal: `eventsByPersistenceId`, `eventsByTag` and
+ * `eventsBySlices` (with the global ordering as a `sequence` offset) and
+ * `persistenceIds`, current and live. Live streams wait for the next append and end when their signal aborts.
  */
 import type { PersistedEvent } from '../journal.js';
 import { JournalReadError } from '../persistence-errors.js';
-import type { EventEnvelope, Offset, QueryOptions, ReadJournal } from '../queries.js';
+import type { EventEnvelope, Offset, QueryOptions, ReadJournal, SliceQueries } from '../queries.js';
+import { checkSliceRange, entityTypeOf, sliceForPersistenceId } from '../slices.js';
 import type { InMemoryEventLog, StoredEventRow } from './in-memory-event-log.js';
 import { toPersistedEvent } from './in-memory-journal.js';
 
@@ -21,7 +22,7 @@ import { toPersistedEvent } from './in-memory-journal.js';
  * }
  * ```
  */
-export class InMemoryReadJournal implements ReadJournal {
+export class InMemoryReadJournal implements ReadJournal, SliceQueries {
   constructor(private readonly log: InMemoryEventLog) {}
 
   async *eventsByPersistenceId(persistenceId: string, fromSequenceNr: number, toSequenceNr = Number.MAX_SAFE_INTEGER, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
@@ -42,14 +43,33 @@ export class InMemoryReadJournal implements ReadJournal {
     }
   }
 
-  async *eventsByTag(tag: string, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
+  eventsByTag(tag: string, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
+    return this.eventsMatching((row) => row.tags.includes(tag), offset, options);
+  }
+
+  async *eventsBySlices(entityType: string, minSlice: number, maxSlice: number, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
+    try {
+      checkSliceRange({ min: minSlice, max: maxSlice });
+    } catch (error) {
+      throw new JournalReadError(`eventsBySlices: minSlice / maxSlice out of range: ${(error as Error).message}`, { retriable: false, cause: error });
+    }
+    const matches = (row: StoredEventRow): boolean => {
+      if (entityTypeOf(row.persistenceId) !== entityType) return false;
+      const slice = sliceForPersistenceId(row.persistenceId);
+      return slice >= minSlice && slice <= maxSlice;
+    };
+    yield* this.eventsMatching(matches, offset, options);
+  }
+
+  /** The live (not deleted) rows that `matches` keeps, in global order after `offset`. */
+  private async *eventsMatching(matches: (row: StoredEventRow) => boolean, offset: Offset, options: QueryOptions): AsyncIterable<EventEnvelope> {
     let after = startAfter(offset);
     // A current query ends at what is stored when it starts.
     const end = options.live === true ? Number.POSITIVE_INFINITY : this.log.rows.length;
     for (;;) {
       this.ensureOpen();
       if (options.signal?.aborted === true) return;
-      const row = this.nextTagged(tag, after, end);
+      const row = this.nextMatching(matches, after, end);
       if (row !== undefined) {
         after = row.ordering;
         yield envelope(this.log, row);
@@ -78,12 +98,12 @@ export class InMemoryReadJournal implements ReadJournal {
     }
   }
 
-  /** The first live (not deleted) row tagged `tag` with `after < ordering <= end`. */
-  private nextTagged(tag: string, after: number, end: number): StoredEventRow | undefined {
+  /** The first live (not deleted) row that `matches` keeps with `after < ordering <= end`. */
+  private nextMatching(matches: (row: StoredEventRow) => boolean, after: number, end: number): StoredEventRow | undefined {
     const last = Math.min(end, this.log.rows.length);
     for (let ordering = after + 1; ordering <= last; ordering++) {
       const row = this.log.rows[ordering - 1];
-      if (row === undefined || !row.tags.includes(tag)) continue;
+      if (row === undefined || !matches(row)) continue;
       if (row.sequenceNr <= (this.log.deletedTo.get(row.persistenceId) ?? 0)) continue;
       return row;
     }
