@@ -53,8 +53,8 @@ describe('Postgres store failures', () => {
       const older = await failure(createPostgresPersistence({ pool, ownsPool: false, schema }));
       expect(older.message).toMatch(/is at version 0, this release needs version \d+ \(missing 0001-journal\.sql, 0002-parallel-appends\.sql/);
       // migratePostgres brings it up to date (keeping what 0001 made); a second run applies nothing.
-      expect(await migratePostgres(pgPoolExecutor(pool, { ownsPool: false }), schema)).toEqual({ applied: [1, 2], version: 2 });
-      expect(await migratePostgres(pgPoolExecutor(pool, { ownsPool: false }), schema)).toEqual({ applied: [], version: 2 });
+      expect(await migratePostgres(pgPoolExecutor(pool, { ownsPool: false }), schema)).toEqual({ applied: [1, 2, 3], version: 3 });
+      expect(await migratePostgres(pgPoolExecutor(pool, { ownsPool: false }), schema)).toEqual({ applied: [], version: 3 });
       const persistence = await createPostgresPersistence({ pool, ownsPool: false, schema });
       await persistence.journal.append('p', [{ eventType: 'E', payload: 1 }], { expectedSequenceNr: 0, writerId: 'w' });
       await persistence.close();

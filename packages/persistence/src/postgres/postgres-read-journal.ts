@@ -1,13 +1,14 @@
 /**
  * The Postgres read journal (also on PGlite): events by persistence id, by
- * tag (offset = the global `ordering`) and persistence ids, current and live.
+ * tag and by slices (offset = the global `ordering`) and persistence ids,
+ * current and live.
  * Live queries look again as soon as an append of this process commits, and
  * every `pollIntervalMs` for other processes' appends. Tag and id queries
  * read only up to the safe ordering (`OrderingWatermark`, ADR 0003), so
  * "ordering > last seen" never skips a committed event although appends of
  * different ids commit in parallel, in any order.
  */
-import { JournalReadError, type EventEnvelope, type Offset, type QueryOptions, type ReadJournal } from '@dataflow/core';
+import { checkSliceRange, JournalReadError, type EventEnvelope, type Offset, type QueryOptions, type ReadJournal, type SliceQueries } from '@dataflow/core';
 import { isRetriableDbError, messageOf } from './postgres-errors.js';
 import { EVENT_COLUMNS, isAborted, type EventRow, type PostgresStore } from './postgres-store.js';
 import { OrderingWatermark } from './postgres-watermark.js';
@@ -25,7 +26,7 @@ import { OrderingWatermark } from './postgres-watermark.js';
  * }
  * ```
  */
-export class PostgresReadJournal implements ReadJournal {
+export class PostgresReadJournal implements ReadJournal, SliceQueries {
   private readonly watermark: OrderingWatermark;
 
   constructor(private readonly store: PostgresStore) {
@@ -75,6 +76,25 @@ export class PostgresReadJournal implements ReadJournal {
     );
     for await (const row of rows) {
       if (row.deleted === false) yield this.envelope(row);
+    }
+  }
+
+  async *eventsBySlices(entityType: string, minSlice: number, maxSlice: number, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
+    checkSlices(minSlice, maxSlice);
+    // An index range scan of (entity_type, slice, ordering) per page (migration 3); deleted rows are
+    // tombstones (deleteTo) and are skipped as eventsByTag skips them.
+    const sql = `SELECT j.deleted, ${EVENT_COLUMNS.split(', ').map((c) => `j.${c}`).join(', ')}
+       FROM ${this.store.journalTable} j
+       WHERE j.entity_type = $1 AND j.slice BETWEEN $2 AND $3 AND j.ordering > $4 AND j.ordering <= $5
+       ORDER BY j.ordering LIMIT $6`;
+    const rows = this.byOrdering<EventRow & { deleted: boolean; ordering: string | number }>(
+      startAfter(offset),
+      options,
+      `eventsBySlices(${entityType}, ${minSlice}-${maxSlice})`,
+      (after, upTo, limit) => [sql, [entityType, minSlice, maxSlice, after, upTo, limit]],
+    );
+    for await (const row of rows) {
+      if (!row.deleted) yield this.envelope(row);
     }
   }
 
@@ -164,5 +184,13 @@ function startAfter(offset: Offset): number {
       return offset.value;
     case 'timestamp':
       throw new JournalReadError('The Postgres read journal takes sequence offsets, not timestamp offsets', { retriable: false });
+  }
+}
+
+function checkSlices(minSlice: number, maxSlice: number): void {
+  try {
+    checkSliceRange({ min: minSlice, max: maxSlice });
+  } catch (error) {
+    throw new JournalReadError(`eventsBySlices: minSlice / maxSlice out of range: ${messageOf(error)}`, { retriable: false, cause: error });
   }
 }

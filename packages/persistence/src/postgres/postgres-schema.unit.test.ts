@@ -32,6 +32,7 @@ describe('postgres schema DDL', () => {
     expect(migrations.map((m) => [m.version, m.fileName])).toEqual([
       [1, '0001-journal.sql'],
       [2, '0002-parallel-appends.sql'],
+      [3, '0003-events-by-slices.sql'],
     ]);
     expect(POSTGRES_MIGRATE_COMMAND).toMatch(/migrate/);
   });
