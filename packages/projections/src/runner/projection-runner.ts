@@ -5,7 +5,7 @@
  * strategy does not absorb rejects the run (its supervisor restarts it from
  * the stored offset).
  */
-import { NoOffset, type EventEnvelope, type Offset, type ReadJournal } from '@dataflow/core';
+import { NoOffset, supportsEventsBySlices, type EventEnvelope, type Offset, type QueryOptions, type ReadJournal } from '@dataflow/core';
 import type { SqlExecutor } from '@dataflow/persistence';
 import type { ProjectionId, ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
 import { groupedWithinMs } from './grouped-within.js';
@@ -81,8 +81,7 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
   pauseTimer.unref?.();
   let saveTimer: NodeJS.Timeout | undefined;
   try {
-    const all = deps.queries.eventsByTag(projection.tag, stored.offset ?? NoOffset, { live: true, signal: inner.signal });
-    const events = projection.slices === undefined ? all : inSlices(all, projection.slices);
+    const events = sourceOf(projection, deps.queries, stored.offset ?? NoOffset, { live: true, signal: inner.signal });
     const guarantee = projection.guarantee;
     if (guarantee.kind === 'grouped-within') {
       for await (const group of groupedWithinMs(events, guarantee.size, guarantee.withinMs, inner.signal)) {
@@ -163,6 +162,27 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
   const reason = pausedSeen ? 'paused' : 'aborted';
   emit({ type: 'stopped', id, reason });
   return reason;
+}
+
+/**
+ * The projection's events after `offset`: with a slice range and an entity type
+ * on a store that offers `eventsBySlices`, only those slices are read (the
+ * events carrying the tag kept); otherwise the whole tag, filtered by slice.
+ * Both queries of a store share one offset space (the global ordering on
+ * Postgres, PGlite and in memory), so a stored offset stays valid across them.
+ */
+function sourceOf(projection: Projection, queries: ReadJournal, offset: Offset, options: QueryOptions): AsyncIterable<EventEnvelope> {
+  const { slices, entityType, tag } = projection;
+  if (slices !== undefined && entityType !== undefined && supportsEventsBySlices(queries)) {
+    return withTag(queries.eventsBySlices(entityType, slices.min, slices.max, offset, options), tag);
+  }
+  const all = queries.eventsByTag(tag, offset, options);
+  return slices === undefined ? all : inSlices(all, slices);
+}
+
+/** The events carrying `tag`. */
+async function* withTag(events: AsyncIterable<EventEnvelope>, tag: string): AsyncGenerator<EventEnvelope> {
+  for await (const envelope of events) if (envelope.tags.includes(tag)) yield envelope;
 }
 
 /** The events of persistence ids in `range`. */

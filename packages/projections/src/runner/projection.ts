@@ -83,6 +83,13 @@ export interface Projection {
   readonly recovery: HandlerRecoveryStrategy;
   /** Only events of persistence ids in this slice range. */
   readonly slices?: SliceRange;
+  /**
+   * The entity type (persistence id prefix before the first `-`) of the ids the
+   * projection reads. With `slices`, on a store that offers `eventsBySlices`,
+   * the projection reads only its slices of that entity type (and keeps the
+   * events carrying `tag`) instead of reading the whole tag and filtering.
+   */
+  readonly entityType?: string;
 }
 
 interface Common {
@@ -93,6 +100,8 @@ interface Common {
   readonly recovery?: HandlerRecoveryStrategy;
   /** Only the events of persistence ids in these slices (see `sliceRanges`); the key defaults to `slices-<min>-<max>`. */
   readonly slices?: SliceRange;
+  /** The entity type of the ids read (e.g. `pipeline`): lets a sliced projection read by `eventsBySlices` (see `Projection.entityType`). */
+  readonly entityType?: string;
 }
 
 const commonSchema = z.object({
@@ -108,8 +117,9 @@ function id(options: Common): ProjectionId {
 }
 
 /** The slices part of a projection (none: every event). */
-function slicesOf(options: Common): { readonly slices?: SliceRange } {
-  return options.slices === undefined ? {} : { slices: checkSliceRange(options.slices) };
+function slicesOf(options: Common): { readonly slices?: SliceRange; readonly entityType?: string } {
+  const entityType = options.entityType === undefined ? {} : { entityType: check(z.object({ entityType: z.string().min(1, 'an entity type cannot be empty').regex(/^[^-]*$/, 'an entity type cannot contain "-"') }), 'projection', { entityType: options.entityType }).entityType };
+  return options.slices === undefined ? entityType : { slices: checkSliceRange(options.slices), ...entityType };
 }
 
 const positiveInteger = z.number().int('must be a positive integer').min(1, 'must be a positive integer');

@@ -3,13 +3,14 @@
  * journal, together build exactly the rows one instance builds alone, each
  * with its own offset (issue 12's done-criterion for slices).
  */
-import { createActorSystem, type NewEvent } from '@dataflow/core';
+import { createActorSystem, supportsEventsBySlices, type NewEvent, type ReadJournal, type SliceQueries } from '@dataflow/core';
 import { createPostgresPersistence, pgPoolExecutor } from '@dataflow/persistence';
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
 import { pipelineMetricsHourlyProjection, pipelineStatusProjection } from '../read-models/pipeline-read-models.js';
+import { exactlyOnce, type EventHandler } from '../runner/projection.js';
 import { spawnProjection } from '../runner/projection-actor.js';
 import { migrateProjections } from '../schema/projections-schema.js';
 import { sliceForPersistenceId, sliceRanges } from './slices.js';
@@ -96,4 +97,58 @@ describe('projections over slices', () => {
       await persistence.close();
     }
   });
+
+  it('reads only its slices through eventsBySlices when given the entity type, with the same result as one instance over the tag', { timeout: 90_000 }, async () => {
+    const persistence = await createPostgresPersistence({ pool, ownsPool: false, schema, ensureSchema: true });
+    const executor = pgPoolExecutor(pool, { ownsPool: false });
+    await migrateProjections(executor, schema);
+    await pool.query(`CREATE TABLE "${schema}".seen_events (projection TEXT NOT NULL, persistence_id TEXT NOT NULL, sequence_nr BIGINT NOT NULL, PRIMARY KEY (projection, persistence_id, sequence_nr))`);
+    const store = new ProjectionOffsetStore(executor, schema);
+    const { queries } = persistence;
+    if (!supportsEventsBySlices(queries)) throw new Error('the Postgres read journal should offer eventsBySlices');
+    // The sliced instances must not read the whole tag: count what each query is asked for.
+    const tagReads: string[] = [];
+    const sliceReads: string[] = [];
+    const counting: ReadJournal & SliceQueries = {
+      eventsByPersistenceId: (...args) => queries.eventsByPersistenceId(...args),
+      persistenceIds: (options) => queries.persistenceIds(options),
+      eventsByTag: (tag, offset, options) => {
+        tagReads.push(tag);
+        return queries.eventsByTag(tag, offset, options);
+      },
+      eventsBySlices: (type, min, max, offset, options) => {
+        sliceReads.push(`${type}:${min}-${max}`);
+        return queries.eventsBySlices(type, min, max, offset, options);
+      },
+    };
+    const tag = `sliced-${Date.now()}`;
+    const projections = [
+      exactlyOnce({ name: 'whole', tag, handler: recordInto('whole') }),
+      ...sliceRanges(2).map((slices) => exactlyOnce({ name: 'sliced', tag, slices, entityType: 'pipeline', handler: recordInto('sliced') })),
+    ];
+    const system = createActorSystem({ name: 'slices-query-test' });
+    try {
+      for (const p of projections) spawnProjection(system, p, { queries: counting, store, executor, pauseCheckMs: 200 });
+      const ids = Array.from({ length: 30 }, (_, i) => i + 100);
+      // Pipeline events with the tag, untagged ones, and another entity type's tagged events the sliced instances must not see.
+      await Promise.all(ids.map((i) => persistence.journal.append(`pipeline-${pipelineId(i)}`, [{ eventType: 'A', payload: i, tags: [tag] }, { eventType: 'B', payload: i, tags: [] }, { eventType: 'C', payload: i, tags: [tag] }], { expectedSequenceNr: 0, writerId: 'test' })));
+      await persistence.journal.append('other-1', [{ eventType: 'A', payload: 0, tags: [tag] }], { expectedSequenceNr: 0, writerId: 'test' });
+      const count = async (name: string) => Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".seen_events WHERE projection = $1`, [name])).rows[0]?.n);
+      await until('both sources to apply their events', async () => (await count('whole')) === ids.length * 2 + 1 && (await count('sliced')) === ids.length * 2);
+      const rows = async (name: string) => (await pool.query<{ persistence_id: string; sequence_nr: string }>(`SELECT persistence_id, sequence_nr FROM "${schema}".seen_events WHERE projection = $1 AND persistence_id LIKE 'pipeline-%' ORDER BY 1, 2`, [name])).rows;
+      expect(await rows('sliced')).toEqual(await rows('whole'));
+      expect(sliceReads.sort()).toEqual(['pipeline:0-511', 'pipeline:512-1023']);
+      expect(tagReads).toEqual([tag]);
+    } finally {
+      await system.terminate();
+      await persistence.close();
+    }
+  });
 });
+
+/** A handler that records each event it is given under `name`. */
+function recordInto(name: string): EventHandler {
+  return async (envelope, tx) => {
+    await tx.query(`INSERT INTO "${schema}".seen_events (projection, persistence_id, sequence_nr) VALUES ($1, $2, $3)`, [name, envelope.persistenceId, envelope.sequenceNr]);
+  };
+}
