@@ -9,6 +9,7 @@ import type { Writable } from 'node:stream';
 import winston from 'winston';
 import type { LogFields, NodeLogger } from '../node/node-logger.js';
 import { LogstashTransport, type LogstashOptions } from './logstash-transport.js';
+import { redact } from './redact.js';
 
 /** Log levels, most severe first. */
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
@@ -25,33 +26,14 @@ export interface WinstonLoggerOptions {
   readonly secrets?: readonly string[];
 }
 
-/** Field names whose values never reach a log line. */
-const SECRET_FIELD = /pass(word)?|secret|token|authorization|api[-_]?key|credential/i;
-const MAX_DEPTH = 8;
-const MAX_STRING = 8_192;
-
-/** A copy of `value` safe to log: secret fields masked, cycles, depth and long strings cut. */
-function redact(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
-  if (typeof value === 'string') return value.length > MAX_STRING ? `${value.slice(0, MAX_STRING)}... (${value.length} chars)` : value;
-  if (typeof value !== 'object' || value === null) return value;
-  if (value instanceof Error) return { name: value.name, message: redact(value.message, depth + 1, seen) };
-  if (seen.has(value)) return '[Circular]';
-  if (depth >= MAX_DEPTH) return '[too deep]';
-  seen.add(value);
-  if (Array.isArray(value)) return value.slice(0, 100).map((v) => redact(v, depth + 1, seen));
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value)) {
-    // defineProperty: a "__proto__" field stays an ordinary field of the copy.
-    Object.defineProperty(out, key, { value: SECRET_FIELD.test(key) ? '***' : redact(v, depth + 1, seen), enumerable: true, writable: true, configurable: true });
-  }
-  return out;
-}
-
 /** Renames winston's `level` to `log_level`, puts it first after the timestamp, masks secrets. */
 const domainShape = winston.format((info, opts: unknown) => {
   const secrets = Array.isArray(opts) ? (opts as string[]) : [];
   const { level, message, timestamp, ...fields } = info;
-  let line = JSON.stringify({ timestamp, log_level: level, message, ...(redact(fields) as object) });
+  const record: Record<string, unknown> = { timestamp, log_level: level, message: redact(typeof message === 'string' ? message : String(message)) };
+  // The line's own keys win over a field of the same name.
+  for (const [key, value] of Object.entries(redact(fields) as object)) if (!Object.hasOwn(record, key)) Object.defineProperty(record, key, { value, enumerable: true });
+  let line = JSON.stringify(record);
   for (const secret of secrets) line = line.replaceAll(JSON.stringify(secret).slice(1, -1), '***');
   return Object.assign(info, { [Symbol.for('message')]: line });
 });
