@@ -10,3 +10,6 @@ export type { LogFields, NodeLogger } from './node/node-logger.js';
 export { createNodeMetrics, REPORTED_PIPELINE_STATUSES, type MetricsSource, type NodeMetrics, type NodeMetricsOptions } from './metrics/node-metrics.js';
 export { DEFAULT_METRICS_PORT, startMetricsServer, type MetricsServer, type MetricsServerOptions } from './metrics/metrics-server.js';
 export { InvalidMetricValueError, MetricsPortInUseError, MetricsServerError } from './metrics/metrics-errors.js';
+export { createRedisFeatures, type RedisFeatures, type RedisFeaturesOptions, type StatusMessage } from './redis/redis-features.js';
+export { createTokenBucketLimiter, type Acquired, type RateLimit, type TokenBucketLimiter } from './redis/token-bucket.js';
+export { InvalidRedisArgumentError, RedisUnavailableError } from './redis/redis-errors.js';

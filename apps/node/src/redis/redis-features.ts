@@ -21,6 +21,8 @@
 import type { DataflowNode } from '../node/dataflow-node.js';
 import type { NodeLogger } from '../node/node-logger.js';
 import { Redis } from 'ioredis';
+import { RedisUnavailableError } from './redis-errors.js';
+import { createTokenBucketLimiter, type Acquired, type RateLimit } from './token-bucket.js';
 
 /** A status change as published. */
 export interface StatusMessage {
@@ -41,19 +43,23 @@ export interface RedisFeaturesOptions {
   readonly statusTtlMs?: number;
   /** How often counters are flushed, ms (default 1 000). */
   readonly flushIntervalMs?: number;
+  /** Shared rate limits per pipeline id (more with `setRateLimit`). */
+  readonly rateLimits?: Readonly<Record<string, RateLimit>>;
 }
 
 export interface RedisFeatures {
   /** `ok`, or `degraded` with why (for `/ready`). */
-  state(): { readonly state: 'ok' | 'degraded'; readonly detail?: string };
+  state(): { readonly state: 'ok' } | { readonly state: 'degraded'; readonly detail: string; readonly cause?: RedisUnavailableError };
   /** Counts records of a pipeline (also fed by `attach`). */
   count(pipelineId: string, records: number): void;
   /** Writes the counts gathered so far (the timer does it every second). */
   flush(): Promise<void>;
   /** Records per second of a pipeline over the last `seconds` full seconds, from all nodes; undefined when Redis is down. */
   recordsPerSecond(pipelineId: string, seconds?: number): Promise<number | undefined>;
-  /** Takes `n` tokens from the bucket `key` (`ratePerSec` refill, `burst` capacity); fails open (granted) when Redis is down. */
-  acquire(key: string, n: number, ratePerSec: number, burst: number): Promise<{ readonly granted: boolean; readonly waitMs: number }>;
+  /** Takes `n` tokens from the pipeline's shared bucket; granted at once without a limit, and (fail open) when Redis is down. */
+  acquire(pipelineId: string, n: number): Promise<Acquired>;
+  /** Sets or (with `undefined`) removes a pipeline's shared rate limit on this node. */
+  setRateLimit(pipelineId: string, limit: RateLimit | undefined): void;
   publishStatus(message: Omit<StatusMessage, 'nodeId' | 'at'>): Promise<void>;
   /** Status changes published by any node (this one included). */
   onStatus(listener: (message: StatusMessage) => void): () => void;
@@ -62,34 +68,10 @@ export interface RedisFeatures {
   attach(node: Pick<DataflowNode, 'events'>): () => void;
   /** Counts dropped because Redis was down. */
   readonly dropped: number;
+  /** Commands that failed because Redis was down (each degraded one feature for one call). */
+  readonly failures: number;
   close(): Promise<void>;
 }
-
-// KEYS[1] bucket; ARGV: now ms, tokens wanted, rate per second, burst. Returns { granted 0/1, wait ms }.
-const TOKEN_BUCKET = `
-local bucket = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local now = tonumber(ARGV[1])
-local wanted = tonumber(ARGV[2])
-local rate = tonumber(ARGV[3])
-local burst = tonumber(ARGV[4])
-local tokens = tonumber(bucket[1])
-local at = tonumber(bucket[2])
-if tokens == nil then tokens = burst; at = now end
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
-local granted = 0
-local wait = 0
-if tokens >= wanted then
-  tokens = tokens - wanted
-  granted = 1
-else
-  wait = math.ceil((wanted - tokens) * 1000 / rate)
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 60000)
-return { granted, wait }
-`;
-
-type LimitedRedis = Redis & { tokenBucket(key: string, now: number, wanted: number, rate: number, burst: number): Promise<[number, number]> };
 
 /**
  * Connects (lazily; a Redis that is down at start only makes the features
@@ -112,42 +94,51 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
     connectTimeout: 2_000,
     retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 8), 5_000),
   };
-  const client = new Redis(options.url, settings) as LimitedRedis;
-  client.defineCommand('tokenBucket', { numberOfKeys: 1, lua: TOKEN_BUCKET });
+  const client = new Redis(options.url, settings);
   const subscriber = new Redis(options.url, { ...settings, enableOfflineQueue: true });
-  let problem: string | undefined = 'connecting';
+  let problem: { detail: string; cause?: RedisUnavailableError } | undefined = { detail: 'connecting' };
   let reported = false;
-  const degrade = (why: string): void => {
-    problem = why;
-    if (!reported) options.logger.warn(`redis ${redacted(options.url)} is unavailable (${why}): counters, shared rate limits and status pub/sub are degraded; pipelines keep running`);
+  let failures = 0;
+  const degrade = (detail: string, cause?: RedisUnavailableError): void => {
+    problem = cause === undefined ? { detail } : { detail, cause };
+    if (!reported) options.logger.warn(`redis ${redacted(options.url)} is unavailable (${detail}): counters, shared rate limits and status pub/sub are degraded; pipelines keep running`);
     reported = true;
+  };
+  /** A command failed: counted, logged at debug, and the cause kept for `state()`; never thrown into the caller. */
+  const failed = (operation: string, error: unknown): void => {
+    failures++;
+    const cause = error instanceof RedisUnavailableError ? error : new RedisUnavailableError(operation, error);
+    options.logger.debug(cause.message);
+    if (problem === undefined && client.status !== 'ready') degrade(cause.message, cause);
+    else if (problem !== undefined) problem = { detail: problem.detail, cause };
   };
   client.on('ready', () => {
     if (reported) options.logger.info(`redis ${redacted(options.url)} is available again`);
     problem = undefined;
     reported = false;
   });
-  client.on('error', (error: Error) => degrade(error.message));
+  client.on('error', (error: Error) => degrade(error.message, new RedisUnavailableError('connect', error)));
   let closing = false;
   client.on('close', () => {
     if (!closing) degrade('connection lost');
   });
-  subscriber.on('error', () => undefined); // the client's state speaks for Redis; this one reconnects by itself
+  // The subscriber reconnects by itself and resubscribes; its errors are the same outage the client reports.
+  subscriber.on('error', (error: Error) => options.logger.debug(`redis subscriber: ${error.message}`));
 
   const listeners = new Set<(message: StatusMessage) => void>();
   const channel = `${prefix}status`;
   subscriber.on('message', (_channel: string, text: string) => {
-    let message: StatusMessage;
-    try {
-      message = JSON.parse(text) as StatusMessage;
-    } catch {
-      return; // not ours
+    const message = parseStatus(text);
+    if (message === undefined) {
+      options.logger.debug(`redis: ignored a message on ${channel} that is not a status change`);
+      return;
     }
-    if (typeof message.pipelineId !== 'string') return;
-    void client.del(`${prefix}status:${message.pipelineId}`).catch(() => undefined);
+    client.del(`${prefix}status:${message.pipelineId}`).catch((error: unknown) => failed('drop cached status', error));
     for (const listener of listeners) listener(message);
   });
-  void subscriber.subscribe(channel).catch(() => undefined);
+  subscriber.subscribe(channel).catch((error: unknown) => {
+    if (!closing) failed('subscribe', error);
+  });
 
   let pending = new Map<string, number>();
   let dropped = 0;
@@ -161,21 +152,25 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
       const key = `${prefix}rate:${pipelineId}`;
       multi.hincrby(key, String(second), records).expire(key, 120);
     }
-    let failed = false;
+    let error: unknown;
     try {
       // A pipeline resolves with an error per command instead of rejecting.
       const results = await multi.exec();
-      failed = results === null || results.some(([error]) => error !== null);
-    } catch {
-      failed = true;
+      error = results === null ? new Error('pipeline discarded') : results.find(([e]) => e !== null)?.[0];
+    } catch (e) {
+      error = e;
     }
-    if (failed) for (const records of batch.values()) dropped += records;
+    if (error !== undefined && error !== null) {
+      for (const records of batch.values()) dropped += records;
+      failed('flush counters', error);
+    }
   };
   const timer = setInterval(() => void flush(), options.flushIntervalMs ?? 1_000);
   timer.unref();
+  const limiter = createTokenBucketLimiter(client, prefix, options.rateLimits ?? {}, (error) => failed('acquire', error));
 
   const features: RedisFeatures = {
-    state: () => (problem === undefined ? { state: 'ok' } : { state: 'degraded', detail: problem }),
+    state: () => (problem === undefined ? { state: 'ok' } : { state: 'degraded', ...problem }),
     count: (pipelineId, records) => {
       if (records > 0) pending.set(pipelineId, (pending.get(pipelineId) ?? 0) + records);
     },
@@ -186,22 +181,16 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
       try {
         const values = await client.hmget(`${prefix}rate:${pipelineId}`, ...fields);
         return values.reduce((sum, v) => sum + (v === null ? 0 : Number(v)), 0) / seconds;
-      } catch {
+      } catch (error) {
+        failed('read records/s', error);
         return undefined;
       }
     },
-    acquire: async (key, n, ratePerSec, burst) => {
-      if (!(ratePerSec > 0) || !(burst >= n) || !(n > 0)) throw new RangeError(`acquire: need 0 < n <= burst and a positive rate (n ${n}, burst ${burst}, rate ${ratePerSec})`);
-      try {
-        const [granted, waitMs] = await client.tokenBucket(`${prefix}bucket:${key}`, Date.now(), n, ratePerSec, burst);
-        return { granted: granted === 1, waitMs };
-      } catch {
-        return { granted: true, waitMs: 0 }; // fail open: a missing Redis must not stop pipelines
-      }
-    },
+    acquire: (pipelineId, n) => limiter.acquire(pipelineId, n),
+    setRateLimit: (pipelineId, limit) => limiter.setLimit(pipelineId, limit),
     publishStatus: async (message) => {
       const full: StatusMessage = { ...message, nodeId: options.nodeId, at: new Date().toISOString() };
-      await client.publish(channel, JSON.stringify(full)).catch(() => undefined);
+      await client.publish(channel, JSON.stringify(full)).catch((error: unknown) => failed('publish status', error));
     },
     onStatus: (listener) => {
       listeners.add(listener);
@@ -209,10 +198,13 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
     },
     cachedStatus: async <T>(pipelineId: string, read: () => Promise<T>): Promise<T> => {
       const key = `${prefix}status:${pipelineId}`;
-      const cached = await client.get(key).catch(() => null);
+      const cached = await client.get(key).catch((error: unknown) => {
+        failed('read cached status', error);
+        return null;
+      });
       if (cached !== null) return JSON.parse(cached) as T;
       const value = await read();
-      await client.set(key, JSON.stringify(value), 'PX', statusTtlMs).catch(() => undefined);
+      await client.set(key, JSON.stringify(value), 'PX', statusTtlMs).catch((error: unknown) => failed('cache status', error));
       return value;
     },
     attach: (node) => {
@@ -226,6 +218,9 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
     get dropped() {
       return dropped;
     },
+    get failures() {
+      return failures;
+    },
     close: async () => {
       closing = true;
       clearInterval(timer);
@@ -236,6 +231,20 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
     },
   };
   return features;
+}
+
+/** A published status change, or undefined when `text` is not one (another publisher on the channel). */
+function parseStatus(text: string): StatusMessage | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined; // not JSON: reported by the caller as an ignored message
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const m = value as Record<string, unknown>;
+  const fields = ['pipelineId', 'status', 'nodeId', 'at'] as const;
+  return fields.every((f) => typeof m[f] === 'string') ? (value as StatusMessage) : undefined;
 }
 
 function redacted(url: string): string {
