@@ -10,6 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import Transport from 'winston-transport';
+import { NodeConfigError } from '../node/node-errors.js';
 
 /** Where Logstash listens. */
 export interface LogstashOptions {
@@ -17,6 +18,8 @@ export interface LogstashOptions {
   readonly port: number;
   /** Lines kept while Logstash is away (default 10 000); older ones are dropped. */
   readonly maxQueuedLines?: number;
+  /** How long closing the logger waits for queued lines to reach Logstash (default 2 000). */
+  readonly closeTimeoutMs?: number;
 }
 
 /** What the transport reports about its own state (to standard error, by the logger). */
@@ -24,6 +27,7 @@ export type LogstashNotice = (message: string) => void;
 
 interface Manager {
   logQueue: unknown[];
+  isFlushing: boolean;
   on(event: 'connected' | 'retrying' | 'error', listener: (error?: Error) => void): void;
   start(): void;
   log(entry: string, callback: () => void): void;
@@ -54,12 +58,18 @@ export class LogstashTransport extends Transport {
   private connected = false;
   private outage = false;
   private droppedInOutage = 0;
+  private closing: Promise<void> | undefined;
 
   constructor(
     readonly target: LogstashOptions,
     notice: LogstashNotice,
   ) {
     super();
+    if (typeof target.host !== 'string' || target.host.trim() === '') throw new NodeConfigError('logging.logstash.host', 'must be a host name or address');
+    if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65_535) throw new NodeConfigError('logging.logstash.port', `must be a TCP port 1-65535 (got ${String(target.port)})`);
+    if (target.maxQueuedLines !== undefined && (!Number.isInteger(target.maxQueuedLines) || target.maxQueuedLines < 1)) {
+      throw new NodeConfigError('logging.logstash.maxQueuedLines', `must be a positive integer (got ${String(target.maxQueuedLines)})`);
+    }
     this.maxQueued = target.maxQueuedLines ?? 10_000;
     const options = {
       host: target.host,
@@ -88,7 +98,8 @@ export class LogstashTransport extends Transport {
     const line = info[MESSAGE];
     if (typeof line === 'string') {
       if (this.manager.logQueue.length >= this.maxQueued) {
-        this.manager.logQueue.shift();
+        // The head may be on the wire (the manager removes it when the write completes): drop the oldest line not yet sent.
+        this.manager.logQueue.splice(this.manager.isFlushing ? 1 : 0, 1);
         this.dropped++;
         this.droppedInOutage++;
       }
@@ -102,7 +113,34 @@ export class LogstashTransport extends Transport {
     return this.manager.logQueue.length;
   }
 
+  /** Whether the connection to Logstash is up. */
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /**
+   * Resolves when every queued line is written, at once during an outage, or
+   * after `timeoutMs` (Logstash slow or still connecting): a shutdown waits a
+   * bounded time for its last lines.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.outage && this.manager.logQueue.length > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  /**
+   * Waits for queued lines (at most `closeTimeoutMs`), then closes the
+   * connection and stops reconnecting; the same promise on every call.
+   */
+  shutdown(): Promise<void> {
+    this.closing ??= this.drain(this.target.closeTimeoutMs ?? 2_000).then(() => this.manager.close());
+    return this.closing;
+  }
+
+  /** Called by winston when the logger ends (it unpipes its transports): the same as `shutdown()`. */
   override close(): void {
-    this.manager.close();
+    void this.shutdown();
   }
 }
