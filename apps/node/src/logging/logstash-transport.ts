@@ -5,8 +5,9 @@
  * bound). A Logstash outage never blocks or crashes the node: a line is
  * handed over and the logger goes on at once (the other transports never
  * wait for this one), at most `maxQueuedLines` wait for the connection (the
- * oldest are dropped and counted), and each outage is reported once, with
- * one more line when the connection is back.
+ * oldest not yet sent are dropped and counted), each outage is reported
+ * once, with one more line when the connection is back, and closing waits a
+ * bounded time for the queued lines. See docs-logging.md.
  */
 import { createRequire } from 'node:module';
 import Transport from 'winston-transport';
