@@ -149,7 +149,8 @@ export function pipelineStatusProjection(options: ReadModelOptions): Projection 
     handler: (envelopes, tx) => applyPipelineStatus(tx, table, envelopes),
     ...(options.key === undefined ? {} : { key: options.key }),
     ...(options.recovery === undefined ? {} : { recovery: options.recovery }),
-    ...(options.slices === undefined ? {} : { slices: options.slices }),
+    // Pipeline entities are `pipeline-<id>`: over a slice range the store can read by eventsBySlices.
+    ...(options.slices === undefined ? {} : { slices: options.slices, entityType: 'pipeline' }),
   });
 }
 
@@ -164,7 +165,8 @@ export function pipelineMetricsHourlyProjection(options: ReadModelOptions): Proj
     handler: (envelopes, tx) => applyPipelineMetricsHourly(tx, table, envelopes),
     ...(options.key === undefined ? {} : { key: options.key }),
     ...(options.recovery === undefined ? {} : { recovery: options.recovery }),
-    ...(options.slices === undefined ? {} : { slices: options.slices }),
+    // Pipeline entities are `pipeline-<id>`: over a slice range the store can read by eventsBySlices.
+    ...(options.slices === undefined ? {} : { slices: options.slices, entityType: 'pipeline' }),
   });
 }
 
