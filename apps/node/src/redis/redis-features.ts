@@ -22,6 +22,7 @@ import type { DataflowNode } from '../node/dataflow-node.js';
 import type { NodeLogger } from '../node/node-logger.js';
 import { Redis } from 'ioredis';
 import { RedisUnavailableError } from './redis-errors.js';
+import { createThroughputCounters } from './throughput-counters.js';
 import { createTokenBucketLimiter, type Acquired, type RateLimit } from './token-bucket.js';
 
 /** A status change as published. */
@@ -140,52 +141,17 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
     if (!closing) failed('subscribe', error);
   });
 
-  let pending = new Map<string, number>();
-  let dropped = 0;
-  const flush = async (): Promise<void> => {
-    if (pending.size === 0) return;
-    const batch = pending;
-    pending = new Map();
-    const second = Math.floor(Date.now() / 1000);
-    const multi = client.pipeline();
-    for (const [pipelineId, records] of batch) {
-      const key = `${prefix}rate:${pipelineId}`;
-      multi.hincrby(key, String(second), records).expire(key, 120);
-    }
-    let error: unknown;
-    try {
-      // A pipeline resolves with an error per command instead of rejecting.
-      const results = await multi.exec();
-      error = results === null ? new Error('pipeline discarded') : results.find(([e]) => e !== null)?.[0];
-    } catch (e) {
-      error = e;
-    }
-    if (error !== undefined && error !== null) {
-      for (const records of batch.values()) dropped += records;
-      failed('flush counters', error);
-    }
-  };
+  const counters = createThroughputCounters(client, prefix, (error) => failed(error.operation, error));
+  const flush = (): Promise<void> => counters.flush();
   const timer = setInterval(() => void flush(), options.flushIntervalMs ?? 1_000);
   timer.unref();
   const limiter = createTokenBucketLimiter(client, prefix, options.rateLimits ?? {}, (error) => failed('acquire', error));
 
   const features: RedisFeatures = {
     state: () => (problem === undefined ? { state: 'ok' } : { state: 'degraded', ...problem }),
-    count: (pipelineId, records) => {
-      if (records > 0) pending.set(pipelineId, (pending.get(pipelineId) ?? 0) + records);
-    },
+    count: (pipelineId, records) => counters.count(pipelineId, records),
     flush,
-    recordsPerSecond: async (pipelineId, seconds = 10) => {
-      const now = Math.floor(Date.now() / 1000);
-      const fields = Array.from({ length: seconds }, (_, i) => String(now - 1 - i));
-      try {
-        const values = await client.hmget(`${prefix}rate:${pipelineId}`, ...fields);
-        return values.reduce((sum, v) => sum + (v === null ? 0 : Number(v)), 0) / seconds;
-      } catch (error) {
-        failed('read records/s', error);
-        return undefined;
-      }
-    },
+    recordsPerSecond: (pipelineId, seconds) => counters.recordsPerSecond(pipelineId, seconds),
     acquire: (pipelineId, n) => limiter.acquire(pipelineId, n),
     setRateLimit: (pipelineId, limit) => limiter.setLimit(pipelineId, limit),
     publishStatus: async (message) => {
@@ -216,7 +182,7 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
       };
     },
     get dropped() {
-      return dropped;
+      return counters.dropped;
     },
     get failures() {
       return failures;
