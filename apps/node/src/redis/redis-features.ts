@@ -20,19 +20,12 @@
  */
 import type { DataflowNode } from '../node/dataflow-node.js';
 import type { NodeLogger } from '../node/node-logger.js';
+export type { StatusMessage } from './status-feed.js';
 import { Redis } from 'ioredis';
 import { RedisUnavailableError } from './redis-errors.js';
+import { createStatusFeed, type StatusMessage } from './status-feed.js';
 import { createThroughputCounters } from './throughput-counters.js';
 import { createTokenBucketLimiter, type Acquired, type RateLimit } from './token-bucket.js';
-
-/** A status change as published. */
-export interface StatusMessage {
-  readonly pipelineId: string;
-  readonly status: string;
-  readonly from: string;
-  readonly nodeId: string;
-  readonly at: string;
-}
 
 export interface RedisFeaturesOptions {
   readonly url: string;
@@ -126,20 +119,7 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
   // The subscriber reconnects by itself and resubscribes; its errors are the same outage the client reports.
   subscriber.on('error', (error: Error) => options.logger.debug(`redis subscriber: ${error.message}`));
 
-  const listeners = new Set<(message: StatusMessage) => void>();
-  const channel = `${prefix}status`;
-  subscriber.on('message', (_channel: string, text: string) => {
-    const message = parseStatus(text);
-    if (message === undefined) {
-      options.logger.debug(`redis: ignored a message on ${channel} that is not a status change`);
-      return;
-    }
-    client.del(`${prefix}status:${message.pipelineId}`).catch((error: unknown) => failed('drop cached status', error));
-    for (const listener of listeners) listener(message);
-  });
-  subscriber.subscribe(channel).catch((error: unknown) => {
-    if (!closing) failed('subscribe', error);
-  });
+  const feed = createStatusFeed({ client, subscriber, keyPrefix: prefix, nodeId: options.nodeId, statusTtlMs, logger: options.logger, onFailure: (error) => failed(error.operation, error) });
 
   const counters = createThroughputCounters(client, prefix, (error) => failed(error.operation, error));
   const flush = (): Promise<void> => counters.flush();
@@ -154,25 +134,9 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
     recordsPerSecond: (pipelineId, seconds) => counters.recordsPerSecond(pipelineId, seconds),
     acquire: (pipelineId, n) => limiter.acquire(pipelineId, n),
     setRateLimit: (pipelineId, limit) => limiter.setLimit(pipelineId, limit),
-    publishStatus: async (message) => {
-      const full: StatusMessage = { ...message, nodeId: options.nodeId, at: new Date().toISOString() };
-      await client.publish(channel, JSON.stringify(full)).catch((error: unknown) => failed('publish status', error));
-    },
-    onStatus: (listener) => {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
-    },
-    cachedStatus: async <T>(pipelineId: string, read: () => Promise<T>): Promise<T> => {
-      const key = `${prefix}status:${pipelineId}`;
-      const cached = await client.get(key).catch((error: unknown) => {
-        failed('read cached status', error);
-        return null;
-      });
-      if (cached !== null) return JSON.parse(cached) as T;
-      const value = await read();
-      await client.set(key, JSON.stringify(value), 'PX', statusTtlMs).catch((error: unknown) => failed('cache status', error));
-      return value;
-    },
+    publishStatus: (message) => feed.publish(message),
+    onStatus: (listener) => feed.onStatus(listener),
+    cachedStatus: (pipelineId, read) => feed.cached(pipelineId, read),
     attach: (node) => {
       const offBatch = node.events.on('pipeline.batch.completed', (e) => features.count(e.pipelineId, e.records));
       const offStatus = node.events.on('pipeline.status.changed', (e) => void features.publishStatus({ pipelineId: e.pipelineId, status: e.to, from: e.from }));
@@ -191,26 +155,12 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
       closing = true;
       clearInterval(timer);
       await flush();
-      listeners.clear();
+      feed.close();
       subscriber.disconnect();
       client.disconnect();
     },
   };
   return features;
-}
-
-/** A published status change, or undefined when `text` is not one (another publisher on the channel). */
-function parseStatus(text: string): StatusMessage | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined; // not JSON: reported by the caller as an ignored message
-  }
-  if (typeof value !== 'object' || value === null) return undefined;
-  const m = value as Record<string, unknown>;
-  const fields = ['pipelineId', 'status', 'nodeId', 'at'] as const;
-  return fields.every((f) => typeof m[f] === 'string') ? (value as StatusMessage) : undefined;
 }
 
 function redacted(url: string): string {
