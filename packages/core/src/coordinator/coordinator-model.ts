@@ -37,6 +37,8 @@ export type CoordinatorEvent =
       readonly sinkType: string;
     }
   | { readonly type: 'PipelineUnregistered'; readonly at: number; readonly pipelineId: string }
+  /** A registered pipeline's definition changed its source or sink type (its name never changes). */
+  | { readonly type: 'PipelineRegistrationUpdated'; readonly at: number; readonly pipelineId: string; readonly sourceType: string; readonly sinkType: string }
   | {
       readonly type: 'PipelineStatusUpdated';
       readonly at: number;
@@ -110,6 +112,11 @@ export function evolveCoordinator(state: CoordinatorState, event: CoordinatorEve
           updatedAt: event.at,
         }),
       };
+    case 'PipelineRegistrationUpdated': {
+      const current = state.pipelines.get(event.pipelineId);
+      if (current === undefined) return state;
+      return { ...state, pipelines: withEntry(state.pipelines, event.pipelineId, { ...current, sourceType: event.sourceType, sinkType: event.sinkType, updatedAt: event.at }) };
+    }
     case 'PipelineUnregistered':
       if (!state.pipelines.has(event.pipelineId)) return state;
       return { ...state, pipelines: withoutEntry(state.pipelines, event.pipelineId) };
@@ -197,7 +204,11 @@ export type CoordinatorDecision =
   | { readonly type: 'update-status'; readonly pipelineId: string; readonly status: PipelineStatus; readonly totalRecords: number; readonly failedRecords: number }
   | { readonly type: 'report-resources'; readonly usage: Omit<ResourceUsage, 'at'> };
 
-/** Events for `command`, or a typed refusal. Registering an existing id with the same name is idempotent. */
+/**
+ * Events for `command`, or a typed refusal. Registering an existing id with
+ * the same name is idempotent; with other source or sink types it updates them
+ * (a changed definition).
+ */
 export function decideCoordinator(
   state: CoordinatorState,
   command: CoordinatorDecision,
@@ -207,7 +218,13 @@ export function decideCoordinator(
     case 'register': {
       const existing = state.pipelines.get(command.pipelineId);
       if (existing !== undefined) {
-        if (existing.name === command.name) return { ok: true, events: [] };
+        if (existing.name === command.name) {
+          if (existing.sourceType === command.sourceType && existing.sinkType === command.sinkType) return { ok: true, events: [] };
+          return {
+            ok: true,
+            events: [{ type: 'PipelineRegistrationUpdated', at: now, pipelineId: command.pipelineId, sourceType: command.sourceType, sinkType: command.sinkType }],
+          };
+        }
         return { ok: false, error: new CoordinatorCommandRejectedError('register', command.pipelineId, `the id is taken by ${existing.name}`) };
       }
       const taken = [...state.pipelines.values()].find((p) => p.name === command.name);

@@ -55,6 +55,14 @@ describe('coordinator', () => {
     expect(decideCoordinator(state, status('a', 'configured' as 'running'), 5)).toEqual({ ok: true, events: [] });
   });
 
+  it('updates the source and sink types of a changed definition, keeping status and totals', () => {
+    const state = run(emptyCoordinatorState, reg('a'), status('a', 'stopped', 42));
+    const changed = decideCoordinator(state, { type: 'register', pipelineId: 'a', name: 'name-a', sourceType: 'kafka', sinkType: 'postgres' }, 7);
+    expect(changed).toEqual({ ok: true, events: [{ type: 'PipelineRegistrationUpdated', at: 7, pipelineId: 'a', sourceType: 'kafka', sinkType: 'postgres' }] });
+    const after = changed.ok ? changed.events.reduce(evolveCoordinator, state) : state;
+    expect(listPipelines(after)[0]).toMatchObject({ sourceType: 'kafka', sinkType: 'postgres', status: 'stopped', totalRecords: 42, updatedAt: 7 });
+  });
+
   it('checks resource availability against the limits', () => {
     const limits = { maxCpuPercent: 80, maxMemoryMb: 1024 };
     let state = run(emptyCoordinatorState, { type: 'report-resources', usage: { nodeId: 'n1', cpuPercent: 30, memoryMb: 200 } });

@@ -85,6 +85,10 @@ export async function applyPipelineStatus(tx: SqlQueryable, table: string, envel
         );
         break;
       }
+      case 'PipelineDeleted':
+        // The hourly metrics keep the deleted pipeline's history; its status row goes.
+        await tx.query(`DELETE FROM ${table} WHERE pipeline_id = $1`, [pipelineId]);
+        break;
       case 'BatchProcessed':
         await tx.query(
           `UPDATE ${table} SET total_batches = total_batches + 1, total_records = total_records + $2, total_failures = total_failures + $3, updated_at = $4 WHERE pipeline_id = $1`,

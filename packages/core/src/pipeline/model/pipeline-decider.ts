@@ -20,6 +20,10 @@ export type PipelineDecision =
   | { readonly type: 'resume' }
   | { readonly type: 'reset' }
   | { readonly type: 'update-config'; readonly definition: PipelineDefinitionData }
+  /** Sets the source offset (`null`: from the beginning); only while configured, stopped or failed. */
+  | { readonly type: 'reset-offsets'; readonly sourceOffset: SourceOffset }
+  /** Deletes the pipeline; only while configured, stopped or failed. */
+  | { readonly type: 'delete' }
   /** May a batch with this id be ingested now? (no events: execution follows) */
   | { readonly type: 'ingest'; readonly batchId: string }
   /** A batch went through transforms and sink: record it and its checkpoint. */
@@ -153,6 +157,14 @@ export function decidePipeline(
         return reject(state, 'update the configuration', 'the configuration may change only while configured or stopped');
       }
       return accept({ type: 'ConfigUpdated', at, definition: command.definition });
+    case 'reset-offsets':
+      if (!allowed(s, 'configured', 'stopped', 'failed')) {
+        return reject(state, 'reset the offsets', 'offsets may change only while configured, stopped or failed: stop the pipeline first');
+      }
+      return accept({ type: 'OffsetsReset', at, sourceOffset: command.sourceOffset, previous: state.checkpoint?.sourceOffset ?? null });
+    case 'delete':
+      if (!allowed(s, 'configured', 'stopped', 'failed')) return reject(state, 'delete', 'only a configured, stopped or failed pipeline can be deleted: stop it first');
+      return accept({ type: 'PipelineDeleted', at });
     case 'ingest':
       if (state.recentBatchIds.includes(command.batchId)) return { ok: true, events: [], duplicate: true };
       if (s !== 'running') {

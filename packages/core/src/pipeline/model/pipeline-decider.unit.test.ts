@@ -36,16 +36,18 @@ const commands: Record<string, PipelineDecision> = {
   reset: { type: 'reset' },
   'update-config': { type: 'update-config', definition },
   ingest: { type: 'ingest', batchId: 'b1' },
+  'reset-offsets': { type: 'reset-offsets', sourceOffset: null },
+  delete: { type: 'delete' },
 };
 
 /** [status, command] → the events it produces, or 'refused'. [] = accepted without a change (idempotent). */
 const table: Record<PipelineStatus, Record<string, string[] | 'refused'>> = {
-  empty: { create: ['PipelineCreated'], start: 'refused', stop: 'refused', pause: 'refused', resume: 'refused', reset: 'refused', 'update-config': 'refused', ingest: 'refused' },
-  configured: { create: 'refused', start: ['PipelineStarted'], stop: 'refused', pause: 'refused', resume: 'refused', reset: 'refused', 'update-config': ['ConfigUpdated'], ingest: 'refused' },
-  running: { create: 'refused', start: [], stop: ['PipelineStopped'], pause: ['PipelinePaused'], resume: [], reset: 'refused', 'update-config': 'refused', ingest: [] },
-  paused: { create: 'refused', start: 'refused', stop: ['PipelineStopped'], pause: [], resume: ['PipelineResumed'], reset: 'refused', 'update-config': 'refused', ingest: 'refused' },
-  stopped: { create: 'refused', start: ['PipelineStarted'], stop: [], pause: 'refused', resume: 'refused', reset: 'refused', 'update-config': ['ConfigUpdated'], ingest: 'refused' },
-  failed: { create: 'refused', start: 'refused', stop: 'refused', pause: 'refused', resume: 'refused', reset: ['PipelineReset'], 'update-config': 'refused', ingest: 'refused' },
+  empty: { create: ['PipelineCreated'], start: 'refused', stop: 'refused', pause: 'refused', resume: 'refused', reset: 'refused', 'update-config': 'refused', ingest: 'refused', 'reset-offsets': 'refused', delete: 'refused' },
+  configured: { create: 'refused', start: ['PipelineStarted'], stop: 'refused', pause: 'refused', resume: 'refused', reset: 'refused', 'update-config': ['ConfigUpdated'], ingest: 'refused', 'reset-offsets': ['OffsetsReset'], delete: ['PipelineDeleted'] },
+  running: { create: 'refused', start: [], stop: ['PipelineStopped'], pause: ['PipelinePaused'], resume: [], reset: 'refused', 'update-config': 'refused', ingest: [], 'reset-offsets': 'refused', delete: 'refused' },
+  paused: { create: 'refused', start: 'refused', stop: ['PipelineStopped'], pause: [], resume: ['PipelineResumed'], reset: 'refused', 'update-config': 'refused', ingest: 'refused', 'reset-offsets': 'refused', delete: 'refused' },
+  stopped: { create: 'refused', start: ['PipelineStarted'], stop: [], pause: 'refused', resume: 'refused', reset: 'refused', 'update-config': ['ConfigUpdated'], ingest: 'refused', 'reset-offsets': ['OffsetsReset'], delete: ['PipelineDeleted'] },
+  failed: { create: 'refused', start: 'refused', stop: 'refused', pause: 'refused', resume: 'refused', reset: ['PipelineReset'], 'update-config': 'refused', ingest: 'refused', 'reset-offsets': ['OffsetsReset'], delete: ['PipelineDeleted'] },
 };
 
 const expectedStatusAfter: Partial<Record<string, PipelineStatus>> = {
@@ -55,6 +57,7 @@ const expectedStatusAfter: Partial<Record<string, PipelineStatus>> = {
   PipelinePaused: 'paused',
   PipelineResumed: 'running',
   PipelineReset: 'configured',
+  PipelineDeleted: 'empty',
 };
 
 describe('pipeline state machine', () => {
@@ -129,6 +132,52 @@ describe('pipeline state machine', () => {
       expect(after.definition).toBe(failed.definition);
       expect(after.checkpoint).toBe(failed.checkpoint);
     }
+  });
+});
+
+describe('offsets reset and delete', () => {
+  const finalMetrics = { recordsProcessed: 7, recordsFailed: 0, recordsDeadLettered: 0, batches: 1, avgBatchMs: 1, throughputPerSec: 1, lastProcessedAt: 3 };
+  const checkpoint = { batchId: 'p1:1', sourceOffset: { next: 7 }, sinkPosition: { bytes: 70 }, recordsProcessed: 7, transformStates: [{ open: 1 }] };
+  const stopped = replay(created, { type: 'PipelineStarted', at: 2 }, { type: 'CheckpointUpdated', at: 3, checkpoint }, { type: 'PipelineStopped', at: 4, reason: 'done', finalMetrics });
+
+  it('sets the source offset and keeps the sink position, transform states and the previous offset on record', () => {
+    const result = decidePipeline(stopped, { type: 'reset-offsets', sourceOffset: null }, ctx, retry);
+    if (!result.ok) throw result.error;
+    expect(result.events).toEqual([{ type: 'OffsetsReset', at: ctx.now, sourceOffset: null, previous: { next: 7 } }]);
+    const after = result.events.reduce(evolvePipeline, stopped);
+    if (after.status !== 'stopped') throw new Error(`unexpected ${after.status}`);
+    expect(after.checkpoint).toEqual({ ...checkpoint, sourceOffset: null });
+    expect(pipelineEventTags(result.events[0]!)).toContain('pipeline-lifecycle');
+  });
+
+  it('records a given offset on a pipeline that never checkpointed, and nothing for a reset to the beginning', () => {
+    const configured = reach.configured;
+    const to = decidePipeline(configured, { type: 'reset-offsets', sourceOffset: { next: 3 } }, ctx, retry);
+    const after = to.ok ? to.events.reduce(evolvePipeline, configured) : configured;
+    expect(after.status !== 'empty' && after.checkpoint?.sourceOffset).toEqual({ next: 3 });
+    const back = decidePipeline(configured, { type: 'reset-offsets', sourceOffset: null }, ctx, retry);
+    const same = back.ok ? back.events.reduce(evolvePipeline, configured) : configured;
+    expect(same.status !== 'empty' && same.checkpoint).toBeNull();
+  });
+
+  it('refuses an offsets reset or a delete of a running or paused pipeline with what to do', () => {
+    for (const status of ['running', 'paused'] as const) {
+      const reset = decidePipeline(reach[status], { type: 'reset-offsets', sourceOffset: null }, ctx, retry);
+      expect(!reset.ok && reset.error.message).toMatch(/stop the pipeline first/);
+      const deleted = decidePipeline(reach[status], { type: 'delete' }, ctx, retry);
+      expect(!deleted.ok && deleted.error.message).toMatch(/stop it first/);
+    }
+  });
+
+  it('empties a deleted pipeline, so its id can be created again from scratch', () => {
+    const result = decidePipeline(stopped, { type: 'delete' }, ctx, retry);
+    if (!result.ok) throw result.error;
+    const deleted = result.events.reduce(evolvePipeline, stopped);
+    expect(deleted).toEqual(emptyPipelineState);
+    const again = decidePipeline(deleted, { type: 'create', pipelineId: 'p1', definition }, ctx, retry);
+    const recreated = again.ok ? again.events.reduce(evolvePipeline, deleted) : deleted;
+    expect(recreated.status).toBe('configured');
+    expect(recreated.status !== 'empty' && [recreated.checkpoint, recreated.metrics.recordsProcessed]).toEqual([null, 0]);
   });
 });
 

@@ -65,6 +65,18 @@ export type PipelineEvent =
   | { readonly type: 'PipelineFailed'; readonly at: number; readonly error: FailureInfo }
   | { readonly type: 'PipelineReset'; readonly at: number }
   | { readonly type: 'ConfigUpdated'; readonly at: number; readonly definition: PipelineDefinitionData }
+  /**
+   * The source offset was set while the pipeline did not run: `null` means
+   * "from the beginning" (the source's own start). The sink position and the
+   * stateful transforms' states of the checkpoint are kept; `previous` is the
+   * offset it replaced, for the record.
+   */
+  | { readonly type: 'OffsetsReset'; readonly at: number; readonly sourceOffset: SourceOffset; readonly previous: SourceOffset }
+  /**
+   * The pipeline was deleted: its state is empty again (the id may be created
+   * anew); its history stays in the journal.
+   */
+  | { readonly type: 'PipelineDeleted'; readonly at: number }
   | {
       readonly type: 'RetryScheduled';
       readonly at: number;
@@ -95,6 +107,8 @@ const lifecycle = new Set<PipelineEventType>([
   'PipelineResumed',
   'PipelineReset',
   'ConfigUpdated',
+  'OffsetsReset',
+  'PipelineDeleted',
   'PipelineFailed',
 ]);
 const batch = new Set<PipelineEventType>(['BatchIngested', 'BatchProcessed', 'CheckpointUpdated', 'BatchTimedOut']);

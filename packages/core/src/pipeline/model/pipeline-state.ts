@@ -78,6 +78,7 @@ export function evolvePipeline(state: PipelineState, event: PipelineEvent): Pipe
     };
   }
   if (state.status === 'empty') return state;
+  if (event.type === 'PipelineDeleted') return emptyPipelineState;
   const d = { ...data(state), updatedAt: event.at };
   switch (event.type) {
     case 'PipelineStarted':
@@ -93,6 +94,11 @@ export function evolvePipeline(state: PipelineState, event: PipelineEvent): Pipe
       return { status: 'configured', ...d, retry: null };
     case 'ConfigUpdated':
       return { ...state, ...d, definition: event.definition };
+    case 'OffsetsReset': {
+      const base = d.checkpoint ?? { batchId: 'offsets-reset', sinkPosition: null, recordsProcessed: d.metrics.recordsProcessed, transformStates: null };
+      const checkpoint = d.checkpoint === null && event.sourceOffset === null ? null : { ...base, sourceOffset: event.sourceOffset };
+      return { ...state, ...d, checkpoint };
+    }
     case 'BatchIngested':
       return { ...state, ...d };
     case 'BatchProcessed': {

@@ -150,6 +150,12 @@ class PipelineRuntime {
       case 'reset':
         this.decide(message.type, { type: message.type }, message.replyTo);
         return;
+      case 'reset-offsets':
+        this.decide(message.type, { type: 'reset-offsets', sourceOffset: message.sourceOffset }, message.replyTo);
+        return;
+      case 'delete':
+        this.decide(message.type, { type: 'delete' }, message.replyTo);
+        return;
       case 'stop':
       case 'pause':
         this.decide(message.type, { type: message.type, reason: message.reason }, message.replyTo);

@@ -385,6 +385,51 @@ describe('pipeline actor', () => {
     expect(sinkData.records().map((r) => r['id'])).toEqual(Array.from({ length: 20 }, (_, i) => i));
   });
 
+  it('replays the source from the beginning after an offsets reset, and a deleted pipeline recovers empty and can be created again', async () => {
+    const world = new World();
+    const st = store();
+    const data = new ArrayData(Array.from({ length: 12 }, (_, i) => rec(i)));
+    const sinkData = new SinkData();
+    const written: DataRecord[] = [];
+    const system = newSystem();
+    // A re-created pipeline numbers its batches from 1 again: keep every write, not the last per batch id.
+    const h = spawn(system, st, new ArraySource(data, world), new MapSink(sinkData, world, { afterWrite: (batch) => written.push(...batch.records) }));
+    await call(h.pipeline, (replyTo) => ({ type: 'create', definition: definition(), replyTo }));
+    await call(h.pipeline, (replyTo) => ({ type: 'start', replyTo }));
+    await until(async () => (await stateOf(h.pipeline)).status === 'stopped', 'the end of the source');
+    expect(written).toHaveLength(12);
+
+    const deleted = await call(h.pipeline, (replyTo) => ({ type: 'delete', replyTo }));
+    expect(deleted.status === 'success' && deleted.value.state).toEqual({ status: 'empty' });
+    const recreated = await call(h.pipeline, (replyTo) => ({ type: 'create', definition: definition({ name: 'second' }), replyTo }));
+    expect(recreated.status === 'success' && recreated.value.state.status).toBe('configured');
+    await call(h.pipeline, (replyTo) => ({ type: 'start', replyTo }));
+    const running = await call(h.pipeline, (replyTo) => ({ type: 'reset-offsets', sourceOffset: null, replyTo }));
+    expect(running.status === 'error' && running.error.message).toMatch(/stop the pipeline first/);
+    await until(async () => (await stateOf(h.pipeline)).status === 'stopped', 'the second run to end');
+    // A fresh pipeline starts from the beginning: 12 more records.
+    expect(written).toHaveLength(24);
+
+    const reset = await call(h.pipeline, (replyTo) => ({ type: 'reset-offsets', sourceOffset: 6, replyTo }));
+    expect(reset.status === 'success' && reset.value.state.status !== 'empty' && reset.value.state.checkpoint?.sourceOffset).toBe(6);
+    await call(h.pipeline, (replyTo) => ({ type: 'start', replyTo }));
+    await until(async () => (await stateOf(h.pipeline)).status === 'stopped', 'the third run to end');
+    expect(written.slice(24).map((r) => r['id'])).toEqual([6, 7, 8, 9, 10, 11]);
+
+    await call(h.pipeline, (replyTo) => ({ type: 'delete', replyTo }));
+    await system.stop(h.pipeline);
+    const again = spawn(newSystem(), st, new ArraySource(data, world), new MapSink(sinkData, world));
+    expect(await stateOf(again.pipeline)).toEqual({ status: 'empty' });
+    const types = (await journalEvents(st.journal)).map((e) => e.type);
+    expect(types.filter((t) => t === 'PipelineDeleted' || t === 'OffsetsReset' || t === 'PipelineCreated')).toEqual([
+      'PipelineCreated',
+      'PipelineDeleted',
+      'PipelineCreated',
+      'OffsetsReset',
+      'PipelineDeleted',
+    ]);
+  });
+
   it('arms a batch timeout that fires and re-drives the batch', async () => {
     // A hung write never settles, so this runs on the real clock (the test
     // clock's advance waits for every handler to settle) with short timings.

@@ -8,7 +8,7 @@ import type { StatusReply } from '../../actor/status-reply.js';
 import type { DataRecord } from '../../connector/data-record.js';
 import type { DeadLetterTarget } from '../../connector/dead-letter.js';
 import type { Sink } from '../../connector/sink.js';
-import type { Source } from '../../connector/source.js';
+import type { Source, SourceOffset } from '../../connector/source.js';
 import { DataflowError, isDataflowError } from '../../errors/dataflow-error.js';
 import type { EntityPersistence } from '../../event-sourcing/recovery.js';
 import type { LookupSource } from '../../transforms/enrich/lookup-source.js';
@@ -80,6 +80,10 @@ export type PipelineCommand =
   | { readonly type: 'pause'; readonly reason: string; readonly replyTo?: PipelineReplyRef }
   | { readonly type: 'resume'; readonly replyTo?: PipelineReplyRef }
   | { readonly type: 'reset'; readonly replyTo?: PipelineReplyRef }
+  /** Sets where the source resumes (`null`: from its beginning); refused unless configured, stopped or failed. */
+  | { readonly type: 'reset-offsets'; readonly sourceOffset: SourceOffset; readonly replyTo?: PipelineReplyRef }
+  /** Deletes the pipeline (its state is empty again, its journal keeps the history); refused unless configured, stopped or failed. */
+  | { readonly type: 'delete'; readonly replyTo?: PipelineReplyRef }
   | { readonly type: 'update-config'; readonly definition: unknown; readonly replyTo?: PipelineReplyRef }
   /**
    * Pushes a batch into a running pipeline (in addition to its source);
