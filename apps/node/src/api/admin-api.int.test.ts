@@ -102,6 +102,54 @@ describe('the admin API', () => {
     expectError(await call('GET', '/api/v1/pipelines/orders/events?limit=0'), 400, 'bad-request');
   });
 
+  it('updates a stopped pipeline, resets its offsets and deletes it; refuses each while it runs (409) and names what is wrong', { timeout: 60_000 }, async () => {
+    expect((await call('POST', '/api/v1/pipelines', { id: 'changes', definition: numbers('changes'), start: true })).status).toBe(201);
+    await vi.waitFor(async () => expect((await call('GET', '/api/v1/pipelines/changes/offsets')).body?.['checkpoint']).not.toBeNull(), { timeout: 20_000 });
+
+    const whileRunning = await call('PUT', '/api/v1/pipelines/changes', { definition: numbers('changes', { batch: { size: 5, maxWaitMs: 20 } }) });
+    expectError(whileRunning, 409, 'conflict');
+    expect(whileRunning.body?.['message']).toMatch(/only while configured or stopped/);
+    expectError(await call('DELETE', '/api/v1/pipelines/changes/offsets'), 409, 'conflict');
+    const deleteRunning = await call('DELETE', '/api/v1/pipelines/changes');
+    expectError(deleteRunning, 409, 'conflict');
+    expect(deleteRunning.body?.['message']).toMatch(/stop it first/);
+
+    await call('POST', '/api/v1/pipelines/changes/stop');
+    const updated = await call('PUT', '/api/v1/pipelines/changes', { definition: numbers('changes', { sink: { type: 'file', path: join(dir, 'changes.jsonl'), format: 'jsonl' }, batch: { size: 5, maxWaitMs: 20 } }) });
+    expect(updated.status, JSON.stringify(updated.body)).toBe(200);
+    expect(updated.body).toMatchObject({ id: 'changes', status: 'stopped', definition: { batch: { size: 5 }, sink: { type: 'file' } } });
+    expect((await call('GET', '/api/v1/pipelines')).body?.['pipelines']).toContainEqual(expect.objectContaining({ id: 'changes', sinkType: 'file' }));
+    const renamed = await call('PUT', '/api/v1/pipelines/changes', { definition: numbers('renamed') });
+    expectError(renamed, 400, 'bad-request');
+    expect(renamed.body?.['details']).toEqual([expect.objectContaining({ field: 'definition.name' })]);
+    const invalid = await call('PUT', '/api/v1/pipelines/changes', { definition: numbers('changes', { batch: { size: 0 } }) });
+    expectError(invalid, 400, 'bad-request');
+    expect(invalid.body?.['details']).toEqual([expect.objectContaining({ field: 'definition.batch.size' })]);
+    expectError(await call('PUT', '/api/v1/pipelines/changes', { name: 'no definition' }), 400, 'bad-request');
+    expectError(await call('PUT', '/api/v1/pipelines/nope', { definition: numbers('nope') }), 404, 'not-found');
+
+    const before = (await call('GET', '/api/v1/pipelines/changes/offsets')).body?.['checkpoint'] as { sourceOffset: unknown };
+    expect(before.sourceOffset).not.toBeNull();
+    const reset = await call('DELETE', '/api/v1/pipelines/changes/offsets');
+    expect(reset.status).toBe(200);
+    expect(reset.body).toMatchObject({ id: 'changes', checkpoint: { sourceOffset: null } });
+    expectError(await call('DELETE', '/api/v1/pipelines/nope/offsets'), 404, 'not-found');
+    const events = (await call('GET', '/api/v1/pipelines/changes/events?limit=500')).body?.['events'] as { eventType: string; payload: Record<string, unknown> }[];
+    expect(events.at(-1)).toMatchObject({ eventType: 'OffsetsReset', payload: { sourceOffset: null, previous: before.sourceOffset } });
+
+    const deleted = await call('DELETE', '/api/v1/pipelines/changes');
+    expect(deleted.status).toBe(204);
+    expect(deleted.body).toBeUndefined();
+    expectError(await call('GET', '/api/v1/pipelines/changes'), 404, 'not-found');
+    expect((await call('GET', '/api/v1/pipelines')).body?.['pipelines']).not.toContainEqual(expect.objectContaining({ id: 'changes' }));
+    expectError(await call('DELETE', '/api/v1/pipelines/changes'), 404, 'not-found');
+    // The id is free again: a new pipeline starts from nothing.
+    const again = await call('POST', '/api/v1/pipelines', { id: 'changes', definition: numbers('changes') });
+    expect(again.status).toBe(201);
+    expect(again.body).toMatchObject({ status: 'configured', checkpoint: null, metrics: { recordsProcessed: 0 } });
+    expect((await call('DELETE', '/api/v1/pipelines/changes')).status).toBe(204);
+  });
+
   it('refuses bad input with field-level errors, unknown ids with 404, big bodies with 413, poisoned and deep bodies with 400', async () => {
     const invalid = await call('POST', '/api/v1/pipelines', { definition: { name: 'x', source: { type: 'nowhere' }, sink: { type: 'console' } } });
     expectError(invalid, 400, 'bad-request');
@@ -165,6 +213,8 @@ describe('the admin API', () => {
     const doc = (await call('GET', '/api/v1/openapi.json')).body as { openapi: string; paths: Record<string, Record<string, unknown>>; components?: { schemas?: Record<string, unknown> } };
     expect(doc.openapi).toMatch(/^3\.\d+\.\d+$/);
     const paths = Object.keys(doc.paths);
+    expect(Object.keys(doc.paths['/api/v1/pipelines/{id}'] ?? {})).toEqual(expect.arrayContaining(['get', 'put', 'delete']));
+    expect(Object.keys(doc.paths['/api/v1/pipelines/{id}/offsets'] ?? {})).toEqual(expect.arrayContaining(['get', 'delete']));
     for (const path of ['/api/v1/pipelines', '/api/v1/pipelines/{id}', '/api/v1/pipelines/{id}/start', '/api/v1/pipelines/{id}/events', '/api/v1/projections/{name}/rebuild', '/api/v1/feed', '/health', '/ready']) {
       expect(paths).toContain(path);
     }

@@ -1,8 +1,11 @@
 /**
  * `/api/v1/pipelines`: list (filter by status), create (201 + id), get,
- * lifecycle commands (start, stop, pause, resume, reset, restart; 409 when
- * the pipeline's state refuses one), status, metrics, offsets (the
- * checkpoint) and a page of the pipeline's journal events.
+ * update (PUT, while configured or stopped), delete (while configured,
+ * stopped or failed), lifecycle commands (start, stop, pause, resume, reset,
+ * restart; 409 when the pipeline's state refuses one), status, metrics,
+ * offsets (read; DELETE resets them, as Kafka Connect's `DELETE
+ * /connectors/{name}/offsets`, only while not running) and a page of the
+ * pipeline's journal events.
  */
 import type { ConfiguredPipelineState, PipelineState } from '@dataflow/core';
 import type { FastifyInstance } from 'fastify';
@@ -96,6 +99,55 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode)
     '/api/v1/pipelines/:id',
     { schema: { tags: ['pipelines'], summary: 'A pipeline: definition, status, checkpoint and metrics', params: idParams, response: { 200: pipelineSchema, ...error([400, 404, 503]) } } },
     async (request) => pipelineView(await existing(node, request.params.id)),
+  );
+
+  app.put<{ Params: { id: string }; Body: { definition: Record<string, unknown> } }>(
+    '/api/v1/pipelines/:id',
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'Replace the definition of a configured or stopped pipeline (validated field by field; the name cannot change; 409 while running, paused or failed)',
+        params: idParams,
+        body: { type: 'object', additionalProperties: false, required: ['definition'], properties: { definition: anyObject } },
+        response: { 200: pipelineSchema, ...error([400, 404, 409, 413, 503]) },
+      },
+    },
+    async (request) => pipelineView(await node.updatePipeline(request.params.id, request.body.definition)),
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/api/v1/pipelines/:id',
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'Delete a configured, stopped or failed pipeline (409 while running or paused: stop it first); its journal keeps the history',
+        params: idParams,
+        response: { 204: { type: 'null' }, ...error([400, 404, 409, 503]) },
+      },
+    },
+    async (request, reply) => {
+      await existing(node, request.params.id);
+      await node.deletePipeline(request.params.id);
+      return reply.status(204).send();
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/api/v1/pipelines/:id/offsets',
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary:
+          "Forget the source offset: the next start opens the source as a new pipeline's would (a file from its beginning, Kafka at the group's committed offsets); 409 unless configured, stopped or failed",
+        params: idParams,
+        response: { 200: anyObject, ...error([400, 404, 409, 503]) },
+      },
+    },
+    async (request) => {
+      await existing(node, request.params.id);
+      const state = await node.resetOffsets(request.params.id);
+      return { id: request.params.id, message: "the source offset was reset: the next start opens the source as a new pipeline's would", checkpoint: state.checkpoint };
+    },
   );
 
   app.get<{ Params: { id: string } }>(

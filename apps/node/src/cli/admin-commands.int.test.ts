@@ -85,6 +85,26 @@ describe('dataflow pipelines / projections', () => {
     expect((await cli('pipelines', 'create')).code).toBe(78);
   });
 
+  it('updates, resets the offsets of and deletes a stopped pipeline; refuses a running one with exit 1', { timeout: 60_000 }, async () => {
+    const file = join(dir, 'bigger.yaml');
+    await writeFile(file, 'name: numbers\nsource: { type: generator, rate: 100, fields: { id: { kind: sequence } } }\nsink: { type: console }\nbatch: { size: 25, maxWaitMs: 20 }\n');
+    expect(await cli('pipelines', 'update', 'numbers', '-f', file)).toEqual({ code: 0, out: 'updated pipeline numbers (stopped)\n', err: '' });
+    expect((JSON.parse((await cli('pipelines', 'status', 'numbers', '--json')).out) as { definition: { batch: { size: number } } }).definition.batch.size).toBe(25);
+    const reset = await cli('pipelines', 'reset-offsets', 'numbers', '--json');
+    expect(reset.code).toBe(0);
+    expect(JSON.parse(reset.out)).toMatchObject({ id: 'numbers', checkpoint: { sourceOffset: null } });
+    await cli('pipelines', 'start', 'numbers');
+    const refused = await cli('pipelines', 'delete', 'numbers');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/cannot delete while running: .*stop it first/);
+    expect((await cli('pipelines', 'update', 'numbers', '-f', file)).code).toBe(1);
+    await cli('pipelines', 'stop', 'numbers');
+    expect(await cli('pipelines', 'delete', 'numbers')).toEqual({ code: 0, out: 'deleted pipeline numbers\n', err: '' });
+    expect((await cli('pipelines', 'list')).out).toBe('no pipelines\n');
+    expect((await cli('pipelines', 'delete', 'numbers')).code).toBe(1);
+    expect((await cli('pipelines', 'delete')).code).toBe(78);
+  });
+
   it('shows projections and rebuilds one to the end', { timeout: 90_000 }, async () => {
     await vi.waitFor(async () => expect((await cli('projections', 'status')).out).toMatch(/^pipeline_status\s+running\s+[1-9]/m), { timeout: 30_000 });
     const rebuilt = await cli('projections', 'rebuild', 'pipeline_metrics_hourly');

@@ -45,7 +45,7 @@ interface GlobalFlags {
   readonly json?: boolean;
 }
 
-async function request<T>(connection: Connection, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+export async function request<T>(connection: Connection, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
   let response: Response;
   try {
     response = await fetch(`${connection.url}${path}`, {
@@ -68,6 +68,16 @@ async function request<T>(connection: Connection, method: 'GET' | 'POST', path: 
     throw new AdminRequestError(response.status, `${answer?.message ?? `HTTP ${response.status}`}${details}`);
   }
   return parsed as T;
+}
+
+/** A definition file, YAML or JSON (by extension). */
+async function readDefinition(file: string): Promise<unknown> {
+  try {
+    const text = await readFile(file, 'utf8');
+    return extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 });
+  } catch (error) {
+    throw new AdminRequestError(400, `cannot read the definition ${file}: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 function table(rows: readonly (readonly string[])[]): string {
@@ -132,13 +142,7 @@ export function addAdminCommands(program: Command, io: CliIo, run: (action: () =
       .option('--start', 'start it once created'),
   ).action(async (flags: { file: string; id?: string; start?: boolean }, command: Command) =>
     run(async () => {
-      let definition: unknown;
-      try {
-        const text = await readFile(flags.file, 'utf8');
-        definition = extname(flags.file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 });
-      } catch (error) {
-        throw new AdminRequestError(400, `cannot read the definition ${flags.file}: ${error instanceof Error ? error.message : String(error)}`);
-      }
+      const definition = await readDefinition(flags.file);
       const created = await request<{ id: string; status: string }>(connection(command), 'POST', '/api/v1/pipelines', {
         definition,
         ...(flags.id === undefined ? {} : { id: flags.id }),
@@ -155,6 +159,29 @@ export function addAdminCommands(program: Command, io: CliIo, run: (action: () =
       }),
     );
   }
+  withConnection(
+    pipelines.command('update <id>').description('Replace the definition of a configured or stopped pipeline (YAML or JSON; the name stays)').requiredOption('-f, --file <file>', 'the new definition'),
+  ).action(async (id: string, flags: { file: string }, command: Command) =>
+    run(async () => {
+      const definition = await readDefinition(flags.file);
+      const updated = await request<{ id: string; status: string }>(connection(command), 'PUT', `/api/v1/pipelines/${encodeURIComponent(id)}`, { definition });
+      print(command, updated, () => `updated pipeline ${updated.id} (${updated.status})\n`);
+    }),
+  );
+  withConnection(pipelines.command('reset-offsets <id>').description("Forget a stopped pipeline's source offset: its next start opens the source as a new pipeline's would")).action(
+    async (id: string, _flags: unknown, command: Command) =>
+      run(async () => {
+        const answer = await request<{ id: string; message: string }>(connection(command), 'DELETE', `/api/v1/pipelines/${encodeURIComponent(id)}/offsets`);
+        print(command, answer, () => `pipeline ${answer.id}: ${answer.message}\n`);
+      }),
+  );
+  withConnection(pipelines.command('delete <id>').description('Delete a configured, stopped or failed pipeline (its journal keeps the history)')).action(
+    async (id: string, _flags: unknown, command: Command) =>
+      run(async () => {
+        await request<undefined>(connection(command), 'DELETE', `/api/v1/pipelines/${encodeURIComponent(id)}`);
+        print(command, { id, deleted: true }, () => `deleted pipeline ${id}\n`);
+      }),
+  );
   withConnection(pipelines.command('status <id>').description("A pipeline's status and metrics")).action(async (id: string, _flags: unknown, command: Command) =>
     run(async () => {
       const state = await request<{ id: string; name: string; status: string; reason?: string; metrics: Record<string, unknown>; checkpoint: unknown }>(

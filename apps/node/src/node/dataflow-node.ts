@@ -33,6 +33,7 @@ import {
   type InstrumentationEvent,
   type LookupSource,
   type PipelineCommand,
+  type PipelineDefinition,
   type PipelineReply,
   type PipelineState,
   type PipelineStatus,
@@ -125,6 +126,16 @@ export interface DataflowNode {
   pause(pipelineId: string, reason?: string): Promise<PipelineState>;
   resume(pipelineId: string): Promise<PipelineState>;
   reset(pipelineId: string): Promise<PipelineState>;
+  /**
+   * Replaces the definition of a configured or stopped pipeline (prepared and
+   * validated as in `createPipeline`; the name cannot change). Refused with a
+   * lifecycle conflict while it runs, is paused or failed.
+   */
+  updatePipeline(pipelineId: string, definition: unknown): Promise<ConfiguredPipelineState>;
+  /** Makes the source start from its beginning at the next start; refused unless configured, stopped or failed. */
+  resetOffsets(pipelineId: string): Promise<ConfiguredPipelineState>;
+  /** Deletes a configured, stopped or failed pipeline: unregistered, its actor stopped; its journal keeps the history. */
+  deletePipeline(pipelineId: string): Promise<void>;
   /** The pipeline's state, or undefined when no pipeline has this id. */
   getPipeline(pipelineId: string): Promise<PipelineState | undefined>;
   /** The coordinator's registry, optionally only pipelines in `status`. */
@@ -309,15 +320,12 @@ class Node implements DataflowNode {
 
   async createPipeline(definition: unknown, options: { readonly pipelineId?: string } = {}): Promise<ConfiguredPipelineState> {
     this.ensureRunning();
-    const prepared = this.config.prepareDefinition === undefined ? definition : this.config.prepareDefinition(definition);
-    const validation = validatePipelineDefinition(prepared, { connectors: this.config.connectorRegistry ?? localConnectorRegistry });
-    if (!validation.ok) throw new InvalidPipelineDefinitionError(validation.issues);
+    const valid = this.validated(definition);
     const pipelineId = options.pipelineId ?? (this.config.newPipelineId ?? randomUUID)();
     if (!PIPELINE_ID.test(pipelineId)) {
       throw new InvalidPipelineDefinitionError([{ path: 'pipelineId', message: 'A pipeline id is 1-100 letters, digits, - or _' }]);
     }
     if (this.registry.has(pipelineId)) throw new CoordinatorCommandRejectedError('register', pipelineId, 'a pipeline with this id exists');
-    const valid = validation.definition;
     await this.coordinatorCommand((replyTo) => ({
       type: 'register',
       pipelineId,
@@ -334,6 +342,14 @@ class Node implements DataflowNode {
       throw reply.status === 'success' ? new NodeUnavailableError(`pipeline ${pipelineId} was not created`) : reply.error;
     }
     return reply.value.state;
+  }
+
+  /** `definition` prepared (connection defaults) and validated against the node's connector types. */
+  private validated(definition: unknown): PipelineDefinition {
+    const prepared = this.config.prepareDefinition === undefined ? definition : this.config.prepareDefinition(definition);
+    const validation = validatePipelineDefinition(prepared, { connectors: this.config.connectorRegistry ?? localConnectorRegistry });
+    if (!validation.ok) throw new InvalidPipelineDefinitionError(validation.issues);
+    return validation.definition;
   }
 
   start(pipelineId: string): Promise<PipelineState> {
@@ -354,6 +370,33 @@ class Node implements DataflowNode {
 
   reset(pipelineId: string): Promise<PipelineState> {
     return this.command(pipelineId, (replyTo) => ({ type: 'reset', replyTo }));
+  }
+
+  async updatePipeline(pipelineId: string, definition: unknown): Promise<ConfiguredPipelineState> {
+    const current = await this.getPipeline(pipelineId);
+    if (current === undefined || current.status === 'empty') throw new PipelineNotFoundError(pipelineId);
+    const valid = this.validated(definition);
+    if (valid.name !== current.definition.name) {
+      throw new InvalidPipelineDefinitionError([{ path: 'name', message: `A pipeline keeps its name: this one is ${JSON.stringify(current.definition.name)} (create a new pipeline to rename)` }]);
+    }
+    const state = await this.command(pipelineId, (replyTo) => ({ type: 'update-config', definition: valid, replyTo }));
+    if (state.status === 'empty') throw new PipelineNotFoundError(pipelineId);
+    // The registry shows the source and sink types: same name, so this updates them (or changes nothing).
+    await this.coordinatorCommand((replyTo) => ({ type: 'register', pipelineId, name: valid.name, sourceType: valid.source.type, sinkType: valid.sink.type, replyTo }));
+    return state;
+  }
+
+  async resetOffsets(pipelineId: string): Promise<ConfiguredPipelineState> {
+    const state = await this.command(pipelineId, (replyTo) => ({ type: 'reset-offsets', sourceOffset: null, replyTo }));
+    if (state.status === 'empty') throw new PipelineNotFoundError(pipelineId);
+    return state;
+  }
+
+  async deletePipeline(pipelineId: string): Promise<void> {
+    await this.command(pipelineId, (replyTo) => ({ type: 'delete', replyTo }));
+    // Deleted in its journal first: a crash before the unregistration leaves a registered, empty pipeline, which the next start unregisters.
+    await this.removePipeline(pipelineId);
+    await this.coordinatorCommand((replyTo) => ({ type: 'unregister', pipelineId, replyTo }));
   }
 
   async getPipeline(pipelineId: string): Promise<PipelineState | undefined> {
