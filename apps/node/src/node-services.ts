@@ -13,6 +13,7 @@ import { isDataflowError } from '@dataflow/core';
 import type { FastifyInstance } from 'fastify';
 import { createAdminApi, listensOffLoopback } from './api/admin-api.js';
 import { registerConsole } from './api/console.js';
+import type { ReadinessCheck } from './api/routes-system.js';
 import { createRedisFeatures, type RedisFeatures } from './redis/redis-features.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js';
@@ -43,7 +44,12 @@ export interface NodeServices {
  * await node.shutdown();
  * ```
  */
-export async function startNodeServices(node: DataflowNode, config: NodeRuntimeConfig, logger: NodeLogger): Promise<NodeServices> {
+export async function startNodeServices(
+  node: DataflowNode,
+  config: NodeRuntimeConfig,
+  logger: NodeLogger,
+  options: { readonly readiness?: readonly ReadinessCheck[] } = {},
+): Promise<NodeServices> {
   const closers: (() => Promise<void>)[] = [];
   const close = async (): Promise<void> => {
     for (const closer of closers.splice(0).reverse()) {
@@ -82,16 +88,13 @@ export async function startNodeServices(node: DataflowNode, config: NodeRuntimeC
       if (listensOffLoopback(config.api.host) && config.api.authToken === undefined) {
         throw new NodeConfigError('api.authToken', `is required when the API listens off loopback (api.host ${config.api.host}); set DATAFLOW_AUTH_TOKEN or DATAFLOW_AUTH_TOKEN_FILE`);
       }
+      const readiness: ReadinessCheck[] = [...(redis === undefined ? [] : [{ name: 'redis', check: () => redis.state() }]), ...(options.readiness ?? [])];
       const app = await createAdminApi({
         node,
         logger,
         bodyLimit: config.api.bodyLimitBytes,
-        ...(redis === undefined
-          ? {}
-          : {
-              readiness: [{ name: 'redis', check: () => redis.state() }],
-              remoteStatus: { subscribe: (listener) => redis.onStatus((m) => listener(m)) },
-            }),
+        readiness,
+        ...(redis === undefined ? {} : { remoteStatus: { subscribe: (listener) => redis.onStatus((m) => listener(m)) } }),
         ...(projections === undefined ? {} : { projections }),
         ...(config.api.authToken === undefined ? {} : { authToken: config.api.authToken }),
       });

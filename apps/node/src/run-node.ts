@@ -23,6 +23,7 @@ import { loadNodeConfig, type NodeRuntimeConfig } from './config/load-config.js'
 import { withConnectionDefaults } from './node/connection-defaults.js';
 import { localConnectorFactory } from './node/connector-factory.js';
 import { startNodeServices, type NodeServices } from './node-services.js';
+import type { ReadinessCheck } from './api/routes-system.js';
 import type { NodeStore } from './node/node-persistence.js';
 import { describeError } from './node/node-supervisor.js';
 
@@ -243,8 +244,23 @@ export async function runNode(signals: SignalWatch, options: RunNodeOptions = {}
     ...(config.logging.logstash === undefined ? {} : { logstash: config.logging.logstash }),
   });
   signals.useLogger(logger);
+  const logstash = config.logging.logstash;
+  const readiness: ReadinessCheck[] =
+    logstash === undefined
+      ? []
+      : [
+          {
+            name: 'logstash',
+            required: false,
+            check: () => {
+              const status = logger.logstash();
+              if (status === undefined || status.connected) return { state: 'ok', detail: `${logstash.host}:${logstash.port}` };
+              return { state: 'degraded', detail: `${logstash.host}:${logstash.port} unreachable; ${status.queued} lines wait, ${status.dropped} dropped so far` };
+            },
+          },
+        ];
   try {
-    return await run(config, signals, logger);
+    return await run(config, signals, logger, readiness);
   } finally {
     await logger.close();
   }
@@ -278,7 +294,7 @@ async function ensureConfiguredPipelines(node: DataflowNode, config: NodeRuntime
   }
 }
 
-async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger): Promise<number> {
+async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger, readiness: readonly ReadinessCheck[]): Promise<number> {
   if (signals.first !== undefined) {
     logger.info(`${signals.first} received while starting: the node did not start`);
     return 0;
@@ -287,13 +303,13 @@ async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: Node
   const sinkPool = config.postgres.url === undefined ? undefined : new pg.Pool({ connectionString: config.postgres.url, max: 5, connectionTimeoutMillis: 5_000 });
   sinkPool?.on('error', (error) => logger.warn('an idle Postgres connection of the sinks failed', { error: error.message }));
   try {
-    return await runWith(config, signals, logger, sinkPool);
+    return await runWith(config, signals, logger, sinkPool, readiness);
   } finally {
     await sinkPool?.end().catch(() => undefined);
   }
 }
 
-async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger, sinkPool: pg.Pool | undefined): Promise<number> {
+async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger, sinkPool: pg.Pool | undefined, readiness: readonly ReadinessCheck[]): Promise<number> {
   let node: DataflowNode | undefined;
   let startSignal: NodeJS.Signals | undefined;
   void signals.received.then((signal) => {
@@ -320,7 +336,7 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
   logger.info(`node ${node.nodeId} started; journal: ${node.storeDescription}${config.source === undefined ? '' : `; configuration: ${config.source}`}`);
   let services: NodeServices;
   try {
-    services = await startNodeServices(node, config, logger);
+    services = await startNodeServices(node, config, logger, { readiness });
   } catch (error) {
     logger.error(`cannot start: ${describeError(error)}`);
     await node.shutdown().catch(() => undefined);

@@ -1,7 +1,7 @@
 /**
  * Health, readiness, the coordinator's system status and the projections.
  * `/health` answers while the process serves HTTP (liveness); `/ready` lists
- * each dependency's state and is 503 when one is not `ok`.
+ * each dependency's state and is 503 when a required one is not `ok`.
  */
 import type { FastifyInstance } from 'fastify';
 import type { AdminApiOptions } from './admin-api.js';
@@ -10,6 +10,12 @@ import { ApiError } from './api-errors.js';
 /** A dependency `/ready` reports besides the journal. */
 export interface ReadinessCheck {
   readonly name: string;
+  /**
+   * Default true: a state other than `ok` makes `/ready` 503. An optional
+   * dependency (Logstash: its outage only delays log lines) is listed with
+   * its state but never makes the node unready.
+   */
+  readonly required?: boolean;
   /** `ok`, or `degraded` / `down` with the cause. */
   check(): { readonly state: 'ok' | 'degraded' | 'down'; readonly detail?: string };
 }
@@ -58,9 +64,9 @@ export function registerSystemRoutes(app: FastifyInstance, options: AdminApiOpti
         state: health.state === 'ok' ? 'ok' : health.state === 'degraded' ? 'degraded' : 'down',
         detail: health.state === 'ok' ? node.storeDescription : [...health.problems].map(([component, why]) => `${component}: ${why}`).join('; ') || health.state,
       };
-      const others = (options.readiness ?? []).map((r) => ({ name: r.name, ...r.check() }));
-      const dependencies = [journal, ...others];
-      const ready = dependencies.every((d) => d.state === 'ok');
+      const others = (options.readiness ?? []).map((r) => ({ name: r.name, required: r.required !== false, ...r.check() }));
+      const dependencies = [{ ...journal, required: true }, ...others];
+      const ready = dependencies.every((d) => d.state === 'ok' || !d.required);
       return reply.status(ready ? 200 : 503).send({ ready, dependencies });
     },
   );

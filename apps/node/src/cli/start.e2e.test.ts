@@ -4,6 +4,7 @@
  * `build`), no TypeScript loader, a YAML configuration, SIGTERM to stop.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -87,5 +88,52 @@ describe('dataflow start (built)', () => {
     const missing = start([], { DATAFLOW_CONFIG: join(dir, 'nope.yaml') });
     expect(await missing.exited).toBe(78);
     expect(messages(missing).at(-1)).toMatch(/^cannot start: DATAFLOW_CONFIG: cannot read the configuration file .*nope\.yaml/);
+  });
+
+  it('lists Logstash in /ready without making the node unready while it is down, and ships lines once it is up', { timeout: 90_000 }, async () => {
+    // A free port, closed again: Logstash is down when the node starts.
+    const probe = createServer();
+    await new Promise<void>((done) => probe.listen(0, '127.0.0.1', done));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((done) => probe.close(() => done()));
+    await writeFile(
+      join(dir, 'logstash.yaml'),
+      ['journal: { type: memory }', 'api: { port: 0 }', 'metrics: { enabled: false }', `logging: { logstash: { host: 127.0.0.1, port: ${port} } }`].join('\n'),
+    );
+    const run = start(['--config', 'logstash.yaml']);
+    let url = '';
+    await vi.waitFor(
+      () => {
+        const line = messages(run).find((m) => m.startsWith('admin API and console on '));
+        expect(line).toBeDefined();
+        url = /on (http:\/\/[^/]+)\//.exec(line ?? '')?.[1] ?? '';
+      },
+      { timeout: 60_000, interval: 100 },
+    );
+    const ready = async () => {
+      const response = await fetch(`${url}/ready`);
+      return { status: response.status, body: (await response.json()) as { ready: boolean; dependencies: { name: string; state: string; detail?: string; required: boolean }[] } };
+    };
+    const down = await ready();
+    expect(down.status).toBe(200);
+    expect(down.body.ready).toBe(true);
+    expect(down.body.dependencies).toContainEqual(expect.objectContaining({ name: 'logstash', state: 'degraded', required: false, detail: expect.stringMatching(/unreachable; \d+ lines wait/) as string }));
+
+    const received: string[] = [];
+    const sockets: Socket[] = [];
+    const logstash = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('data', (chunk) => received.push(...chunk.toString().split('\n').filter((l) => l !== '')));
+    });
+    await new Promise<void>((done) => logstash.listen(port, '127.0.0.1', done));
+    try {
+      await vi.waitFor(async () => expect((await ready()).body.dependencies).toContainEqual(expect.objectContaining({ name: 'logstash', state: 'ok' })), { timeout: 40_000, interval: 200 });
+      await vi.waitFor(() => expect(received.map((l) => (JSON.parse(l) as { message: string }).message)).toContain(`admin API and console on ${url}/ (OpenAPI: ${url}/api/v1/openapi.json)`), { timeout: 20_000 });
+      run.child.kill('SIGTERM');
+      expect(await run.exited).toBe(0);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((done) => logstash.close(() => done()));
+    }
   });
 });
