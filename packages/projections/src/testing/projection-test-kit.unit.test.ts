@@ -48,6 +48,29 @@ describe('ProjectionTestKit', () => {
     }
   });
 
+  it('drops the status row of a deleted pipeline and starts a re-created one from zero, keeping its hourly history', async () => {
+    const kit = await ProjectionTestKit.create();
+    try {
+      const lifecycle = [
+        ...events,
+        testEnvelope('pipeline-a', 5, { type: 'PipelineStopped', at: 1_700_003_800_000, reason: 'done', finalMetrics: {} }),
+        testEnvelope('pipeline-a', 6, { type: 'OffsetsReset', at: 1_700_003_800_500, sourceOffset: null, previous: 140 }),
+        testEnvelope('pipeline-a', 7, { type: 'PipelineDeleted', at: 1_700_003_801_000 }),
+      ];
+      await kit.run(pipelineStatusProjection({ schema: kit.schema }), lifecycle, { shuffle: true, seed: 11, groupSize: 2 });
+      await kit.run(pipelineMetricsHourlyProjection({ schema: kit.schema }), lifecycle, { groupSize: 4 });
+      expect(await kit.query('SELECT pipeline_id FROM dataflow.pipeline_status ORDER BY pipeline_id')).toEqual([{ pipeline_id: 'b' }]);
+      expect(await kit.query(`SELECT count(*)::int AS hours FROM dataflow.pipeline_metrics_hourly WHERE pipeline_id = 'a'`)).toEqual([{ hours: 2 }]);
+      await kit.run(pipelineStatusProjection({ schema: kit.schema }), [
+        ...lifecycle,
+        testEnvelope('pipeline-a', 8, { type: 'PipelineCreated', at: 1_700_003_900_000, pipelineId: 'a', definition: { ...definition, name: 'orders-2' } }),
+      ]);
+      expect(await kit.query(`SELECT pipeline_name, status, total_records FROM dataflow.pipeline_status WHERE pipeline_id = 'a'`)).toEqual([{ pipeline_name: 'orders-2', status: 'configured', total_records: 0 }]);
+    } finally {
+      await kit.close();
+    }
+  });
+
   it('shows that a counting handler is not idempotent under duplicate delivery (why the read models run exactly once)', async () => {
     const kit = await ProjectionTestKit.create();
     try {
