@@ -79,6 +79,25 @@ export interface NodeConfig {
   readonly scheduler?: Scheduler;
   /** Backoff between respawns of a top actor that stopped during an outage (default 1 s doubling to 30 s). */
   readonly respawnBackoff?: RespawnBackoff;
+  /**
+   * Cluster mode: the node starts without the coordinator (it forwards to
+   * the singleton until `becomeCoordinator`) and runs only the pipelines
+   * `hosts` names, adopted and released as shards move.
+   */
+  readonly cluster?: NodeClusterConfig;
+}
+
+/**
+ * How a node takes part in a cluster (`src/cluster/`): which pipelines it
+ * runs now, and how it reaches the coordinator while that runs elsewhere.
+ */
+export interface NodeClusterConfig {
+  /** Whether this node runs `pipelineId` now (the lease of its shard is this node's). */
+  readonly hosts: (pipelineId: string) => boolean;
+  /** A local ref that forwards coordinator commands to the node running the coordinator (the cluster singleton). */
+  readonly remoteCoordinator: (system: ActorSystem) => ActorRef<CoordinatorCommand>;
+  /** Another node wrote a pipeline's journal (it took the pipeline over): called once the node let the pipeline go. */
+  readonly onTakenOver?: (pipelineId: string, cause: unknown) => void;
 }
 
 /** What `shutdown` leaves behind: the last state of every pipeline. */
@@ -143,6 +162,18 @@ export interface DataflowNode {
   systemStatus(): Promise<SystemStatus>;
   /** Stops the pipelines (running ones stay running in their journals), the actor system, and closes the store it opened. */
   shutdown(): Promise<ShutdownReport>;
+  /** The pipelines this node runs now. */
+  hostedPipelines(): readonly string[];
+  /** Cluster: runs `pipelineId` here (it recovers from its journal and resumes if it was running); its state after recovery. */
+  adopt(pipelineId: string): Promise<PipelineState>;
+  /** Cluster: stops running `pipelineId` here without recording anything (it stays running in its journal, for its next host). */
+  release(pipelineId: string): Promise<void>;
+  /** Cluster: this node now holds the coordinator singleton: it spawns the coordinator and waits for its recovery. */
+  becomeCoordinator(): Promise<void>;
+  /** Cluster: the singleton moved away: the local coordinator stops and commands are forwarded again. */
+  resignCoordinator(): Promise<void>;
+  /** Whether the coordinator runs in this node. */
+  readonly runsCoordinator: boolean;
 }
 
 const PIPELINE_ID = /^[A-Za-z0-9_-]{1,100}$/;
@@ -190,6 +221,9 @@ class Node implements DataflowNode {
   readonly storeDescription: string;
   readonly persistence: PersistencePlugin;
   private coordinator: ActorRef<CoordinatorCommand>;
+  /** Cluster: the forwarding ref used while the coordinator runs on another node. */
+  private remote: ActorRef<CoordinatorCommand> | undefined;
+  private local: ActorRef<CoordinatorCommand> | undefined;
   private readonly registry: PipelineRegistry;
   private readonly supervisor: NodeSupervisor;
   private readonly askTimeoutMs: number;
@@ -211,15 +245,12 @@ class Node implements DataflowNode {
       logger: config.logger,
       ...(config.respawnBackoff === undefined ? {} : { backoff: config.respawnBackoff }),
     });
-    this.coordinator = this.spawnCoordinator();
-    this.supervisor.watch({
-      name: 'coordinator',
-      path: this.coordinator.path,
-      persistenceIds: ['coordinator'],
-      respawn: () => {
-        this.coordinator = this.spawnCoordinator();
-      },
-    });
+    if (config.cluster === undefined) {
+      this.coordinator = this.spawnLocalCoordinator();
+    } else {
+      this.remote = config.cluster.remoteCoordinator(system);
+      this.coordinator = this.remote;
+    }
     this.registry = new PipelineRegistry({
       system,
       persistence: store.plugin,
@@ -251,6 +282,71 @@ class Node implements DataflowNode {
     for (const off of this.unsubscribe) off();
   }
 
+  /** Spawns the coordinator in this node, under supervision. */
+  private spawnLocalCoordinator(): ActorRef<CoordinatorCommand> {
+    const ref = this.spawnCoordinator();
+    this.local = ref;
+    this.supervisor.watch({
+      name: 'coordinator',
+      path: ref.path,
+      persistenceIds: ['coordinator'],
+      respawn: () => {
+        this.local = this.spawnCoordinator();
+        this.coordinator = this.local;
+      },
+      ...(this.config.cluster === undefined
+        ? {}
+        : {
+            onWriterConflict: (cause: unknown) => {
+              // Another node runs the coordinator now: this one forwards again.
+              this.config.logger.warn(`the coordinator was taken over by another node (${describeError(cause)}); forwarding to it`);
+              this.local = undefined;
+              if (this.remote !== undefined) this.coordinator = this.remote;
+            },
+          }),
+    });
+    return ref;
+  }
+
+  get runsCoordinator(): boolean {
+    return this.local !== undefined;
+  }
+
+  async becomeCoordinator(): Promise<void> {
+    this.ensureRunning();
+    if (this.local !== undefined) return;
+    this.coordinator = this.spawnLocalCoordinator();
+    // Answered once it recovered from its journal.
+    await this.askCoordinator<readonly RegisteredPipeline[]>((replyTo) => ({ type: 'list-pipelines', replyTo }));
+  }
+
+  async resignCoordinator(): Promise<void> {
+    const local = this.local;
+    if (local === undefined || this.remote === undefined) return;
+    this.local = undefined;
+    this.coordinator = this.remote;
+    this.supervisor.retire(local.path);
+    await this.system.stop(local);
+  }
+
+  hostedPipelines(): readonly string[] {
+    return this.registry.ids();
+  }
+
+  async adopt(pipelineId: string): Promise<PipelineState> {
+    this.ensureRunning();
+    if (!this.registry.has(pipelineId)) this.spawnPipeline(pipelineId);
+    return this.stateOf(pipelineId);
+  }
+
+  async release(pipelineId: string): Promise<void> {
+    if (!this.registry.has(pipelineId)) return;
+    await this.registry.flushStatus(pipelineId).catch((error: unknown) =>
+      this.config.logger.warn(`the last status of pipeline ${pipelineId} did not reach the coordinator: ${describeError(error)}`, { pipeline_id: pipelineId }),
+    );
+    await this.removePipeline(pipelineId);
+  }
+
   private spawnCoordinator(): ActorRef<CoordinatorCommand> {
     return spawnCoordinator(this.system, {
       persistence: this.store.plugin,
@@ -262,6 +358,7 @@ class Node implements DataflowNode {
   /** Spawns the actor of `pipelineId` under supervision. */
   private spawnPipeline(pipelineId: string): ActorRef<PipelineCommand> {
     const ref = this.registry.spawn(pipelineId);
+    const cluster = this.config.cluster;
     this.supervisor.watch({
       name: `pipeline ${pipelineId}`,
       path: ref.path,
@@ -270,6 +367,14 @@ class Node implements DataflowNode {
       respawn: () => {
         this.registry.respawn(pipelineId);
       },
+      ...(cluster === undefined
+        ? {}
+        : {
+            onWriterConflict: (cause: unknown) => {
+              this.config.logger.warn(`pipeline ${pipelineId} was taken over by another node (${describeError(cause)}); letting it go`, { pipeline_id: pipelineId });
+              void this.registry.remove(pipelineId).then(() => cluster.onTakenOver?.(pipelineId, cause));
+            },
+          }),
     });
     return ref;
   }
@@ -303,8 +408,10 @@ class Node implements DataflowNode {
   /** Spawns every registered pipeline and waits until each has recovered. */
   async recover(): Promise<void> {
     const registered = await this.duringStart(this.askCoordinator<readonly RegisteredPipeline[]>((replyTo) => ({ type: 'list-pipelines', replyTo })));
-    for (const p of registered) this.spawnPipeline(p.pipelineId);
-    for (const p of registered) {
+    const hosts = this.config.cluster?.hosts ?? (() => true);
+    const mine = registered.filter((p) => hosts(p.pipelineId));
+    for (const p of mine) this.spawnPipeline(p.pipelineId);
+    for (const p of mine) {
       const state = await this.duringStart(this.stateOf(p.pipelineId));
       if (state.status !== 'empty') {
         this.found.push(state);
@@ -326,6 +433,9 @@ class Node implements DataflowNode {
       throw new InvalidPipelineDefinitionError([{ path: 'pipelineId', message: 'A pipeline id is 1-100 letters, digits, - or _' }]);
     }
     if (this.registry.has(pipelineId)) throw new CoordinatorCommandRejectedError('register', pipelineId, 'a pipeline with this id exists');
+    // Registering an existing id under the same name is idempotent: ask first, so a failed create never unregisters a pipeline of another node.
+    const known = await this.askCoordinator<RegisteredPipeline | undefined>((replyTo) => ({ type: 'get-pipeline', pipelineId, replyTo }));
+    if (known !== undefined) throw new CoordinatorCommandRejectedError('register', pipelineId, 'a pipeline with this id exists');
     await this.coordinatorCommand((replyTo) => ({
       type: 'register',
       pipelineId,

@@ -47,6 +47,12 @@ export interface SupervisedComponent {
   /** Spawns the actor again; returns its new path. */
   readonly respawn: () => void;
   readonly pipelineId?: string;
+  /**
+   * In a cluster another node may legitimately have taken this entity over
+   * (its shard moved): then a lost single-writer race is handed here instead
+   * of failing the node, and the component is retired.
+   */
+  readonly onWriterConflict?: (cause: unknown) => void;
 }
 
 interface Watched {
@@ -252,6 +258,11 @@ export class NodeSupervisor {
     if (w.retired || this.stopping || this.failed !== undefined) return;
     const { name } = w.component;
     const cause = w.lastError;
+    if (isConflict(cause) && w.component.onWriterConflict !== undefined) {
+      this.retire(w.component.path);
+      w.component.onWriterConflict(cause);
+      return;
+    }
     if (isConflict(cause)) {
       this.fail(
         name,
