@@ -14,6 +14,8 @@ import type { FastifyInstance } from 'fastify';
 import { createAdminApi, listensOffLoopback } from './api/admin-api.js';
 import { registerConsole } from './api/console.js';
 import type { ReadinessCheck } from './api/routes-system.js';
+import type { PipelineRoutingOptions } from './cluster/pipeline-routing.js';
+import type { SingletonProjections } from './cluster/singleton-projections.js';
 import { createRedisFeatures, type RedisFeatures } from './redis/redis-features.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js';
@@ -48,7 +50,11 @@ export async function startNodeServices(
   node: DataflowNode,
   config: NodeRuntimeConfig,
   logger: NodeLogger,
-  options: { readonly readiness?: readonly ReadinessCheck[] } = {},
+  options: {
+    readonly readiness?: readonly ReadinessCheck[];
+    /** Cluster mode: the API forwards to the owners; the projections follow the coordinator singleton (`cluster/`). */
+    readonly cluster?: { readonly routing: PipelineRoutingOptions; readonly projections: SingletonProjections };
+  } = {},
 ): Promise<NodeServices> {
   const closers: (() => Promise<void>)[] = [];
   const close = async (): Promise<void> => {
@@ -58,9 +64,11 @@ export async function startNodeServices(
   };
   try {
     // The embedded store belongs to this node: its read-model tables are created at start. On a server, journal.migrate decides.
-    const projections = config.projections.enabled
-      ? await startNodeProjections({ persistence: node.persistence, logger, migrate: config.journal.type === 'embedded' ? 'auto' : config.journal.migrate })
-      : undefined;
+    const projections: NodeProjections | undefined = !config.projections.enabled
+      ? undefined
+      : options.cluster !== undefined
+        ? options.cluster.projections
+        : await startNodeProjections({ persistence: node.persistence, logger, migrate: config.journal.type === 'embedded' ? 'auto' : config.journal.migrate });
     if (projections !== undefined) closers.push(() => projections.close());
     let metrics: NodeServices['metrics'];
     if (config.metrics.enabled) {
@@ -94,6 +102,7 @@ export async function startNodeServices(
         logger,
         bodyLimit: config.api.bodyLimitBytes,
         readiness,
+        ...(options.cluster === undefined ? {} : { cluster: options.cluster.routing }),
         ...(redis === undefined ? {} : { remoteStatus: { subscribe: (listener) => redis.onStatus((m) => listener(m)) } }),
         ...(projections === undefined ? {} : { projections }),
         ...(config.api.authToken === undefined ? {} : { authToken: config.api.authToken }),

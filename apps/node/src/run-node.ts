@@ -24,6 +24,7 @@ import { withConnectionDefaults } from './node/connection-defaults.js';
 import { localConnectorFactory } from './node/connector-factory.js';
 import { startNodeServices, type NodeServices } from './node-services.js';
 import type { ReadinessCheck } from './api/routes-system.js';
+import { createNodeCluster, type NodeCluster } from './cluster/node-cluster.js';
 import type { NodeStore } from './node/node-persistence.js';
 import { describeError } from './node/node-supervisor.js';
 
@@ -266,6 +267,46 @@ export async function runNode(signals: SignalWatch, options: RunNodeOptions = {}
   }
 }
 
+/** `/ready`'s view of the cluster: connected to Redis, with the members seen and the shards held. */
+function clusterReadiness(cluster: NodeCluster): ReadinessCheck {
+  return {
+    name: 'cluster',
+    check: () => {
+      const view = cluster.runtime.view();
+      const detail = `node ${view.nodeId}: ${view.members.length} live members, ${view.shards.length} shards here${view.coordinator ? ', the coordinator here' : ''}`;
+      return view.connected ? { state: 'ok', detail } : { state: 'degraded', detail: `Redis does not answer: leases lapse and their pipelines stop here; ${detail}` };
+    },
+  };
+}
+
+/**
+ * Cluster mode: the configuration's pipelines are created through this
+ * node's API, which forwards each to the node that owns its shard. A
+ * pipeline that exists (409) is left as it is; placement may take a few
+ * ticks after the start (503), so those are retried for a minute.
+ */
+async function ensureConfiguredPipelinesInCluster(apiUrl: string, config: NodeRuntimeConfig, logger: NodeLogger): Promise<void> {
+  const headers = { 'content-type': 'application/json', ...(config.api.authToken === undefined ? {} : { authorization: `Bearer ${config.api.authToken}` }) };
+  for (const [index, entry] of config.pipelines.entries()) {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const response = await fetch(`${apiUrl}/api/v1/pipelines`, { method: 'POST', headers, body: JSON.stringify({ id: entry.id, definition: entry.definition, start: entry.start }) });
+      if (response.status === 201) {
+        logger.info(`created pipeline ${entry.id}${entry.start ? ' and started it' : ''}`, { pipeline_id: entry.id });
+        break;
+      }
+      if (response.status === 409) break;
+      const body = (await response.json().catch(() => ({}))) as { message?: string; details?: { field: string; message: string }[] };
+      if (response.status === 400) {
+        const first = body.details?.[0];
+        throw new NodeConfigError(`pipelines[${index}].${first?.field ?? 'definition'}`, first?.message ?? body.message ?? 'is invalid');
+      }
+      if (response.status !== 503 || Date.now() > deadline) throw new Error(`pipeline ${entry.id} could not be created: HTTP ${response.status} ${body.message ?? ''}`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
 /**
  * Creates the pipelines of the configuration that the journal does not know
  * yet (and starts those marked `start`); a pipeline the journal knows keeps
@@ -318,12 +359,14 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
       logger.info(`${signal} received while starting: stopping as soon as the start is done`);
     }
   });
+  // Cluster mode: membership and leases in Redis decide which pipelines run here (src/cluster/).
+  const cluster = config.cluster.enabled ? createNodeCluster(config, logger, () => (node as DataflowNode).persistence) : undefined;
   try {
     if (config.journal.type === 'embedded' || config.demo) await ensureWritableDirectory(config.node.dataDir, 'DATAFLOW_DATA_DIR');
     node = await startNode({
       store: storeOf(config),
       logger,
-      ...(config.node.id === undefined ? {} : { nodeId: config.node.id }),
+      ...(cluster !== undefined ? { nodeId: cluster.nodeId, cluster: cluster.hooks } : config.node.id === undefined ? {} : { nodeId: config.node.id }),
       connectorRegistry: allConnectorsRegistry,
       // A Postgres sink without a connectionString writes to the node's database: the postgres.url server, else the embedded one.
       connectors: localConnectorFactory(() => (sinkPool !== undefined ? { pool: sinkPool } : embeddedDatabase(node))),
@@ -331,14 +374,23 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
     });
   } catch (error) {
     logger.error(`cannot start: ${describeError(error)}`);
+    await cluster?.stop().catch(() => undefined);
     return isDataflowError(error, 'node/invalid-config') ? EX_CONFIG : 1;
   }
   logger.info(`node ${node.nodeId} started; journal: ${node.storeDescription}${config.source === undefined ? '' : `; configuration: ${config.source}`}`);
   let services: NodeServices;
   try {
-    services = await startNodeServices(node, config, logger, { readiness });
+    services = await startNodeServices(node, config, logger, {
+      readiness: cluster === undefined ? readiness : [...readiness, clusterReadiness(cluster)],
+      ...(cluster === undefined ? {} : { cluster: { routing: cluster.routing, projections: cluster.projections } }),
+    });
+    if (cluster !== undefined) {
+      if (services.api === undefined) throw new NodeConfigError('api.enabled', 'must be true in cluster mode: the nodes forward requests to each other through it');
+      await cluster.start(node, services.api.url);
+    }
   } catch (error) {
     logger.error(`cannot start: ${describeError(error)}`);
+    await cluster?.stop().catch(() => undefined);
     await node.shutdown().catch(() => undefined);
     return isDataflowError(error, 'node/invalid-config') ? EX_CONFIG : 1;
   }
@@ -351,7 +403,8 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
         await runDemo(node, config, logger);
         await runMetricsDemo(node, services, logger);
       }
-      await ensureConfiguredPipelines(node, config, logger);
+      if (cluster === undefined) await ensureConfiguredPipelines(node, config, logger);
+      else if (services.api !== undefined) await ensureConfiguredPipelinesInCluster(services.api.url, config, logger);
       const ended = await Promise.race([signals.received.then((signal) => ({ signal })), node.failure.then((failure) => ({ failure }))]);
       if ('signal' in ended) logger.info(`${ended.signal} received: stopping`);
       else {
@@ -365,16 +418,21 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
   } finally {
     clearInterval(keepAlive);
   }
-  return stop(node, services, config, logger, code);
+  return stop(node, services, config, logger, code, cluster);
 }
 
-async function stop(node: DataflowNode, services: NodeServices, config: NodeRuntimeConfig, logger: NodeLogger, code: number): Promise<number> {
+async function stop(node: DataflowNode, services: NodeServices, config: NodeRuntimeConfig, logger: NodeLogger, code: number, cluster: NodeCluster | undefined): Promise<number> {
   const timeoutMs = config.node.shutdownTimeoutMs;
   const timeout = setTimeout(() => {
     logger.error(`the node did not stop within ${timeoutMs} ms (DATAFLOW_SHUTDOWN_TIMEOUT_MS); exiting without a clean stop`);
     process.exit(1);
   }, timeoutMs);
   try {
+    // Cluster: hand the pipelines and the coordinator over first, so the other nodes take them at once.
+    if (cluster !== undefined) {
+      await cluster.stop().catch((error: unknown) => logger.warn(`the cluster hand-over was not clean: ${describeError(error)}`));
+      logger.info('left the cluster; its pipelines are handed over');
+    }
     await services.close();
     const { pipelines } = await node.shutdown();
     const demo = pipelines.find((p) => p.pipelineId === DEMO_PIPELINE_ID);

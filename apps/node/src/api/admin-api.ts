@@ -22,6 +22,8 @@ import { ApiError, errorAnswer, errorBodySchema } from './api-errors.js';
 import { registerFeed, type RemoteStatusSource } from './feed.js';
 import { registerPipelineRoutes } from './routes-pipelines.js';
 import { registerSystemRoutes, type ReadinessCheck } from './routes-system.js';
+import { registerPipelineRouting, type PipelineRoutingOptions } from '../cluster/pipeline-routing.js';
+import { registerCoordinatorRoute } from '../cluster/remote-coordinator.js';
 
 /** What the API serves. */
 export interface AdminApiOptions {
@@ -38,6 +40,8 @@ export interface AdminApiOptions {
   readonly feedIntervalMs?: number;
   /** Status changes of other nodes (Redis pub/sub), sent to the live feed too. */
   readonly remoteStatus?: RemoteStatusSource;
+  /** Cluster mode: requests are forwarded to the node that runs their pipeline, and the coordinator serves the other nodes. */
+  readonly cluster?: PipelineRoutingOptions;
 }
 
 /** The deepest nesting of a request body. */
@@ -97,6 +101,10 @@ export async function createAdminApi(options: AdminApiOptions): Promise<FastifyI
     void reply.status(404).send({ error: 'not-found', message: `No route ${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`, details: [], timestamp: new Date().toISOString() });
   });
 
+  if (options.cluster !== undefined) {
+    registerPipelineRouting(app, options.cluster);
+    registerCoordinatorRoute(app, () => options.node.localCoordinator());
+  }
   registerSystemRoutes(app, options);
   registerPipelineRoutes(app, options.node);
   registerFeed(app, options.node, options.feedIntervalMs ?? 1_000, options.remoteStatus);

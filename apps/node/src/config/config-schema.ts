@@ -111,6 +111,23 @@ const projectionsSection = z
   })
   .prefault({});
 
+const clusterSection = z
+  .strictObject({
+    /** Share the pipelines with the other nodes on the same journal and Redis (needs redis.url and a postgres or cassandra journal). */
+    enabled: z.boolean().default(false),
+    /** The admin API as the other nodes reach it (default http://<api.host, or the host name when it listens on every address>:<api.port>). */
+    advertiseUrl: z.url({ protocol: /^https?$/ }).optional(),
+    /** Pipelines map to this many shards; every node of a cluster must use the same number. */
+    shards: z.number().int().min(1).max(4096).default(64),
+    /** Time-to-live of memberships and leases: a killed node's pipelines move after it. */
+    leaseTtlMs: z.number().int().min(1_000).max(600_000).default(10_000),
+    /** How often a node heartbeats, renews its leases and places its pipelines. */
+    tickMs: z.number().int().min(100).max(60_000).default(1_000),
+    /** Nodes with the same prefix (and Redis) form one cluster. */
+    keyPrefix: z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'letters, digits, _ . : - (at most 100)').default('dataflow:cluster:'),
+  })
+  .prefault({});
+
 const pipelineEntry = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,100}$/, 'letters, digits, _ or - (at most 100)'),
   /** Start it when it is created (a pipeline already in the journal keeps its own state). */
@@ -131,6 +148,7 @@ export const nodeConfigSchema = z.strictObject({
   api: apiSection,
   metrics: metricsSection,
   projections: projectionsSection,
+  cluster: clusterSection,
   /** The built-in demo pipelines (`true` in the default configuration). */
   demo: z.boolean().default(false),
   pipelines: z.array(pipelineEntry).max(10_000).default([]),

@@ -79,6 +79,10 @@ const ENV_FIELDS: readonly (readonly [string, readonly string[], EnvParser])[] =
   ['DATAFLOW_METRICS_HOST', ['metrics', 'host'], text],
   ['DATAFLOW_METRICS_PORT', ['metrics', 'port'], wholeNumber],
   ['DATAFLOW_DEMO', ['demo'], flag],
+  ['DATAFLOW_CLUSTER', ['cluster', 'enabled'], flag],
+  ['DATAFLOW_CLUSTER_ADVERTISE_URL', ['cluster', 'advertiseUrl'], text],
+  ['DATAFLOW_CLUSTER_SHARDS', ['cluster', 'shards'], wholeNumber],
+  ['DATAFLOW_CLUSTER_LEASE_TTL_MS', ['cluster', 'leaseTtlMs'], wholeNumber],
 ];
 
 /** Fields whose value is never repeated in an error (secrets may be written there). */
@@ -239,6 +243,14 @@ async function resolveConfig(
   const authToken = await secret(config.api.authToken, ['api', 'authToken']);
   if (config.journal.type === 'postgres' && postgresUrl === undefined) {
     throw new NodeConfigError('postgres.url', 'is required when journal.type is postgres (or set DATAFLOW_POSTGRES_URL)');
+  }
+  if (config.cluster.enabled) {
+    if (redisUrl === undefined) throw new NodeConfigError('cluster.enabled', 'needs redis.url (membership and leases live in Redis; or set DATAFLOW_REDIS_URL)');
+    if (config.journal.type !== 'postgres' && config.journal.type !== 'cassandra') {
+      throw new NodeConfigError('cluster.enabled', `needs a journal the nodes share (journal.type postgres or cassandra), not ${config.journal.type}`);
+    }
+    if (config.demo) throw new NodeConfigError('cluster.enabled', 'the built-in demo runs on one node: set demo: false (or DATAFLOW_DEMO=0)');
+    if (!config.api.enabled) throw new NodeConfigError('cluster.enabled', 'needs api.enabled: the nodes forward requests to each other through the admin API');
   }
   const { password: _cassandraPassword, ...cassandra } = config.cassandra;
   const { authToken: _token, ...api } = config.api;

@@ -174,6 +174,10 @@ export interface DataflowNode {
   resignCoordinator(): Promise<void>;
   /** Whether the coordinator runs in this node. */
   readonly runsCoordinator: boolean;
+  /** Sends the coordinator the latest status of every hosted pipeline it has not taken yet (a report lost while the coordinator moved). */
+  reportStatuses(): Promise<void>;
+  /** The coordinator actor when it runs in this node (forwarded commands are run against it). */
+  localCoordinator(): ActorRef<CoordinatorCommand> | undefined;
 }
 
 const PIPELINE_ID = /^[A-Za-z0-9_-]{1,100}$/;
@@ -312,6 +316,10 @@ class Node implements DataflowNode {
     return this.local !== undefined;
   }
 
+  localCoordinator(): ActorRef<CoordinatorCommand> | undefined {
+    return this.local;
+  }
+
   async becomeCoordinator(): Promise<void> {
     this.ensureRunning();
     if (this.local !== undefined) return;
@@ -331,6 +339,10 @@ class Node implements DataflowNode {
 
   hostedPipelines(): readonly string[] {
     return this.registry.ids();
+  }
+
+  reportStatuses(): Promise<void> {
+    return this.registry.flushStatuses();
   }
 
   async adopt(pipelineId: string): Promise<PipelineState> {
@@ -407,11 +419,14 @@ class Node implements DataflowNode {
 
   /** Spawns every registered pipeline and waits until each has recovered. */
   async recover(): Promise<void> {
+    if (this.config.cluster !== undefined) {
+      // The cluster runtime places the pipelines (and the coordinator) once this node has joined.
+      this.supervisor.markStarted();
+      return;
+    }
     const registered = await this.duringStart(this.askCoordinator<readonly RegisteredPipeline[]>((replyTo) => ({ type: 'list-pipelines', replyTo })));
-    const hosts = this.config.cluster?.hosts ?? (() => true);
-    const mine = registered.filter((p) => hosts(p.pipelineId));
-    for (const p of mine) this.spawnPipeline(p.pipelineId);
-    for (const p of mine) {
+    for (const p of registered) this.spawnPipeline(p.pipelineId);
+    for (const p of registered) {
       const state = await this.duringStart(this.stateOf(p.pipelineId));
       if (state.status !== 'empty') {
         this.found.push(state);
@@ -433,6 +448,9 @@ class Node implements DataflowNode {
       throw new InvalidPipelineDefinitionError([{ path: 'pipelineId', message: 'A pipeline id is 1-100 letters, digits, - or _' }]);
     }
     if (this.registry.has(pipelineId)) throw new CoordinatorCommandRejectedError('register', pipelineId, 'a pipeline with this id exists');
+    if (this.config.cluster !== undefined && !this.config.cluster.hosts(pipelineId)) {
+      throw new NodeUnavailableError(`pipeline ${pipelineId} belongs to a shard this node does not hold now: create it on the node that does (the admin API forwards there)`);
+    }
     // Registering an existing id under the same name is idempotent: ask first, so a failed create never unregisters a pipeline of another node.
     const known = await this.askCoordinator<RegisteredPipeline | undefined>((replyTo) => ({ type: 'get-pipeline', pipelineId, replyTo }));
     if (known !== undefined) throw new CoordinatorCommandRejectedError('register', pipelineId, 'a pipeline with this id exists');

@@ -1,0 +1,283 @@
+/**
+ * A node's part in the cluster, one tick at a time (default every second):
+ *
+ * 1. heartbeat its membership and read the live members;
+ * 2. work out the shards it should own (rendezvous over the live members) and
+ *    whether it should hold the coordinator singleton;
+ * 3. hand back what it should no longer own: stop those pipelines first,
+ *    then release the leases (a clean hand-off: the next owner recovers them
+ *    from their last checkpoint);
+ * 4. renew what it keeps, take what it should own and is free;
+ * 5. run exactly the registered pipelines of the shards it holds.
+ *
+ * A lease this node cannot renew in time is treated as lost by its own
+ * monotonic clock, before the server copy can expire (a watchdog checks every
+ * 200 ms, apart from the tick, so a Redis call that hangs cannot delay it):
+ * the pipelines of that shard stop and the coordinator resigns, so a node cut
+ * off from Redis stops writing before another node may start. The journal's
+ * write-time check is the last line: a pipeline another node wrote meanwhile
+ * is let go (`onTakenOver`) instead of failing the node.
+ */
+import type { NodeLogger } from '../node/node-logger.js';
+import type { DataflowNode } from '../node/dataflow-node.js';
+import type { ClusterMember, ClusterRedis, HeldLease } from './cluster-redis.js';
+import type { PipelineOwner } from './pipeline-routing.js';
+import { DEFAULT_SHARDS, ownerOf, shardLeaseName, shardOf, shardsOf } from './rendezvous.js';
+
+/** The singleton's lease name. */
+export const COORDINATOR_LEASE = 'coordinator';
+
+export interface ClusterRuntimeOptions {
+  readonly redis: ClusterRedis;
+  readonly logger: NodeLogger;
+  /** Default 64; every node of a cluster must use the same number. */
+  readonly shards?: number;
+  /** Default 1 000 ms. */
+  readonly tickMs?: number;
+  /** Told when this node starts or stops running the coordinator (the projections follow it). */
+  readonly onCoordinator?: (runs: boolean) => Promise<void>;
+}
+
+/** What `/ready` and the API show about the cluster. */
+export interface ClusterView {
+  readonly nodeId: string;
+  readonly members: readonly ClusterMember[];
+  readonly shards: readonly number[];
+  readonly coordinator: boolean;
+  /** Redis answered the last heartbeat. */
+  readonly connected: boolean;
+}
+
+/**
+ * @example
+ * ```ts
+ * const cluster = new ClusterRuntime({ redis: new ClusterRedis(client, { nodeId }), logger });
+ * const node = await startNode({ ...config, nodeId, cluster: { hosts: (id) => cluster.hosts(id), remoteCoordinator } });
+ * await cluster.start(node, 'http://10.0.0.5:8080');
+ * // ... at SIGTERM
+ * await cluster.stop();
+ * ```
+ */
+export class ClusterRuntime {
+  private readonly shards: number;
+  private readonly held = new Map<string, HeldLease>();
+  private members: readonly ClusterMember[] = [];
+  private node: DataflowNode | undefined;
+  private ticking: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private connected = false;
+  private url = '';
+  private readonly startedAt = Date.now();
+
+  constructor(private readonly options: ClusterRuntimeOptions) {
+    this.shards = options.shards ?? DEFAULT_SHARDS;
+  }
+
+  get nodeId(): string {
+    return this.options.redis.nodeId;
+  }
+
+  /** Whether this node runs `pipelineId` now: it holds the lease of its shard and the lease is valid by its own clock. */
+  hosts(pipelineId: string): boolean {
+    const lease = this.held.get(shardLeaseName(shardOf(pipelineId, this.shards)));
+    return lease !== undefined && this.options.redis.isValid(lease);
+  }
+
+  /** Where `pipelineId` runs now (for forwarding). */
+  ownerOf(pipelineId: string): PipelineOwner {
+    if (this.hosts(pipelineId)) return { self: true };
+    const owner = ownerOf(shardLeaseName(shardOf(pipelineId, this.shards)), this.members.map((m) => m.nodeId));
+    if (owner === undefined || owner === this.nodeId) return undefined;
+    const member = this.members.find((m) => m.nodeId === owner);
+    return member === undefined ? undefined : { self: false, nodeId: owner, url: member.url };
+  }
+
+  /** The admin URL of the node that runs (or is about to run) the coordinator; undefined when none can now. */
+  coordinatorUrl(): string | undefined {
+    const owner = ownerOf(COORDINATOR_LEASE, this.members.map((m) => m.nodeId));
+    if (owner === undefined || owner === this.nodeId) return undefined;
+    return this.members.find((m) => m.nodeId === owner)?.url;
+  }
+
+  /** Where the coordinator (and the projections) run now. */
+  coordinatorOwner(): PipelineOwner {
+    if (this.node?.runsCoordinator === true) return { self: true };
+    const url = this.coordinatorUrl();
+    const nodeId = ownerOf(COORDINATOR_LEASE, this.members.map((m) => m.nodeId));
+    return url === undefined || nodeId === undefined ? undefined : { self: false, nodeId, url };
+  }
+
+  view(): ClusterView {
+    return {
+      nodeId: this.nodeId,
+      members: this.members,
+      shards: [...this.held.keys()].filter((k) => k.startsWith('shard-')).map((k) => Number(k.slice(6))).sort((a, b) => a - b),
+      coordinator: this.held.has(COORDINATOR_LEASE),
+      connected: this.connected,
+    };
+  }
+
+  /** Joins as `url` (this node's admin API, as the other nodes reach it) and runs the first tick; then ticks until `stop`. */
+  async start(node: DataflowNode, url: string): Promise<void> {
+    this.node = node;
+    this.url = url;
+    await this.tick();
+    const schedule = () => {
+      if (this.stopped) return;
+      this.timer = setTimeout(() => {
+        this.ticking = this.tick().finally(schedule);
+      }, this.options.tickMs ?? 1_000);
+      this.timer.unref();
+    };
+    schedule();
+    this.watchdog = setInterval(() => void this.expireLapsed(), 200);
+    this.watchdog.unref();
+  }
+
+  /**
+   * Leaves cleanly: stops this node's pipelines (they stay running in their
+   * journals), gives up the coordinator, releases every lease and leaves the
+   * membership, so the other nodes take over at their next tick instead of
+   * after the lease time.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.watchdog);
+    await this.ticking;
+    const node = this.node;
+    if (node !== undefined) {
+      for (const id of node.hostedPipelines()) await node.release(id);
+      if (node.runsCoordinator) await this.resign();
+    }
+    for (const lease of [...this.held.values()]) await this.options.redis.release(lease).catch(() => undefined);
+    this.held.clear();
+    await this.options.redis.leave().catch((error: unknown) => this.options.logger.warn(`could not leave the cluster cleanly: ${messageOf(error)}; the others see this node go after the lease time`));
+  }
+
+  private async tick(): Promise<void> {
+    const node = this.node;
+    if (node === undefined || this.stopped) return;
+    const { redis, logger } = this.options;
+    try {
+      await redis.heartbeat({ url: this.url, startedAt: this.startedAt, load: node.hostedPipelines().length });
+      this.members = await redis.members();
+      if (!this.connected) logger.info(`cluster: member ${this.nodeId}; live members: ${this.members.map((m) => m.nodeId).join(', ')}`);
+      this.connected = true;
+    } catch (error) {
+      if (this.connected) logger.warn(`cluster: Redis does not answer (${messageOf(error)}); leases this node cannot renew are given up before they expire`);
+      this.connected = false;
+    }
+    await this.expireLapsed();
+    const ids = this.members.map((m) => m.nodeId);
+    const desired = new Set(this.connected ? shardsOf(this.nodeId, ids, this.shards).map(shardLeaseName) : []);
+    if (this.connected && ownerOf(COORDINATOR_LEASE, ids) === this.nodeId) desired.add(COORDINATOR_LEASE);
+
+    // Hand back first: stop, then release.
+    for (const [name, lease] of [...this.held]) {
+      if (desired.has(name)) continue;
+      await this.giveUp(name);
+      await redis.release(lease).catch(() => undefined);
+    }
+    // Keep what is ours.
+    for (const [name, lease] of [...this.held]) {
+      try {
+        const renewed = await redis.renew(lease);
+        if (renewed === undefined) {
+          logger.warn(`cluster: lease ${name} was lost (another node holds it now)`);
+          await this.giveUp(name);
+        } else {
+          this.held.set(name, renewed);
+        }
+      } catch {
+        // Not renewed: the watchdog gives it up when its local validity ends.
+      }
+    }
+    // Take what should be ours and is free.
+    for (const name of desired) {
+      if (this.held.has(name)) continue;
+      try {
+        const lease = await redis.acquire(name);
+        if (lease === undefined) continue; // the previous owner still holds it (handing over, or until it expires)
+        this.held.set(name, lease);
+        if (name === COORDINATOR_LEASE) await this.becomeCoordinator(lease);
+      } catch {
+        // Redis went away mid-tick: try again at the next one.
+      }
+    }
+    await this.placePipelines(node);
+    // Status reports lost while the coordinator moved are sent again.
+    await node.reportStatuses().catch(() => undefined);
+  }
+
+  /** Runs the registered pipelines of the held shards, and only those. */
+  private async placePipelines(node: DataflowNode): Promise<void> {
+    let registered: readonly { pipelineId: string }[];
+    try {
+      registered = await node.listPipelines();
+    } catch {
+      return; // the coordinator is moving: the next tick places them
+    }
+    const wanted = new Set(registered.map((p) => p.pipelineId).filter((id) => this.hosts(id)));
+    for (const id of node.hostedPipelines()) if (!wanted.has(id)) await node.release(id);
+    for (const id of wanted) {
+      if (node.hostedPipelines().includes(id)) continue;
+      try {
+        await node.adopt(id);
+      } catch (error) {
+        this.options.logger.warn(`cluster: could not start pipeline ${id} here yet: ${messageOf(error)}`, { pipeline_id: id });
+      }
+    }
+  }
+
+  /** Gives up every lease whose local validity ended (Redis did not renew it in time). */
+  private async expireLapsed(): Promise<void> {
+    for (const [name, lease] of [...this.held]) {
+      if (this.options.redis.isValid(lease)) continue;
+      this.options.logger.warn(`cluster: lease ${name} lapsed without renewal; stopping what it covers before another node may take it`);
+      await this.giveUp(name);
+    }
+  }
+
+  /** Forgets lease `name` locally and stops what it covers. */
+  private async giveUp(name: string): Promise<void> {
+    if (!this.held.delete(name)) return;
+    const node = this.node;
+    if (node === undefined) return;
+    if (name === COORDINATOR_LEASE) {
+      await this.resign();
+      return;
+    }
+    const shard = Number(name.slice('shard-'.length));
+    for (const id of node.hostedPipelines()) if (shardOf(id, this.shards) === shard) await node.release(id);
+  }
+
+  private async becomeCoordinator(lease: HeldLease): Promise<void> {
+    const node = this.node;
+    if (node === undefined) return;
+    try {
+      await node.becomeCoordinator();
+      this.options.logger.info(`cluster: this node runs the coordinator (fencing token ${lease.token})`);
+      await this.options.onCoordinator?.(true);
+    } catch (error) {
+      this.options.logger.warn(`cluster: could not start the coordinator here: ${messageOf(error)}; releasing it`);
+      this.held.delete(COORDINATOR_LEASE);
+      await node.resignCoordinator().catch(() => undefined);
+      await this.options.redis.release(lease).catch(() => undefined);
+    }
+  }
+
+  private async resign(): Promise<void> {
+    const node = this.node;
+    if (node === undefined || !node.runsCoordinator) return;
+    await this.options.onCoordinator?.(false).catch((error: unknown) => this.options.logger.warn(`cluster: stopping the coordinator's companions failed: ${messageOf(error)}`));
+    await node.resignCoordinator();
+    this.options.logger.info('cluster: this node no longer runs the coordinator');
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
