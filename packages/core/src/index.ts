@@ -86,6 +86,7 @@ export { classifyFailure } from './pipeline/model/classify-failure.js';
 export * from './pipeline/runtime/pipeline-entity.js';
 export * from './pipeline/runtime/pipeline-actor.js';
 export type * from './pipeline/runtime/pipeline-instrumentation.js';
+export * from './rate-limit/rate-limiter.js';
 export * from './coordinator/coordinator-model.js';
 export * from './coordinator/coordinator-actor.js';
 export * from './coordinator/coordinator-snapshot.js';

@@ -22,6 +22,18 @@ export interface SourceBatch {
   readonly done: boolean;
 }
 
+/**
+ * How far a source is behind one of its partitions: `lag` records are in the
+ * partition after the next one the source will read (high watermark minus
+ * the next offset to read, never negative).
+ */
+export interface SourceLag {
+  /** The stream (a Kafka topic). */
+  readonly topic: string;
+  readonly partition: number;
+  readonly lag: number;
+}
+
 export interface SourceContext {
   readonly pipelineId: string;
   /** The last durably checkpointed offset; undefined on a first start. */
@@ -61,5 +73,14 @@ export interface Source {
   poll(maxRecords: number, maxWaitMs: number): Promise<SourceBatch>;
   /** The pipeline has durably checkpointed `offset`: commit it upstream (Kafka offsets, ...). */
   ack(offset: SourceOffset): Promise<void>;
+  /**
+   * Optional: the lag of every partition the source reads now (an empty list
+   * when it has none). It may cost a round trip to the broker, so the pipeline
+   * asks at most every few seconds (`lagIntervalMs`) and reports the answer
+   * as a `pipeline.source.lag` event. Unlike the other calls it may run while
+   * a `poll` or an `ack` is pending, and must not disturb them; it is not
+   * called before `open` resolved.
+   */
+  lag?(): Promise<readonly SourceLag[]>;
   close(): Promise<void>;
 }

@@ -72,6 +72,21 @@ export const pipelineDefinitionSchema = z.strictObject({
       type: z.enum(DEAD_LETTER_TYPES, { error: `deadLetter.type must be one of ${DEAD_LETTER_TYPES.join(', ')}` }),
     })
     .optional(),
+  /**
+   * Most records per second the pipeline reads from its source (ingested
+   * batches are not limited); `burst` (default one second's worth) is how many
+   * may pass at once after a pause. The node shares the limit across nodes
+   * through Redis when it has one, else it holds per node.
+   */
+  rateLimit: z
+    .strictObject({
+      recordsPerSecond: z
+        .number('rateLimit.recordsPerSecond must be a number')
+        .positive('rateLimit.recordsPerSecond must be greater than 0')
+        .max(1_000_000, 'rateLimit.recordsPerSecond must be at most 1000000'),
+      burst: z.int('rateLimit.burst must be an integer').min(1, 'rateLimit.burst must be at least 1').max(1_000_000, 'rateLimit.burst must be at most 1000000').optional(),
+    })
+    .optional(),
 });
 
 /**

@@ -87,16 +87,21 @@ describe('pipeline definitions: field rules', () => {
       'misspelt key',
       { transfroms: [] },
       'transfroms',
-      "Unknown key 'transfroms'; known keys: name, description, source, transforms, sink, batch, retry, batchTimeoutMs, deadLetter",
+      "Unknown key 'transfroms'; known keys: name, description, source, transforms, sink, batch, retry, batchTimeoutMs, deadLetter, rateLimit",
     ],
     ['unknown batch key', { batch: { sizes: 3 } }, 'batch.sizes', "Unknown key 'sizes'"],
+    ['rate limit of 0 records/s', { rateLimit: { recordsPerSecond: 0 } }, 'rateLimit.recordsPerSecond', 'rateLimit.recordsPerSecond must be greater than 0'],
+    ['rate limit not a number', { rateLimit: { recordsPerSecond: 'fast' } }, 'rateLimit.recordsPerSecond', 'rateLimit.recordsPerSecond must be a number'],
+    ['rate limit burst 0', { rateLimit: { recordsPerSecond: 10, burst: 0 } }, 'rateLimit.burst', 'rateLimit.burst must be at least 1'],
+    ['fractional rate limit burst', { rateLimit: { recordsPerSecond: 10, burst: 2.5 } }, 'rateLimit.burst', 'rateLimit.burst must be an integer'],
+    ['unknown rate limit key', { rateLimit: { recordsPerSecond: 10, perSecond: 3 } }, 'rateLimit.perSecond', "Unknown key 'perSecond'"],
     ['transforms not an array', { transforms: {} }, 'transforms', 'Invalid input: expected array, received object'],
   ])('%s', (_, change, path, message) => {
     expect(issuesOf({ ...minimal, ...change })).toEqual([{ path, message }]);
   });
 
   it('accepts the boundaries', () => {
-    for (const change of [{ name: 'a-_' }, { name: 'A'.repeat(100) }, { description: 'x'.repeat(500) }, { batch: { size: 1 } }, { retry: { jitter: 1, multiplier: 1 } }, { retry: { maxRetries: 'unlimited' } }, { retry: { maxRetries: 100 } }, { retry: { maxRetries: 5 } }]) {
+    for (const change of [{ name: 'a-_' }, { name: 'A'.repeat(100) }, { description: 'x'.repeat(500) }, { batch: { size: 1 } }, { retry: { jitter: 1, multiplier: 1 } }, { retry: { maxRetries: 'unlimited' } }, { retry: { maxRetries: 100 } }, { retry: { maxRetries: 5 } }, { rateLimit: { recordsPerSecond: 0.5 } }, { rateLimit: { recordsPerSecond: 1_000_000, burst: 1 } }]) {
       expect(validatePipelineDefinition({ ...minimal, ...change }).ok).toBe(true);
     }
   });

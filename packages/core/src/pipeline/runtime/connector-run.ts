@@ -10,11 +10,20 @@
  * Every generation has its own abort signal: `abort()` fires it (at a retry,
  * a stop, and in the actor's pre-stop phase), so a connector waiting on I/O
  * returns and `close` can follow.
+ *
+ * Two things happen around a poll, off the per-batch path of the actor:
+ * with a `rateLimit` in the definition the records read are admitted by the
+ * `RateLimiter` (in pieces of at most `burst`) before the batch is handed on,
+ * and a source with `lag()` is asked for its lag at most every
+ * `lagIntervalMs`, outside the source's lane (it never delays a poll), the
+ * answer reported as a `pipeline.source.lag` event.
  */
 import type { DeadLetter, DeadLetterTarget } from '../../connector/dead-letter.js';
 import type { Sink, SinkBatch, SinkPosition, SinkWriteResult } from '../../connector/sink.js';
 import type { Source, SourceBatch, SourceOffset } from '../../connector/source.js';
 import type { ActorContext } from '../../actor/actor-context.js';
+import type { InstrumentationEvent } from '../../instrumentation/instrumentation.js';
+import { resolveRateLimit, type RateLimit, type RateLimiter } from '../../rate-limit/rate-limiter.js';
 import type { PipelineDefinition } from '../definition/pipeline-definition.js';
 import { createTransform } from '../../transforms/create-transform.js';
 import type { LookupSource } from '../../transforms/enrich/lookup-source.js';
@@ -22,7 +31,19 @@ import type { ConfiguredPipelineState } from '../model/pipeline-state.js';
 import { openCycle } from './batch-cycle.js';
 import type { BatchCycle, CycleEffect, CycleEvent, QueuedIngest } from './batch-cycle-types.js';
 import { prepareBatch, prepareFlush, type PreparationPlan } from './batch-preparation.js';
+import './pipeline-instrumentation.js';
 import type { ConnectorFactory } from './pipeline-protocol.js';
+
+/** How often a source's lag is sampled by default, ms. */
+export const DEFAULT_LAG_INTERVAL_MS = 5_000;
+
+/** What a generation needs beyond its connectors: the rate limiter and how often to sample the source's lag. */
+export interface ConnectorRunOptions {
+  /** Admits the records of each poll when the definition has a `rateLimit` (without one, no limit applies). */
+  readonly rateLimiter?: RateLimiter;
+  /** Least time between two lag samples, ms (default {@link DEFAULT_LAG_INTERVAL_MS}). */
+  readonly lagIntervalMs?: number;
+}
 
 /** Calls on one connector, one at a time, in order. */
 class SerialLane {
@@ -56,6 +77,10 @@ export class ConnectorRun {
   private readonly deadLetterLane = new SerialLane();
   private readonly opened = { source: false, sink: false, deadLetters: false };
   private closing: Promise<void> | undefined;
+  private readonly rateLimit: RateLimit | undefined;
+  private readonly lagIntervalMs: number;
+  private nextLagAt = Number.NEGATIVE_INFINITY;
+  private lagInFlight = false;
 
   private constructor(
     readonly gen: number,
@@ -65,12 +90,15 @@ export class ConnectorRun {
     private readonly source: Source,
     private readonly sink: Sink,
     private readonly deadLetters: DeadLetterTarget | undefined,
+    private readonly options: ConnectorRunOptions,
   ) {
     this.plan = { definition, transforms, stateful: transforms.some((t) => t.kind === 'stateful') };
     this.commitsSourceOffsets = sink.commitsSourceOffsets === true;
     // A sink committing source offsets in its transaction gets one batch per checkpoint.
     this.pipelinedWrites = sink.pipelinedWrites === true && !this.commitsSourceOffsets;
     this.hasDeadLetterTarget = deadLetters !== undefined;
+    this.rateLimit = options.rateLimiter === undefined ? undefined : resolveRateLimit(definition.rateLimit);
+    this.lagIntervalMs = options.lagIntervalMs ?? DEFAULT_LAG_INTERVAL_MS;
   }
 
   /**
@@ -83,12 +111,13 @@ export class ConnectorRun {
     definition: PipelineDefinition,
     factory: ConnectorFactory,
     lookups: Readonly<Record<string, LookupSource>> | undefined,
+    options: ConnectorRunOptions = {},
   ): ConnectorRun {
     const transforms = definition.transforms.map((t, i) => createTransform(t, { stage: `transforms[${i}]`, ...(lookups === undefined ? {} : { lookups }) }));
     const source = factory.createSource(definition.source);
     const sink = factory.createSink(definition.sink);
     const deadLetters = definition.deadLetter === undefined ? undefined : factory.createDeadLetterTarget(definition.deadLetter);
-    return new ConnectorRun(gen, pipelineId, definition, transforms, source, sink, deadLetters);
+    return new ConnectorRun(gen, pipelineId, definition, transforms, source, sink, deadLetters, options);
   }
 
   /**
@@ -147,8 +176,47 @@ export class ConnectorRun {
     return Promise.all(opening).then(() => undefined);
   }
 
+  /**
+   * The next batch of the source, once its records are admitted by the rate
+   * limiter (outside the source's lane: an ack is not held up by the wait).
+   * Aborting the generation cuts the wait; the batch is then dropped unacknowledged.
+   */
   poll(maxRecords: number, maxWaitMs: number): Promise<SourceBatch> {
-    return this.sourceLane.run(() => this.source.poll(maxRecords, maxWaitMs));
+    const polled = this.sourceLane.run(() => this.source.poll(maxRecords, maxWaitMs));
+    const { rateLimit } = this;
+    const limiter = this.options.rateLimiter;
+    if (rateLimit === undefined || limiter === undefined) return polled;
+    return polled.then(async (batch) => {
+      for (let left = batch.records.length; left > 0; left -= rateLimit.burst) {
+        await limiter.acquire({ pipelineId: this.pipelineId, records: Math.min(left, rateLimit.burst), limit: rateLimit }, this.signal);
+      }
+      return batch;
+    });
+  }
+
+  /**
+   * Asks the source for its lag when it has `lag()`, is open, no sample is in
+   * flight and `lagIntervalMs` passed since the last one; `emit` hears the
+   * answer (or the failure) unless the generation ended meanwhile.
+   */
+  sampleLag(now: number, emit: (event: InstrumentationEvent) => void): void {
+    const source = this.source;
+    if (source.lag === undefined || !this.opened.source || this.lagInFlight || now < this.nextLagAt || this.signal.aborted) return;
+    this.lagInFlight = true;
+    this.nextLagAt = now + this.lagIntervalMs;
+    const { pipelineId } = this;
+    const sourceType = source.type;
+    source
+      .lag()
+      .then(
+        (partitions) => {
+          if (!this.signal.aborted) emit({ type: 'pipeline.source.lag', pipelineId, sourceType, partitions });
+        },
+        (error: unknown) => {
+          if (!this.signal.aborted) emit({ type: 'pipeline.source.lag-failed', pipelineId, sourceType, error });
+        },
+      )
+      .finally(() => (this.lagInFlight = false));
   }
 
   ack(offset: SourceOffset): Promise<void> {
@@ -222,6 +290,7 @@ export function performConnectorEffect<M>(
 ): boolean {
   switch (effect.type) {
       case 'poll':
+        run.sampleLag(ctx.system.clock.now(), (event) => ctx.system.events.emit(event));
         ctx.pipeToSelf(run.poll(effect.maxRecords, effect.maxWaitMs), (o) =>
           toCycle(o.ok ? { type: 'polled', batch: o.value } : { type: 'failed', batchId: undefined, error: o.error }),
         );

@@ -23,6 +23,7 @@ import type { ActorContext, Outcome } from '../../actor/actor-context.js';
 import type { AnyActorRef } from '../../actor/actor-ref.js';
 import { behavior, type Behavior, type Signal } from '../../actor/behavior.js';
 import { StatusReply } from '../../actor/status-reply.js';
+import { localTokenBucket, rateLimiterOf, type RateLimiter } from '../../rate-limit/rate-limiter.js';
 import { Backoff } from '../../supervision/backoff.js';
 import { InvalidPipelineDefinitionError } from '../definition/invalid-pipeline-definition-error.js';
 import type { DefinitionIssue } from '../definition/invalid-pipeline-definition-error.js';
@@ -81,6 +82,7 @@ class PipelineRuntime {
   private readonly journalBackoff: Backoff;
   private readonly early: PipelineCommand[] = [];
   private closing: Promise<unknown>[] = [];
+  private rateLimiter: RateLimiter | undefined;
 
   constructor(
     private readonly options: PipelineActorOptions,
@@ -235,7 +237,12 @@ class PipelineRuntime {
     const gen = ++this.gen;
     let run: ConnectorRun;
     try {
-      run = ConnectorRun.create(gen, this.id, state.definition, this.options.connectors, this.options.lookups);
+      // One default bucket per actor, so a retry's new generation does not start with a full burst.
+      this.rateLimiter ??= this.options.rateLimiter ?? rateLimiterOf(localTokenBucket(this.ctx.system.clock), this.ctx.system.scheduler);
+      run = ConnectorRun.create(gen, this.id, state.definition, this.options.connectors, this.options.lookups, {
+        rateLimiter: this.rateLimiter,
+        ...(this.options.lagIntervalMs === undefined ? {} : { lagIntervalMs: this.options.lagIntervalMs }),
+      });
     } catch (error) {
       this.reportFailure(undefined, error, 'connectors');
       return;

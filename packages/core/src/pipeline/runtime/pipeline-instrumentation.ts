@@ -2,6 +2,7 @@
  * Instrumentation events of running pipelines; `apps/node` turns them into
  * the Prometheus metrics and logs of docs/domain.md.
  */
+import type { SourceLag } from '../../connector/source.js';
 import type { PipelineStatus } from '../model/pipeline-state.js';
 
 export interface PipelineBatchCompletedEvent {
@@ -49,6 +50,28 @@ export interface PipelineJournalRefusedEvent {
   readonly retryInMs: number;
 }
 
+/**
+ * The lag of the pipeline's source, per partition it reads now (all of them:
+ * a partition missing from `partitions` is not read here any more). Sampled
+ * after a poll, at most every `lagIntervalMs` per pipeline, from sources that
+ * implement `Source.lag`.
+ */
+export interface PipelineSourceLagEvent {
+  readonly type: 'pipeline.source.lag';
+  readonly pipelineId: string;
+  /** The source's type (`kafka`, ...). */
+  readonly sourceType: string;
+  readonly partitions: readonly SourceLag[];
+}
+
+/** Asking the source for its lag failed; the pipeline goes on and asks again after `lagIntervalMs`. */
+export interface PipelineSourceLagFailedEvent {
+  readonly type: 'pipeline.source.lag-failed';
+  readonly pipelineId: string;
+  readonly sourceType: string;
+  readonly error: unknown;
+}
+
 declare module '../../instrumentation/instrumentation.js' {
   interface InstrumentationEventMap {
     'pipeline.batch.completed': PipelineBatchCompletedEvent;
@@ -56,5 +79,7 @@ declare module '../../instrumentation/instrumentation.js' {
     'pipeline.status.changed': PipelineStatusChangedEvent;
     'pipeline.connector.close-failed': PipelineConnectorCloseFailedEvent;
     'pipeline.journal.refused': PipelineJournalRefusedEvent;
+    'pipeline.source.lag': PipelineSourceLagEvent;
+    'pipeline.source.lag-failed': PipelineSourceLagFailedEvent;
   }
 }

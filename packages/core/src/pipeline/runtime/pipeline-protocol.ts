@@ -11,6 +11,7 @@ import type { Sink } from '../../connector/sink.js';
 import type { Source, SourceOffset } from '../../connector/source.js';
 import { DataflowError, isDataflowError } from '../../errors/dataflow-error.js';
 import type { EntityPersistence } from '../../event-sourcing/recovery.js';
+import type { RateLimiter } from '../../rate-limit/rate-limiter.js';
 import type { LookupSource } from '../../transforms/enrich/lookup-source.js';
 import type { DefinitionIssue } from '../definition/invalid-pipeline-definition-error.js';
 import type { PipelineDefinition } from '../definition/pipeline-definition.js';
@@ -53,6 +54,14 @@ export interface PipelineActorOptions {
   readonly maxBatchesPerCheckpoint?: number;
   /** Backoff between attempts to record a failure or a status change the journal refused (default 100 ms to 10 s). */
   readonly journalBackoff?: { readonly minBackoffMs: number; readonly maxBackoffMs: number };
+  /**
+   * Admits the records of each poll of a pipeline whose definition has a
+   * `rateLimit` (default: an in-process token bucket per pipeline actor, on
+   * the actor system's clock and scheduler).
+   */
+  readonly rateLimiter?: RateLimiter;
+  /** Least time between two samples of the source's lag (`Source.lag`), ms (default 5 000). */
+  readonly lagIntervalMs?: number;
 }
 
 /** What a pipeline command achieved: the state after it; for an ingest, whether the batch was recorded before. */
