@@ -1,8 +1,8 @@
 /**
  * The Kafka source against the real broker, for both client adapters:
  * record shape per format, malformed values, positions restored from a
- * checkpoint, commits after acks, and the reconciliation with Kafka's
- * committed offsets when the sink commits them.
+ * checkpoint, commits after acks, the reconciliation with Kafka's
+ * committed offsets when the sink commits them, and the lag per partition.
  */
 import type { SourceBatch, SourceOffset, SourceRecord } from '@dataflow/core';
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
@@ -204,5 +204,21 @@ describe.each(adapters)('Kafka source (%s)', (adapter) => {
     expect(values((await pollRecords(s, 1)).records)).toEqual(['a']);
     const other = source({ topics: [t], groupId: `${ns}-mine` });
     await expect(open(other, encodeKafkaSourceOffset(`${ns}-theirs`, []))).rejects.toThrow(/consumer group .*-theirs.* configured with .*-mine/);
+  });
+
+  it('reports the lag of each assigned partition: its end offset minus the next record handed out, 0 once read to the end', { timeout: 60_000 }, async () => {
+    const t = await topic(2, Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, key: null, value: Buffer.from(JSON.stringify({ value: i })) })));
+    const s = source({ topics: [t], autoOffsetReset: 'earliest' });
+    await open(s);
+    const byPartition = (lags: readonly { partition: number; lag: number }[]) => [...lags].sort((a, b) => a.partition - b.partition).map((l) => [l.partition, l.lag]);
+    let lags = await s.lag();
+    for (const deadline = Date.now() + 20_000; lags.length < 2 && Date.now() < deadline; lags = await s.lag()) await new Promise((r) => setTimeout(r, 100));
+    // Nothing handed out or committed yet: from the earliest offset.
+    expect(byPartition(lags)).toEqual([[0, 5], [1, 5]]);
+    expect(lags.every((l) => l.topic === t)).toBe(true);
+    expect((await pollRecords(s, 4)).records).toHaveLength(4);
+    expect((await s.lag()).reduce((sum, l) => sum + l.lag, 0)).toBe(6);
+    expect((await pollRecords(s, 6)).records).toHaveLength(6);
+    expect(byPartition(await s.lag())).toEqual([[0, 0], [1, 0]]);
   });
 });

@@ -26,15 +26,25 @@
  * Backpressure: the consumer's buffer holds at most `maxBufferedRecords`; when
  * it is full, fetching waits (no partition is fetched ahead without bound) and
  * the pipeline pulls one batch at a time.
+ *
+ * Lag (`lag()`, sampled by the pipeline every few seconds): per assigned
+ * partition, the end offset (high watermark) from the admin client minus the
+ * next offset the source hands out; for a partition nothing was handed out
+ * from yet, the group's committed offset, else the earliest or end offset per
+ * `autoOffsetReset`. The admin connection is opened at the first sample and
+ * kept until `close`. The same code serves both client adapters (it uses
+ * only the port). Records buffered by the consumer but not handed out count
+ * as lag; with transactional producers a partition's commit markers do too
+ * (a partition read to its end shows 1 per trailing marker).
  */
-import type { DataRecord, JsonValue, Source, SourceBatch, SourceContext, SourceOffset, SourceRecord } from '@dataflow/core';
+import type { DataRecord, JsonValue, Source, SourceBatch, SourceContext, SourceLag, SourceOffset, SourceRecord } from '@dataflow/core';
 import { ConnectorError } from '@dataflow/core';
 import * as z from 'zod';
 import { parseDefinition } from '../factory/parse-definition.js';
 import { createKafkaClient } from './kafka-client.js';
 import { KafkaRebalanceError } from './kafka-errors.js';
 import { checkConsumerTimeouts, kafkaClientOptionsSchema, kafkaConsumerTuningFields } from './kafka-options.js';
-import { partitionKey, type ConsumedRecord, type KafkaClient, type KafkaConsumer, type TopicPartition, type TopicPartitionOffset } from './kafka-port.js';
+import { partitionKey, type ConsumedRecord, type KafkaAdmin, type KafkaClient, type KafkaConsumer, type TopicPartition, type TopicPartitionOffset } from './kafka-port.js';
 import { decodeKafkaSourceOffset, encodeKafkaSourceOffset } from './kafka-source-offset.js';
 
 /** How often in a row a retriable offset commit may fail (each later ack retries it) before the failure reaches the pipeline. */
@@ -113,6 +123,8 @@ export class KafkaSource implements Source {
   #commitFailure: ConnectorError | undefined;
   #commitInFlight: Promise<void> | undefined;
   #closed = false;
+  /** The admin connection of `lag()`, opened at its first call. */
+  #admin: Promise<KafkaAdmin> | undefined;
 
   constructor(definition: KafkaSourceDefinitionInput | Record<string, unknown>, dependencies: KafkaSourceDependencies = {}) {
     this.definition = parseKafkaSourceDefinition(definition);
@@ -228,13 +240,66 @@ export class KafkaSource implements Source {
     }
   }
 
+  /**
+   * The lag of each partition assigned now: its end offset minus the next
+   * offset this source hands out (see the module comment). Two admin round
+   * trips per topic at most (end offsets, and committed offsets while a
+   * partition has no position here); may run while a poll is pending.
+   */
+  async lag(): Promise<readonly SourceLag[]> {
+    const consumer = this.#requireOpen('lag');
+    const assigned = consumer.assignment();
+    if (assigned.length === 0) return [];
+    const client = this.#client;
+    if (client === undefined) return [];
+    const opening = (this.#admin ??= client.admin());
+    let admin: KafkaAdmin;
+    try {
+      admin = await opening;
+    } catch (error) {
+      if (this.#admin === opening) this.#admin = undefined; // the next sample connects again
+      throw new ConnectorError('kafka', `reading the lag of consumer group ${this.#groupId}: the admin client did not connect`, { retriable: true, cause: error });
+    }
+    try {
+      const topics = [...new Set(assigned.map((tp) => tp.topic))];
+      const offsets = new Map<string, { earliest: bigint; end: bigint }>();
+      for (const [i, partitions] of (await Promise.all(topics.map((t) => admin.fetchTopicOffsets(t)))).entries()) {
+        for (const p of partitions) offsets.set(partitionKey(topics[i] ?? '', p.partition), p);
+      }
+      const unknown = assigned.filter((tp) => !this.#positions.has(partitionKey(tp.topic, tp.partition)));
+      const committed = new Map<string, bigint>();
+      if (unknown.length > 0) {
+        for (const c of await admin.fetchCommittedOffsets(this.#groupId, [...new Set(unknown.map((tp) => tp.topic))])) {
+          if (c.offset >= 0n) committed.set(partitionKey(c.topic, c.partition), c.offset);
+        }
+      }
+      const lags: SourceLag[] = [];
+      for (const tp of assigned) {
+        const key = partitionKey(tp.topic, tp.partition);
+        const bounds = offsets.get(key);
+        if (bounds === undefined) continue;
+        const next = this.#positions.get(key)?.offset ?? committed.get(key) ?? (this.definition.autoOffsetReset === 'earliest' ? bounds.earliest : bounds.end);
+        lags.push({ topic: tp.topic, partition: tp.partition, lag: Number(bounds.end > next ? bounds.end - next : 0n) });
+      }
+      return lags;
+    } catch (error) {
+      if (error instanceof ConnectorError) throw error;
+      throw new ConnectorError('kafka', `reading the lag of consumer group ${this.#groupId} failed`, { retriable: (error as { retriable?: unknown } | null)?.retriable === true, cause: error });
+    }
+  }
+
   /** Finishes the commit in flight and commits what is still pending (so a restart re-reads less), then leaves the group. */
   async close(): Promise<void> {
     if (this.#closed) return;
     await this.#commitInFlight;
     if (this.#commitFailure === undefined && this.#pendingCommit.size > 0) await this.#commitPending();
     this.#closed = true;
+    const admin = this.#admin;
+    this.#admin = undefined;
     await this.#consumer?.close();
+    // An admin client that did not connect was reported by the lag() that opened it; one that did is closed here, and its failure is this close's.
+    const opened = await admin?.catch(() => undefined);
+    await opened?.close();
     this.#throwCommitFailure();
   }
 
