@@ -172,7 +172,8 @@ export class ClusterRuntime {
     }
     await this.expireLapsed();
     const ids = this.members.map((m) => m.nodeId);
-    const desired = new Set(this.connected ? shardsOf(this.nodeId, ids, this.shards).map(shardLeaseName) : []);
+    // Without Redis the view is stale: keep what is held (a blip shorter than the lease changes nothing); the watchdog gives up what lapses.
+    const desired = new Set(this.connected ? shardsOf(this.nodeId, ids, this.shards).map(shardLeaseName) : this.held.keys());
     if (this.connected && ownerOf(COORDINATOR_LEASE, ids) === this.nodeId) desired.add(COORDINATOR_LEASE);
 
     // Hand back first: stop, then release.

@@ -69,6 +69,7 @@ export function createNodeCluster(config: NodeRuntimeConfig, logger: NodeLogger,
     ...(config.projections.enabled ? { onCoordinator: (runs: boolean) => projections.follow(runs) } : {}),
   });
   const authToken = config.api.authToken;
+  let started: DataflowNode | undefined;
   return {
     nodeId,
     runtime,
@@ -82,9 +83,13 @@ export function createNodeCluster(config: NodeRuntimeConfig, logger: NodeLogger,
       nodeId,
       ownerOf: (pipelineId) => runtime.ownerOf(pipelineId),
       coordinatorOwner: () => runtime.coordinatorOwner(),
+      view: () => ({ ...runtime.view(), hosted: [...(started?.hostedPipelines() ?? [])].sort() }),
       ...(authToken === undefined ? {} : { authToken }),
     },
-    start: (node, apiUrl) => runtime.start(node, settings.advertiseUrl?.replace(/\/+$/, '') ?? advertised(apiUrl)),
+    start: (node, apiUrl) => {
+      started = node;
+      return runtime.start(node, settings.advertiseUrl?.replace(/\/+$/, '') ?? advertised(apiUrl));
+    },
     stop: async () => {
       try {
         await runtime.stop();

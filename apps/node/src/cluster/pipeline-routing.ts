@@ -27,6 +27,8 @@ export interface PipelineRoutingOptions {
   readonly ownerOf: (pipelineId: string) => PipelineOwner;
   /** Where the coordinator and the projections run (self when here); their routes are forwarded there. */
   readonly coordinatorOwner?: () => PipelineOwner;
+  /** What `GET /api/v1/cluster` shows: this node's view (members, shards, coordinator, hosted pipelines). */
+  readonly view?: () => Record<string, unknown>;
   /** Sent to the owner (the cluster's nodes share the API token). */
   readonly authToken?: string;
   /** Per forwarded request (default 30 000 ms). */
@@ -45,6 +47,20 @@ const PIPELINE_ROUTE = /^\/api\/v1\/pipelines\/:id(\/|$)/;
  * ```
  */
 export function registerPipelineRouting(app: FastifyInstance, options: PipelineRoutingOptions): void {
+  const view = options.view;
+  if (view !== undefined) {
+    app.get(
+      '/api/v1/cluster',
+      {
+        schema: {
+          tags: ['system'],
+          summary: "This node's view of the cluster: live members, the shards it holds, whether it runs the coordinator, the pipelines it runs",
+          response: { 200: { type: 'object', additionalProperties: true } },
+        },
+      },
+      () => view(),
+    );
+  }
   app.addHook('preHandler', async (request, reply) => {
     const route = request.routeOptions.url ?? '';
     let pipelineId: string | undefined;

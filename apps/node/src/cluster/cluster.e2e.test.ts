@@ -1,0 +1,302 @@
+/**
+ * Three real node processes (the built `dataflow start`) on the real
+ * Postgres journal and Redis: 30 pipelines created through one node's API
+ * land on their shards' owners; each runs on exactly one node; a node killed
+ * with SIGKILL has its pipelines resumed elsewhere within the lease time +
+ * 10 s; restarted, it takes its shards back by hand-off; at the end every
+ * sink holds exactly the generated rows, every journal counts them once, and
+ * no pipeline's journal shows two writers interleaved (no pipeline ran
+ * twice). A node whose Redis connection is cut (through a TCP proxy the test
+ * closes) stops its pipelines by itself, before its leases can expire.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+const cli = resolve(import.meta.dirname, '../../dist/cli/dataflow.js');
+const postgresUrl = process.env['DATAFLOW_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const redisUrl = new URL(process.env['DATAFLOW_REDIS_URL'] ?? 'redis://127.0.0.1:6379');
+const run = `c${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+const journalSchema = `${run}_journal`;
+const sinkSchema = `${run}_sink`;
+const LEASE_TTL_MS = 4_000;
+const RECORDS = 2_400;
+
+let dir: string;
+let db: pg.Pool;
+const nodes = new Map<string, NodeRun>();
+
+interface NodeRun {
+  readonly id: string;
+  readonly child: ChildProcess;
+  readonly lines: string[];
+  readonly exited: Promise<number | null>;
+  url: string;
+}
+
+beforeAll(async () => {
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: the test target depends on build (npx nx build @dataflow/node)`);
+  dir = await mkdtemp(join(tmpdir(), 'dataflow-cluster-'));
+  db = new pg.Pool({ connectionString: postgresUrl, max: 4 });
+  await db.query(`CREATE SCHEMA ${sinkSchema}`);
+  await db.query(`CREATE TABLE ${sinkSchema}.rows (pipeline text NOT NULL, id bigint NOT NULL, PRIMARY KEY (pipeline, id))`);
+});
+
+afterAll(async () => {
+  for (const node of nodes.values()) if (node.child.exitCode === null) node.child.kill('SIGKILL');
+  await db.query(`DROP SCHEMA IF EXISTS ${sinkSchema} CASCADE`);
+  await db.query(`DROP SCHEMA IF EXISTS ${journalSchema} CASCADE`);
+  await db.end();
+  await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+async function config(name: string, redis: string): Promise<string> {
+  const file = join(dir, `${name}.yaml`);
+  await writeFile(
+    file,
+    [
+      'journal: { type: postgres, migrate: auto }',
+      `postgres: { url: "${postgresUrl}", schema: ${journalSchema} }`,
+      `redis: { url: "${redis}", keyPrefix: "${run}:" }`,
+      `cluster: { enabled: true, keyPrefix: "${run}:cluster:", leaseTtlMs: ${LEASE_TTL_MS}, tickMs: 500, shards: 32 }`,
+      'api: { port: 0 }',
+      'metrics: { enabled: false }',
+    ].join('\n'),
+  );
+  return file;
+}
+
+function startNode(id: string, file: string): NodeRun {
+  const child = spawn(process.execPath, [cli, 'start', '--config', file], { cwd: dir, env: { PATH: process.env['PATH'] ?? '', DATAFLOW_NODE_ID: id }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const lines: string[] = [];
+  let rest = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    const parts = (rest + chunk.toString()).split('\n');
+    rest = parts.pop() ?? '';
+    lines.push(...parts.filter((l) => l !== ''));
+  });
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+  const node: NodeRun = { id, child, lines, exited, url: '' };
+  nodes.set(id, node);
+  return node;
+}
+
+/** The node's log messages (a line that is not a JSON log line fails the test: it names itself). */
+const messages = (node: NodeRun): string[] =>
+  node.lines.map((l) => {
+    if (!l.startsWith('{')) throw new Error(`${node.id} wrote a line that is not a JSON log line: ${l}`);
+    return (JSON.parse(l) as { message: string }).message;
+  });
+
+async function joined(node: NodeRun): Promise<void> {
+  await vi.waitFor(
+    () => {
+      const line = messages(node).find((m) => m.startsWith('admin API and console on '));
+      if (line === undefined) throw new Error(`${node.id} has not started: ${node.lines.slice(-3).join(' | ')}`);
+      node.url = /on (http:\/\/[^/]+)\//.exec(line)?.[1] ?? '';
+      expect(messages(node).some((m) => m.startsWith(`cluster: member ${node.id}`))).toBe(true);
+    },
+    { timeout: 60_000, interval: 100 },
+  );
+}
+
+interface View {
+  readonly nodeId: string;
+  readonly members: readonly { nodeId: string }[];
+  readonly shards: readonly number[];
+  readonly coordinator: boolean;
+  readonly hosted: readonly string[];
+}
+
+async function view(node: NodeRun): Promise<View> {
+  return (await (await fetch(`${node.url}/api/v1/cluster`)).json()) as View;
+}
+
+async function api<T>(node: NodeRun, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const response = await fetch(`${node.url}${path}`, { method, ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }) });
+  return { status: response.status, body: (await response.json()) as T };
+}
+
+const definition = (id: string) => ({
+  name: `pipeline-${id}`,
+  source: { type: 'generator', rate: 120, count: RECORDS, fields: { id: { kind: 'sequence' } } },
+  transforms: [{ type: 'map', set: [{ to: 'pipeline', value: id }] }],
+  sink: { type: 'postgres', schema: sinkSchema, table: 'rows', columns: { pipeline: 'pipeline', id: 'id' }, upsert: { key: ['pipeline', 'id'] } },
+  batch: { size: 60, maxWaitMs: 100 },
+});
+
+/** Every live node's hosted pipelines, and the pipelines hosted twice. */
+async function placement(live: readonly NodeRun[]): Promise<{ byPipeline: Map<string, string[]> }> {
+  const byPipeline = new Map<string, string[]>();
+  for (const node of live) for (const id of (await view(node)).hosted) byPipeline.set(id, [...(byPipeline.get(id) ?? []), node.id]);
+  return { byPipeline };
+}
+
+/** Writer segments of each pipeline's journal: a writer that comes back after another wrote means the pipeline ran twice. */
+async function interleavedWriters(): Promise<string[]> {
+  const { rows } = await db.query<{ persistence_id: string; writer_id: string }>(`SELECT persistence_id, writer_id FROM ${journalSchema}.event_journal WHERE persistence_id LIKE 'pipeline-%' ORDER BY persistence_id, sequence_nr`);
+  const bad: string[] = [];
+  const seen = new Map<string, Set<string>>();
+  const last = new Map<string, string>();
+  for (const row of rows) {
+    const writers = seen.get(row.persistence_id) ?? new Set<string>();
+    if (last.get(row.persistence_id) !== row.writer_id && writers.has(row.writer_id)) bad.push(`${row.persistence_id}: writer ${row.writer_id} wrote again after another`);
+    writers.add(row.writer_id);
+    seen.set(row.persistence_id, writers);
+    last.set(row.persistence_id, row.writer_id);
+  }
+  return bad;
+}
+
+describe('a cluster of three nodes', () => {
+  const ids = Array.from({ length: 30 }, (_, i) => `p${String(i).padStart(2, '0')}`);
+
+  it('places 30 pipelines on exactly one node each, survives a SIGKILL within the lease time + 10 s, rebalances a restarted node, and loses nothing', { timeout: 240_000 }, async () => {
+    const file = await config('direct', redisUrl.toString());
+    const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((id) => startNode(id, file)) as [NodeRun, NodeRun, NodeRun];
+    for (const node of [a, b, c]) await joined(node);
+    await vi.waitFor(async () => expect((await view(a)).members).toHaveLength(3), { timeout: 20_000 });
+
+    for (const id of ids) {
+      const created = await vi.waitFor(
+        async () => {
+          const answer = await api<{ id: string; status: string }>(a, 'POST', '/api/v1/pipelines', { id, definition: definition(id), start: true });
+          expect(answer.status).not.toBe(503);
+          return answer;
+        },
+        { timeout: 20_000, interval: 200 },
+      );
+      expect(created).toMatchObject({ status: 201, body: { id, status: 'running' } });
+    }
+    // Every pipeline runs on exactly one node, and all three nodes run some.
+    await vi.waitFor(
+      async () => {
+        const { byPipeline } = await placement([a, b, c]);
+        expect([...byPipeline.keys()].sort()).toEqual(ids);
+        expect([...byPipeline.values()].every((owners) => owners.length === 1)).toBe(true);
+      },
+      { timeout: 20_000, interval: 250 },
+    );
+    const before = await placement([a, b, c]);
+    for (const node of [a, b, c]) expect([...before.byPipeline.values()].flat()).toContain(node.id);
+    // Any node answers about any pipeline (forwarded to its owner).
+    for (const id of ids.slice(0, 5)) expect((await api<{ status: string }>(a, 'GET', `/api/v1/pipelines/${id}/status`)).body.status).toBe('running');
+
+    // SIGKILL the node that runs the coordinator: its pipelines and the coordinator move.
+    const victim = (await Promise.all([a, b, c].map(async (n) => ({ n, v: await view(n) })))).find((x) => x.v.coordinator)?.n ?? b;
+    const survivors = [a, b, c].filter((n) => n !== victim);
+    const orphans = [...before.byPipeline].filter(([, owners]) => owners[0] === victim.id).map(([id]) => id);
+    expect(orphans.length).toBeGreaterThan(0);
+    const killedAt = Date.now();
+    victim.child.kill('SIGKILL');
+    await victim.exited;
+    await vi.waitFor(
+      async () => {
+        const { byPipeline } = await placement(survivors);
+        for (const id of orphans) expect(byPipeline.get(id)).toHaveLength(1);
+      },
+      { timeout: LEASE_TTL_MS + 10_000, interval: 100 },
+    );
+    const failoverMs = Date.now() - killedAt;
+    expect(failoverMs).toBeLessThan(LEASE_TTL_MS + 10_000);
+    await vi.waitFor(async () => expect((await view(survivors[0] as NodeRun)).members).toHaveLength(2), { timeout: 10_000 });
+
+    // Restart it under the same id: it takes its shards back by hand-off.
+    const again = startNode(victim.id, file);
+    await joined(again);
+    const rejoinedAt = Date.now();
+    const live = [...survivors, again];
+    await vi.waitFor(
+      async () => {
+        const { byPipeline } = await placement(live);
+        expect([...byPipeline.keys()].sort()).toEqual(ids);
+        expect([...byPipeline.values()].every((owners) => owners.length === 1)).toBe(true);
+        expect([...byPipeline.values()].flat()).toContain(again.id);
+      },
+      { timeout: 30_000, interval: 250 },
+    );
+    const rebalanceMs = Date.now() - rejoinedAt;
+
+    // Every pipeline runs to the end of its source: exact rows, each counted once in its journal, no two writers interleaved.
+    await vi.waitFor(
+      async () => {
+        const { body } = await api<{ pipelines: { id: string; status: string; totalRecords: number }[] }>(again, 'GET', '/api/v1/pipelines');
+        expect(body.pipelines.filter((p) => p.status === 'stopped' && p.totalRecords === RECORDS).map((p) => p.id).sort()).toEqual(ids);
+      },
+      { timeout: 120_000, interval: 1_000 },
+    );
+    const { rows } = await db.query<{ pipeline: string; n: string; distinct_ids: string }>(
+      `SELECT pipeline, count(*) AS n, count(DISTINCT id) AS distinct_ids, min(id) AS lo, max(id) AS hi FROM ${sinkSchema}.rows GROUP BY pipeline ORDER BY pipeline`,
+    );
+    expect(rows.map((r) => [r.pipeline, Number(r.n)])).toEqual(ids.map((id) => [id, RECORDS]));
+    for (const id of ids) {
+      const metrics = (await api<{ recordsProcessed: number }>(c === victim ? a : c, 'GET', `/api/v1/pipelines/${id}/metrics`)).body;
+      expect(metrics.recordsProcessed, id).toBe(RECORDS);
+    }
+    expect(await interleavedWriters()).toEqual([]);
+    process.stdout.write(`${JSON.stringify({ bench: 'cluster-failover', leaseTtlMs: LEASE_TTL_MS, failoverMs, pipelinesMoved: orphans.length, rebalanceMs })}\n`);
+
+    for (const node of live) node.child.kill('SIGTERM');
+    for (const node of live) expect(await node.exited).toBe(0);
+  });
+
+  it('a node cut off from Redis stops its pipelines before its leases expire; the others take them over', { timeout: 180_000 }, async () => {
+    // node-d reaches Redis through a proxy the test controls; node-e directly.
+    const sockets = new Set<Socket>();
+    let accepting = true;
+    const proxy: Server = createServer((client) => {
+      if (!accepting) {
+        client.destroy();
+        return;
+      }
+      const upstream = connect(Number(redisUrl.port || 6379), redisUrl.hostname);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => sockets.delete(s));
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((done) => proxy.listen(0, '127.0.0.1', done));
+    const port = (proxy.address() as { port: number }).port;
+    const cut = startNode('node-d', await config('proxied', `redis://127.0.0.1:${port}`));
+    const other = startNode('node-e', await config('direct', redisUrl.toString()));
+    for (const node of [cut, other]) await joined(node);
+    await vi.waitFor(async () => expect((await view(other)).members).toHaveLength(2), { timeout: 20_000 });
+    const partitioned = Array.from({ length: 12 }, (_, i) => `q${String(i).padStart(2, '0')}`);
+    for (const id of partitioned) {
+      const created = await vi.waitFor(
+        async () => {
+          const answer = await api<{ status: string }>(other, 'POST', '/api/v1/pipelines', { id, definition: { ...definition(id), source: { type: 'generator', rate: 50, fields: { id: { kind: 'sequence' } } } }, start: true });
+          expect(answer.status).not.toBe(503);
+          return answer;
+        },
+        { timeout: 20_000, interval: 200 },
+      );
+      expect(created.status).toBe(201);
+    }
+    await vi.waitFor(async () => expect((await view(cut)).hosted.length).toBeGreaterThan(0), { timeout: 30_000, interval: 250 });
+    const stranded = (await view(cut)).hosted;
+
+    const cutAt = Date.now();
+    accepting = false;
+    for (const s of sockets) s.destroy();
+    // It gives its pipelines up by its own clock, before the server copies of its leases expire.
+    await vi.waitFor(async () => expect((await view(cut)).hosted).toEqual([]), { timeout: LEASE_TTL_MS + 5_000, interval: 100 });
+    const stoppedAfterMs = Date.now() - cutAt;
+    expect(messages(cut).some((m) => /^cluster: lease shard-\d+ lapsed without renewal/.test(m))).toBe(true);
+    // The other node takes them over once the leases expire.
+    await vi.waitFor(async () => expect((await view(other)).hosted).toEqual(expect.arrayContaining([...stranded])), { timeout: LEASE_TTL_MS + 10_000, interval: 100 });
+    expect(await interleavedWriters()).toEqual([]);
+    process.stdout.write(`${JSON.stringify({ bench: 'cluster-partition', leaseTtlMs: LEASE_TTL_MS, stoppedAfterMs, pipelines: stranded.length })}\n`);
+
+    for (const node of [cut, other]) node.child.kill('SIGTERM');
+    for (const node of [cut, other]) await node.exited;
+    await new Promise<void>((done) => proxy.close(() => done()));
+  });
+});
