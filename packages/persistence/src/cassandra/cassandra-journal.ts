@@ -35,6 +35,7 @@ import { SendDeadlinePassedError, type BatchStatement, type CassandraSession } f
 import { asWriteError, isUnknownWriteOutcome } from './cassandra-settings.js';
 import { bucketOf, partitionOf, timeOf, TimeUuidSource, toNumber, toNumberMap, toOptionalNumber } from './event-row.js';
 import type { MessagesReader } from './messages-reader.js';
+import { checkUserTag, sliceTagOf } from './slice-tags.js';
 import type { PendingTagRow, TagViewWriter } from './tag-view-writer.js';
 import { WriterLeases, type Lease } from './writer-leases.js';
 
@@ -147,7 +148,8 @@ export class CassandraJournal implements Journal {
       if (events.length > this.session.settings.targetPartitionSize) {
         throw new JournalWriteError(persistenceId, `an append of ${events.length} events is larger than targetPartitionSize`, { retriable: false });
       }
-      const serialized = events.map((event) => this.serialize(persistenceId, event));
+      const sliceTag = sliceTagOf(persistenceId);
+      const serialized = events.map((event) => this.serialize(persistenceId, event, sliceTag));
       const entry = this.entry(persistenceId);
       entry.pending.push({ events: serialized, options, resolve, reject });
       if (!entry.flushQueued) {
@@ -246,7 +248,7 @@ export class CassandraJournal implements Journal {
     await this.releaseLeases();
   }
 
-  private serialize(persistenceId: string, event: NewEvent): SerializedEvent {
+  private serialize(persistenceId: string, event: NewEvent, sliceTag: string): SerializedEvent {
     const manifest = { eventType: event.eventType, schemaVersion: event.schemaVersion ?? 1 };
     let stored;
     try {
@@ -260,7 +262,8 @@ export class CassandraJournal implements Journal {
       manifest: formatManifest(manifest),
       serializerId: stored.serializerId,
       bytes: Buffer.from(stored.bytes.buffer, stored.bytes.byteOffset, stored.bytes.byteLength),
-      tags: [...new Set(event.tags ?? [])],
+      // The implicit slice tag's row is written with the user tags' rows (same batches, same repair).
+      tags: [...new Set((event.tags ?? []).map((tag) => checkUserTag(persistenceId, tag))), sliceTag],
     };
   }
 

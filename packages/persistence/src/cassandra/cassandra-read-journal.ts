@@ -16,8 +16,12 @@
  * started. Offsets are a time watermark plus the ids delivered within that
  * window (`tag-offset.ts`): bounded, and O(1) per event.
  *
- * (A little over 400 lines: the two cursors, the resume scan and gap filling
- * share the per-id progress and read best in one place.)
+ * `eventsBySlices` is the same stream over the implicit slice-group tags
+ * (`slice-tags.ts`, docs/adr/0010): the rows of the groups covering the range
+ * merged in timestamp order, the ids of other slices skipped.
+ *
+ * (About 450 lines: the two cursors, the resume scan and gap filling share
+ * the per-id progress and read best in one place.)
  */
 import { types } from 'cassandra-driver';
 import {
@@ -29,12 +33,14 @@ import {
   type QueryOptions,
   type ReadJournal,
   type SerializerRegistry,
+  type SliceQueries,
 } from '@dataflow/core';
 import { asReadError } from './cassandra-settings.js';
 import type { MessagesReader } from './messages-reader.js';
 import type { CassandraSession, Row } from './cassandra-session.js';
 import { bucketOf, partitionOf, rowToEvent, timeOf, toNumber, toNumberMap } from './event-row.js';
-import { cursorAt, MIN_UUID, prefetched, type Cursor } from './tag-cursor.js';
+import { sliceSelection, sliceTagOf } from './slice-tags.js';
+import { cursorAt, mergedPages, MIN_UUID, prefetched, type Cursor } from './tag-cursor.js';
 import { TagOffsetTracker } from './tag-offset.js';
 
 /** Where one persistence id stands in a tag stream. */
@@ -54,9 +60,16 @@ interface Learned {
 /** How many re-read windows before a resumed offset's value `learnProgress` reads. */
 const RESUME_SCAN_WINDOWS = 3;
 
-/** The state of one `eventsByTag` stream. */
+/** The state of one `eventsByTag` or `eventsBySlices` stream. */
 interface TagStream {
-  readonly tag: string;
+  /** The query, for error messages: `eventsByTag(t)`. */
+  readonly name: string;
+  /** The tags read: one, or the slice-group tags of a range (their rows merged in timestamp order). */
+  readonly tags: readonly string[];
+  /** The tag of an id's rows in this stream (whose tag sequence numbers it follows). */
+  readonly tagOf: (persistenceId: string) => string;
+  /** Which ids' rows are delivered (the others are skipped before any look-up); undefined: all. */
+  readonly keep: ((persistenceId: string) => boolean) | undefined;
   readonly tracker: TagOffsetTracker;
   readonly progress: Map<string, PidProgress>;
   /** The offset's `seen`, by persistence id. */
@@ -79,7 +92,7 @@ interface TagStream {
  * }
  * ```
  */
-export class CassandraReadJournal implements ReadJournal {
+export class CassandraReadJournal implements ReadJournal, SliceQueries {
   private closed = false;
   private readonly q: Record<'buckets' | 'tagRows' | 'pids' | 'tagSeqAt', string>;
 
@@ -115,7 +128,26 @@ export class CassandraReadJournal implements ReadJournal {
     }
   }
 
-  async *eventsByTag(tag: string, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
+  eventsByTag(tag: string, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
+    return this.tagStream({ name: `eventsByTag(${tag})`, tags: [tag], tagOf: () => tag, keep: undefined }, offset, options);
+  }
+
+  /**
+   * Reads the implicit slice-group tags covering the range (`slice-tags.ts`,
+   * docs/adr/0010) as one tag stream: rows merged in timestamp order, the
+   * ids outside the range skipped. Offsets are `eventsByTag`'s.
+   */
+  async *eventsBySlices(entityType: string, minSlice: number, maxSlice: number, offset: Offset = { kind: 'none' }, options: QueryOptions = {}): AsyncIterable<EventEnvelope> {
+    const { tags, keep } = sliceSelection(entityType, minSlice, maxSlice);
+    const name = `eventsBySlices(${entityType}, ${minSlice}, ${maxSlice})`;
+    yield* this.tagStream({ name, tags, tagOf: sliceTagOf, keep }, offset, options);
+  }
+
+  private async *tagStream(
+    query: Pick<TagStream, 'name' | 'tags' | 'tagOf' | 'keep'>,
+    offset: Offset,
+    options: QueryOptions,
+  ): AsyncIterable<EventEnvelope> {
     const { now, eventualConsistencyDelayMs: delayMs, maxClockSkewMs, maxOffsetSeen } = this.session.settings;
     if (offset.kind === 'sequence') {
       throw new JournalReadError('The Cassandra read journal takes timestamp offsets, not sequence offsets', { retriable: false });
@@ -131,12 +163,12 @@ export class CassandraReadJournal implements ReadJournal {
     const start = tracker.start;
     this.ensureOpen();
     const stream: TagStream = {
-      tag,
+      ...query,
       tracker,
       progress: new Map(),
       resumedSeen,
       resumed: resumed !== undefined,
-      learned: start === undefined ? new Map() : await this.learnProgress(tag, start, windowMs, resumedSeen),
+      learned: start === undefined ? new Map() : await this.learnProgress(query, start, windowMs, resumedSeen),
       signal: options.signal,
     };
     const forward = cursorAt(tracker.start, this.session.settings.timeBucketMs);
@@ -210,23 +242,24 @@ export class CassandraReadJournal implements ReadJournal {
     return buckets;
   }
 
-  private async *guardRows<T>(tag: string, rows: AsyncIterable<T>): AsyncIterable<T> {
+  private async *guardRows<T>(name: string, rows: AsyncIterable<T>): AsyncIterable<T> {
     try {
       yield* rows;
     } catch (error) {
-      throw asReadError(`eventsByTag(${tag}) failed`, error);
+      throw asReadError(`${name} failed`, error);
     }
   }
 
   /**
-   * Reads the rows of `stream.tag` after `cursor` up to `upper` (epoch ms),
+   * Reads the rows of `stream.tags` after `cursor` up to `upper` (epoch ms),
    * delivers those not delivered yet (filling holes from `messages`), and
    * moves the cursor to `upper`. Yields the events of a page at a time (one
    * async step per page, not per event).
    */
   private async *scan(stream: TagStream, cursor: Cursor, upper: number): AsyncIterable<EventEnvelope[]> {
-    const { tag, progress, signal } = stream;
-    for await (const page of this.tagPages(tag, cursor, upper)) {
+    const { name, progress, signal, keep, tagOf } = stream;
+    for await (const read of this.streamPages(stream, cursor, upper)) {
+      const page = keep === undefined ? read : read.filter((row) => keep(row['persistence_id'] as string));
       await this.startProgress(stream, page);
       let batch: EventEnvelope[] = [];
       for (const row of page) {
@@ -234,7 +267,7 @@ export class CassandraReadJournal implements ReadJournal {
         const persistenceId = row['persistence_id'] as string;
         const sequenceNr = toNumber(row['sequence_nr']);
         const state = progress.get(persistenceId);
-        if (state === undefined) throw new JournalReadError(`eventsByTag(${tag}): no progress for ${persistenceId}`, { retriable: false });
+        if (state === undefined) throw new JournalReadError(`${name}: no progress for ${persistenceId}`, { retriable: false });
         if (sequenceNr <= state.sequenceNr || sequenceNr <= state.deletedTo) continue;
         const tagSequenceNr = toNumber(row['tag_pid_sequence_nr']);
         const at = timeOf(row['timestamp']);
@@ -242,7 +275,7 @@ export class CassandraReadJournal implements ReadJournal {
           // What is ready goes out before a hole that may take up to gapTimeoutMs to fill.
           if (batch.length > 0) yield batch;
           batch = [];
-          for await (const missing of this.fillGap(tag, persistenceId, state, sequenceNr, tagSequenceNr, signal)) {
+          for await (const missing of this.fillGap(tagOf(persistenceId), persistenceId, state, sequenceNr, tagSequenceNr, signal)) {
             batch.push(this.deliver(stream, state, this.messages.toEvent(missing.row), missing.tagSequenceNr, at));
           }
         }
@@ -252,8 +285,26 @@ export class CassandraReadJournal implements ReadJournal {
     }
   }
 
+  /**
+   * The rows of a stream's tags after `cursor` up to `upper`, a page at a
+   * time; several tags (a slice range over several groups) are read side by
+   * side and merged in timestamp order, so the offset tracker sees one
+   * ordered stream. Then moves the cursor to `upper`.
+   */
+  private async *streamPages(stream: TagStream, cursor: Cursor, upper: number): AsyncIterable<Row[]> {
+    const [only] = stream.tags;
+    if (stream.tags.length === 1 && only !== undefined) {
+      yield* this.tagPages(stream.name, only, cursor, upper);
+      return;
+    }
+    const cursors = stream.tags.map(() => ({ ...cursor }));
+    yield* mergedPages(stream.tags.map((tag, i) => this.tagPages(stream.name, tag, cursors[i] ?? { ...cursor }, upper)));
+    // Every tag was read up to `upper`: their cursors all stand there.
+    Object.assign(cursor, cursors[0]);
+  }
+
   /** The rows of `tag` after `cursor` up to `upper` (epoch ms), a page at a time; then moves the cursor to `upper`. */
-  private async *tagPages(tag: string, cursor: Cursor, upper: number): AsyncIterable<Row[]> {
+  private async *tagPages(name: string, tag: string, cursor: Cursor, upper: number): AsyncIterable<Row[]> {
     if (upper < cursor.lowerMs) return;
     const { timeBucketMs, readConsistency } = this.session.settings;
     const upperUuid = types.TimeUuid.max(new Date(upper), 9999);
@@ -264,7 +315,7 @@ export class CassandraReadJournal implements ReadJournal {
       try {
         buckets = await this.bucketsOf(tag, cursor.bucket, lastBucket);
       } catch (error) {
-        throw asReadError(`eventsByTag(${tag}) failed`, error);
+        throw asReadError(`${name} failed`, error);
       }
     }
     for (const bucket of buckets) {
@@ -272,7 +323,7 @@ export class CassandraReadJournal implements ReadJournal {
         cursor.bucket = bucket;
         cursor.lower = MIN_UUID;
       }
-      yield* this.guardRows(tag, prefetched(this.session.pages(this.q.tagRows, [tag, bucket, cursor.lower, upperUuid], readConsistency)));
+      yield* this.guardRows(name, prefetched(this.session.pages(this.q.tagRows, [tag, bucket, cursor.lower, upperUuid], readConsistency)));
     }
     if (lastBucket > cursor.bucket || (lastBucket === cursor.bucket && upper > cursor.lowerMs)) {
       cursor.bucket = lastBucket;
@@ -288,20 +339,31 @@ export class CassandraReadJournal implements ReadJournal {
    * that was lost and not yet repaired, or stamped before its predecessor).
    * Reads `RESUME_SCAN_WINDOWS` re-read windows back.
    */
-  private async learnProgress(tag: string, value: number, windowMs: number, seen: ReadonlyMap<string, number>): Promise<Map<string, Learned>> {
+  private async learnProgress(
+    query: Pick<TagStream, 'name' | 'tags' | 'keep'>,
+    value: number,
+    windowMs: number,
+    seen: ReadonlyMap<string, number>,
+  ): Promise<Map<string, Learned>> {
     const learned = new Map<string, Learned>();
-    const cursor = cursorAt(value - RESUME_SCAN_WINDOWS * windowMs, this.session.settings.timeBucketMs);
-    for await (const page of this.tagPages(tag, cursor, value - 1)) {
-      for (const row of page) {
-        const persistenceId = row['persistence_id'] as string;
-        if (seen.has(persistenceId)) continue;
-        const sequenceNr = toNumber(row['sequence_nr']);
-        if (sequenceNr > (learned.get(persistenceId)?.sequenceNr ?? 0)) {
-          learned.set(persistenceId, { sequenceNr, tagSequenceNr: toNumber(row['tag_pid_sequence_nr']) });
-        }
-      }
+    const { name, tags, keep } = query;
+    // Per tag, in any order: only each id's last row counts (an id has its rows in one tag of the stream).
+    for (const tag of tags) {
+      const cursor = cursorAt(value - RESUME_SCAN_WINDOWS * windowMs, this.session.settings.timeBucketMs);
+      for await (const page of this.tagPages(name, tag, cursor, value - 1)) this.learnFrom(page, seen, keep, learned);
     }
     return learned;
+  }
+
+  private learnFrom(page: readonly Row[], seen: ReadonlyMap<string, number>, keep: TagStream['keep'], learned: Map<string, Learned>): void {
+    for (const row of page) {
+      const persistenceId = row['persistence_id'] as string;
+      if (seen.has(persistenceId) || (keep !== undefined && !keep(persistenceId))) continue;
+      const sequenceNr = toNumber(row['sequence_nr']);
+      if (sequenceNr > (learned.get(persistenceId)?.sequenceNr ?? 0)) {
+        learned.set(persistenceId, { sequenceNr, tagSequenceNr: toNumber(row['tag_pid_sequence_nr']) });
+      }
+    }
   }
 
   private deliver(stream: TagStream, state: PidProgress, event: PersistedEvent, tagSequenceNr: number, at: number): EventEnvelope {
@@ -321,7 +383,7 @@ export class CassandraReadJournal implements ReadJournal {
    * that time (`learnProgress`), else from its first row met.
    */
   private async startProgress(stream: TagStream, page: readonly Row[]): Promise<void> {
-    const { progress, resumedSeen, tag } = stream;
+    const { progress, resumedSeen, tagOf, name } = stream;
     const unknown = new Set<string>();
     for (const row of page) {
       const persistenceId = row['persistence_id'] as string;
@@ -334,11 +396,11 @@ export class CassandraReadJournal implements ReadJournal {
       Promise.all(
         ids.map(async (id) => {
           const at = resumedSeen.get(id);
-          return at === undefined ? undefined : this.tagSequenceNrAt(id, at, tag);
+          return at === undefined ? undefined : this.tagSequenceNrAt(id, at, tagOf(id));
         }),
       ),
     ]).catch((error: unknown) => {
-      throw asReadError(`eventsByTag(${tag}) failed`, error);
+      throw asReadError(`${name} failed`, error);
     });
     ids.forEach((id, i) => {
       const deletedTo = deleted.get(id) ?? 0;

@@ -191,6 +191,8 @@ describe('Cassandra journal single-writer safety', () => {
         return run();
       },
       batch: async (query, run) => {
+        // Event batches only: every event also has a tag row (its slice tag), written after its append.
+        if (query.includes('tag_views')) return run();
         if (gate !== undefined) await new Promise<void>((resolve) => (gate = resolve));
         order.push('BATCH');
         return run();

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { types } from 'cassandra-driver';
 import { formatManifest, JournalReadError, type PersistedEvent, type SerializerRegistry } from '@dataflow/core';
 import type { Row } from './cassandra-session.js';
+import { userTags } from './slice-tags.js';
 
 /** `messages` partition of an append whose last sequence number is `sequenceNr`. */
 export function partitionOf(sequenceNr: number, targetPartitionSize: number): number {
@@ -113,7 +114,8 @@ export function rowToEvent(row: Row, serializers: SerializerRegistry, timestamp:
     payload,
     eventType: manifest.eventType,
     schemaVersion: manifest.schemaVersion,
-    tags: (row['tags'] as string[] | null) ?? [],
+    // The implicit slice tag is the store's own: events carry the tags they were appended with.
+    tags: userTags((row['tags'] as string[] | null) ?? []),
     timestamp,
     writerId: row['writer_uuid'] as string,
   };
