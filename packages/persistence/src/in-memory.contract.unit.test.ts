@@ -10,4 +10,4 @@ describeJournalContract('in-memory', () => {
     openInstance: () => Promise.resolve({ plugin: plugin.openInstance(), crash: () => Promise.resolve() }),
     cleanup: () => plugin.close(),
   });
-}, { eventsBySlices: true });
+});

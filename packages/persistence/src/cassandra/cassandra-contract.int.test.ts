@@ -11,7 +11,6 @@ for (const singleWriter of ['lease', 'conditional'] as const) {
     manyPersistenceIds: 200,
     liveTimeoutMs: 30_000,
     testTimeoutMs: 90_000,
-    eventsBySlices: true,
   });
 }
 

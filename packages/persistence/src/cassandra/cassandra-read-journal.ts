@@ -20,7 +20,7 @@
  * (`slice-tags.ts`, docs/adr/0010): the rows of the groups covering the range
  * merged in timestamp order, the ids of other slices skipped.
  *
- * (About 450 lines: the two cursors, the resume scan and gap filling share
+ * (Under 500 lines: the two cursors, the resume scan and gap filling share
  * the per-id progress and read best in one place.)
  */
 import { types } from 'cassandra-driver';

@@ -28,5 +28,5 @@ describeJournalContract(
       },
     };
   },
-  { manyPersistenceIds: 500, eventsBySlices: true },
+  { manyPersistenceIds: 500 },
 );

@@ -40,4 +40,4 @@ describeJournalContract('postgres', async () => {
       }
     },
   };
-}, { eventsBySlices: true });
+});

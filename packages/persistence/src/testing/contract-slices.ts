@@ -2,8 +2,8 @@
  * Contract cases for `eventsBySlices` (the slice query of Pekko's r2dbc
  * plugin): slice range and entity type filters, resuming from an offset,
  * live delivery, deleted events (as `eventsByTag` treats them) and the
- * boundary slices 0 and 1023. Registered by `describeSliceContract` for every
- * store whose read journal offers the query.
+ * boundary slices 0 and 1023. Registered by `describeJournalContract` for
+ * every store: each read journal must offer the query.
  */
 import { randomUUID } from 'node:crypto';
 import { NoOffset, SLICE_COUNT, sliceForPersistenceId, supportsEventsBySlices, type EventEnvelope, type QueryOptions, type Offset, type ReadJournal, type SliceQueries } from '@dataflow/core';

@@ -71,11 +71,6 @@ export interface JournalContractOptions {
   readonly appendsPerWriter?: number;
   /** Timeout of each case. Default 60 000. */
   readonly testTimeoutMs?: number;
-  /**
-   * Whether the store's read journal offers `eventsBySlices` (see
-   * `supportsEventsBySlices`); its cases run when true. Default false.
-   */
-  readonly eventsBySlices?: boolean;
 }
 
 /**
@@ -510,6 +505,6 @@ export function describeJournalContract(name: string, setup: () => Promise<Contr
 
     describeEdgeCases(context);
     describeInstanceCases(context);
-    if (options.eventsBySlices === true) describeSliceCases(context);
+    describeSliceCases(context);
   });
 }
