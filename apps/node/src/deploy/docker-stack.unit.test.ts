@@ -96,6 +96,11 @@ describe('the Docker stack', () => {
     const config = await loadNodeConfig({ file: resolve(docker, 'config/dataflow.yaml'), env: { DATAFLOW_AUTH_TOKEN: 'x'.repeat(16) } });
     expect(config.journal.type).toBe('cassandra');
     expect(config.logging.logstash).toEqual({ host: 'logstash', port: 5000 });
+    // Clustered, so `--scale node=3` shares the pipelines; Redis must never evict its leases.
+    expect(config.cluster.enabled).toBe(true);
+    expect(config.redis?.url).toBe('redis://redis:6379');
+    const compose = parse(await read('docker-compose.yml')) as { services: Record<string, { command?: string[] }> };
+    expect(compose.services['redis']?.command?.join(' ')).toContain('--maxmemory-policy noeviction');
     expect(config.pipelines.map((p) => p.id)).toEqual(['prometheus-to-kafka', 'kafka-to-cassandra']);
     for (const pipeline of config.pipelines) {
       const result = validatePipelineDefinition(withConnectionDefaults(pipeline.definition, { kafka: config.kafka, cassandra: config.cassandra }), { connectors: allConnectorsRegistry });
