@@ -9,8 +9,9 @@
  *   the expiry forward; any reader drops expired members. A node that stops
  *   heartbeating leaves after the TTL; `leave()` removes it at once.
  * - Leases: `<prefix>lease:<name>` holds `<nodeId> <token>` with a `PX` TTL.
- *   Taking a free lease increments `<prefix>fence:<name>` (never expires), so
- *   tokens grow across holders; renewing or releasing checks the holder.
+ *   Every acquisition increments `<prefix>fence:<name>` (never expires), so
+ *   tokens grow across holders and tenures; renewing or releasing checks the
+ *   holder and its token. See docs/adr/0011-cluster-membership-and-shard-ownership.md.
  *
  * The holder's local view of a lease is what protects against a partition:
  * `validUntil` is computed from a monotonic clock read *before* the request
@@ -72,16 +73,16 @@ redis.call('DEL', KEYS[2])
 return 1
 `;
 
-// KEYS: lease, fence. ARGV: node id, ttl ms. Returns the token, or false when another node holds it.
+// KEYS: lease, fence. ARGV: node id, ttl ms. Returns the new token, or false when another node holds it.
+// A lease still naming this node id is taken again with a new token: the caller does not hold it (a restarted
+// process, or a lease it gave up by its own clock), so the old tenure must be fenced off (its renew now fails).
 const ACQUIRE_LUA = `
 local held = redis.call('GET', KEYS[1])
 if held then
-  local holder, token = string.match(held, '^(.*) (%d+)$')
-  if holder == ARGV[1] then
-    redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-    return tonumber(token)
+  local holder = string.match(held, '^(.*) %d+$')
+  if holder ~= ARGV[1] then
+    return false
   end
-  return false
 end
 local token = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. token, 'PX', tonumber(ARGV[2]))
@@ -200,7 +201,10 @@ export class ClusterRedis {
     await this.call('leave', () => this.redis.dataflowLeave(this.key('members'), this.key(`member:${this.nodeId}`), this.nodeId));
   }
 
-  /** Takes `name` if it is free (or already this node's); undefined when another node holds it. */
+  /**
+   * Takes `name` if it is free or still names this node (then as a new tenure: a new token, and the
+   * old tenure's renew fails); undefined when another node holds it. Every success has a higher token.
+   */
   async acquire(name: string): Promise<HeldLease | undefined> {
     const sentAt = this.now();
     const token = await this.call(`acquire ${name}`, () => this.redis.dataflowAcquire(this.key(`lease:${name}`), this.key(`fence:${name}`), this.nodeId, this.ttlMs));
