@@ -11,7 +11,7 @@
  * - Leases: `<prefix>lease:<name>` holds `<nodeId> <token>` with a `PX` TTL.
  *   Every acquisition increments `<prefix>fence:<name>` (never expires), so
  *   tokens grow across holders and tenures; renewing or releasing checks the
- *   holder and its token. See docs/adr/0011-cluster-membership-and-shard-ownership.md.
+ *   holder and its token. See docs/adr/0011-cluster-on-redis-leases.md.
  *
  * The holder's local view of a lease is what protects against a partition:
  * `validUntil` is computed from a monotonic clock read *before* the request
