@@ -85,6 +85,9 @@ export async function startNodeServices(
     // Redis (optional): shared counters, rate limits and status pub/sub; down, it only degrades these.
     const redis = config.redis === undefined ? undefined : createRedisFeatures({ url: config.redis.url, keyPrefix: config.redis.keyPrefix, nodeId: node.nodeId, logger });
     if (redis !== undefined) {
+      // The pipelines' rate limits become shared by the nodes of this Redis (each call falls back to the node's bucket while Redis is down).
+      const unshare = node.rateLimiter.share(redis.rateLimitBucket);
+      closers.push(() => Promise.resolve(unshare()));
       const detach = redis.attach(node);
       closers.push(async () => {
         detach();

@@ -51,6 +51,7 @@ import { localConnectorFactory } from './connector-factory.js';
 import { NodeFailedError, NodeUnavailableError, PipelineNotFoundError } from './node-errors.js';
 import type { NodeLogger } from './node-logger.js';
 import { openNodeStore, type NodeStore, type OpenedStore } from './node-persistence.js';
+import { createNodeRateLimiter, type NodeRateLimiter } from './node-rate-limiter.js';
 import { PipelineRegistry } from './pipeline-registry.js';
 import { describeError, NodeSupervisor, type NodeHealth, type RespawnBackoff } from './node-supervisor.js';
 
@@ -79,6 +80,8 @@ export interface NodeConfig {
   readonly scheduler?: Scheduler;
   /** Backoff between respawns of a top actor that stopped during an outage (default 1 s doubling to 30 s). */
   readonly respawnBackoff?: RespawnBackoff;
+  /** Least time between two samples of a pipeline source's lag (`pipeline_kafka_consumer_lag`), ms (default 5 000). */
+  readonly lagIntervalMs?: number;
   /**
    * Cluster mode: the node starts without the coordinator (it forwards to
    * the singleton until `becomeCoordinator`) and runs only the pipelines
@@ -124,6 +127,8 @@ export interface DataflowNode {
   readonly persistence: PersistencePlugin;
   /** Instrumentation events of the node's actors and pipelines. */
   readonly events: Instrumentation<InstrumentationEvent>;
+  /** Holds the pipelines' `rateLimit`: per node, or shared by all nodes once given a Redis bucket (`share`). */
+  readonly rateLimiter: NodeRateLimiter;
   /** The pipelines found at start, as recovered from their journals: a running one resumes from this checkpoint. */
   readonly recovered: readonly ConfiguredPipelineState[];
   /**
@@ -230,6 +235,7 @@ class Node implements DataflowNode {
   private local: ActorRef<CoordinatorCommand> | undefined;
   private readonly registry: PipelineRegistry;
   private readonly supervisor: NodeSupervisor;
+  readonly rateLimiter: NodeRateLimiter;
   private readonly askTimeoutMs: number;
   private readonly unsubscribe: (() => void)[];
   private shuttingDown: Promise<ShutdownReport> | undefined;
@@ -255,8 +261,11 @@ class Node implements DataflowNode {
       this.remote = config.cluster.remoteCoordinator(system);
       this.coordinator = this.remote;
     }
+    this.rateLimiter = createNodeRateLimiter({ clock: system.clock, scheduler: system.scheduler });
     this.registry = new PipelineRegistry({
       system,
+      rateLimiter: this.rateLimiter,
+      ...(config.lagIntervalMs === undefined ? {} : { lagIntervalMs: config.lagIntervalMs }),
       persistence: store.plugin,
       coordinator: () => this.coordinator,
       connectors: config.connectors ?? localConnectorFactory(),
@@ -618,6 +627,9 @@ class Node implements DataflowNode {
           failed: e.failed,
           duration_ms: e.durationMs,
         }),
+      ),
+      events.on('pipeline.source.lag-failed', (e) =>
+        logger.warn(`pipeline ${e.pipelineId}: reading the lag of its ${e.sourceType} source failed: ${messageOf(e.error)}`, { pipeline_id: e.pipelineId }),
       ),
       events.on('actor.failed', (e) => logger.error(`actor ${e.path} failed during ${e.during}: ${messageOf(e.error)}`, { path: e.path, directive: e.directive })),
     ];

@@ -18,6 +18,7 @@ import {
   type PipelineCommand,
   type PipelineState,
   type PipelineStatus,
+  type RateLimiter,
   type RegisteredPipeline,
 } from '@dataflow/core';
 import type { NodeLogger } from './node-logger.js';
@@ -29,6 +30,10 @@ export interface PipelineRegistryOptions {
   readonly coordinator: () => ActorRef<CoordinatorCommand>;
   readonly connectors: ConnectorFactory;
   readonly lookups?: Readonly<Record<string, LookupSource>>;
+  /** Holds the pipelines' `rateLimit` (default: a local bucket per pipeline actor). */
+  readonly rateLimiter?: RateLimiter;
+  /** Least time between two samples of a source's lag, ms (default 5 000). */
+  readonly lagIntervalMs?: number;
   readonly logger: NodeLogger;
   readonly askTimeoutMs: number;
   readonly statusReportIntervalMs: number;
@@ -101,13 +106,15 @@ export class PipelineRegistry {
   }
 
   private spawnActor(pipelineId: string, tracked: Tracked): ActorRef<PipelineCommand> {
-    const { system, persistence, connectors, lookups } = this.options;
+    const { system, persistence, connectors, lookups, rateLimiter, lagIntervalMs } = this.options;
     return system.spawn(
       pipelineActor({
         pipelineId,
         persistence,
         connectors,
         ...(lookups === undefined ? {} : { lookups }),
+        ...(rateLimiter === undefined ? {} : { rateLimiter }),
+        ...(lagIntervalMs === undefined ? {} : { lagIntervalMs }),
         onStateChange: (state) => this.changed(pipelineId, tracked, state),
       }),
       `pipeline-${pipelineId}`,

@@ -25,7 +25,7 @@ import { Redis } from 'ioredis';
 import { RedisUnavailableError } from './redis-errors.js';
 import { createStatusFeed, type StatusMessage } from './status-feed.js';
 import { createThroughputCounters } from './throughput-counters.js';
-import { createTokenBucketLimiter, type Acquired, type RateLimit } from './token-bucket.js';
+import { createTokenBucketLimiter, type Acquired, type RateLimit, type SharedRateLimitBucket } from './token-bucket.js';
 
 export interface RedisFeaturesOptions {
   readonly url: string;
@@ -54,6 +54,8 @@ export interface RedisFeatures {
   acquire(pipelineId: string, n: number): Promise<Acquired>;
   /** Sets or (with `undefined`) removes a pipeline's shared rate limit on this node. */
   setRateLimit(pipelineId: string, limit: RateLimit | undefined): void;
+  /** The shared buckets with a limit given per call (a pipeline definition's `rateLimit`); rejects with `RedisUnavailableError` when Redis is down. */
+  readonly rateLimitBucket: SharedRateLimitBucket;
   publishStatus(message: Omit<StatusMessage, 'nodeId' | 'at'>): Promise<void>;
   /** Status changes published by any node (this one included). */
   onStatus(listener: (message: StatusMessage) => void): () => void;
@@ -134,6 +136,7 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
     recordsPerSecond: (pipelineId, seconds) => counters.recordsPerSecond(pipelineId, seconds),
     acquire: (pipelineId, n) => limiter.acquire(pipelineId, n),
     setRateLimit: (pipelineId, limit) => limiter.setLimit(pipelineId, limit),
+    rateLimitBucket: { take: (pipelineId, n, limit) => limiter.take(pipelineId, n, limit) },
     publishStatus: (message) => feed.publish(message),
     onStatus: (listener) => feed.onStatus(listener),
     cachedStatus: (pipelineId, read) => feed.cached(pipelineId, read),

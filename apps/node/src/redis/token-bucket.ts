@@ -5,9 +5,12 @@
  * with EVALSHA (`defineCommand` caches the script; on NOSCRIPT it sends it
  * again). Time is Redis's own (`TIME`), so nodes with skewed clocks still share
  * one rate. A pipeline without a limit never touches Redis. When Redis cannot
- * answer the limiter fails open (grants) and reports why: a missing Redis must
- * not stop pipelines.
+ * answer `acquire` fails open (grants) and reports why: a missing Redis must
+ * not stop pipelines; `take` (the pipelines' path, with the limit of their
+ * definition) reports why too and rejects, so its caller can fall back to a
+ * local bucket (`node/node-rate-limiter.ts`).
  */
+import { isDataflowError } from '@dataflow/core';
 import type { Redis } from 'ioredis';
 import { InvalidRedisArgumentError, RedisUnavailableError } from './redis-errors.js';
 
@@ -20,12 +23,25 @@ export interface RateLimit {
 /** The answer of `acquire`: granted, or how long to wait before asking again. */
 export type Acquired = { readonly granted: true } | { readonly granted: false; readonly waitMs: number };
 
+/** Token buckets shared by all nodes, with the limit given per call. */
+export interface SharedRateLimitBucket {
+  /** See {@link TokenBucketLimiter.take}. */
+  take(pipelineId: string, n: number, limit: RateLimit): Promise<Acquired>;
+}
+
 /** The shared limiter of `createTokenBucketLimiter`. */
-export interface TokenBucketLimiter {
+export interface TokenBucketLimiter extends SharedRateLimitBucket {
   /** Takes `n` tokens from the pipeline's bucket; granted at once when it has no limit or Redis is down. */
   acquire(pipelineId: string, n: number): Promise<Acquired>;
   /** Sets (or with `undefined` removes) a pipeline's limit on this node; every node using it shares the bucket. */
   setLimit(pipelineId: string, limit: RateLimit | undefined): void;
+  /**
+   * Takes `n` tokens (1 to `limit.burst`) from the pipeline's shared bucket
+   * with `limit` (a pipeline definition's `rateLimit`) instead of a
+   * configured one. Rejects with `RedisUnavailableError` (after reporting it)
+   * when Redis does not answer.
+   */
+  take(pipelineId: string, n: number, limit: RateLimit): Promise<Acquired>;
 }
 
 // KEYS[1] bucket; ARGV: tokens wanted, rate per second, burst. Returns { granted 0/1, wait ms }.
@@ -85,18 +101,29 @@ export function createTokenBucketLimiter(
     configured.set(pipelineId, limit);
   };
   for (const [pipelineId, limit] of Object.entries(limits)) setLimit(pipelineId, limit);
+  /** Rejects with the reported `RedisUnavailableError` when Redis does not answer. */
+  const take = async (pipelineId: string, n: number, limit: RateLimit): Promise<Acquired> => {
+    if (!(Number.isInteger(n) && n > 0 && n <= limit.burst)) throw new InvalidRedisArgumentError('n', `must be an integer from 1 to the burst ${limit.burst} of ${pipelineId} (got ${n})`);
+    try {
+      const [granted, waitMs] = await redis.dataflowTokenBucket(`${keyPrefix}bucket:${pipelineId}`, n, limit.ratePerSec, limit.burst);
+      return granted === 1 ? { granted: true } : { granted: false, waitMs };
+    } catch (error) {
+      const failure = new RedisUnavailableError(`acquire ${pipelineId}`, error);
+      onFailure(failure);
+      throw failure;
+    }
+  };
   return {
     setLimit,
+    take,
     acquire: async (pipelineId, n) => {
       const limit = configured.get(pipelineId);
       if (limit === undefined) return { granted: true };
-      if (!(Number.isInteger(n) && n > 0 && n <= limit.burst)) throw new InvalidRedisArgumentError('n', `must be an integer from 1 to the burst ${limit.burst} of ${pipelineId} (got ${n})`);
       try {
-        const [granted, waitMs] = await redis.dataflowTokenBucket(`${keyPrefix}bucket:${pipelineId}`, n, limit.ratePerSec, limit.burst);
-        return granted === 1 ? { granted: true } : { granted: false, waitMs };
+        return await take(pipelineId, n, limit);
       } catch (error) {
-        onFailure(new RedisUnavailableError(`acquire ${pipelineId}`, error));
-        return { granted: true }; // fail open, reported above
+        if (isDataflowError(error, 'redis/unavailable')) return { granted: true }; // fail open, reported by take
+        throw error;
       }
     },
   };
