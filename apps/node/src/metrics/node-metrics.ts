@@ -104,6 +104,18 @@ export function createNodeMetrics(node: MetricsSource, options: NodeMetricsOptio
     help: 'Restarts of actors after a failure, and of event-sourced entities after a journal failure',
     registers,
   });
+  const kafkaLag = new Gauge({
+    name: 'pipeline_kafka_consumer_lag',
+    help: 'Records in a Kafka partition after the next one the pipeline will read (high watermark minus next offset), sampled every few seconds',
+    labelNames: ['pipeline', 'topic', 'partition'],
+    registers,
+  });
+  /** Per pipeline, the label sets of its partitions last reported (a partition the pipeline no longer reads loses its series). */
+  const lagSeries = new Map<string, Map<string, { pipeline: string; topic: string; partition: string }>>();
+  const dropLag = (pipeline: string): void => {
+    for (const labels of lagSeries.get(pipeline)?.values() ?? []) kafkaLag.remove(labels);
+    lagSeries.delete(pipeline);
+  };
   const projectionLag = new Gauge({ name: 'dataflow_projection_lag_seconds', help: 'How far a projection is behind the newest event it could read', labelNames: ['projection'], registers });
 
   const setStatus = (pipeline: string, current: PipelineStatus): void => {
@@ -122,7 +134,25 @@ export function createNodeMetrics(node: MetricsSource, options: NodeMetricsOptio
       for (const [stage, count] of Object.entries(e.failedByStage)) errors.inc({ pipeline, stage }, count);
     }),
     events.on('pipeline.batch.failed', (e) => errors.inc({ pipeline: e.pipelineId, stage: e.stage })),
-    events.on('pipeline.status.changed', (e) => setStatus(e.pipelineId, e.to)),
+    events.on('pipeline.status.changed', (e) => {
+      setStatus(e.pipelineId, e.to);
+      // A paused pipeline keeps its last lag (it is at least that far behind); one that no longer runs has none.
+      if (e.to !== 'running' && e.to !== 'paused') dropLag(e.pipelineId);
+    }),
+    events.on('pipeline.source.lag', (e) => {
+      if (e.sourceType !== 'kafka') return;
+      const pipeline = e.pipelineId;
+      const before = lagSeries.get(pipeline) ?? new Map<string, { pipeline: string; topic: string; partition: string }>();
+      const now = new Map<string, { pipeline: string; topic: string; partition: string }>();
+      for (const p of e.partitions) {
+        const labels = { pipeline, topic: p.topic, partition: String(p.partition) };
+        const key = `${p.topic}\u0000${p.partition}`;
+        now.set(key, labels);
+        kafkaLag.set(labels, p.lag);
+      }
+      for (const [key, labels] of before) if (!now.has(key)) kafkaLag.remove(labels);
+      lagSeries.set(pipeline, now);
+    }),
     events.on('event-sourced.journal.written', (e) => journalWrites.observe(e.durationMs / 1_000)),
     events.on('actor.restarted', () => restarts.inc()),
     events.on('event-sourced.restarting', () => restarts.inc()),

@@ -22,6 +22,28 @@ describe('createNodeMetrics', () => {
     metrics.close();
   });
 
+  it('keeps pipeline_kafka_consumer_lag to the partitions of the last sample, and drops it when the pipeline stops', async () => {
+    const events = createInstrumentation<InstrumentationEvent>();
+    const metrics = createNodeMetrics({ events, recovered: [] }, { processMetrics: false });
+    const lag = async () =>
+      parseExposition(await metrics.registry.metrics())
+        .filter((s) => s.name === 'pipeline_kafka_consumer_lag')
+        .map((s) => [s.labels['pipeline'], s.labels['topic'], s.labels['partition'], s.value]);
+    const sample = (pipelineId: string, partitions: { topic: string; partition: number; lag: number }[], sourceType = 'kafka') =>
+      events.emit({ type: 'pipeline.source.lag', pipelineId, sourceType, partitions });
+    sample('p', [{ topic: 't', partition: 0, lag: 5 }, { topic: 't', partition: 1, lag: 3 }]);
+    sample('q', [{ topic: 'u', partition: 0, lag: 1 }]);
+    sample('r', [{ topic: 'x', partition: 0, lag: 9 }], 'postgres');
+    expect(await lag()).toEqual([['p', 't', '0', 5], ['p', 't', '1', 3], ['q', 'u', '0', 1]]);
+    // Partition 1 went to another consumer: its series goes.
+    sample('p', [{ topic: 't', partition: 0, lag: 0 }]);
+    expect(await lag()).toEqual([['p', 't', '0', 0], ['q', 'u', '0', 1]]);
+    events.emit({ type: 'pipeline.status.changed', pipelineId: 'q', from: 'running', to: 'paused' });
+    events.emit({ type: 'pipeline.status.changed', pipelineId: 'p', from: 'running', to: 'stopped' });
+    expect(await lag()).toEqual([['q', 'u', '0', 1]]);
+    metrics.close();
+  });
+
   it('moves each metric from its event, and stops when closed', async () => {
     const events = createInstrumentation<InstrumentationEvent>();
     const metrics = createNodeMetrics({ events, recovered: [] }, { processMetrics: false });
