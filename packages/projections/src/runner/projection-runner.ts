@@ -170,6 +170,9 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
  * events carrying the tag kept); otherwise the whole tag, filtered by slice.
  * Both queries of a store share one offset space (the global ordering on
  * Postgres, PGlite and in memory), so a stored offset stays valid across them.
+ * On Cassandra both give timestamp offsets, but over different tag rows, and
+ * events stored before the store wrote slice rows have none: a sliced
+ * projection that switches source there is rebuilt (docs/adr/0010).
  */
 function sourceOf(projection: Projection, queries: ReadJournal, offset: Offset, options: QueryOptions): AsyncIterable<EventEnvelope> {
   const { slices, entityType, tag } = projection;
