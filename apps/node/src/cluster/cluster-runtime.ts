@@ -222,15 +222,16 @@ export class ClusterRuntime {
       return; // the coordinator is moving: the next tick places them
     }
     const wanted = new Set(registered.map((p) => p.pipelineId).filter((id) => this.hosts(id)));
-    for (const id of node.hostedPipelines()) if (!wanted.has(id)) await node.release(id);
-    for (const id of wanted) {
-      if (node.hostedPipelines().includes(id)) continue;
-      try {
-        await node.adopt(id);
-      } catch (error) {
-        this.options.logger.warn(`cluster: could not start pipeline ${id} here yet: ${messageOf(error)}`, { pipeline_id: id });
-      }
-    }
+    await Promise.all(node.hostedPipelines().filter((id) => !wanted.has(id)).map((id) => node.release(id)));
+    const hosted = new Set(node.hostedPipelines());
+    // Recovered side by side: a node taking over many pipelines does not start them one journal read at a time.
+    await Promise.all(
+      [...wanted]
+        .filter((id) => !hosted.has(id))
+        .map((id) =>
+          node.adopt(id).catch((error: unknown) => this.options.logger.warn(`cluster: could not start pipeline ${id} here yet: ${messageOf(error)}`, { pipeline_id: id })),
+        ),
+    );
   }
 
   /** Gives up every lease whose local validity ended (Redis did not renew it in time). */

@@ -166,10 +166,10 @@ describe('a cluster of three nodes', () => {
       const created = await vi.waitFor(
         async () => {
           const answer = await api<{ id: string; status: string }>(a, 'POST', '/api/v1/pipelines', { id, definition: definition(id), start: true });
-          expect(answer.status).not.toBe(503);
+          expect(answer.status, JSON.stringify(answer.body)).not.toBe(503);
           return answer;
         },
-        { timeout: 20_000, interval: 200 },
+        { timeout: 60_000, interval: 200 },
       );
       expect(created).toMatchObject({ status: 201, body: { id, status: 'running' } });
     }
@@ -273,10 +273,10 @@ describe('a cluster of three nodes', () => {
       const created = await vi.waitFor(
         async () => {
           const answer = await api<{ status: string }>(other, 'POST', '/api/v1/pipelines', { id, definition: { ...definition(id), source: { type: 'generator', rate: 50, fields: { id: { kind: 'sequence' } } } }, start: true });
-          expect(answer.status).not.toBe(503);
+          expect(answer.status, JSON.stringify(answer.body)).not.toBe(503);
           return answer;
         },
-        { timeout: 20_000, interval: 200 },
+        { timeout: 60_000, interval: 200 },
       );
       expect(created.status).toBe(201);
     }
