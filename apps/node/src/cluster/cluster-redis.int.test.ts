@@ -4,7 +4,7 @@
  * node that stops heartbeating leaves by the server's clock, placement over
  * the live set leases every shard to exactly one node, one of two contenders
  * wins a lease, fencing tokens grow with every acquisition (also a holder's
- * own), a non-holder cannot renew or release, and a holder cut from Redis
+ * own, and across a lost counter), a non-holder cannot renew or release, and a holder cut from Redis
  * (through a TCP proxy this test closes) sees its lease lost by its own clock
  * while the server copy still lives, after which another node takes it with
  * a higher token.
@@ -188,6 +188,35 @@ describe('shard leases', () => {
       }
     }
     for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]!);
+  });
+
+  it('tokens keep growing when the fence counter is lost (Redis restarted without persistence) or behind (a replica that missed writes)', { timeout: 20_000 }, async () => {
+    const keyPrefix = prefix();
+    const a = await node(keyPrefix, 'node-a');
+    const observer = client();
+    await ready(observer);
+    const first = (await a.acquire('shard-1'))!;
+    await a.release(first);
+    // A restart or failover takes far longer than the millisecond the tokens are counted in.
+    const serverTimePast = async (ms: number) => {
+      for (;;) {
+        const [seconds, micros] = await observer.time();
+        if (Number(seconds) * 1_000 + Math.floor(Number(micros) / 1_000) > ms) return;
+      }
+    };
+    await serverTimePast(first.token);
+    await observer.del(`${keyPrefix}fence:shard-1`);
+    const afterLoss = (await a.acquire('shard-1'))!;
+    expect(afterLoss.token).toBeGreaterThan(first.token);
+    await a.release(afterLoss);
+    await serverTimePast(afterLoss.token);
+    await observer.set(`${keyPrefix}fence:shard-1`, String(afterLoss.token - 1_000));
+    const afterLag = (await a.acquire('shard-1'))!;
+    expect(afterLag.token).toBeGreaterThan(afterLoss.token);
+    // Tokens stay exact integers, and the lease names the token its holder was given.
+    expect(Number.isSafeInteger(afterLag.token)).toBe(true);
+    expect(await observer.get(`${keyPrefix}lease:shard-1`)).toBe(`node-a ${afterLag.token}`);
+    expect(await a.renew(afterLag)).toMatchObject({ token: afterLag.token });
   });
 
   it('a holder cut from Redis sees its lease lost by its own clock while the server copy lives; then another node takes it with a higher token', { timeout: 30_000 }, async () => {

@@ -9,9 +9,10 @@
  *   the expiry forward; any reader drops expired members. A node that stops
  *   heartbeating leaves after the TTL; `leave()` removes it at once.
  * - Leases: `<prefix>lease:<name>` holds `<nodeId> <token>` with a `PX` TTL.
- *   Every acquisition increments `<prefix>fence:<name>` (never expires), so
- *   tokens grow across holders and tenures; renewing or releasing checks the
- *   holder and its token. See docs/adr/0011-cluster-on-redis-leases.md.
+ *   Every acquisition increments `<prefix>fence:<name>` (never expires) and
+ *   lifts it to at least Redis's clock in ms, so tokens grow across holders,
+ *   tenures and a lost counter; renewing or releasing checks the holder and
+ *   its token. See docs/adr/0011-cluster-on-redis-leases.md.
  *
  * The holder's local view of a lease is what protects against a partition:
  * `validUntil` is computed from a monotonic clock read *before* the request
@@ -76,6 +77,8 @@ return 1
 // KEYS: lease, fence. ARGV: node id, ttl ms. Returns the new token, or false when another node holds it.
 // A lease still naming this node id is taken again with a new token: the caller does not hold it (a restarted
 // process, or a lease it gave up by its own clock), so the old tenure must be fenced off (its renew now fails).
+// The token is at least Redis's clock in ms: a counter lost with a Redis restart without persistence, an
+// eviction or a failover to a replica that missed writes does not send tokens back to 1.
 const ACQUIRE_LUA = `
 local held = redis.call('GET', KEYS[1])
 if held then
@@ -84,8 +87,14 @@ if held then
     return false
   end
 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. token, 'PX', tonumber(ARGV[2]))
+if token < now then
+  token = now
+  redis.call('SET', KEYS[2], string.format('%d', now))
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. string.format('%d', token), 'PX', tonumber(ARGV[2]))
 return token
 `;
 
