@@ -12,12 +12,15 @@ export { ConsoleSink, consoleSinkDefinitionSchema, type ConsoleSinkDefinition, t
 export { TeeSink, teeSinkDefinitionSchema, type TeeSinkDefinition, type TeeSinkDependencies, type TeeSinkPosition } from './tee/tee-sink.js';
 export { FileDeadLetterTarget, fileDeadLetterDefinitionSchema, type FileDeadLetterDefinition } from './dead-letter/file-dead-letter-target.js';
 export {
+  deadLetterDbError,
   deadLettersDdl,
+  deadLettersTable,
   PostgresDeadLetterTarget,
   postgresDeadLetterDefinitionSchema,
   type PostgresDeadLetterDefinition,
   type PostgresDeadLetterDependencies,
 } from './dead-letter/postgres-dead-letter-target.js';
+export { PostgresDeadLetterQueue, type DeadLetterPage, type PurgeSelection, type StoredDeadLetter } from './dead-letter/postgres-dead-letter-queue.js';
 export * from './kafka/index.js';
 export * from './prometheus/index.js';
 export * from './prometheus-remote-write/index.js';

@@ -20,3 +20,7 @@ CREATE TABLE IF NOT EXISTS {{schema}}.dead_letters (
 
 CREATE INDEX IF NOT EXISTS dead_letters_pipeline_failed_at
   ON {{schema}}.dead_letters (pipeline_id, failed_at DESC);
+
+-- Pages of one pipeline's letters, oldest first (the admin API's peek and replay).
+CREATE INDEX IF NOT EXISTS dead_letters_pipeline_id
+  ON {{schema}}.dead_letters (pipeline_id, id);

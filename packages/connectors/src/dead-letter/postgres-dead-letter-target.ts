@@ -1,10 +1,13 @@
 /**
  * The Postgres dead-letter target: letters go into `<schema>.dead_letters`
  * (DDL in `dead-letters.sql`), all letters of a `send` in one statement, so
- * they are stored all or none. Connection trouble is retriable; a letter the
- * database refuses is not.
+ * they are stored all or none. It runs over a `SqlExecutor`: its own pool
+ * from `connectionString`, a pool shared with the application, or a database
+ * the application owns (a node's embedded PGlite). Connection trouble is
+ * retriable; a letter the database refuses is not.
  */
-import { ConnectorError, type DeadLetter, type DeadLetterTarget } from '@dataflow/core';
+import { ConnectorError, InvalidConnectorOptionsError, type DeadLetter, type DeadLetterTarget } from '@dataflow/core';
+import { isRetriableDbError, pgPoolExecutor, type SqlExecutor } from '@dataflow/persistence';
 import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import * as z from 'zod';
@@ -20,7 +23,8 @@ import { parseDefinition } from '../factory/parse-definition.js';
  */
 export const postgresDeadLetterDefinitionSchema = z.strictObject({
   type: z.literal('postgres'),
-  connectionString: z.string().min(1),
+  /** Not needed when the application passes a shared pool or database (a node uses its own database then). */
+  connectionString: z.string().min(1).optional(),
   schema: z
     .string()
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'A schema name of lower-case letters, digits and _ (at most 63), not starting with a digit')
@@ -37,6 +41,12 @@ export type PostgresDeadLetterDefinition = z.input<typeof postgresDeadLetterDefi
 export interface PostgresDeadLetterDependencies {
   /** A pool owned by the caller (not ended by `close`); without it the target creates its own from `connectionString`. */
   readonly pool?: pg.Pool;
+  /**
+   * A database owned by the caller (not closed by `close`), used instead of a
+   * pool: e.g. a node's embedded PGlite. Wins over `pool`; a definition with
+   * its own `connectionString` is given neither by the connector factory.
+   */
+  readonly executor?: SqlExecutor;
   /**
    * Told when an idle pooled connection dies (server restart, network). The
    * pool drops that connection by itself and no letter is affected: a `send`
@@ -61,15 +71,23 @@ export async function deadLettersDdl(schema: string): Promise<string> {
   return template.replaceAll('{{schema}}', pg.escapeIdentifier(schema));
 }
 
-/** SQLSTATE classes and codes that a retry can get past. */
-const TRANSIENT_SQLSTATE = /^(08|53|57P0[123]|40001|40P01)/;
-const TRANSIENT_NODE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/** The DDL as single statements (PGlite runs one statement per query); the file has no `;` inside a statement. */
+async function ddlStatements(schema: string): Promise<string[]> {
+  const withoutComments = (await deadLettersDdl(schema))
+    .split('\n')
+    .filter((line) => !line.trimStart().startsWith('--'))
+    .join('\n');
+  return withoutComments
+    .split(';')
+    .map((statement) => statement.trim())
+    .filter((statement) => statement !== '');
+}
 
-function postgresError(message: string, cause: unknown): ConnectorError {
-  const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String(cause.code) : '';
+/** A failure of the database as the target's error (retriable when a retry can get past it). */
+export function deadLetterDbError(message: string, cause: unknown): ConnectorError {
+  if (cause instanceof ConnectorError) return cause;
   const detail = cause instanceof Error ? cause.message : String(cause);
-  const retriable = TRANSIENT_SQLSTATE.test(code) || TRANSIENT_NODE_CODES.has(code) || /Connection terminated|timeout/i.test(detail);
-  return new ConnectorError('postgres', `${message}: ${detail}`, { retriable, cause });
+  return new ConnectorError('postgres', `${message}: ${detail}`, { retriable: isRetriableDbError(cause) || /timeout/i.test(detail), cause });
 }
 
 /**
@@ -87,93 +105,103 @@ export class PostgresDeadLetterTarget implements DeadLetterTarget {
   readonly type = 'postgres';
   private readonly definition: z.output<typeof postgresDeadLetterDefinitionSchema>;
   private readonly sharedPool: pg.Pool | undefined;
+  private readonly sharedExecutor: SqlExecutor | undefined;
   private readonly onIdleConnectionError: (error: ConnectorError) => void;
-  private pool: pg.Pool | undefined;
+  private db: SqlExecutor | undefined;
 
   constructor(definition: PostgresDeadLetterDefinition, dependencies: PostgresDeadLetterDependencies = {}) {
     this.definition = parseDefinition('postgres', postgresDeadLetterDefinitionSchema, definition);
+    if (this.definition.connectionString === undefined && dependencies.pool === undefined && dependencies.executor === undefined) {
+      throw new InvalidConnectorOptionsError('postgres', [{ path: 'connectionString', message: 'a connection string is needed when no shared pool or database is given' }]);
+    }
     this.sharedPool = dependencies.pool;
+    this.sharedExecutor = dependencies.executor;
     this.onIdleConnectionError = dependencies.onIdleConnectionError ?? (() => undefined);
   }
 
   /** The qualified table name, e.g. `"ops"."dead_letters"`. */
   get table(): string {
-    return `${pg.escapeIdentifier(this.definition.schema)}.${pg.escapeIdentifier('dead_letters')}`;
+    return deadLettersTable(this.definition.schema);
   }
 
   async open(): Promise<void> {
     await this.close();
-    const pool =
-      this.sharedPool ??
-      new pg.Pool({ connectionString: this.definition.connectionString, max: this.definition.maxConnections, connectionTimeoutMillis: 10_000 });
-    // Without a listener, an idle connection's error would crash the process.
-    if (this.sharedPool === undefined) pool.on('error', (error) => this.onIdleConnectionError(postgresError('idle connection failed', error)));
-    this.pool = pool;
+    const db = this.sharedExecutor ?? this.poolExecutor();
+    this.db = db;
     try {
       if (this.definition.createSchema) await this.ensureSchema();
-      else await pool.query('SELECT 1');
+      else await db.query('SELECT 1');
     } catch (error) {
       await this.close();
-      throw error instanceof ConnectorError ? error : postgresError('cannot connect', error);
+      throw deadLetterDbError('cannot connect', error);
     }
   }
 
-  /** Creates the schema, table and index when missing (idempotent; serialized by an advisory lock between concurrent callers). */
+  /** The shared pool, or a pool of the target's own from `connectionString` (ended by `close` only when it is the target's). */
+  private poolExecutor(): SqlExecutor {
+    if (this.sharedPool !== undefined) return pgPoolExecutor(this.sharedPool, { ownsPool: false, lockTimeoutMs: 0 });
+    const pool = new pg.Pool({ connectionString: this.definition.connectionString, max: this.definition.maxConnections, connectionTimeoutMillis: 10_000 });
+    // Without a listener, an idle connection's error would crash the process.
+    pool.on('error', (error) => this.onIdleConnectionError(deadLetterDbError('idle connection failed', error)));
+    return pgPoolExecutor(pool, { ownsPool: true, lockTimeoutMs: 0 });
+  }
+
+  /** Creates the schema, table and indexes when missing (idempotent; serialized by an advisory lock between concurrent callers). */
   async ensureSchema(): Promise<void> {
-    const pool = this.requirePool();
-    const ddl = await deadLettersDdl(this.definition.schema);
-    let client: pg.PoolClient;
+    const db = this.requireDb();
+    const statements = await ddlStatements(this.definition.schema);
     try {
-      client = await pool.connect();
+      await db.transaction(async (tx) => {
+        await tx.query("SELECT pg_advisory_xact_lock(hashtext('dataflow.dead_letters'))");
+        for (const statement of statements) await tx.query(statement);
+      });
     } catch (error) {
-      throw postgresError('cannot connect', error);
-    }
-    try {
-      await client.query('BEGIN');
-      await client.query("SELECT pg_advisory_xact_lock(hashtext('dataflow.dead_letters'))");
-      await client.query(ddl);
-      await client.query('COMMIT');
-      client.release();
-    } catch (error) {
-      client.release(true);
-      throw postgresError(`cannot create ${this.table}`, error);
+      throw deadLetterDbError(`cannot create ${this.table}`, error);
     }
   }
 
   async send(letters: readonly DeadLetter[]): Promise<void> {
-    const pool = this.requirePool();
+    const db = this.requireDb();
     if (letters.length === 0) return;
     try {
-      await pool.query(
+      // Every value as text, cast by Postgres: the same parameters work on a server and on PGlite.
+      await db.query(
         `INSERT INTO ${this.table}
            (pipeline_id, stage, stage_name, error_message, error_tag, retriable, attempt, payload, batch_id, failed_at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::int[], $8::jsonb[], $9::text[], $10::timestamptz[])`,
+         SELECT c1, c2, c3, c4, c5, c6::boolean, c7::integer, c8::jsonb, c9, c10::timestamptz
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+             AS l(c1, c2, c3, c4, c5, c6, c7, c8, c9, c10)`,
         [
           letters.map((l) => l.pipelineId),
           letters.map((l) => l.stage),
           letters.map((l) => l.stageName),
           letters.map((l) => l.error.message),
           letters.map((l) => l.error.tag ?? null),
-          letters.map((l) => l.error.retriable),
-          letters.map((l) => l.attempt),
+          letters.map((l) => String(l.error.retriable)),
+          letters.map((l) => String(l.attempt)),
           letters.map((l) => JSON.stringify(l.payload)),
           letters.map((l) => l.batchId ?? null),
           letters.map((l) => new Date(l.failedAt).toISOString()),
         ],
       );
     } catch (error) {
-      throw postgresError(`cannot insert ${letters.length} dead letters into ${this.table}`, error);
+      throw deadLetterDbError(`cannot insert ${letters.length} dead letters into ${this.table}`, error);
     }
   }
 
   async close(): Promise<void> {
-    const pool = this.pool;
-    this.pool = undefined;
-    if (pool !== undefined && pool !== this.sharedPool) await pool.end();
+    const db = this.db;
+    this.db = undefined;
+    if (db !== undefined && db !== this.sharedExecutor) await db.close();
   }
 
-  private requirePool(): pg.Pool {
-    if (this.pool === undefined) throw new ConnectorError('postgres', 'used before open', { retriable: false });
-    return this.pool;
+  private requireDb(): SqlExecutor {
+    if (this.db === undefined) throw new ConnectorError('postgres', 'used before open', { retriable: false });
+    return this.db;
   }
+}
+
+/** The qualified dead-letter table of `schema`, e.g. `"ops"."dead_letters"`. */
+export function deadLettersTable(schema: string): string {
+  return `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier('dead_letters')}`;
 }

@@ -38,7 +38,7 @@ export interface ConnectorDependencies {
   readonly stream?: Writable;
   /** A Postgres pool shared with the application, for Postgres sinks and dead-letter targets without their own `connectionString`. */
   readonly pool?: pg.Pool;
-  /** A database shared with the application (e.g. an embedded PGlite) for Postgres sinks without their own `connectionString`; wins over `pool`. */
+  /** A database shared with the application (e.g. an embedded PGlite) for Postgres sinks and dead-letter targets without their own `connectionString`; wins over `pool`. */
   readonly executor?: SqlExecutor;
   /** Told when an idle pooled Postgres connection of a dead-letter target dies. */
   readonly onIdleConnectionError?: (error: ConnectorError) => void;
@@ -74,7 +74,8 @@ const deadLetterTargets: Readonly<Record<string, Factory<DeadLetterTarget>>> = {
   kafka: (o) => new KafkaDeadLetterTarget(o),
   postgres: (o, d) =>
     new PostgresDeadLetterTarget(o as PostgresDeadLetterDefinition, {
-      ...(d.pool === undefined ? {} : { pool: d.pool }),
+      // A target with its own connectionString writes there, never to the application's database.
+      ...((o as PostgresDeadLetterDefinition).connectionString !== undefined ? {} : { ...(d.pool === undefined ? {} : { pool: d.pool }), ...(d.executor === undefined ? {} : { executor: d.executor }) }),
       ...(d.onIdleConnectionError === undefined ? {} : { onIdleConnectionError: d.onIdleConnectionError }),
     }),
 };
