@@ -41,7 +41,30 @@ export class RemoteCoordinatorError extends DataflowError {
 /** The wire form of a coordinator reply. */
 type WireReply = { readonly status: 'success'; readonly value: unknown } | { readonly status: 'error'; readonly error: { readonly tag: string; readonly message: string; readonly retriable: boolean } };
 
-const COMMANDS = new Set(['register', 'unregister', 'update-status', 'report-resources', 'get-system-status', 'get-pipeline', 'list-pipelines', 'check-resources']);
+const id = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,100}$' } as const;
+const text = { type: 'string', minLength: 1, maxLength: 200 } as const;
+const count = { type: 'integer', minimum: 0 } as const;
+const status = { type: 'string', enum: ['configured', 'running', 'paused', 'stopped', 'failed'] } as const;
+const command = (type: string, properties: Record<string, unknown> = {}, required: string[] = []) => ({
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', ...required],
+  properties: { type: { const: type }, ...properties },
+});
+
+/** The forwarded commands, field by field: the coordinator's journal never sees a value of the wrong shape. */
+const commandSchema = {
+  oneOf: [
+    command('register', { pipelineId: id, name: text, sourceType: text, sinkType: text }, ['pipelineId', 'name', 'sourceType', 'sinkType']),
+    command('unregister', { pipelineId: id }, ['pipelineId']),
+    command('update-status', { pipelineId: id, status, totalRecords: count, failedRecords: count }, ['pipelineId', 'status', 'totalRecords', 'failedRecords']),
+    command('report-resources', { nodeId: text, cpuPercent: { type: 'number', minimum: 0 }, memoryMb: { type: 'number', minimum: 0 } }, ['nodeId', 'cpuPercent', 'memoryMb']),
+    command('get-system-status'),
+    command('get-pipeline', { pipelineId: id }, ['pipelineId']),
+    command('list-pipelines', { status }),
+    command('check-resources'),
+  ],
+} as const;
 
 export interface RemoteCoordinatorOptions {
   /** The admin URL of the node holding the coordinator singleton now, or undefined when none does. */
@@ -112,7 +135,7 @@ export function registerCoordinatorRoute(app: FastifyInstance, coordinator: () =
     {
       schema: {
         hide: true,
-        body: { type: 'object', required: ['type'], properties: { type: { type: 'string', enum: [...COMMANDS] } }, additionalProperties: true },
+        body: commandSchema,
       },
     },
     async (request, reply) => {
