@@ -38,8 +38,14 @@ const NO_RETRY: RetryPolicy = { maxRetries: 0, initialBackoffMs: 0, maxBackoffMs
 export interface PipelineEntityOptions {
   readonly now: () => number;
   readonly random: () => number;
-  /** Default 100, keeping 2 snapshots and deleting the events they cover (docs/domain.md). */
+  /** Default 100, keeping 2 snapshots (docs/domain.md). */
   readonly snapshotEvery?: number;
+  /**
+   * Delete the events the kept snapshots cover (default false). The journal
+   * then stops growing with the pipeline's batches, but projections that
+   * start later, rebuilds and the events API no longer see those events.
+   */
+  readonly deleteEventsCoveredBySnapshots?: boolean;
 }
 
 export function pipelinePersistenceId(pipelineId: string): string {
@@ -70,6 +76,6 @@ export function pipelineEntity(options: PipelineEntityOptions): EventSourcedBeha
     },
     onEvent: evolvePipeline,
     tagger: pipelineEventTags,
-    snapshot: every(options.snapshotEvery ?? 100, { keep: 2, deleteEvents: true }),
+    snapshot: every(options.snapshotEvery ?? 100, { keep: 2, deleteEvents: options.deleteEventsCoveredBySnapshots === true }),
   });
 }

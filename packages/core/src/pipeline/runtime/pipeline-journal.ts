@@ -35,6 +35,7 @@ export class PipelineJournal {
         now: () => ctx.system.clock.now(),
         random: options.random ?? Math.random,
         ...(options.snapshotEvery === undefined ? {} : { snapshotEvery: options.snapshotEvery }),
+        ...(options.deleteEventsCoveredBySnapshots === undefined ? {} : { deleteEventsCoveredBySnapshots: options.deleteEventsCoveredBySnapshots }),
       }),
       options.pipelineId,
       { persistence: options.persistence, name: 'entity' },

@@ -36,6 +36,12 @@ export interface PipelineActorOptions {
   readonly onStateChange?: (state: PipelineState) => void;
   /** Snapshot interval of the entity (default 100 events, keeping 2). */
   readonly snapshotEvery?: number;
+  /**
+   * Delete the events covered by the kept snapshots (default false: the
+   * history stays for projections, rebuilds and the events API; true bounds
+   * the journal's growth at their expense).
+   */
+  readonly deleteEventsCoveredBySnapshots?: boolean;
   /** External `ingest` batches waiting beyond this are refused with a retriable error (default 16). */
   readonly maxQueuedIngests?: number;
   /**
