@@ -430,6 +430,26 @@ describe('pipeline actor', () => {
     ]);
   });
 
+  it('keeps the events its snapshots cover unless told to delete them', async () => {
+    for (const deleteEventsCoveredBySnapshots of [undefined, true]) {
+      const world = new World();
+      const st = store();
+      const data = new ArrayData(Array.from({ length: 60 }, (_, i) => rec(i)));
+      const connectors: ConnectorFactory = { createSource: () => new ArraySource(data, world), createSink: () => new MapSink(new SinkData(), world), createDeadLetterTarget: () => new ListDeadLetters() };
+      const system = newSystem();
+      const pipeline = system.spawn(
+        pipelineActor({ pipelineId: 'p1', persistence: st, connectors, random: () => 0.5, snapshotEvery: 5, ...(deleteEventsCoveredBySnapshots === undefined ? {} : { deleteEventsCoveredBySnapshots }) }),
+        'pipeline-p1',
+      );
+      await call(pipeline, (replyTo) => ({ type: 'create', definition: definition(), replyTo }));
+      await call(pipeline, (replyTo) => ({ type: 'start', replyTo }));
+      await until(async () => (await stateOf(pipeline)).status === 'stopped', 'the end of the source');
+      const events = await journalEvents(st.journal);
+      if (deleteEventsCoveredBySnapshots === true) expect(events[0]?.type).not.toBe('PipelineCreated');
+      else expect(events.filter((e) => e.type === 'BatchProcessed')).toHaveLength(6);
+    }
+  });
+
   it('arms a batch timeout that fires and re-drives the batch', async () => {
     // A hung write never settles, so this runs on the real clock (the test
     // clock's advance waits for every handler to settle) with short timings.
