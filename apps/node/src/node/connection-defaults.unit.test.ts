@@ -40,4 +40,13 @@ describe('withConnectionDefaults', () => {
     expect(validatePipelineDefinition(definition, { connectors: allConnectorsRegistry }).ok).toBe(false);
     expect(validatePipelineDefinition(withConnectionDefaults(definition, defaults), { connectors: allConnectorsRegistry }).ok).toBe(true);
   });
+
+  it("gives a definition without a dead-letter target the node's database when it has one, and keeps a target it names", () => {
+    const plain = { name: 'plain', source: { type: 'generator', fields: { id: { kind: 'sequence' } } }, sink: { type: 'console' } };
+    expect(withConnectionDefaults(plain, { deadLetters: 'postgres' })).toEqual({ ...plain, deadLetter: { type: 'postgres' } });
+    expect(withConnectionDefaults(plain, {})).toEqual(plain);
+    const own = { ...plain, deadLetter: { type: 'file', path: 'dlq.jsonl' } };
+    expect(withConnectionDefaults(own, { deadLetters: 'postgres' })).toEqual(own);
+    expect(validatePipelineDefinition(withConnectionDefaults(plain, { deadLetters: 'postgres' }), { connectors: allConnectorsRegistry }).ok).toBe(true);
+  });
 });

@@ -28,6 +28,7 @@ import {
   type ConnectorFactory,
   type ConnectorRegistry,
   type CoordinatorCommand,
+  type DataRecord,
   type CoordinatorReply,
   type Instrumentation,
   type InstrumentationEvent,
@@ -160,6 +161,14 @@ export interface DataflowNode {
   resetOffsets(pipelineId: string): Promise<ConfiguredPipelineState>;
   /** Deletes a configured, stopped or failed pipeline: unregistered, its actor stopped; its journal keeps the history. */
   deletePipeline(pipelineId: string): Promise<void>;
+  /**
+   * Pushes `records` through a running pipeline's transforms and sink as one
+   * batch, answered once it is checkpointed. Idempotent by `batchId` (the
+   * caller's): a batch id among the pipeline's recent ones (the last 256) is
+   * not run again and answers `duplicate: true`. Refused with a lifecycle
+   * conflict unless running.
+   */
+  ingest(pipelineId: string, batchId: string, records: readonly DataRecord[]): Promise<{ readonly state: PipelineState; readonly duplicate: boolean }>;
   /** The pipeline's state, or undefined when no pipeline has this id. */
   getPipeline(pipelineId: string): Promise<PipelineState | undefined>;
   /** The coordinator's registry, optionally only pipelines in `status`. */
@@ -534,6 +543,15 @@ class Node implements DataflowNode {
     // Deleted in its journal first: a crash before the unregistration leaves a registered, empty pipeline, which the next start unregisters.
     await this.removePipeline(pipelineId);
     await this.coordinatorCommand((replyTo) => ({ type: 'unregister', pipelineId, replyTo }));
+  }
+
+  async ingest(pipelineId: string, batchId: string, records: readonly DataRecord[]): Promise<{ readonly state: PipelineState; readonly duplicate: boolean }> {
+    this.ensureRunning();
+    const ref = this.registry.ref(pipelineId);
+    if (ref === undefined) throw new PipelineNotFoundError(pipelineId);
+    const reply = await ask<PipelineCommand, PipelineReply>(ref, (replyTo) => ({ type: 'ingest', batchId, records, replyTo }), { timeoutMs: this.askTimeoutMs });
+    if (reply.status === 'error') throw reply.error;
+    return { state: reply.value.state, duplicate: reply.value.duplicate === true };
   }
 
   async getPipeline(pipelineId: string): Promise<PipelineState | undefined> {
