@@ -3,13 +3,16 @@
  * each one's latest state, and the status reports that keep the coordinator's
  * registry current. A status change is reported at once; record counts of a
  * running pipeline at most every `statusReportIntervalMs` (every batch would
- * be one coordinator event per batch), and the last counts at shutdown.
+ * be one coordinator event per batch), counts held back by that limit once
+ * the interval is over (a pipeline that goes quiet must not leave the
+ * registry behind), and the last counts at shutdown.
  */
 import {
   askWithStatus,
   pipelineActor,
   type ActorRef,
   type ActorSystem,
+  type Cancellable,
   type ConnectorFactory,
   type CoordinatorCommand,
   type CoordinatorReply,
@@ -49,6 +52,8 @@ interface Reported {
 interface Tracked {
   latest: PipelineState;
   reported: Reported | undefined;
+  /** The report of counts held back by the interval, due when it is over. */
+  heldBack: Cancellable | undefined;
 }
 
 interface Hosted extends Tracked {
@@ -91,7 +96,7 @@ export class PipelineRegistry {
   spawn(pipelineId: string): ActorRef<PipelineCommand> {
     const existing = this.hosted.get(pipelineId);
     if (existing !== undefined) return existing.ref;
-    const tracked: Tracked = { latest: { status: 'empty' }, reported: undefined };
+    const tracked: Tracked = { latest: { status: 'empty' }, reported: undefined, heldBack: undefined };
     const ref = this.spawnActor(pipelineId, tracked);
     this.hosted.set(pipelineId, Object.assign(tracked, { ref }));
     return ref;
@@ -126,6 +131,7 @@ export class PipelineRegistry {
     const hosted = this.hosted.get(pipelineId);
     if (hosted === undefined) return;
     this.hosted.delete(pipelineId);
+    hosted.heldBack?.cancel();
     await this.options.system.stop(hosted.ref);
   }
 
@@ -135,6 +141,7 @@ export class PipelineRegistry {
    * node spawns it again; the batch in flight is abandoned, not checkpointed.
    */
   async stopAll(): Promise<void> {
+    for (const hosted of this.hosted.values()) hosted.heldBack?.cancel();
     await Promise.all([...this.hosted.values()].map((h) => this.options.system.stop(h.ref)));
   }
 
@@ -193,8 +200,22 @@ export class PipelineRegistry {
       });
     }
     const reported = hosted.reported;
-    if (reported !== undefined && reported.status === state.status && this.now() - reported.at < this.options.statusReportIntervalMs) return;
-    if (sameAsReported(state, reported)) return;
+    const interval = this.options.statusReportIntervalMs;
+    if (reported !== undefined && reported.status === state.status && this.now() - reported.at < interval) {
+      // Only counts changed: report the latest ones when the interval is over (the state may be the last for a long while).
+      hosted.heldBack ??= this.options.system.scheduler.schedule(reported.at + interval - this.now(), () => {
+        hosted.heldBack = undefined;
+        this.report(pipelineId, hosted);
+      });
+      return;
+    }
+    this.report(pipelineId, hosted);
+  }
+
+  /** Tells the coordinator the latest state of a pipeline unless it was the last one reported. */
+  private report(pipelineId: string, hosted: Tracked): void {
+    const state = hosted.latest;
+    if (sameAsReported(state, hosted.reported)) return;
     const update = this.statusUpdate(pipelineId, state);
     if (update === undefined) return;
     hosted.reported = { ...update, at: this.now() };
