@@ -10,6 +10,7 @@ import type { NodeRuntimeConfig } from './config/load-config.js';
 import type { DataflowNode } from './node/dataflow-node.js';
 import type { NodeLogger } from './node/node-logger.js';
 import { isDataflowError } from '@dataflow/core';
+import type { SqlExecutor } from '@dataflow/persistence';
 import type { FastifyInstance } from 'fastify';
 import { createAdminApi, listensOffLoopback } from './api/admin-api.js';
 import { registerConsole } from './api/console.js';
@@ -54,6 +55,8 @@ export async function startNodeServices(
     readonly readiness?: readonly ReadinessCheck[];
     /** Cluster mode: the API forwards to the owners; the projections follow the coordinator singleton (`cluster/`). */
     readonly cluster?: { readonly routing: PipelineRoutingOptions; readonly projections: SingletonProjections };
+    /** Where `postgres` dead-letter targets without `connectionString` write, for the API to read (default the journal's database). */
+    readonly deadLetterDatabase?: () => SqlExecutor | undefined;
   } = {},
 ): Promise<NodeServices> {
   const closers: (() => Promise<void>)[] = [];
@@ -106,6 +109,7 @@ export async function startNodeServices(
         bodyLimit: config.api.bodyLimitBytes,
         readiness,
         ...(options.cluster === undefined ? {} : { cluster: options.cluster.routing }),
+        ...(options.deadLetterDatabase === undefined ? {} : { deadLetterDatabase: options.deadLetterDatabase }),
         ...(redis === undefined ? {} : { remoteStatus: { subscribe: (listener) => redis.onStatus((m) => listener(m)) } }),
         ...(projections === undefined ? {} : { projections }),
         ...(config.api.authToken === undefined ? {} : { authToken: config.api.authToken }),

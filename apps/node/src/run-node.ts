@@ -17,7 +17,7 @@ import { NodeConfigError } from './node/node-errors.js';
 import type { NodeLogger } from './node/node-logger.js';
 import { ensureWritableDirectory } from './node/node-persistence.js';
 import { allConnectorsRegistry } from '@dataflow/connectors';
-import type { SqlExecutor } from '@dataflow/persistence';
+import { pgPoolExecutor, type SqlExecutor } from '@dataflow/persistence';
 import pg from 'pg';
 import { loadNodeConfig, type NodeRuntimeConfig } from './config/load-config.js';
 import { withConnectionDefaults } from './node/connection-defaults.js';
@@ -370,7 +370,13 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
       connectorRegistry: allConnectorsRegistry,
       // A Postgres sink without a connectionString writes to the node's database: the postgres.url server, else the embedded one.
       connectors: localConnectorFactory(() => (sinkPool !== undefined ? { pool: sinkPool } : embeddedDatabase(node))),
-      prepareDefinition: (definition) => withConnectionDefaults(definition, { kafka: config.kafka, cassandra: config.cassandra }),
+      // A definition without deadLetter keeps refused records in the node's database, when the node has one.
+      prepareDefinition: (definition) =>
+        withConnectionDefaults(definition, {
+          kafka: config.kafka,
+          cassandra: config.cassandra,
+          ...(sinkPool !== undefined || config.journal.type === 'embedded' ? { deadLetters: 'postgres' } : {}),
+        }),
     });
   } catch (error) {
     logger.error(`cannot start: ${describeError(error)}`);
@@ -380,8 +386,11 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
   logger.info(`node ${node.nodeId} started; journal: ${node.storeDescription}${config.source === undefined ? '' : `; configuration: ${config.source}`}`);
   let services: NodeServices;
   try {
+    const deadLetterDb = sinkPool === undefined ? undefined : pgPoolExecutor(sinkPool, { ownsPool: false, lockTimeoutMs: 0 });
     services = await startNodeServices(node, config, logger, {
       readiness: cluster === undefined ? readiness : [...readiness, clusterReadiness(cluster)],
+      // The API reads the dead letters where the targets write them: the postgres.url pool, else the embedded database.
+      deadLetterDatabase: () => deadLetterDb ?? embeddedDatabase(node).executor,
       ...(cluster === undefined ? {} : { cluster: { routing: cluster.routing, projections: cluster.projections } }),
     });
     if (cluster !== undefined) {

@@ -2,7 +2,8 @@
  * The node's admin API on Fastify: JSON schemas on every route drive request
  * validation, response serialization and the OpenAPI 3 document at
  * `GET /api/v1/openapi.json`. Routes follow Kafka Connect's conventions
- * (`routes-pipelines.ts`, `routes-system.ts`, `feed.ts`); every error is
+ * (`routes-pipelines.ts`, `routes-dead-letters.ts`, `routes-system.ts`,
+ * `feed.ts`); every error is
  * `{ error, message, details, timestamp }` (`api-errors.ts`).
  *
  * Security: requests from off loopback need `Authorization: Bearer <token>`
@@ -11,6 +12,7 @@
  * `__proto__` or `constructor.prototype` keys is refused (400), as is
  * nesting deeper than 64 levels.
  */
+import type { SqlExecutor } from '@dataflow/persistence';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -20,6 +22,7 @@ import type { NodeLogger } from '../node/node-logger.js';
 import type { NodeProjections } from '../projections/node-projections.js';
 import { ApiError, errorAnswer, errorBodySchema } from './api-errors.js';
 import { registerFeed, type RemoteStatusSource } from './feed.js';
+import { registerDeadLetterRoutes } from './routes-dead-letters.js';
 import { registerPipelineRoutes } from './routes-pipelines.js';
 import { registerSystemRoutes, type ReadinessCheck } from './routes-system.js';
 import { registerPipelineRouting, type PipelineRoutingOptions } from '../cluster/pipeline-routing.js';
@@ -42,6 +45,12 @@ export interface AdminApiOptions {
   readonly remoteStatus?: RemoteStatusSource;
   /** Cluster mode: requests are forwarded to the node that runs their pipeline, and the coordinator serves the other nodes. */
   readonly cluster?: PipelineRoutingOptions;
+  /**
+   * Where `postgres` dead-letter targets without `connectionString` write
+   * (the node's postgres.url pool); default the journal's database when it
+   * has one (embedded PGlite or Postgres).
+   */
+  readonly deadLetterDatabase?: () => SqlExecutor | undefined;
 }
 
 /** The deepest nesting of a request body. */
@@ -107,6 +116,11 @@ export async function createAdminApi(options: AdminApiOptions): Promise<FastifyI
   }
   registerSystemRoutes(app, options);
   registerPipelineRoutes(app, options.node);
+  registerDeadLetterRoutes(app, {
+    node: options.node,
+    logger: options.logger,
+    database: options.deadLetterDatabase ?? (() => (options.node.persistence as { executor?: SqlExecutor }).executor),
+  });
   registerFeed(app, options.node, options.feedIntervalMs ?? 1_000, options.remoteStatus);
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, (_request, reply) => reply.send(app.swagger()));
   return app;
