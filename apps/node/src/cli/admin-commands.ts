@@ -34,7 +34,7 @@ export class NodeUnreachableError extends DataflowError<'cli/node-unreachable'> 
   }
 }
 
-interface Connection {
+export interface Connection {
   readonly url: string;
   readonly token: string | undefined;
 }
@@ -80,7 +80,8 @@ async function readDefinition(file: string): Promise<unknown> {
   }
 }
 
-function table(rows: readonly (readonly string[])[]): string {
+/** Rows as aligned columns (the first row is the header). */
+export function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]?.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length))) ?? [];
   return `${rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join('  ').trimEnd()).join('\n')}\n`;
 }
@@ -103,22 +104,49 @@ interface Projection {
   readonly rebuild: { readonly state: string; readonly done: number; readonly total: number; readonly error?: string } | null;
 }
 
+/** What every admin command shares: the connection flags (`--url`, `--token`), `--json` and printing. */
+export interface AdminCommandKit {
+  /** The node's API and token from the command's flags, else the environment. */
+  readonly connection: (command: Command) => Connection;
+  readonly json: (command: Command) => boolean;
+  /** Prints the API's answer with `--json`, else the human form. */
+  readonly print: (command: Command, value: unknown, human: () => string) => void;
+  /** Adds `--url`, `--token` and `--json` to `command`. */
+  readonly withConnection: (command: Command) => Command;
+}
+
+/**
+ * The shared parts of the admin commands, for `io`.
+ *
+ * @example
+ * ```ts
+ * const { connection, print, withConnection } = adminCommandKit(io);
+ * withConnection(program.command('ping')).action((_flags, command: Command) => run(async () => print(command, await request(connection(command), 'GET', '/health'), () => 'ok\n')));
+ * ```
+ */
+export function adminCommandKit(io: CliIo): AdminCommandKit {
+  const json = (command: Command): boolean => command.optsWithGlobals<GlobalFlags>().json === true;
+  return {
+    connection: (command) => {
+      const flags = command.optsWithGlobals<GlobalFlags>();
+      const url = (flags.url ?? io.env['DATAFLOW_API_URL'] ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+      return { url, token: flags.token ?? io.env['DATAFLOW_AUTH_TOKEN'] };
+    },
+    json,
+    print: (command, value, human) => io.out(json(command) ? `${JSON.stringify(value, null, 2)}\n` : human()),
+    withConnection: (command) =>
+      command
+        .option('--url <url>', 'the node admin API (default: $DATAFLOW_API_URL, else http://127.0.0.1:8080)')
+        .option('--token <token>', 'bearer token for a node off loopback (default: $DATAFLOW_AUTH_TOKEN)')
+        .option('--json', 'print the API answer as JSON (for scripts)'),
+  };
+}
+
 /**
  * Adds the admin commands to `program`; each sets the exit code through `done`.
  */
 export function addAdminCommands(program: Command, io: CliIo, run: (action: () => Promise<void>) => Promise<void>): void {
-  const connection = (command: Command): Connection => {
-    const flags = command.optsWithGlobals<GlobalFlags>();
-    const url = (flags.url ?? io.env['DATAFLOW_API_URL'] ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
-    return { url, token: flags.token ?? io.env['DATAFLOW_AUTH_TOKEN'] };
-  };
-  const json = (command: Command): boolean => command.optsWithGlobals<GlobalFlags>().json === true;
-  const print = (command: Command, value: unknown, human: () => string): void => io.out(json(command) ? `${JSON.stringify(value, null, 2)}\n` : human());
-  const withConnection = (command: Command): Command =>
-    command
-      .option('--url <url>', 'the node admin API (default: $DATAFLOW_API_URL, else http://127.0.0.1:8080)')
-      .option('--token <token>', 'bearer token for a node off loopback (default: $DATAFLOW_AUTH_TOKEN)')
-      .option('--json', 'print the API answer as JSON (for scripts)');
+  const { connection, json, print, withConnection } = adminCommandKit(io);
 
   const pipelines = program.command('pipelines').description("Manage a running node's pipelines through its admin API");
   withConnection(pipelines.command('list').description('List pipelines').option('--status <status>', 'only pipelines in this status')).action(

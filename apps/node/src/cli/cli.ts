@@ -1,7 +1,8 @@
 /**
  * The `dataflow` command line: argument parsing, help and usage errors by
  * commander; `start` (a node until a signal), `migrate`, and `pipelines` /
- * `projections` (clients of a running node's admin API, see `admin-commands.ts`). `runCli` returns the exit code
+ * `projections` / `dlq` (clients of a running node's admin API, see
+ * `admin-commands.ts` and `dlq-commands.ts`). `runCli` returns the exit code
  * instead of exiting, so tests and embedders can call it: 0 done, 78
  * (EX_CONFIG) a bad flag or setting (the field is named), 1 a failure (with
  * its cause). Secrets (a password in the Postgres URL) are never printed.
@@ -11,6 +12,7 @@ import { CommanderError, Command, Option } from 'commander';
 import type { SignalWatch } from '../run-node.js';
 import { watchSignals } from '../signals.js';
 import { AdminRequestError, addAdminCommands, NodeUnreachableError } from './admin-commands.js';
+import { addDeadLetterCommands } from './dlq-commands.js';
 import { CliUsageError, migrateConfig, runMigrate, type MigrateFlags } from './migrate-command.js';
 
 /** Exit code of a bad flag or setting (sysexits' EX_CONFIG, as the node uses). */
@@ -86,6 +88,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo, sig
       await runMigrate(config, mode, { out: (line) => out(`${line}\n`) });
     });
   addAdminCommands(program, { out, err, env: io.env }, (action) => action());
+  addDeadLetterCommands(program, { out, err, env: io.env }, (action) => action());
   try {
     await program.parseAsync([...argv], { from: 'user' });
   } catch (error) {
