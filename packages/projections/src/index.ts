@@ -14,21 +14,26 @@ export {
 export { InvalidProjectionInputError, type ProjectionInputIssue } from './offset-store/projection-management-errors.js';
 export {
   atLeastOnce,
+  BulkNotApplicableError,
   exactlyOnce,
   groupedWithin,
   HandlerRecoveryStrategy,
+  type BulkCatchUp,
+  type BulkRange,
   type EventHandler,
   type GroupHandler,
   type Projection,
   type ProjectionGuarantee,
 } from './runner/projection.js';
-export { runProjection, type ProjectionRunDependencies, type ProjectionStatusEvent } from './runner/projection-runner.js';
+export { BULK_MIN_BEHIND, runProjection, type JournalTables, type ProjectionRunDependencies, type ProjectionStatusEvent } from './runner/projection-runner.js';
+export { sqlJournalOf } from './runner/sql-journal.js';
 export { createProjectionStatusObserver, type ProjectionStatusObserver } from './runner/projection-status-observer.js';
 export { ProjectionHandlerError } from './runner/projection-errors.js';
 export { DEFAULT_PROJECTION_BACKOFF, projectionBehavior, spawnProjection, type ProjectionMessage } from './runner/projection-actor.js';
 export {
   applyPipelineMetricsHourly,
   applyPipelineStatus,
+  bulkPipelineMetricsHourly,
   PIPELINE_EVENTS_TAG,
   pipelineIdOf,
   pipelineMetricsHourlyProjection,

@@ -22,6 +22,7 @@ import {
   ProjectionOffsetStore,
   rebuildReadModel,
   spawnProjection,
+  sqlJournalOf,
   type Projection,
   type ProjectionLag,
   type ProjectionMessage,
@@ -101,7 +102,9 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
   const observer = createProjectionStatusObserver();
   const system = createActorSystem({ name: 'dataflow-projections' });
   const queries: ReadJournal = options.persistence.queries;
-  const deps = { queries, store, executor: sql.executor, onStatus: observer.onStatus };
+  // On Postgres and PGlite a projection far behind (a first start, a rebuild) catches up in SQL first.
+  const journal = sqlJournalOf(options.persistence);
+  const deps = { queries, store, executor: sql.executor, onStatus: observer.onStatus, ...(journal === undefined ? {} : { journal }) };
   observer.on('*', (event) => {
     if (event.type === 'error') options.logger.warn(`projection ${event.id.name}: ${messageOf(event.error)} (${event.outcome}, attempt ${event.attempt})`, { projection: event.id.name });
   });
@@ -157,6 +160,7 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
       if (entry.rebuild?.state === 'running') return info(entry);
       const progress: { progress: RebuildProgress } = { progress: { done: 0, total: 0 } };
       const run = rebuildReadModel({
+        ...(journal === undefined ? {} : { journal }),
         queries,
         store,
         executor: sql.executor,

@@ -153,6 +153,20 @@ export class PostgresReadJournal implements ReadJournal, SliceQueries {
     }
   }
 
+  /**
+   * The ordering up to which every event is visible or gone for good now
+   * (ADR 0003): what a bulk reader of `event_journal` may read up to without
+   * skipping an append still in flight. Undefined when `signal` aborts.
+   */
+  currentSafeOrdering(signal?: AbortSignal): Promise<number | undefined> {
+    return this.safeOrdering(signal, 'safeOrdering');
+  }
+
+  /** The journal's event table, quoted (`"schema".event_journal`), for set-based readers in the same database. */
+  get eventTable(): string {
+    return this.store.journalTable;
+  }
+
   private async safeOrdering(signal: AbortSignal | undefined, what: string): Promise<number | undefined> {
     if (this.store.closed) throw new JournalReadError(`Query ${what} failed: the read journal is closed`, { retriable: false });
     try {

@@ -28,7 +28,8 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
 import { spawnProjection } from '../runner/projection-actor.js';
-import type { ProjectionStatusEvent } from '../runner/projection-runner.js';
+import { runProjection, type ProjectionStatusEvent } from '../runner/projection-runner.js';
+import { sqlJournalOf } from '../runner/sql-journal.js';
 import { migrateProjections } from '../schema/projections-schema.js';
 import { pipelineMetricsHourlyProjection, pipelineStatusProjection } from './pipeline-read-models.js';
 
@@ -229,6 +230,24 @@ describe.each([
     metricsRef.tell({ type: 'start' });
     await until('the rebuild to finish', async () => (await offsets.get(metrics.id)).eventsApplied === total);
     expect(await store.executor.query(`SELECT * FROM "${store.schema}".pipeline_metrics_hourly ORDER BY pipeline_id, hour`)).toEqual(before);
+
+    // The same rebuild in SQL (bulk catch-up over the journal's table): the same rows again, the offset where the event path left it.
+    const streamedOffset = (await offsets.get(metrics.id)).offset;
     await system.terminate();
+    await store.executor.transaction(async (tx) => {
+      await tx.query(`DELETE FROM "${store.schema}".pipeline_metrics_hourly`);
+      await offsets.clearOffset(metrics.id, tx);
+    });
+    const journal = sqlJournalOf(store.persistence);
+    if (journal === undefined) throw new Error(`${store.name}: no SQL journal`);
+    const bulkEvents: ProjectionStatusEvent[] = [];
+    const controller = new AbortController();
+    const bulkRun = runProjection(metrics, { ...deps, journal, bulkMinBehind: 1, onStatus: (event) => bulkEvents.push(event) }, controller.signal);
+    await until('the bulk rebuild to finish', async () => (await offsets.get(metrics.id)).eventsApplied === total);
+    controller.abort();
+    await bulkRun;
+    expect(bulkEvents.filter((e) => e.type === 'progress')).toEqual([expect.objectContaining({ events: total })]);
+    expect((await offsets.get(metrics.id)).offset).toEqual(streamedOffset);
+    expect(await store.executor.query(`SELECT * FROM "${store.schema}".pipeline_metrics_hourly ORDER BY pipeline_id, hour`)).toEqual(before);
   });
 });

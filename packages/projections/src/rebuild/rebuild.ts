@@ -13,6 +13,7 @@ import { quoteSchema, type SqlExecutor } from '@dataflow/persistence';
 import type { ProjectionId, ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
 import { runProjection } from '../runner/projection-runner.js';
 import type { Projection } from '../runner/projection.js';
+import type { JournalTables } from '../runner/projection-runner.js';
 
 /** Progress of a rebuild. */
 export interface RebuildProgress {
@@ -34,6 +35,8 @@ export interface RebuildOptions {
   readonly onProgress?: (progress: RebuildProgress) => void;
   /** How long to wait for the live projection to stop after pausing it, ms (default 30 000). */
   readonly pauseTimeoutMs?: number;
+  /** The journal's tables in the same database: a projection with a bulk statement rebuilds in SQL (see `sqlJournalOf`). */
+  readonly journal?: JournalTables;
 }
 
 async function countAfter(queries: ReadJournal, tag: string, offset: Offset): Promise<number> {
@@ -86,6 +89,7 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<number>
     queries,
     store,
     executor,
+    ...(options.journal === undefined ? {} : { journal: options.journal }),
     onStatus: (event) => {
       if (event.type !== 'progress') return;
       done += event.events;

@@ -10,7 +10,7 @@ import type { SqlExecutor } from '@dataflow/persistence';
 import type { ProjectionId, ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
 import { groupedWithinMs } from './grouped-within.js';
 import { ProjectionHandlerError } from './projection-errors.js';
-import type { EventHandler, GroupHandler, Projection } from './projection.js';
+import { BulkNotApplicableError, type EventHandler, type GroupHandler, type Projection } from './projection.js';
 import { sliceForPersistenceId, type SliceRange } from '../slices/slices.js';
 
 /** What a running projection reports (for logs and metrics). */
@@ -28,7 +28,27 @@ export interface ProjectionRunDependencies {
   readonly onStatus?: (event: ProjectionStatusEvent) => void;
   /** How often the paused flag is read while running, ms (default 1 000). */
   readonly pauseCheckMs?: number;
+  /**
+   * The journal's tables when they live in the read model's database
+   * (Postgres, PGlite): a projection with a `bulk` statement catches up in
+   * SQL, up to the journal's safe ordering, before it reads event by event.
+   */
+  readonly journal?: JournalTables;
+  /** Bulk catch-up runs when the projection is at least this many orderings behind (default `BULK_MIN_BEHIND`). */
+  readonly bulkMinBehind?: number;
 }
+
+/** A SQL journal as the bulk catch-up reads it. */
+export interface JournalTables {
+  /** The quoted `event_journal` table. */
+  readonly eventTable: string;
+  /** The ordering up to which every event is visible or gone for good (see the Postgres read journal). */
+  safeOrdering(signal?: AbortSignal): Promise<number | undefined>;
+}
+
+/** Bulk catch-up runs when the projection is at least this many orderings behind, in ranges of at most `BULK_RANGE`. */
+export const BULK_MIN_BEHIND = 2_000;
+const BULK_RANGE = 250_000;
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
@@ -81,7 +101,11 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
   pauseTimer.unref?.();
   let saveTimer: NodeJS.Timeout | undefined;
   try {
-    const events = sourceOf(projection, deps.queries, stored.offset ?? NoOffset, { live: true, signal: inner.signal });
+    let from = stored.offset ?? NoOffset;
+    if (projection.bulk !== undefined && deps.journal !== undefined && (from.kind === 'none' || from.kind === 'sequence')) {
+      from = await bulkCatchUp(projection, projection.bulk, deps, deps.journal, from.kind === 'sequence' ? from.value : 0, emit, inner.signal);
+    }
+    const events = sourceOf(projection, deps.queries, from, { live: true, signal: inner.signal });
     const guarantee = projection.guarantee;
     if (guarantee.kind === 'grouped-within') {
       for await (const group of groupedWithinMs(events, guarantee.size, guarantee.withinMs, inner.signal)) {
@@ -162,6 +186,46 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
   const reason = pausedSeen ? 'paused' : 'aborted';
   emit({ type: 'stopped', id, reason });
   return reason;
+}
+
+/**
+ * Applies the events after ordering `after` up to the journal's safe ordering
+ * with the projection's bulk statement, one range per transaction together
+ * with its offset (a crash redoes at most the range in flight, never a
+ * committed one); returns the offset to stream from.
+ */
+async function bulkCatchUp(
+  projection: Projection,
+  bulk: NonNullable<Projection['bulk']>,
+  deps: ProjectionRunDependencies,
+  journal: JournalTables,
+  after: number,
+  emit: (event: ProjectionStatusEvent) => void,
+  signal: AbortSignal,
+): Promise<Offset> {
+  let done = after;
+  const offset = (): Offset => (done === 0 ? NoOffset : { kind: 'sequence', value: done });
+  const head = await journal.safeOrdering(signal);
+  if (head === undefined || head - done < (deps.bulkMinBehind ?? BULK_MIN_BEHIND)) return offset();
+  while (done < head && !signal.aborted) {
+    const upTo = Math.min(head, done + BULK_RANGE);
+    const range = { journalTable: journal.eventTable, after: done, upTo, tag: projection.tag, ...(projection.slices === undefined ? {} : { slices: projection.slices }) };
+    const next: Offset = { kind: 'sequence', value: upTo };
+    let applied: Awaited<ReturnType<typeof bulk>>;
+    try {
+      applied = await deps.executor.transaction(async (tx) => {
+        const result = await bulk(tx, range);
+        await deps.store.save(projection.id, next, result.events, result.lastEventAt ?? Date.now(), tx);
+        return result;
+      });
+    } catch (error) {
+      if (error instanceof BulkNotApplicableError) return offset(); // read the rest event by event
+      throw error;
+    }
+    done = upTo;
+    emit({ type: 'progress', id: projection.id, offset: next, events: applied.events, lastEventAt: applied.lastEventAt ?? Date.now() });
+  }
+  return offset();
 }
 
 /**

@@ -90,7 +90,42 @@ export interface Projection {
    * events carrying `tag`) instead of reading the whole tag and filtering.
    */
   readonly entityType?: string;
+  /**
+   * Catch-up in SQL: on a Postgres or PGlite journal in the read model's own
+   * database, a projection far behind applies a whole range of events with
+   * one set-based statement inside the transaction that saves its offset
+   * (exactly once, as the handler would), then continues event by event.
+   * It must give the same rows as the handler.
+   */
+  readonly bulk?: BulkCatchUp;
 }
+
+/** The journal's table as the bulk statement reads it, and the range to apply. */
+export interface BulkRange {
+  /** The quoted `event_journal` table of the journal's schema. */
+  readonly journalTable: string;
+  /** Orderings after `after`, up to and including `upTo`. */
+  readonly after: number;
+  readonly upTo: number;
+  readonly tag: string;
+  readonly slices?: SliceRange;
+}
+
+/**
+ * Thrown by a bulk statement that cannot read a range (events it cannot
+ * decode in SQL): the transaction rolls back and the projection reads event
+ * by event from where the bulk catch-up got to.
+ */
+export class BulkNotApplicableError extends Error {
+  override readonly name = 'BulkNotApplicableError';
+}
+
+/**
+ * Applies the events of a range with SQL; returns how many events carrying
+ * the tag it covered and the newest one's time (epoch ms), as the handler
+ * path counts them.
+ */
+export type BulkCatchUp = (tx: SqlQueryable, range: BulkRange) => Promise<{ readonly events: number; readonly lastEventAt: number | undefined }>;
 
 interface Common {
   readonly name: string;
@@ -148,8 +183,9 @@ export function exactlyOnce(options: Common & { readonly handler: EventHandler }
  * const p = groupedWithin({ name: 'metrics', tag: 'batch-events', size: 500, withinMs: 200, handler: async (envs, tx) => { ... } });
  * ```
  */
-export function groupedWithin(options: Common & { readonly handler: GroupHandler; readonly size?: number; readonly withinMs?: number }): Projection {
+export function groupedWithin(options: Common & { readonly handler: GroupHandler; readonly size?: number; readonly withinMs?: number; readonly bulk?: BulkCatchUp }): Projection {
   return {
+    ...(options.bulk === undefined ? {} : { bulk: options.bulk }),
     id: id(options),
     tag: options.tag,
     guarantee: { kind: 'grouped-within', size: positive('size', options.size ?? 500), withinMs: positive('withinMs', options.withinMs ?? 200) },
