@@ -8,7 +8,14 @@
  * themselves, resume from their checkpoints (their counts go on from where
  * the journal left them, not from zero, and not twice), and end with every
  * message exactly once in both tables, including those produced after the
- * restart.
+ * restart; the counts of the API, the checkpoints, the coordinator's
+ * registry and the journal's own batches all agree with what was produced.
+ *
+ * Two cases, side by side: without `node.id` the restarted node is a new
+ * holder of the Cassandra writer leases and waits until the killed
+ * process's lapse (about 20 s, degraded meanwhile); with a stable `node.id`
+ * it renews them at once. Kafka's rebalance waits out the killed consumer's
+ * session (6 s) in both. The whole file takes about 40 s on an idle machine.
  */
 import { createKafkaClient, decodeKafkaSourceOffset, parseKafkaProducerOptions, type KafkaAdmin, type KafkaClient, type ProducerRecord } from '@dataflow/connectors';
 import type { SourceOffset } from '@dataflow/core';
