@@ -182,20 +182,22 @@ export class ClusterRuntime {
       await this.giveUp(name);
       await redis.release(lease).catch(() => undefined);
     }
-    // Keep what is ours.
-    for (const [name, lease] of [...this.held]) {
-      try {
-        const renewed = await redis.renew(lease);
-        if (renewed === undefined) {
-          logger.warn(`cluster: lease ${name} was lost (another node holds it now)`);
-          await this.giveUp(name);
-        } else {
-          this.held.set(name, renewed);
+    // Keep what is ours: renewed side by side (one round trip for all, ioredis pipelines them), so many leases never outlast their validity.
+    await Promise.all(
+      [...this.held].map(async ([name, lease]) => {
+        try {
+          const renewed = await redis.renew(lease);
+          if (renewed === undefined) {
+            logger.warn(`cluster: lease ${name} was lost (another node holds it now)`);
+            await this.giveUp(name);
+          } else if (this.held.has(name)) {
+            this.held.set(name, renewed);
+          }
+        } catch {
+          // Not renewed: the watchdog gives it up when its local validity ends.
         }
-      } catch {
-        // Not renewed: the watchdog gives it up when its local validity ends.
-      }
-    }
+      }),
+    );
     // Take what should be ours and is free.
     for (const name of desired) {
       if (this.held.has(name)) continue;
