@@ -28,13 +28,14 @@ function headers() {
   return token === null ? {} : { authorization: `Bearer ${token}` };
 }
 
-async function api(method, path) {
-  const response = await fetch(path, { method, headers: headers() });
+async function api(method, path, payload) {
+  const json = payload === undefined ? {} : { 'content-type': 'application/json' };
+  const response = await fetch(path, { method, headers: { ...headers(), ...json }, ...(payload === undefined ? {} : { body: JSON.stringify(payload) }) });
   if (response.status === 401 && sessionStorage.getItem(TOKEN_KEY) === null) {
     const token = window.prompt('This node asks for its API token (api.authToken):');
     if (token) {
       sessionStorage.setItem(TOKEN_KEY, token);
-      return api(method, path);
+      return api(method, path, payload);
     }
   }
   const body = response.headers.get('content-type')?.includes('json') ? await response.json() : undefined;
@@ -98,10 +99,48 @@ async function command(id, action) {
   }
 }
 
+// The pipeline's dead-letter queue: the count, the oldest letters with their reasons, and a replay button.
+async function loadDeadLetters(id) {
+  const body = $('dead-letters');
+  const button = $('dlq-replay');
+  try {
+    const page = await api('GET', `/api/v1/pipelines/${encodeURIComponent(id)}/dead-letters?limit=10`);
+    $('dlq-count').textContent = number(page.total);
+    button.hidden = page.total === 0;
+    body.replaceChildren();
+    for (const letter of page.letters) {
+      const row = element('tr', undefined, { 'data-testid': `dead-letter-${letter.id}` });
+      row.append(element('td', letter.id, { class: 'num' }), element('td', letter.stageName), element('td', letter.failedAt), element('td', letter.error.message));
+      body.append(row);
+    }
+  } catch (error) {
+    // 409: the letters are in a file or on Kafka (the message says where), or there is no target.
+    $('dlq-count').textContent = '—';
+    $('dlq-note').textContent = error.message;
+    button.hidden = true;
+    body.replaceChildren();
+  }
+}
+
+async function replayDeadLetters() {
+  const id = state.selected;
+  if (id === undefined) return;
+  try {
+    const answer = await api('POST', `/api/v1/pipelines/${encodeURIComponent(id)}/dead-letters/replay`, { limit: 100 });
+    const left = answer.skipped.map((s) => `#${s.id}: ${s.reason}`).join('; ');
+    $('dlq-note').textContent = `replayed ${answer.replayed}${answer.duplicate ? ' (replayed before: only deleted)' : ''}${left === '' ? '' : `; left ${left}`}`;
+  } catch (error) {
+    $('dlq-note').textContent = `replay: ${error.message}`;
+  }
+  await loadDeadLetters(id);
+}
+
 async function select(id) {
   state.selected = id;
   $('detail').hidden = false;
   $('detail-id').textContent = id;
+  $('dlq-note').textContent = '';
+  void loadDeadLetters(id);
   try {
     const { events } = await api('GET', `/api/v1/pipelines/${encodeURIComponent(id)}/events?limit=500`);
     const body = $('events');
@@ -254,6 +293,7 @@ async function main() {
     say(error.message);
   }
   follow();
+  $('dlq-replay').addEventListener('click', () => void replayDeadLetters());
   void loadReady();
   void loadProjections().catch((error) => say(error.message));
   setInterval(() => void loadReady(), 5000);
