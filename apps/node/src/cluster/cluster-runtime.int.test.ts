@@ -9,9 +9,8 @@
  * two nodes run the same pipeline.
  */
 import type { PipelineState, RegisteredPipeline } from '@dataflow/core';
-import { serviceSettings } from '@dataflow/test-env';
+import { serviceProxy, serviceSettings, type ServiceProxy } from '@dataflow/test-env';
 import { Redis } from 'ioredis';
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { DataflowNode } from '../node/dataflow-node.js';
 import type { NodeLogger } from '../node/node-logger.js';
@@ -107,29 +106,11 @@ function placed(members: readonly string[]): Record<string, string[]> {
   return out;
 }
 
-/** A TCP proxy to Redis that can be cut: every connection destroyed, no new ones. */
-async function proxy(): Promise<{ url: string; cut(): Promise<void> }> {
-  const target = new URL(serviceSettings().redisUrl);
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((from) => {
-    const to = connect(Number(target.port || 6379), target.hostname);
-    for (const s of [from, to]) {
-      sockets.add(s);
-      s.on('error', () => undefined);
-      s.on('close', () => sockets.delete(s));
-    }
-    from.pipe(to).pipe(from);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  let open = true;
-  const cut = async () => {
-    if (!open) return;
-    open = false;
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-  closers.push(cut);
-  return { url: `redis://127.0.0.1:${(server.address() as AddressInfo).port}`, cut };
+/** A proxy to Redis this test can cut (closed after the test). */
+async function proxy(): Promise<ServiceProxy> {
+  const link = await serviceProxy(serviceSettings().redisUrl);
+  closers.push(() => link.close());
+  return link;
 }
 
 afterEach(async () => {

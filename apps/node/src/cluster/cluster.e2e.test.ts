@@ -12,9 +12,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { serviceProxy } from '@dataflow/test-env';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -247,23 +247,8 @@ describe('a cluster of three nodes', () => {
 
   it('a node cut off from Redis stops its pipelines before its leases expire; the others take them over', { timeout: 180_000 }, async () => {
     // node-d reaches Redis through a proxy the test controls; node-e directly.
-    const sockets = new Set<Socket>();
-    let accepting = true;
-    const proxy: Server = createServer((client) => {
-      if (!accepting) {
-        client.destroy();
-        return;
-      }
-      const upstream = connect(Number(redisUrl.port || 6379), redisUrl.hostname);
-      for (const s of [client, upstream]) {
-        sockets.add(s);
-        s.on('error', () => undefined);
-        s.on('close', () => sockets.delete(s));
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((done) => proxy.listen(0, '127.0.0.1', done));
-    const port = (proxy.address() as { port: number }).port;
+    const link = await serviceProxy(redisUrl.toString());
+    const port = Number(new URL(link.url).port);
     const cut = startNode('node-d', await config('proxied', `redis://127.0.0.1:${port}`));
     const other = startNode('node-e', await config('direct', redisUrl.toString()));
     for (const node of [cut, other]) await joined(node);
@@ -284,8 +269,7 @@ describe('a cluster of three nodes', () => {
     const stranded = (await view(cut)).hosted;
 
     const cutAt = Date.now();
-    accepting = false;
-    for (const s of sockets) s.destroy();
+    await link.cut();
     // It gives its pipelines up by its own clock, before the server copies of its leases expire.
     await vi.waitFor(async () => expect((await view(cut)).hosted).toEqual([]), { timeout: LEASE_TTL_MS + 5_000, interval: 100 });
     const stoppedAfterMs = Date.now() - cutAt;
@@ -297,6 +281,6 @@ describe('a cluster of three nodes', () => {
 
     for (const node of [cut, other]) node.child.kill('SIGTERM');
     for (const node of [cut, other]) await node.exited;
-    await new Promise<void>((done) => proxy.close(() => done()));
+    await link.close();
   });
 });

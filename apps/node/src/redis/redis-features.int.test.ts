@@ -6,9 +6,7 @@
  * back, and against a port where nothing listens.
  */
 import { createInstrumentation, isDataflowError, type InstrumentationEvent } from '@dataflow/core';
-import { serviceSettings } from '@dataflow/test-env';
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { serviceProxy, serviceSettings, type ServiceProxy } from '@dataflow/test-env';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { NodeLogger } from '../node/node-logger.js';
 import { createRedisFeatures, type RedisFeatures, type StatusMessage } from './redis-features.js';
@@ -26,31 +24,10 @@ afterEach(async () => {
   for (const f of opened.splice(0)) await f.close();
 });
 
-/** A TCP proxy to Redis that can be cut (every connection destroyed, no new ones) and restored. */
-async function proxy(): Promise<{ url: string; cut(): Promise<void>; restore(): Promise<void>; close(): Promise<void> }> {
-  const target = new URL(serviceSettings().redisUrl);
-  const sockets = new Set<Socket>();
-  let server: Server | undefined;
-  let port = 0;
-  const start = async () => {
-    server = createServer((client) => {
-      const upstream = connect(Number(target.port || 6379), target.hostname);
-      for (const s of [client, upstream]) {
-        sockets.add(s);
-        s.on('error', () => undefined);
-        s.on('close', () => sockets.delete(s));
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server?.listen(port, '127.0.0.1', resolve));
-    port = (server.address() as AddressInfo).port;
-  };
-  const stop = async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())));
-  };
-  await start();
-  return { url: `redis://127.0.0.1:${port}`, cut: stop, restore: start, close: stop };
+/** A proxy to Redis this test can cut (closed after the test). */
+async function proxy(): Promise<ServiceProxy> {
+  const link = await serviceProxy(serviceSettings().redisUrl);
+  return link;
 }
 
 describe('Redis features', () => {

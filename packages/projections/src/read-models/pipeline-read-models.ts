@@ -103,6 +103,24 @@ export async function applyPipelineStatus(tx: SqlQueryable, table: string, envel
   }
 }
 
+/**
+ * The upsert both paths share: rows `(p, h, r, b, f)` (pipeline, hour in epoch
+ * ms, records, batches, failures) from `source` added to the table's sums,
+ * with the average batch size and error rate recomputed from them.
+ */
+function addHourlySums(table: string, source: string): string {
+  return `INSERT INTO ${table} AS m (pipeline_id, hour, records_processed, batches, failures, avg_batch_size, error_rate)
+     SELECT p, to_timestamp(h / 1000.0), r, b, f, (r + f)::double precision / b, CASE WHEN r + f = 0 THEN 0 ELSE f::double precision / (r + f) END
+       FROM ${source}
+     ON CONFLICT (pipeline_id, hour) DO UPDATE SET
+       records_processed = m.records_processed + EXCLUDED.records_processed,
+       batches = m.batches + EXCLUDED.batches,
+       failures = m.failures + EXCLUDED.failures,
+       avg_batch_size = (m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures)::double precision / (m.batches + EXCLUDED.batches),
+       error_rate = CASE WHEN m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures = 0 THEN 0
+         ELSE (m.failures + EXCLUDED.failures)::double precision / (m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures) END`;
+}
+
 /** Adds the `BatchProcessed` events to `pipeline_metrics_hourly`, one upsert per pipeline and hour of the group. */
 export async function applyPipelineMetricsHourly(tx: SqlQueryable, table: string, envelopes: readonly EventEnvelope[]): Promise<void> {
   const sums = new Map<string, { pipelineId: string; hour: number; records: number; batches: number; failures: number }>();
@@ -121,16 +139,7 @@ export async function applyPipelineMetricsHourly(tx: SqlQueryable, table: string
   if (sums.size === 0) return;
   const rows = [...sums.values()];
   await tx.query(
-    `INSERT INTO ${table} AS m (pipeline_id, hour, records_processed, batches, failures, avg_batch_size, error_rate)
-     SELECT p, to_timestamp(h / 1000.0), r, b, f, (r + f)::double precision / b, CASE WHEN r + f = 0 THEN 0 ELSE f::double precision / (r + f) END
-       FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(p, h, r, b, f)
-     ON CONFLICT (pipeline_id, hour) DO UPDATE SET
-       records_processed = m.records_processed + EXCLUDED.records_processed,
-       batches = m.batches + EXCLUDED.batches,
-       failures = m.failures + EXCLUDED.failures,
-       avg_batch_size = (m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures)::double precision / (m.batches + EXCLUDED.batches),
-       error_rate = CASE WHEN m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures = 0 THEN 0
-         ELSE (m.failures + EXCLUDED.failures)::double precision / (m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures) END`,
+    addHourlySums(table, 'unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(p, h, r, b, f)'),
     [rows.map((r) => r.pipelineId), rows.map((r) => r.hour), rows.map((r) => r.records), rows.map((r) => r.batches), rows.map((r) => r.failures)],
   );
 }
@@ -162,15 +171,7 @@ export function bulkPipelineMetricsHourly(table: string): BulkCatchUp {
                 sum(successes)::bigint AS r, count(*)::bigint AS b, sum(failures)::bigint AS f
            FROM batches GROUP BY 1, 2
        ), upserted AS (
-         INSERT INTO ${table} AS m (pipeline_id, hour, records_processed, batches, failures, avg_batch_size, error_rate)
-         SELECT p, to_timestamp(h / 1000.0), r, b, f, (r + f)::double precision / b, CASE WHEN r + f = 0 THEN 0 ELSE f::double precision / (r + f) END FROM sums
-         ON CONFLICT (pipeline_id, hour) DO UPDATE SET
-           records_processed = m.records_processed + EXCLUDED.records_processed,
-           batches = m.batches + EXCLUDED.batches,
-           failures = m.failures + EXCLUDED.failures,
-           avg_batch_size = (m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures)::double precision / (m.batches + EXCLUDED.batches),
-           error_rate = CASE WHEN m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures = 0 THEN 0
-             ELSE (m.failures + EXCLUDED.failures)::double precision / (m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures) END
+         ${addHourlySums(table, 'sums')}
          RETURNING 1
        )
        SELECT count(*) AS events, max(e.written_at) AS last_at,
