@@ -274,6 +274,7 @@ function clusterReadiness(cluster: NodeCluster): ReadinessCheck {
     check: () => {
       const view = cluster.runtime.view();
       const detail = `node ${view.nodeId}: ${view.members.length} live members, ${view.shards.length} shards here${view.coordinator ? ', the coordinator here' : ''}`;
+      if (view.conflict !== undefined) return { state: 'degraded', detail: view.conflict };
       return view.connected ? { state: 'ok', detail } : { state: 'degraded', detail: `Redis does not answer: leases lapse and their pipelines stop here; ${detail}` };
     },
   };

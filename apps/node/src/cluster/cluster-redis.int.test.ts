@@ -93,6 +93,23 @@ describe('cluster membership', () => {
     expect((await a!.members()).map((m) => m.nodeId)).toEqual(['node-a']);
   });
 
+  it('a second process with the same node id is not a member until the first one is gone, and cannot remove it', { timeout: 20_000 }, async () => {
+    const keyPrefix = prefix();
+    const first = await node(keyPrefix, 'twin', { ttlMs: 1_500 });
+    const second = await node(keyPrefix, 'twin', { ttlMs: 1_500 });
+    await first.heartbeat({ url: 'http://first:8080', startedAt: 1, load: 0 });
+    const refused = await second.heartbeat({ url: 'http://second:8080', startedAt: 2, load: 0 }).catch((error: unknown) => error);
+    expect(isDataflowError(refused, 'cluster/node-id-in-use')).toBe(true);
+    expect((refused as Error).message).toMatch(/^node id twin is in use by another process \(http:\/\/first:8080\); its membership expires in \d+ ms/);
+    expect((refused as { retriable: boolean }).retriable).toBe(true);
+    await second.leave();
+    expect((await first.members()).map((m) => [m.nodeId, m.url])).toEqual([['twin', 'http://first:8080']]);
+    // The first one stops heartbeating: once its membership expires, the id is the second one's.
+    await vi.waitFor(() => second.heartbeat({ url: 'http://second:8080', startedAt: 2, load: 0 }), { timeout: 5_000, interval: 200 });
+    expect((await second.members()).map((m) => m.url)).toEqual(['http://second:8080']);
+    await expect(first.heartbeat({ url: 'http://first:8080', startedAt: 1, load: 0 })).rejects.toThrow(/in use by another process \(http:\/\/second:8080\)/);
+  });
+
   it('a node cut from Redis gets a retriable redis/unavailable error with the cause, not a crash', { timeout: 20_000 }, async () => {
     const keyPrefix = prefix();
     const link = await proxy();

@@ -20,6 +20,8 @@
  * as lost before the server copy can expire and someone else takes it.
  */
 import type { Redis } from 'ioredis';
+import { DataflowError } from '@dataflow/core';
+import { randomUUID } from 'node:crypto';
 import { RedisUnavailableError } from '../redis/redis-errors.js';
 
 /** A live member of the cluster. */
@@ -42,12 +44,21 @@ export interface HeldLease {
 }
 
 // KEYS: members zset, member key. ARGV: node id, details json, ttl ms.
+// KEYS: members zset, member key. ARGV: node id, details json (with this process's instance id), ttl ms, instance id.
+// Returns { 1 } when the membership is this process's, or { 0, url, ms left } when another live process holds the node id.
 const HEARTBEAT_LUA = `
+local current = redis.call('GET', KEYS[2])
+if current then
+  local ok, details = pcall(cjson.decode, current)
+  if ok and type(details) == 'table' and details.instance ~= nil and details.instance ~= ARGV[4] then
+    return { 0, tostring(details.url or ''), redis.call('PTTL', KEYS[2]) }
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', tonumber(ARGV[3]))
-return now
+return { 1, '', 0 }
 `;
 
 // KEYS: members zset. ARGV: member key prefix. Returns a flat list id, details, ...
@@ -68,7 +79,13 @@ return out
 `;
 
 // KEYS: members zset, member key. ARGV: node id.
+// KEYS: members zset, member key. ARGV: node id, instance id. Only this process's membership is removed.
 const LEAVE_LUA = `
+local current = redis.call('GET', KEYS[2])
+if current then
+  local ok, details = pcall(cjson.decode, current)
+  if ok and type(details) == 'table' and details.instance ~= nil and details.instance ~= ARGV[2] then return 0 end
+end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
 return 1
@@ -117,9 +134,9 @@ return 0
 `;
 
 type ClusterRedisClient = Redis & {
-  dataflowHeartbeat(members: string, member: string, nodeId: string, details: string, ttlMs: number): Promise<number>;
+  dataflowHeartbeat(members: string, member: string, nodeId: string, details: string, ttlMs: number, instance: string): Promise<[number, string, number]>;
   dataflowMembers(members: string, memberPrefix: string): Promise<string[]>;
-  dataflowLeave(members: string, member: string, nodeId: string): Promise<number>;
+  dataflowLeave(members: string, member: string, nodeId: string, instance: string): Promise<number>;
   dataflowAcquire(lease: string, fence: string, nodeId: string, ttlMs: number): Promise<number | null>;
   dataflowRenew(lease: string, nodeId: string, token: number, ttlMs: number): Promise<number>;
   dataflowRelease(lease: string, nodeId: string, token: number): Promise<number>;
@@ -139,6 +156,28 @@ export interface ClusterRedisOptions {
   readonly safetyMarginMs?: number;
   /** Monotonic milliseconds (default `performance.now`); tests inject one. */
   readonly monotonicNow?: () => number;
+  /** Tells this process from another one started with the same node id (default: a random UUID). */
+  readonly instanceId?: string;
+}
+
+/**
+ * Another live process holds this node id in the cluster (two processes
+ * started with the same `node.id`, or a restarted one whose predecessor's
+ * membership has not expired yet). Retriable: the membership expires `ttlMs`
+ * after its holder stops; until then this process takes nothing.
+ */
+export class NodeIdInUseError extends DataflowError<'cluster/node-id-in-use'> {
+  constructor(
+    readonly nodeId: string,
+    readonly holderUrl: string,
+    readonly expiresInMs: number,
+  ) {
+    super(
+      'cluster/node-id-in-use',
+      `node id ${nodeId} is in use by another process (${holderUrl || 'no address'}); its membership expires in ${Math.max(0, expiresInMs)} ms unless it is alive (give every node its own node.id / DATAFLOW_NODE_ID)`,
+      { retriable: true },
+    );
+  }
 }
 
 /**
@@ -160,6 +199,7 @@ export class ClusterRedis {
   private readonly prefix: string;
   private readonly redis: ClusterRedisClient;
   private readonly now: () => number;
+  private readonly instanceId: string;
 
   constructor(client: Redis, options: ClusterRedisOptions) {
     if (!/^[A-Za-z0-9_.:-]{1,200}$/.test(options.nodeId)) throw new TypeError(`cluster node id ${JSON.stringify(options.nodeId)}: 1-200 letters, digits, _ . : -`);
@@ -169,6 +209,7 @@ export class ClusterRedis {
     this.safetyMarginMs = Math.min(options.safetyMarginMs ?? 2_000, Math.floor(this.ttlMs / 3));
     this.prefix = options.keyPrefix ?? 'dataflow:cluster:';
     this.now = options.monotonicNow ?? (() => performance.now());
+    this.instanceId = options.instanceId ?? randomUUID();
     const redis = client as ClusterRedisClient;
     const define = (name: string, numberOfKeys: number, lua: string) => {
       if (typeof (redis as unknown as Record<string, unknown>)[name] !== 'function') redis.defineCommand(name, { numberOfKeys, lua });
@@ -184,9 +225,17 @@ export class ClusterRedis {
 
   /** Announces (or keeps) this node as a live member for another TTL. */
   async heartbeat(details: Omit<ClusterMember, 'nodeId'>): Promise<void> {
-    await this.call('heartbeat', () =>
-      this.redis.dataflowHeartbeat(this.key('members'), this.key(`member:${this.nodeId}`), this.nodeId, JSON.stringify({ ...details, nodeId: this.nodeId }), this.ttlMs),
+    const [ours, holderUrl, expiresInMs] = await this.call('heartbeat', () =>
+      this.redis.dataflowHeartbeat(
+        this.key('members'),
+        this.key(`member:${this.nodeId}`),
+        this.nodeId,
+        JSON.stringify({ ...details, nodeId: this.nodeId, instance: this.instanceId }),
+        this.ttlMs,
+        this.instanceId,
+      ),
     );
+    if (Number(ours) !== 1) throw new NodeIdInUseError(this.nodeId, String(holderUrl), Number(expiresInMs));
   }
 
   /** The live members, sorted by node id (the same list on every node). */
@@ -207,7 +256,7 @@ export class ClusterRedis {
 
   /** Leaves the cluster at once (a graceful stop). */
   async leave(): Promise<void> {
-    await this.call('leave', () => this.redis.dataflowLeave(this.key('members'), this.key(`member:${this.nodeId}`), this.nodeId));
+    await this.call('leave', () => this.redis.dataflowLeave(this.key('members'), this.key(`member:${this.nodeId}`), this.nodeId, this.instanceId));
   }
 
   /**

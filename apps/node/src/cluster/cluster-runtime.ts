@@ -18,6 +18,7 @@
  * write-time check is the last line: a pipeline another node wrote meanwhile
  * is let go (`onTakenOver`) instead of failing the node.
  */
+import { isDataflowError } from '@dataflow/core';
 import type { NodeLogger } from '../node/node-logger.js';
 import type { DataflowNode } from '../node/dataflow-node.js';
 import type { ClusterMember, ClusterRedis, HeldLease } from './cluster-redis.js';
@@ -46,6 +47,8 @@ export interface ClusterView {
   readonly coordinator: boolean;
   /** Redis answered the last heartbeat. */
   readonly connected: boolean;
+  /** Why this node is not a member although Redis answers (another process holds its node id). */
+  readonly conflict?: string;
 }
 
 /**
@@ -69,6 +72,8 @@ export class ClusterRuntime {
   private stopped = false;
   private connected = false;
   private url = '';
+  /** Another live process holds this node id (its message), until it is free again. */
+  private idConflict: string | undefined;
   private readonly startedAt = Date.now();
 
   constructor(private readonly options: ClusterRuntimeOptions) {
@@ -116,6 +121,7 @@ export class ClusterRuntime {
       shards: [...this.held.keys()].filter((k) => k.startsWith('shard-')).map((k) => Number(k.slice(6))).sort((a, b) => a - b),
       coordinator: this.held.has(COORDINATOR_LEASE),
       connected: this.connected,
+      ...(this.idConflict === undefined ? {} : { conflict: this.idConflict }),
     };
   }
 
@@ -163,10 +169,23 @@ export class ClusterRuntime {
     const { redis, logger } = this.options;
     try {
       await redis.heartbeat({ url: this.url, startedAt: this.startedAt, load: node.hostedPipelines().length });
+      if (this.idConflict !== undefined) logger.info(`cluster: node id ${this.nodeId} is this process's now`);
+      this.idConflict = undefined;
       this.members = await redis.members();
       if (!this.connected) logger.info(`cluster: member ${this.nodeId}; live members: ${this.members.map((m) => m.nodeId).join(', ')}`);
       this.connected = true;
     } catch (error) {
+      if (isDataflowError(error, 'cluster/node-id-in-use')) {
+        // Not a member while another process holds the id: hold nothing, run nothing, and say so.
+        if (this.idConflict === undefined) logger.error(`cluster: ${error.message}; this node runs no pipeline until the id is free`);
+        this.idConflict = error.message;
+        this.connected = false;
+        for (const [name, lease] of [...this.held]) {
+          await this.giveUp(name);
+          await redis.release(lease).catch(() => undefined);
+        }
+        return;
+      }
       if (this.connected) logger.warn(`cluster: Redis does not answer (${messageOf(error)}); leases this node cannot renew are given up before they expire`);
       this.connected = false;
     }
