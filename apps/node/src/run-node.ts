@@ -7,7 +7,7 @@
  * that does not finish within `DATAFLOW_SHUTDOWN_TIMEOUT_MS` (1). An outage
  * is not an end: the node is `degraded` and logs it until it works again.
  */
-import { InvalidPipelineDefinitionError, isDataflowError, type ConfiguredPipelineState } from '@dataflow/core';
+import { InvalidPipelineDefinitionError, isDataflowError, type ConfiguredPipelineState, type PersistencePlugin } from '@dataflow/core';
 import { access } from 'node:fs/promises';
 import { DEMO_PIPELINE_ID, demoOutputPath, demoPipeline, fileSinkPath } from './demo/demo-pipeline.js';
 import { ensureMetricsDemoTable, METRICS_DEMO_PIPELINE_ID, METRICS_DEMO_TABLE, metricsDemoPipeline } from './demo/metrics-demo.js';
@@ -193,7 +193,11 @@ export interface RunNodeOptions {
 
 /** The journal's SQL database, when the node's store has one (embedded PGlite or Postgres). */
 function embeddedDatabase(node: DataflowNode | undefined): { executor?: SqlExecutor } {
-  const executor = (node?.persistence as { executor?: SqlExecutor } | undefined)?.executor;
+  return node === undefined ? {} : databaseOf(node.persistence);
+}
+
+function databaseOf(persistence: PersistencePlugin): { executor?: SqlExecutor } {
+  const executor = (persistence as { executor?: SqlExecutor }).executor;
   return executor === undefined ? {} : { executor };
 }
 
@@ -369,8 +373,9 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
       logger,
       ...(cluster !== undefined ? { nodeId: cluster.nodeId, cluster: cluster.hooks } : config.node.id === undefined ? {} : { nodeId: config.node.id }),
       connectorRegistry: allConnectorsRegistry,
-      // A Postgres sink without a connectionString writes to the node's database: the postgres.url server, else the embedded one.
-      connectors: localConnectorFactory(() => (sinkPool !== undefined ? { pool: sinkPool } : embeddedDatabase(node))),
+      // A Postgres sink or dead-letter table without a connectionString writes to the node's database: the postgres.url server,
+      // else the embedded one (given with the store, so the pipelines that resume during the start have it too).
+      connectors: (persistence) => localConnectorFactory(sinkPool !== undefined ? { pool: sinkPool } : databaseOf(persistence)),
       // A definition without deadLetter keeps refused records in the node's database, when the node has one.
       prepareDefinition: (definition) =>
         withConnectionDefaults(definition, {

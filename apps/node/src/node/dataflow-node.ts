@@ -62,8 +62,14 @@ export interface NodeConfig {
   readonly logger: NodeLogger;
   /** Names this node in resource reports (default `<hostname>-<pid>`). */
   readonly nodeId?: string;
-  /** Builds the connectors of pipelines (default: `@dataflow/connectors`). */
-  readonly connectors?: ConnectorFactory;
+  /**
+   * Builds the connectors of pipelines (default: `@dataflow/connectors`). A
+   * function is given the opened store first: connectors that use the node's
+   * database (a Postgres sink or dead-letter table without connectionString
+   * on the embedded store) have it already for the pipelines that resume
+   * while the node starts.
+   */
+  readonly connectors?: ConnectorFactory | ((persistence: PersistencePlugin) => ConnectorFactory);
   /** Called on every definition given to `createPipeline` before it is validated (e.g. `withConnectionDefaults`). */
   readonly prepareDefinition?: (definition: unknown) => unknown;
   /** Connector types and options accepted by `createPipeline` (default: `localConnectorRegistry`). */
@@ -277,7 +283,7 @@ class Node implements DataflowNode {
       ...(config.lagIntervalMs === undefined ? {} : { lagIntervalMs: config.lagIntervalMs }),
       persistence: store.plugin,
       coordinator: () => this.coordinator,
-      connectors: config.connectors ?? localConnectorFactory(),
+      connectors: typeof config.connectors === 'function' ? config.connectors(store.plugin) : (config.connectors ?? localConnectorFactory()),
       ...(config.lookups === undefined ? {} : { lookups: config.lookups }),
       logger: config.logger,
       askTimeoutMs: this.askTimeoutMs,
