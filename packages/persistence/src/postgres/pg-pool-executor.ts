@@ -21,6 +21,11 @@ export interface PgPoolExecutorOptions {
   readonly lockTimeoutMs?: number;
 }
 
+/** Connections that have the no-op error listener, across every executor (several share one pool: the node's sinks). */
+const listening = new WeakSet<pg.PoolClient>();
+/** The session settings each connection has now (executors over one pool may set different timeouts). */
+const sessionOf = new WeakMap<pg.PoolClient, string>();
+
 /**
  * Wraps a `pg.Pool` (injected, so the application controls its size and settings).
  *
@@ -37,19 +42,21 @@ export function pgPoolExecutor(pool: pg.Pool, options: PgPoolExecutorOptions = {
   const statementTimeoutMs = timeoutSetting('statementTimeoutMs', options.statementTimeoutMs ?? 30_000);
   const lockTimeoutMs = timeoutSetting('lockTimeoutMs', options.lockTimeoutMs ?? 10_000);
   const sessionSql = `SET statement_timeout = ${statementTimeoutMs}; SET lock_timeout = ${lockTimeoutMs}`;
-  const configured = new WeakSet<pg.PoolClient>();
-
   /** A connection with the session settings; any failure here happened before the caller's statement was sent. */
   const connect = async (): Promise<pg.PoolClient> => {
     let client: pg.PoolClient | undefined;
     try {
       client = await pool.connect();
-      if (!configured.has(client)) {
+      if (!listening.has(client)) {
         // While checked out, a lost connection is reported to the statement in flight (or the next one);
         // pg also emits it as an 'error' event, which would crash the process without a listener.
+        // Once per connection, whatever number of executors share its pool.
         client.on('error', () => undefined);
+        listening.add(client);
+      }
+      if (sessionOf.get(client) !== sessionSql) {
         await client.query(sessionSql);
-        configured.add(client);
+        sessionOf.set(client, sessionSql);
       }
       return client;
     } catch (error) {
