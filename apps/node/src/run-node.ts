@@ -381,7 +381,12 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
         withConnectionDefaults(definition, {
           kafka: config.kafka,
           cassandra: config.cassandra,
-          ...(sinkPool !== undefined || config.journal.type === 'embedded' ? { deadLetters: 'postgres' } : {}),
+          // On a server, in the node's schema: its dead letters stay apart from other applications' and other clusters'.
+          ...(sinkPool !== undefined
+            ? { deadLetters: { type: 'postgres', schema: config.postgres.schema } }
+            : config.journal.type === 'embedded'
+              ? { deadLetters: { type: 'postgres' } }
+              : {}),
         }),
     });
   } catch (error) {

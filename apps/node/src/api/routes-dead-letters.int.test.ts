@@ -46,7 +46,7 @@ beforeAll(async () => {
     connectorRegistry: allConnectorsRegistry,
     // As a node with a database does; a pipeline named "no-target" stands for one created on a node without.
     prepareDefinition: (definition) =>
-      (definition as { name?: unknown }).name === 'no-target' ? definition : withConnectionDefaults(definition, { deadLetters: 'postgres' }),
+      (definition as { name?: unknown }).name === 'no-target' ? definition : withConnectionDefaults(definition, { deadLetters: { type: 'postgres' } }),
     statusReportIntervalMs: 100,
   });
   db = databaseOf(node);

@@ -35,7 +35,7 @@ beforeAll(async () => {
     logger: quiet,
     connectors: localConnectorFactory(() => ({ executor: databaseOf(node) })),
     connectorRegistry: allConnectorsRegistry,
-    prepareDefinition: (definition) => withConnectionDefaults(definition, { deadLetters: 'postgres' }),
+    prepareDefinition: (definition) => withConnectionDefaults(definition, { deadLetters: { type: 'postgres' } }),
   });
   db = databaseOf(node);
   app = await createAdminApi({ node, logger: quiet, authToken: 'tok-secret-1' });

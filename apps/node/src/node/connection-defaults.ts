@@ -9,18 +9,23 @@
  * secret (a Postgres sink without `connectionString` uses the node's pool
  * instead, see `connector-factory.ts`).
  *
- * A definition without `deadLetter` gets `{ type: 'postgres' }` when the node
- * has a SQL database (`deadLetters: 'postgres'`): records a stage dead-letters
- * are kept in the node's `public.dead_letters` table, where the admin API and
- * `dataflow dlq` read, replay and purge them, instead of failing their batch.
+ * A definition without `deadLetter` gets `{ type: 'postgres' }` (with the
+ * node's schema on a Postgres server) when the node has a SQL database
+ * (`deadLetters`): records a stage dead-letters are kept in the node's
+ * `dead_letters` table, where the admin API and `dataflow dlq` read, replay
+ * and purge them, instead of failing their batch.
  */
 
 /** What the node fills in. */
 export interface ConnectionDefaults {
   readonly kafka?: { readonly brokers: readonly string[]; readonly client: string };
   readonly cassandra?: { readonly contactPoints: readonly string[]; readonly localDataCenter: string };
-  /** `postgres`: a definition without a dead-letter target gets the node's database (the node has one: embedded, a postgres journal or postgres.url). */
-  readonly deadLetters?: 'postgres';
+  /**
+   * A definition without a dead-letter target gets the node's database (when
+   * the node has one: embedded, a postgres journal or postgres.url), in
+   * `schema` (default `public`).
+   */
+  readonly deadLetters?: { readonly type: 'postgres'; readonly schema?: string };
 }
 
 type Json = Record<string, unknown>;
@@ -63,6 +68,6 @@ export function withConnectionDefaults(definition: unknown, defaults: Connection
   for (const key of ['source', 'sink', 'deadLetter']) {
     if (Object.hasOwn(copy, key)) copy[key] = fill(copy[key], defaults);
   }
-  if (defaults.deadLetters === 'postgres' && !Object.hasOwn(copy, 'deadLetter')) copy['deadLetter'] = { type: 'postgres' };
+  if (defaults.deadLetters !== undefined && !Object.hasOwn(copy, 'deadLetter')) copy['deadLetter'] = { ...defaults.deadLetters };
   return copy;
 }

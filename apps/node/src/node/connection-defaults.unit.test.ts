@@ -43,10 +43,11 @@ describe('withConnectionDefaults', () => {
 
   it("gives a definition without a dead-letter target the node's database when it has one, and keeps a target it names", () => {
     const plain = { name: 'plain', source: { type: 'generator', fields: { id: { kind: 'sequence' } } }, sink: { type: 'console' } };
-    expect(withConnectionDefaults(plain, { deadLetters: 'postgres' })).toEqual({ ...plain, deadLetter: { type: 'postgres' } });
+    expect(withConnectionDefaults(plain, { deadLetters: { type: 'postgres' } })).toEqual({ ...plain, deadLetter: { type: 'postgres' } });
     expect(withConnectionDefaults(plain, {})).toEqual(plain);
+    expect(withConnectionDefaults(plain, { deadLetters: { type: 'postgres', schema: 'dataflow' } })).toEqual({ ...plain, deadLetter: { type: 'postgres', schema: 'dataflow' } });
     const own = { ...plain, deadLetter: { type: 'file', path: 'dlq.jsonl' } };
-    expect(withConnectionDefaults(own, { deadLetters: 'postgres' })).toEqual(own);
-    expect(validatePipelineDefinition(withConnectionDefaults(plain, { deadLetters: 'postgres' }), { connectors: allConnectorsRegistry }).ok).toBe(true);
+    expect(withConnectionDefaults(own, { deadLetters: { type: 'postgres' } })).toEqual(own);
+    expect(validatePipelineDefinition(withConnectionDefaults(plain, { deadLetters: { type: 'postgres' } }), { connectors: allConnectorsRegistry }).ok).toBe(true);
   });
 });
