@@ -63,8 +63,8 @@ const sinks: Readonly<Record<string, Factory<Sink>>> = {
   kafka: (o) => new KafkaSink(o),
   postgres: (o, d) =>
     new PostgresSink(o as PostgresSinkDefinition, {
-      ...(d.pool === undefined ? {} : { pool: d.pool }),
-      ...(d.executor === undefined || (o as PostgresSinkDefinition).connectionString !== undefined ? {} : { executor: d.executor }),
+      // A sink with its own connectionString writes there, never to the application's database.
+      ...((o as PostgresSinkDefinition).connectionString !== undefined ? {} : { ...(d.pool === undefined ? {} : { pool: d.pool }), ...(d.executor === undefined ? {} : { executor: d.executor }) }),
       ...(d.onIdleConnectionError === undefined ? {} : { onIdleConnectionError: d.onIdleConnectionError }),
     }),
 };

@@ -4,6 +4,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { pgliteExecutor } from '@dataflow/persistence';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSink } from '../factory/create-connector.js';
 import { PostgresSink, type PostgresSinkDefinition } from './postgres-sink.js';
 
 let schema: string;
@@ -118,6 +119,18 @@ describe('PostgresSink', () => {
     const { rows } = await pool.query<{ n: string; s: string }>(`SELECT count(*) AS n, sum(seq) AS s FROM ${pg.escapeIdentifier(schema)}.events`);
     expect(rows[0]).toEqual({ n: '2500', s: String((2499 * 2500) / 2) });
     await pool.end();
+  });
+
+  it("built from a definition with its own connectionString, writes there and not through the application's pool", async () => {
+    // The application's pool points nowhere: a sink that used it could not open.
+    const elsewhere = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none', max: 1, connectionTimeoutMillis: 1_000 });
+    const sink = createSink({ ...definition({ table: 'events', columns: { seq: 'seq', kind: 'kind' } }) }, { pool: elsewhere });
+    await sink.open({ pipelineId: 'p', checkpoint: undefined, signal });
+    await sink.write({ batchId: 'own-1', records: [{ seq: -7, kind: 'own' }] });
+    await sink.close();
+    await elsewhere.end();
+    const { rows } = await admin.query(`SELECT seq FROM ${pg.escapeIdentifier(schema)}.events WHERE kind = 'own'`);
+    expect(rows).toEqual([{ seq: -7 }]);
   });
 
   it('writes into an embedded PGlite database given as the executor, rejecting refused rows, and leaves it open', async () => {
