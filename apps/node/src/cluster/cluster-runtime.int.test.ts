@@ -46,7 +46,7 @@ class Hosting {
 }
 
 /** The part of a node the runtime drives: runs and stops pipelines, holds the coordinator. */
-function standInNode(nodeId: string, hosting: Hosting): DataflowNode {
+function standInNode(nodeId: string, hosting: Hosting, control: { listDelayMs: number } = { listDelayMs: 0 }): DataflowNode {
   const hosted = new Set<string>();
   let coordinator = false;
   const node = {
@@ -54,7 +54,8 @@ function standInNode(nodeId: string, hosting: Hosting): DataflowNode {
       return coordinator;
     },
     hostedPipelines: () => [...hosted],
-    listPipelines: () => Promise.resolve(PIPELINES.map((pipelineId) => ({ pipelineId }) as RegisteredPipeline)),
+    // A journal outage makes the coordinator slow to answer: listDelayMs stands for it.
+    listPipelines: () => new Promise((resolve) => setTimeout(() => resolve(PIPELINES.map((pipelineId) => ({ pipelineId }) as RegisteredPipeline)), control.listDelayMs)),
     adopt: (pipelineId: string) => {
       hosting.adopt(nodeId, pipelineId);
       hosted.add(pipelineId);
@@ -90,11 +91,11 @@ async function ready(redis: Redis): Promise<Redis> {
   return redis;
 }
 
-async function join(keyPrefix: string, nodeId: string, hosting: Hosting, url?: string): Promise<ClusterRuntime> {
+async function join(keyPrefix: string, nodeId: string, hosting: Hosting, url?: string, control?: { listDelayMs: number }): Promise<ClusterRuntime> {
   const redis = new ClusterRedis(await ready(client(url)), { keyPrefix, nodeId, ttlMs: TTL_MS });
   const runtime = new ClusterRuntime({ redis, logger, shards: SHARDS, tickMs: 200 });
   runtimes.push(runtime);
-  await runtime.start(standInNode(nodeId, hosting), `http://${nodeId}:8080`);
+  await runtime.start(standInNode(nodeId, hosting, control), `http://${nodeId}:8080`);
   return runtime;
 }
 
@@ -156,6 +157,25 @@ describe('cluster runtime', () => {
     expect(holders.filter((h) => h?.startsWith('node-a ')).length).toBeGreaterThan(0);
 
     await vi.waitFor(() => expect(hosting.of('node-b')).toEqual([...PIPELINES].sort()), { timeout: TTL_MS + 5_000, interval: 50 });
+    expect(hosting.overlaps).toEqual([]);
+  });
+
+  it('keeps its membership and leases while placing pipelines is slow (the coordinator or the journal answering late)', { timeout: 30_000 }, async () => {
+    const keyPrefix = prefix();
+    const hosting = new Hosting();
+    const slow = { listDelayMs: 0 };
+    const a = await join(keyPrefix, 'node-a', hosting, undefined, slow);
+    await join(keyPrefix, 'node-b', hosting);
+    const both = ['node-a', 'node-b'];
+    await vi.waitFor(() => expect(Object.fromEntries(both.map((m) => [m, hosting.of(m)]))).toEqual(placed(both)), { timeout: 10_000, interval: 50 });
+    const before = hosting.of('node-a');
+    slow.listDelayMs = 3 * TTL_MS;
+    // Three lease times without an answer: nothing moves, node-a stays a member with its shards.
+    for (let i = 0; i < 30; i++) {
+      await new Promise((r) => setTimeout(r, TTL_MS / 10));
+      expect(hosting.of('node-a')).toEqual(before);
+      expect(a.view().members.map((m) => m.nodeId)).toEqual(both);
+    }
     expect(hosting.overlaps).toEqual([]);
   });
 });

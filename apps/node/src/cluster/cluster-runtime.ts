@@ -8,7 +8,9 @@
  *    then release the leases (a clean hand-off: the next owner recovers them
  *    from their last checkpoint);
  * 4. renew what it keeps, take what it should own and is free;
- * 5. run exactly the registered pipelines of the shards it holds.
+ * 5. run exactly the registered pipelines of the shards it holds (in a
+ *    loop of its own: asking the coordinator and recovering pipelines may
+ *    be slow during a journal outage, and heartbeats must not wait for it).
  *
  * A lease this node cannot renew in time is treated as lost by its own
  * monotonic clock, before the server copy can expire (a watchdog checks every
@@ -67,7 +69,11 @@ export class ClusterRuntime {
   private members: readonly ClusterMember[] = [];
   private node: DataflowNode | undefined;
   private ticking: Promise<void> | undefined;
+  private placing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private placeTimer: NodeJS.Timeout | undefined;
+  /** The coordinator being started in this node (it recovers from the journal, which may take long). */
+  private becoming: Promise<void> | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private stopped = false;
   private connected = false;
@@ -130,14 +136,25 @@ export class ClusterRuntime {
     this.node = node;
     this.url = url;
     await this.tick();
-    const schedule = () => {
+    await this.place(node);
+    const tickMs = this.options.tickMs ?? 1_000;
+    // Two loops: memberships and leases never wait for the pipelines (a journal outage can make placing them slow).
+    const scheduleTick = () => {
       if (this.stopped) return;
       this.timer = setTimeout(() => {
-        this.ticking = this.tick().finally(schedule);
-      }, this.options.tickMs ?? 1_000);
+        this.ticking = this.tick().finally(scheduleTick);
+      }, tickMs);
       this.timer.unref();
     };
-    schedule();
+    const schedulePlace = () => {
+      if (this.stopped) return;
+      this.placeTimer = setTimeout(() => {
+        this.placing = this.place(node).finally(schedulePlace);
+      }, tickMs);
+      this.placeTimer.unref();
+    };
+    scheduleTick();
+    schedulePlace();
     this.watchdog = setInterval(() => void this.expireLapsed(), 200);
     this.watchdog.unref();
   }
@@ -151,8 +168,10 @@ export class ClusterRuntime {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.placeTimer);
     clearInterval(this.watchdog);
     await this.ticking;
+    await this.placing;
     const node = this.node;
     if (node !== undefined) {
       for (const id of node.hostedPipelines()) await node.release(id);
@@ -224,35 +243,40 @@ export class ClusterRuntime {
         const lease = await redis.acquire(name);
         if (lease === undefined) continue; // the previous owner still holds it (handing over, or until it expires)
         this.held.set(name, lease);
-        if (name === COORDINATOR_LEASE) await this.becomeCoordinator(lease);
+        // Not awaited: the coordinator recovers from the journal, and leases must keep being renewed meanwhile.
+        if (name === COORDINATOR_LEASE) this.becoming = this.becomeCoordinator(lease).finally(() => (this.becoming = undefined));
       } catch {
         // Redis went away mid-tick: try again at the next one.
       }
     }
-    await this.placePipelines(node);
-    // Status reports lost while the coordinator moved are sent again.
-    await node.reportStatuses().catch(() => undefined);
   }
 
-  /** Runs the registered pipelines of the held shards, and only those. */
-  private async placePipelines(node: DataflowNode): Promise<void> {
+  /**
+   * Runs the registered pipelines of the held shards, and only those; then
+   * sends the coordinator the status reports it missed while it moved. Its
+   * own loop: the coordinator and the journal may be slow to answer.
+   */
+  private async place(node: DataflowNode): Promise<void> {
+    if (this.stopped) return;
     let registered: readonly { pipelineId: string }[];
     try {
       registered = await node.listPipelines();
     } catch {
-      return; // the coordinator is moving: the next tick places them
+      return; // the coordinator is moving (or its journal is down): the next round places them
     }
-    const wanted = new Set(registered.map((p) => p.pipelineId).filter((id) => this.hosts(id)));
-    await Promise.all(node.hostedPipelines().filter((id) => !wanted.has(id)).map((id) => node.release(id)));
+    await Promise.all(node.hostedPipelines().filter((id) => !this.hosts(id)).map((id) => node.release(id)));
     const hosted = new Set(node.hostedPipelines());
     // Recovered side by side: a node taking over many pipelines does not start them one journal read at a time.
+    // The lease is checked right before each adopt (no await between): a shard given up meanwhile is not adopted.
     await Promise.all(
-      [...wanted]
-        .filter((id) => !hosted.has(id))
+      registered
+        .map((p) => p.pipelineId)
+        .filter((id) => !hosted.has(id) && this.hosts(id) && !this.stopped)
         .map((id) =>
           node.adopt(id).catch((error: unknown) => this.options.logger.warn(`cluster: could not start pipeline ${id} here yet: ${messageOf(error)}`, { pipeline_id: id })),
         ),
     );
+    await node.reportStatuses().catch(() => undefined);
   }
 
   /** Gives up every lease whose local validity ended (Redis did not renew it in time). */
@@ -274,7 +298,7 @@ export class ClusterRuntime {
       return;
     }
     const shard = Number(name.slice('shard-'.length));
-    for (const id of node.hostedPipelines()) if (shardOf(id, this.shards) === shard) await node.release(id);
+    await Promise.all(node.hostedPipelines().filter((id) => shardOf(id, this.shards) === shard).map((id) => node.release(id)));
   }
 
   private async becomeCoordinator(lease: HeldLease): Promise<void> {
@@ -282,11 +306,16 @@ export class ClusterRuntime {
     if (node === undefined) return;
     try {
       await node.becomeCoordinator();
+      if (this.held.get(COORDINATOR_LEASE)?.token !== lease.token) {
+        // The lease was given up while the coordinator recovered.
+        await node.resignCoordinator();
+        return;
+      }
       this.options.logger.info(`cluster: this node runs the coordinator (fencing token ${lease.token})`);
       await this.options.onCoordinator?.(true);
     } catch (error) {
       this.options.logger.warn(`cluster: could not start the coordinator here: ${messageOf(error)}; releasing it`);
-      this.held.delete(COORDINATOR_LEASE);
+      if (this.held.get(COORDINATOR_LEASE)?.token === lease.token) this.held.delete(COORDINATOR_LEASE);
       await node.resignCoordinator().catch(() => undefined);
       await this.options.redis.release(lease).catch(() => undefined);
     }
@@ -295,9 +324,10 @@ export class ClusterRuntime {
   private async resign(): Promise<void> {
     const node = this.node;
     if (node === undefined || !node.runsCoordinator) return;
-    await this.options.onCoordinator?.(false).catch((error: unknown) => this.options.logger.warn(`cluster: stopping the coordinator's companions failed: ${messageOf(error)}`));
+    // The coordinator stops first (the lease may be lapsing), then its companions (the projections).
     await node.resignCoordinator();
     this.options.logger.info('cluster: this node no longer runs the coordinator');
+    await this.options.onCoordinator?.(false).catch((error: unknown) => this.options.logger.warn(`cluster: stopping the coordinator's companions failed: ${messageOf(error)}`));
   }
 }
 

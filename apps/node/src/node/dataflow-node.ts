@@ -377,10 +377,14 @@ class Node implements DataflowNode {
 
   async release(pipelineId: string): Promise<void> {
     if (!this.registry.has(pipelineId)) return;
-    await this.registry.flushStatus(pipelineId).catch((error: unknown) =>
+    // Stopped first (its lease may be lapsing); its last status goes to the coordinator afterwards, not waited for.
+    const last = this.registry.latest(pipelineId);
+    await this.removePipeline(pipelineId);
+    if (last === undefined || last.status === 'empty') return;
+    const update = { pipelineId, status: last.status, totalRecords: last.metrics.recordsProcessed, failedRecords: last.metrics.recordsFailed };
+    void this.coordinatorCommand((replyTo) => ({ type: 'update-status', ...update, replyTo })).catch((error: unknown) =>
       this.config.logger.warn(`the last status of pipeline ${pipelineId} did not reach the coordinator: ${describeError(error)}`, { pipeline_id: pipelineId }),
     );
-    await this.removePipeline(pipelineId);
   }
 
   private spawnCoordinator(): ActorRef<CoordinatorCommand> {

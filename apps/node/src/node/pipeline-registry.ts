@@ -145,18 +145,6 @@ export class PipelineRegistry {
     await Promise.all([...this.hosted.values()].map((h) => this.options.system.stop(h.ref)));
   }
 
-  /** Reports the latest state of one pipeline to the coordinator unless it has seen it, and waits for its answer. */
-  async flushStatus(pipelineId: string): Promise<void> {
-    const hosted = this.hosted.get(pipelineId);
-    if (hosted === undefined || hosted.latest.status === 'empty' || sameAsReported(hosted.latest, hosted.reported)) return;
-    const update = this.statusUpdate(pipelineId, hosted.latest);
-    if (update === undefined) return;
-    await askWithStatus<CoordinatorCommand, RegisteredPipeline | undefined>(this.options.coordinator(), (replyTo) => ({ type: 'update-status', ...update, replyTo }), {
-      timeoutMs: this.options.askTimeoutMs,
-    });
-    hosted.reported = { ...update, at: this.now() };
-  }
-
   /** Reports to the coordinator every latest state it has not seen, and waits for its answers. */
   async flushStatuses(): Promise<void> {
     const pending = [...this.hosted.entries()].filter(([, h]) => h.latest.status !== 'empty' && !sameAsReported(h.latest, h.reported));
