@@ -242,7 +242,7 @@ describe('a cluster of three nodes', () => {
     process.stdout.write(`${JSON.stringify({ bench: 'cluster-failover', leaseTtlMs: LEASE_TTL_MS, failoverMs, pipelinesMoved: orphans.length, rebalanceMs })}\n`);
 
     for (const node of live) node.child.kill('SIGTERM');
-    for (const node of live) expect(await node.exited).toBe(0);
+    for (const node of live) expect(await node.exited, `${node.id}: ${node.lines.slice(-6).join('\n')}`).toBe(0);
   });
 
   it('a node cut off from Redis stops its pipelines before its leases expire; the others take them over', { timeout: 180_000 }, async () => {

@@ -84,7 +84,15 @@ export function createWinstonLogger(options: WinstonLoggerOptions = {}): Winston
   }
   let closing: Promise<void> | undefined;
   const write = (level: LogLevel) => (message: string, fields?: LogFields) => {
-    logger.log(level, message, fields ?? {});
+    if (closing === undefined) {
+      logger.log(level, message, fields ?? {});
+      return;
+    }
+    // After close (a late answer during the stop): winston's stream has ended and would throw; the line goes to the stream as it is.
+    const rank = { error: 0, warn: 1, info: 2, debug: 3 } as const;
+    if (rank[level] > rank[options.level ?? 'info'] || !stream.writable) return;
+    const masked = secrets.reduce((text, secret) => text.replaceAll(secret, '***'), message);
+    stream.write(`${JSON.stringify({ timestamp: new Date().toISOString(), log_level: level, message: masked })}\n`);
   };
   return {
     error: write('error'),

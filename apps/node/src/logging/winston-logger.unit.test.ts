@@ -44,4 +44,21 @@ describe('createWinstonLogger', () => {
     expect(line['timestamp']).not.toBe('fake');
     expect(logger.logstash()).toBeUndefined();
   });
+
+  it('writes a line that comes after close (a late answer during the stop) without throwing, masked, at its level', async () => {
+    const out = new Lines();
+    const logger = createWinstonLogger({ stream: out, secrets: ['hunter22'] });
+    await logger.close();
+    const errors: unknown[] = [];
+    const caught = (error: unknown) => errors.push(error);
+    process.on('uncaughtException', caught);
+    logger.warn('late: the coordinator did not answer (password hunter22)', { pipeline_id: 'p1' });
+    logger.debug('below the level');
+    await new Promise((r) => setTimeout(r, 50));
+    process.off('uncaughtException', caught);
+    expect(errors).toEqual([]);
+    expect(out.lines.map((l) => JSON.parse(l) as Record<string, unknown>)).toEqual([
+      { timestamp: expect.any(String) as string, log_level: 'warn', message: 'late: the coordinator did not answer (password ***)' },
+    ]);
+  });
 });

@@ -255,6 +255,8 @@ class Node implements DataflowNode {
   private readonly unsubscribe: (() => void)[];
   private shuttingDown: Promise<ShutdownReport> | undefined;
   private readonly found: ConfiguredPipelineState[] = [];
+  /** Last statuses of released pipelines on their way to the coordinator (the stop waits a little for them). */
+  private readonly reporting = new Set<Promise<unknown>>();
 
   constructor(
     private readonly config: NodeConfig,
@@ -382,9 +384,11 @@ class Node implements DataflowNode {
     await this.removePipeline(pipelineId);
     if (last === undefined || last.status === 'empty') return;
     const update = { pipelineId, status: last.status, totalRecords: last.metrics.recordsProcessed, failedRecords: last.metrics.recordsFailed };
-    void this.coordinatorCommand((replyTo) => ({ type: 'update-status', ...update, replyTo })).catch((error: unknown) =>
+    const report = this.coordinatorCommand((replyTo) => ({ type: 'update-status', ...update, replyTo })).catch((error: unknown) =>
       this.config.logger.warn(`the last status of pipeline ${pipelineId} did not reach the coordinator: ${describeError(error)}`, { pipeline_id: pipelineId }),
     );
+    this.reporting.add(report);
+    void report.finally(() => this.reporting.delete(report));
   }
 
   private spawnCoordinator(): ActorRef<CoordinatorCommand> {
@@ -590,6 +594,7 @@ class Node implements DataflowNode {
   private async close(): Promise<ShutdownReport> {
     const failures: unknown[] = [];
     this.supervisor.close();
+    if (this.reporting.size > 0) await Promise.race([Promise.allSettled([...this.reporting]), new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
     await this.registry.stopAll();
     const pipelines = this.registry
       .ids()
