@@ -81,8 +81,9 @@ interface Store {
   close(): Promise<void>;
 }
 
+let opened = 0;
 const postgres = async (): Promise<Store> => {
-  const schema = testNamespace(import.meta.url);
+  const schema = testNamespace(import.meta.url, String(++opened));
   const pool = new pg.Pool({ connectionString: serviceSettings().postgresUrl, max: 6 });
   const persistence = await createPostgresPersistence({ pool, ownsPool: false, schema, ensureSchema: true });
   return {
@@ -249,5 +250,44 @@ describe.each([
     expect(bulkEvents.filter((e) => e.type === 'progress')).toEqual([expect.objectContaining({ events: total })]);
     expect((await offsets.get(metrics.id)).offset).toEqual(streamedOffset);
     expect(await store.executor.query(`SELECT * FROM "${store.schema}".pipeline_metrics_hourly ORDER BY pipeline_id, hour`)).toEqual(before);
+  });
+
+  it('reads odd BatchProcessed payloads in SQL exactly as the handler does (strings, null, objects, negatives, missing fields)', { timeout: 60_000 }, async () => {
+    const store = await open();
+    stores.push(store);
+    await migrateProjections(store.executor, store.schema);
+    const offsets = new ProjectionOffsetStore(store.executor, store.schema);
+    await store.executor.query(`CREATE TABLE "${store.schema}".metrics_bulk (LIKE "${store.schema}".pipeline_metrics_hourly INCLUDING ALL)`);
+    const hour = Date.UTC(2026, 0, 1, 10);
+    const payloads: Record<string, unknown>[] = [
+      { at: hour, successCount: 10, failureCount: 1 },
+      { at: hour + 60_000, successCount: '12', failureCount: null },
+      { at: String(hour), successCount: { n: 3 }, failureCount: [4] },
+      { at: null, successCount: -5, failureCount: true },
+      { successCount: 7 },
+      { at: 0, successCount: 1e3, failureCount: 2 },
+      { at: hour + 3 * 3_600_000, successCount: 9007199254740, failureCount: 0 },
+      { at: 'soon', successCount: 0, failureCount: 0, nested: { successCount: 99, at: 1 } },
+    ];
+    await store.persistence.journal.append(
+      'pipeline-odd',
+      payloads.map((p, i) => ({ eventType: 'BatchProcessed', payload: { type: 'BatchProcessed', batchId: `b${i}`, ...p }, tags: ['pipeline-events'] })),
+      { expectedSequenceNr: 0, writerId: 'test' },
+    );
+    const journal = sqlJournalOf(store.persistence);
+    if (journal === undefined) throw new Error(`${store.name}: no SQL journal`);
+    const run = async (projection: ReturnType<typeof pipelineMetricsHourlyProjection>, bulk: boolean) => {
+      const controller = new AbortController();
+      const running = runProjection(projection, { queries: store.persistence.queries, store: offsets, executor: store.executor, pauseCheckMs: 100, ...(bulk ? { journal, bulkMinBehind: 1 } : {}) }, controller.signal);
+      await until(`the ${bulk ? 'bulk' : 'event-by-event'} projection to apply every event`, async () => (await offsets.get(projection.id)).eventsApplied === payloads.length);
+      controller.abort();
+      await running;
+    };
+    await run(pipelineMetricsHourlyProjection({ schema: store.schema, key: 'events', groupSize: 3, groupWithinMs: 10 }), false);
+    await run(pipelineMetricsHourlyProjection({ schema: store.schema, key: 'bulk', table: 'metrics_bulk' }), true);
+    const byEvents = await store.executor.query(`SELECT * FROM "${store.schema}".pipeline_metrics_hourly ORDER BY pipeline_id, hour`);
+    const inSql = await store.executor.query(`SELECT * FROM "${store.schema}".metrics_bulk ORDER BY pipeline_id, hour`);
+    expect(byEvents.length).toBeGreaterThanOrEqual(3);
+    expect(inSql).toEqual(byEvents);
   });
 });

@@ -144,8 +144,12 @@ export async function applyPipelineMetricsHourly(tx: SqlQueryable, table: string
   );
 }
 
-/** A JSON number field of the payload, else 0 (what `num` does on the handler path). */
-const jsonNumber = (field: string) => `CASE WHEN jsonb_typeof(d."${field}") = 'number' THEN (d."${field}" #>> '{}')::double precision ELSE 0 END`;
+/**
+ * A JSON number field of the payload, else 0 (what `num` does on the handler
+ * path). The fields stay `json` (their text as written): converting them to
+ * `jsonb` costs a third of the statement and changes no value.
+ */
+const jsonNumber = (field: string) => `CASE WHEN json_typeof(d."${field}") = 'number' THEN (d."${field}" #>> '{}')::double precision ELSE 0 END`;
 
 /**
  * `applyPipelineMetricsHourly` over a range of the journal in one statement:
@@ -159,12 +163,14 @@ export function bulkPipelineMetricsHourly(table: string): BulkCatchUp {
   return async (tx, range) => {
     const slices = range.slices === undefined ? '' : `AND e.entity_type = 'pipeline' AND e.slice BETWEEN ${range.slices.min} AND ${range.slices.max}`;
     const inRange = `e.ordering > $1 AND e.ordering <= $2 AND NOT e.deleted AND $3 = ANY (e.tags) ${slices}`;
+    // Right after a large ingest the planner's row estimates are stale and its sort of the groups spills to disk at the default 4 MB.
+    await tx.query(`SET LOCAL work_mem = '32MB'`);
     const [row] = await tx.query<{ events: string; last_at: string | null; foreign: string }>(
       `WITH batches AS (
          -- One parse per event (json_to_record), only the four fields used taken out as values.
          SELECT substring(e.persistence_id FROM ${PERSISTENCE_PREFIX.length + 1}) AS p, e.written_at,
                 ${jsonNumber('at')} AS at, ${jsonNumber('successCount')} AS successes, ${jsonNumber('failureCount')} AS failures
-           FROM ${range.journalTable} e CROSS JOIN LATERAL json_to_record(convert_from(e.payload, 'UTF8')::json) AS d(type text, at jsonb, "successCount" jsonb, "failureCount" jsonb)
+           FROM ${range.journalTable} e CROSS JOIN LATERAL json_to_record(convert_from(e.payload, 'UTF8')::json) AS d(type text, at json, "successCount" json, "failureCount" json)
           WHERE ${inRange} AND e.serializer_id = 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%' AND e.event_type = 'BatchProcessed' AND d.type = 'BatchProcessed'
        ), sums AS (
          SELECT p, (floor((CASE WHEN at <> 0 THEN at ELSE written_at END) / ${HOUR_MS}) * ${HOUR_MS})::bigint AS h,
