@@ -12,6 +12,7 @@ export {
   type ProjectionStatus,
 } from './offset-store/projection-management.js';
 export { InvalidProjectionInputError, type ProjectionInputIssue } from './offset-store/projection-management-errors.js';
+export { adoptSplit, forgetOtherSplits, ProjectionSplitChangedError, rangeOfKey, splitKeys, UNSPLIT_KEY, type SplitAdoption, type SplitKey } from './offset-store/projection-split.js';
 export {
   atLeastOnce,
   BulkNotApplicableError,
