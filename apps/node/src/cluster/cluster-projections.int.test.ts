@@ -9,8 +9,10 @@
  * leaves hands its ranges over and the rows stay identical; the status from
  * any node covers every range; pause and resume from one node act on the
  * ranges the others run; a rebuild from one node swaps identical rows in and
- * every range goes on from the rebuild's offset.
+ * every range goes on from the rebuild's offset; a node that would split
+ * into another number of ranges is refused before it takes any.
  */
+import { isDataflowError } from '@dataflow/core';
 import type { PostgresPersistence } from '@dataflow/persistence';
 import { createPostgresPersistence } from '@dataflow/persistence';
 import { sliceKey, sliceRanges } from '@dataflow/projections';
@@ -19,6 +21,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DataflowNode } from '../node/dataflow-node.js';
+import type { NodeConfigError } from '../node/node-errors.js';
 import type { NodeLogger } from '../node/node-logger.js';
 import { startNodeProjections, type NodeProjections, type SlicedNodeProjections } from '../projections/node-projections.js';
 import { ClusterRedis } from './cluster-redis.js';
@@ -130,7 +133,7 @@ async function writeRound(): Promise<void> {
 
 const rows = async (table: string, of: string): Promise<unknown[]> => {
   const order = table === 'pipeline_status' ? 'pipeline_id' : 'pipeline_id, hour';
-  return (await pool.query(`SELECT * FROM "${of}".${table} ORDER BY ${order}`)).rows;
+  return (await pool.query<Record<string, unknown>>(`SELECT * FROM "${of}".${table} ORDER BY ${order}`)).rows;
 };
 
 /** Both read models of the cluster equal the unsliced reference's, row for row. */
@@ -252,5 +255,31 @@ describe('projections split into slice ranges over the cluster', () => {
     await writeRound();
     await converged();
     expect((await a.projections.get('pipeline_metrics_hourly'))?.eventsApplied).toBe(written);
+  });
+
+  it('refuses a node that would split the projections into another number of ranges', { timeout: 30_000 }, async () => {
+    const client = new Redis(serviceSettings().redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 400 });
+    client.on('error', () => undefined);
+    try {
+      if (client.status !== 'ready') await new Promise<void>((resolve) => client.once('ready', () => resolve()));
+      const started: string[] = [];
+      const odd = new ClusterRuntime({
+        redis: new ClusterRedis(client, { keyPrefix, nodeId: 'node-odd', ttlMs: TTL_MS }),
+        logger,
+        tickMs: 200,
+        projectionRanges: { ranges: sliceRanges(4), onRange: (range) => Promise.resolve(void started.push(sliceKey(range))) },
+      });
+      const error: unknown = await odd.start(standInNode(), 'http://node-odd:8080').then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isDataflowError(error, 'node/invalid-config')).toBe(true);
+      expect((error as NodeConfigError).setting).toBe('cluster.projectionRanges');
+      expect((error as Error).message).toMatch(/is 4, but live member node-\w splits the projections into 8 ranges/);
+      expect(started).toEqual([]);
+      expect(live()[0]?.runtime.view().members.map((m) => m.nodeId)).not.toContain('node-odd');
+    } finally {
+      client.disconnect();
+    }
   });
 });
