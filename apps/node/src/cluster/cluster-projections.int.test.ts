@@ -56,6 +56,8 @@ interface TestNode {
 const nodes: TestNode[] = [];
 /** The offset of each range's first progress, by `name/key`. */
 const firstProgress = new Map<string, number>();
+/** The last start, stop or error of each range, whichever node ran it, by `name/key`. */
+const lastStatus = new Map<string, string>();
 
 /** Pipelines are not what this test is about: the stand-in node runs none and holds the coordinator when told. */
 function standInNode(): DataflowNode {
@@ -96,6 +98,7 @@ async function join(id: string): Promise<TestNode> {
   await runtime.start(standInNode(), `http://${id}:8080`);
   projections.events.on('*', (event) => {
     if (event.type === 'progress' && event.offset.kind === 'sequence' && !firstProgress.has(`${event.id.name}/${event.id.key}`)) firstProgress.set(`${event.id.name}/${event.id.key}`, event.offset.value);
+    if (event.type !== 'progress') lastStatus.set(`${event.id.name}/${event.id.key}`, event.type === 'stopped' ? `stopped ${event.reason}` : event.type);
   });
   const node: TestNode = { id, projections, runtime, client, stopped: false };
   nodes.push(node);
@@ -239,8 +242,8 @@ describe('projections split into slice ranges over the cluster', () => {
     const paused = await a.projections.pause('pipeline_metrics_hourly');
     expect(paused.ranges?.every((r) => r.state === 'paused')).toBe(true);
     expect(paused.state).toBe('paused');
-    // The actors stop at their next pause check; what the ranges applied after that would show in the rows.
-    await new Promise((r) => setTimeout(r, 1_500));
+    // The actors stop at their next pause check (within two seconds); what the ranges applied after that would show in the rows.
+    await vi.waitFor(() => expect(RANGES.map((r) => lastStatus.get(`pipeline_metrics_hourly/${sliceKey(r)}`))).toEqual(RANGES.map(() => 'stopped paused')), { timeout: 10_000, interval: 50 });
     const before = await rows('pipeline_metrics_hourly', schema);
     await writeRound();
     await vi.waitFor(async () => expect(await rows('pipeline_status', schema)).toEqual(await rows('pipeline_status', refSchema)), { timeout: 30_000, interval: 200 });
