@@ -109,6 +109,8 @@ export class ClusterRuntime {
   private readonly startedAt = Date.now();
   /** The projection ranges by lease name. */
   private readonly rangeLeases: ReadonlyMap<string, SliceRange>;
+  /** Projection ranges being handed back (stopping, then released). */
+  private readonly handingBack = new Map<string, Promise<void>>();
 
   constructor(private readonly options: ClusterRuntimeOptions) {
     this.shards = options.shards ?? DEFAULT_SHARDS;
@@ -203,6 +205,7 @@ export class ClusterRuntime {
     clearInterval(this.watchdog);
     await this.ticking;
     await this.placing;
+    await Promise.all([...this.handingBack.values()]);
     const node = this.node;
     if (node !== undefined) {
       for (const id of node.hostedPipelines()) await node.release(id);
@@ -278,9 +281,13 @@ export class ClusterRuntime {
       for (const name of this.rangeLeases.keys()) if (ownerOf(name, runners) === this.nodeId) desired.add(name);
     }
 
-    // Hand back first: stop, then release.
+    // Hand back first: stop, then release. A projection range is handed back beside the tick (its stop waits for the statement in flight).
     for (const [name, lease] of [...this.held]) {
       if (desired.has(name)) continue;
+      if (this.rangeLeases.has(name)) {
+        this.handBackRange(name, lease);
+        continue;
+      }
       await this.giveUp(name);
       await redis.release(lease).catch(() => undefined);
     }
@@ -291,7 +298,9 @@ export class ClusterRuntime {
           const renewed = await redis.renew(lease);
           if (renewed === undefined) {
             logger.warn(`cluster: lease ${name} was lost (another node holds it now)`);
-            await this.giveUp(name);
+            // A projection range's stop may wait for a statement in flight: it does not hold up the tick (giveUp logs its failure).
+            if (this.rangeLeases.has(name)) void this.giveUp(name);
+            else await this.giveUp(name);
           } else if (this.held.has(name)) {
             this.held.set(name, renewed);
           }
@@ -310,7 +319,8 @@ export class ClusterRuntime {
         // Not awaited: the coordinator recovers from the journal, and leases must keep being renewed meanwhile.
         if (name === COORDINATOR_LEASE) this.becoming = this.becomeCoordinator(lease).finally(() => (this.becoming = undefined));
         const range = this.rangeLeases.get(name);
-        if (range !== undefined) await this.runRange(name, range, lease);
+        // Not awaited either (a stop of the same range may still be under way); its start is queued behind it.
+        if (range !== undefined) void this.runRange(name, range, lease);
       } catch {
         // Redis went away mid-tick: try again at the next one.
       }
@@ -350,8 +360,32 @@ export class ClusterRuntime {
     for (const [name, lease] of [...this.held]) {
       if (this.options.redis.isValid(lease)) continue;
       this.options.logger.warn(`cluster: lease ${name} lapsed without renewal; stopping what it covers before another node may take it`);
-      await this.giveUp(name);
+      // A projection range's stop may wait for a statement in flight (a bulk catch-up): it must not hold up stopping the pipelines.
+      if (this.rangeLeases.has(name)) void this.giveUp(name);
+      else await this.giveUp(name);
     }
+  }
+
+  /**
+   * Hands a projection range back without holding up the tick: its actors
+   * stop (their statement in flight may take a while), then the lease is
+   * released. Meanwhile the lease stays held and renewed; the watchdog still
+   * gives it up if it lapses.
+   */
+  private handBackRange(name: string, lease: HeldLease): void {
+    const range = this.rangeLeases.get(name);
+    if (range === undefined || this.handingBack.has(name)) return;
+    const run = (async () => {
+      await this.options.projectionRanges
+        ?.onRange(range, false)
+        .catch((error: unknown) => this.options.logger.error(`cluster: stopping the projections of ${name} failed: ${messageOf(error)}`));
+      const current = this.held.get(name);
+      if (current === undefined || current.token !== lease.token) return; // given up meanwhile (lapsed or lost)
+      this.held.delete(name);
+      await this.options.redis.release(current).catch(() => undefined);
+      this.options.logger.info(`cluster: handed back the projections of ${name}`);
+    })().finally(() => this.handingBack.delete(name));
+    this.handingBack.set(name, run);
   }
 
   /** Forgets lease `name` locally and stops what it covers. */
