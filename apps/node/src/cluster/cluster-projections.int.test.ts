@@ -10,7 +10,9 @@
  * leaves hands its ranges over and the rows stay identical; the status from
  * any node covers every range; pause and resume from one node act on the
  * ranges the others run; a rebuild from one node swaps identical rows in and
- * every range goes on from the rebuild's offset; a node that would split
+ * every range goes on from the rebuild's offset; a range run by two nodes
+ * at once (a lapsed lease whose actors have not stopped yet) applies
+ * nothing twice (the offset save fences it); a node that would split
  * into another number of ranges is refused before it takes any.
  */
 import { isDataflowError } from '@dataflow/core';
@@ -271,6 +273,25 @@ describe('projections split into slice ranges over the cluster', () => {
     await writeRound();
     await converged();
     expect((await a.projections.get('pipeline_metrics_hourly'))?.eventsApplied).toBe(written);
+  });
+
+  it('a range still running on a node that lost it (its stop not done yet) cannot apply an event twice: the offset fences it', { timeout: 60_000 }, async () => {
+    const [a, b] = live() as [TestNode, TestNode];
+    const range = a.projections.runningRanges()[0];
+    if (range === undefined) throw new Error('node-a runs no range');
+    // node-b runs node-a's range too, as a node whose lease lapsed would until its actors stop.
+    await b.projections.startRange(range);
+    try {
+      for (let i = 0; i < 2; i++) {
+        await writeRound();
+        await converged();
+      }
+    } finally {
+      await b.projections.stopRange(range);
+    }
+    expect(b.projections.runningRanges()).not.toContainEqual(range);
+    await writeRound();
+    await converged();
   });
 
   it('refuses a node that would split the projections into another number of ranges', { timeout: 30_000 }, async () => {

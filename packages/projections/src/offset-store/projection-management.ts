@@ -91,7 +91,7 @@ export class ProjectionManagement {
     return (await this.store.get(parse(idSchema, 'id', id))).offset;
   }
 
-  /** Skips ahead (or back): the projection's next run starts after `offset`. A running projection keeps its position until it restarts. */
+  /** Skips ahead (or back): the projection's next run starts after `offset`. A running projection's next save finds the offset moved: that run ends and the next one starts from here. */
   async setOffset(id: ProjectionId, offset: Offset): Promise<void> {
     await this.store.setOffset(parse(idSchema, 'id', id), parse(offsetSchema, 'offset', offset));
   }
