@@ -143,7 +143,7 @@ export class ClusterRuntime {
     return this.members.find((m) => m.nodeId === owner)?.url;
   }
 
-  /** Where the coordinator (and the projections) run now. */
+  /** Where the coordinator runs now (the projections' API is served there; their ranges run spread over the nodes). */
   coordinatorOwner(): PipelineOwner {
     if (this.node?.runsCoordinator === true) return { self: true };
     const url = this.coordinatorUrl();
