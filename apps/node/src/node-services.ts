@@ -16,7 +16,7 @@ import { createAdminApi, listensOffLoopback } from './api/admin-api.js';
 import { registerConsole } from './api/console.js';
 import type { ReadinessCheck } from './api/routes-system.js';
 import type { PipelineRoutingOptions } from './cluster/pipeline-routing.js';
-import type { SingletonProjections } from './cluster/singleton-projections.js';
+import type { ClusterProjections } from './cluster/cluster-projections.js';
 import { createRedisFeatures, type RedisFeatures } from './redis/redis-features.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics/node-metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/metrics-server.js';
@@ -53,8 +53,8 @@ export async function startNodeServices(
   logger: NodeLogger,
   options: {
     readonly readiness?: readonly ReadinessCheck[];
-    /** Cluster mode: the API forwards to the owners; the projections follow the coordinator singleton (`cluster/`). */
-    readonly cluster?: { readonly routing: PipelineRoutingOptions; readonly projections: SingletonProjections };
+    /** Cluster mode: the API forwards to the owners; the projections run split into slice ranges over the nodes (`cluster/`). */
+    readonly cluster?: { readonly routing: PipelineRoutingOptions; readonly projections: ClusterProjections };
     /** Where `postgres` dead-letter targets without `connectionString` write, for the API to read (default the journal's database). */
     readonly deadLetterDatabase?: () => SqlExecutor | undefined;
   } = {},

@@ -29,7 +29,7 @@ export {
 export { BULK_MIN_BEHIND, runProjection, type JournalTables, type ProjectionRunDependencies, type ProjectionStatusEvent } from './runner/projection-runner.js';
 export { sqlJournalOf } from './runner/sql-journal.js';
 export { createProjectionStatusObserver, type ProjectionStatusObserver } from './runner/projection-status-observer.js';
-export { ProjectionHandlerError } from './runner/projection-errors.js';
+export { ProjectionHandlerError, ProjectionOffsetMovedError } from './runner/projection-errors.js';
 export { DEFAULT_PROJECTION_BACKOFF, projectionBehavior, spawnProjection, type ProjectionMessage } from './runner/projection-actor.js';
 export {
   applyPipelineMetricsHourly,

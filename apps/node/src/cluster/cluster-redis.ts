@@ -32,6 +32,8 @@ export interface ClusterMember {
   readonly startedAt: number;
   /** Pipelines it runs. */
   readonly load: number;
+  /** How many slice ranges it splits the projections into (absent from older members). */
+  readonly projectionRanges?: number;
 }
 
 /** A lease as this node knows it. */
@@ -246,7 +248,13 @@ export class ClusterRedis {
       try {
         const parsed = JSON.parse(flat[i + 1] as string) as Partial<ClusterMember>;
         if (typeof parsed.url !== 'string') continue;
-        members.push({ nodeId: flat[i] as string, url: parsed.url, startedAt: Number(parsed.startedAt) || 0, load: Number(parsed.load) || 0 });
+        members.push({
+          nodeId: flat[i] as string,
+          url: parsed.url,
+          startedAt: Number(parsed.startedAt) || 0,
+          load: Number(parsed.load) || 0,
+          ...(typeof parsed.projectionRanges === 'number' ? { projectionRanges: parsed.projectionRanges } : {}),
+        });
       } catch {
         // A foreign or damaged entry is not a member.
       }

@@ -12,6 +12,11 @@
  *    loop of its own: asking the coordinator and recovering pipelines may
  *    be slow during a journal outage, and heartbeats must not wait for it).
  *
+ * The read-model projections are split the same way: K slice ranges, each
+ * a lease (`projections-<min>-<max>`) placed by rendezvous like a shard;
+ * the node runs the ranges it holds (`projectionRanges.onRange`), stops a
+ * range before it releases its lease, and stops it when the lease lapses.
+ *
  * A lease this node cannot renew in time is treated as lost by its own
  * monotonic clock, before the server copy can expire (a watchdog checks every
  * 200 ms, apart from the tick, so a Redis call that hangs cannot delay it):
@@ -26,6 +31,8 @@ import type { DataflowNode } from '../node/dataflow-node.js';
 import type { ClusterMember, ClusterRedis, HeldLease } from './cluster-redis.js';
 import type { PipelineOwner } from './pipeline-routing.js';
 import { DEFAULT_SHARDS, ownerOf, shardLeaseName, shardOf, shardsOf } from './rendezvous.js';
+import type { SliceRange } from '@dataflow/projections';
+import { NodeConfigError } from '../node/node-errors.js';
 
 /** The singleton's lease name. */
 export const COORDINATOR_LEASE = 'coordinator';
@@ -37,8 +44,25 @@ export interface ClusterRuntimeOptions {
   readonly shards?: number;
   /** Default 1 000 ms. */
   readonly tickMs?: number;
-  /** Told when this node starts or stops running the coordinator (the projections follow it). */
+  /** Told when this node starts or stops running the coordinator. */
   readonly onCoordinator?: (runs: boolean) => Promise<void>;
+  /**
+   * The read-model projections split into slice ranges, each held by one
+   * live node: `onRange(range, true)` once this node holds the range's
+   * lease, `onRange(range, false)` before it releases it (or once it
+   * lapsed); the stop must be complete when it resolves. Every node of a
+   * cluster must split into the same ranges (a node joining with another
+   * count is refused, see `start`).
+   */
+  readonly projectionRanges?: {
+    readonly ranges: readonly SliceRange[];
+    readonly onRange: (range: SliceRange, runs: boolean) => Promise<void>;
+  };
+}
+
+/** The lease name of a projection slice range. */
+export function projectionRangeLeaseName(range: SliceRange): string {
+  return `projections-${range.min}-${range.max}`;
 }
 
 /** What `/ready` and the API show about the cluster. */
@@ -47,6 +71,8 @@ export interface ClusterView {
   readonly members: readonly ClusterMember[];
   readonly shards: readonly number[];
   readonly coordinator: boolean;
+  /** The projection slice ranges this node holds (lease names `projections-<min>-<max>`). */
+  readonly projectionRanges: readonly string[];
   /** Redis answered the last heartbeat. */
   readonly connected: boolean;
   /** Why this node is not a member although Redis answers (another process holds its node id). */
@@ -81,9 +107,14 @@ export class ClusterRuntime {
   /** Another live process holds this node id (its message), until it is free again. */
   private idConflict: string | undefined;
   private readonly startedAt = Date.now();
+  /** The projection ranges by lease name. */
+  private readonly rangeLeases: ReadonlyMap<string, SliceRange>;
+  /** Projection ranges being handed back (stopping, then released). */
+  private readonly handingBack = new Map<string, Promise<void>>();
 
   constructor(private readonly options: ClusterRuntimeOptions) {
     this.shards = options.shards ?? DEFAULT_SHARDS;
+    this.rangeLeases = new Map((options.projectionRanges?.ranges ?? []).map((range) => [projectionRangeLeaseName(range), range]));
   }
 
   get nodeId(): string {
@@ -112,7 +143,7 @@ export class ClusterRuntime {
     return this.members.find((m) => m.nodeId === owner)?.url;
   }
 
-  /** Where the coordinator (and the projections) run now. */
+  /** Where the coordinator runs now (the projections' API is served there; their ranges run spread over the nodes). */
   coordinatorOwner(): PipelineOwner {
     if (this.node?.runsCoordinator === true) return { self: true };
     const url = this.coordinatorUrl();
@@ -126,6 +157,7 @@ export class ClusterRuntime {
       members: this.members,
       shards: [...this.held.keys()].filter((k) => k.startsWith('shard-')).map((k) => Number(k.slice(6))).sort((a, b) => a - b),
       coordinator: this.held.has(COORDINATOR_LEASE),
+      projectionRanges: [...this.held.keys()].filter((k) => this.rangeLeases.has(k)).sort(),
       connected: this.connected,
       ...(this.idConflict === undefined ? {} : { conflict: this.idConflict }),
     };
@@ -133,6 +165,7 @@ export class ClusterRuntime {
 
   /** Joins as `url` (this node's admin API, as the other nodes reach it) and runs the first tick; then ticks until `stop`. */
   async start(node: DataflowNode, url: string): Promise<void> {
+    await this.checkProjectionRanges();
     this.node = node;
     this.url = url;
     await this.tick();
@@ -161,7 +194,7 @@ export class ClusterRuntime {
 
   /**
    * Leaves cleanly: stops this node's pipelines (they stay running in their
-   * journals), gives up the coordinator, releases every lease and leaves the
+   * journals) and projection ranges, gives up the coordinator, releases every lease and leaves the
    * membership, so the other nodes take over at their next tick instead of
    * after the lease time.
    */
@@ -172,14 +205,43 @@ export class ClusterRuntime {
     clearInterval(this.watchdog);
     await this.ticking;
     await this.placing;
+    await Promise.all([...this.handingBack.values()]);
     const node = this.node;
     if (node !== undefined) {
       for (const id of node.hostedPipelines()) await node.release(id);
       if (node.runsCoordinator) await this.resign();
     }
+    // The projections of the ranges held stop before their leases are released.
+    for (const [name, range] of this.rangeLeases) {
+      if (!this.held.has(name)) continue;
+      await this.options.projectionRanges
+        ?.onRange(range, false)
+        .catch((error: unknown) => this.options.logger.error(`cluster: stopping the projections of ${name} failed: ${messageOf(error)}`));
+    }
     for (const lease of [...this.held.values()]) await this.options.redis.release(lease).catch(() => undefined);
     this.held.clear();
     await this.options.redis.leave().catch((error: unknown) => this.options.logger.warn(`could not leave the cluster cleanly: ${messageOf(error)}; the others see this node go after the lease time`));
+  }
+
+  /**
+   * Refuses to join a cluster whose live members split the projections into
+   * another number of ranges: two splits would apply events twice. (Two
+   * nodes joining at the same instant with different numbers are not told
+   * apart.) Members that run no projection, or do not say (older versions),
+   * are not counted.
+   */
+  private async checkProjectionRanges(): Promise<void> {
+    const count = this.rangeLeases.size;
+    if (count === 0) return; // this node runs no projection
+    const members = await this.options.redis.members().catch(() => undefined);
+    if (members === undefined) return; // Redis is down: the first ticks wait for it, and the check is left to the members that joined
+    const other = members.find((m) => m.nodeId !== this.nodeId && m.projectionRanges !== undefined && m.projectionRanges !== 0 && m.projectionRanges !== count);
+    if (other !== undefined) {
+      throw new NodeConfigError(
+        'cluster.projectionRanges',
+        `is ${count}, but live member ${other.nodeId} splits the projections into ${other.projectionRanges} ranges; every node of a cluster must use the same number (DATAFLOW_CLUSTER_PROJECTION_RANGES): stop every node to change it`,
+      );
+    }
   }
 
   private async tick(): Promise<void> {
@@ -187,7 +249,7 @@ export class ClusterRuntime {
     if (node === undefined || this.stopped) return;
     const { redis, logger } = this.options;
     try {
-      await redis.heartbeat({ url: this.url, startedAt: this.startedAt, load: node.hostedPipelines().length });
+      await redis.heartbeat({ url: this.url, startedAt: this.startedAt, load: node.hostedPipelines().length, projectionRanges: this.rangeLeases.size });
       if (this.idConflict !== undefined) logger.info(`cluster: node id ${this.nodeId} is this process's now`);
       this.idConflict = undefined;
       this.members = await redis.members();
@@ -213,10 +275,19 @@ export class ClusterRuntime {
     // Without Redis the view is stale: keep what is held (a blip shorter than the lease changes nothing); the watchdog gives up what lapses.
     const desired = new Set(this.connected ? shardsOf(this.nodeId, ids, this.shards).map(shardLeaseName) : this.held.keys());
     if (this.connected && ownerOf(COORDINATOR_LEASE, ids) === this.nodeId) desired.add(COORDINATOR_LEASE);
+    if (this.connected && this.rangeLeases.size > 0) {
+      // Ranges go to the members that split the projections as this node does (not to one that runs none).
+      const runners = this.members.filter((m) => m.projectionRanges === this.rangeLeases.size).map((m) => m.nodeId);
+      for (const name of this.rangeLeases.keys()) if (ownerOf(name, runners) === this.nodeId) desired.add(name);
+    }
 
-    // Hand back first: stop, then release.
+    // Hand back first: stop, then release. A projection range is handed back beside the tick (its stop waits for the statement in flight).
     for (const [name, lease] of [...this.held]) {
       if (desired.has(name)) continue;
+      if (this.rangeLeases.has(name)) {
+        this.handBackRange(name, lease);
+        continue;
+      }
       await this.giveUp(name);
       await redis.release(lease).catch(() => undefined);
     }
@@ -227,7 +298,9 @@ export class ClusterRuntime {
           const renewed = await redis.renew(lease);
           if (renewed === undefined) {
             logger.warn(`cluster: lease ${name} was lost (another node holds it now)`);
-            await this.giveUp(name);
+            // A projection range's stop may wait for a statement in flight: it does not hold up the tick (giveUp logs its failure).
+            if (this.rangeLeases.has(name)) void this.giveUp(name);
+            else await this.giveUp(name);
           } else if (this.held.has(name)) {
             this.held.set(name, renewed);
           }
@@ -245,6 +318,9 @@ export class ClusterRuntime {
         this.held.set(name, lease);
         // Not awaited: the coordinator recovers from the journal, and leases must keep being renewed meanwhile.
         if (name === COORDINATOR_LEASE) this.becoming = this.becomeCoordinator(lease).finally(() => (this.becoming = undefined));
+        const range = this.rangeLeases.get(name);
+        // Not awaited either (a stop of the same range may still be under way); its start is queued behind it.
+        if (range !== undefined) void this.runRange(name, range, lease);
       } catch {
         // Redis went away mid-tick: try again at the next one.
       }
@@ -284,8 +360,32 @@ export class ClusterRuntime {
     for (const [name, lease] of [...this.held]) {
       if (this.options.redis.isValid(lease)) continue;
       this.options.logger.warn(`cluster: lease ${name} lapsed without renewal; stopping what it covers before another node may take it`);
-      await this.giveUp(name);
+      // A projection range's stop may wait for a statement in flight (a bulk catch-up): it must not hold up stopping the pipelines.
+      if (this.rangeLeases.has(name)) void this.giveUp(name);
+      else await this.giveUp(name);
     }
+  }
+
+  /**
+   * Hands a projection range back without holding up the tick: its actors
+   * stop (their statement in flight may take a while), then the lease is
+   * released. Meanwhile the lease stays held and renewed; the watchdog still
+   * gives it up if it lapses.
+   */
+  private handBackRange(name: string, lease: HeldLease): void {
+    const range = this.rangeLeases.get(name);
+    if (range === undefined || this.handingBack.has(name)) return;
+    const run = (async () => {
+      await this.options.projectionRanges
+        ?.onRange(range, false)
+        .catch((error: unknown) => this.options.logger.error(`cluster: stopping the projections of ${name} failed: ${messageOf(error)}`));
+      const current = this.held.get(name);
+      if (current === undefined || current.token !== lease.token) return; // given up meanwhile (lapsed or lost)
+      this.held.delete(name);
+      await this.options.redis.release(current).catch(() => undefined);
+      this.options.logger.info(`cluster: handed back the projections of ${name}`);
+    })().finally(() => this.handingBack.delete(name));
+    this.handingBack.set(name, run);
   }
 
   /** Forgets lease `name` locally and stops what it covers. */
@@ -297,8 +397,28 @@ export class ClusterRuntime {
       await this.resign();
       return;
     }
+    const range = this.rangeLeases.get(name);
+    if (range !== undefined) {
+      await this.options.projectionRanges
+        ?.onRange(range, false)
+        .catch((error: unknown) => this.options.logger.error(`cluster: stopping the projections of ${name} failed: ${messageOf(error)}`));
+      return;
+    }
     const shard = Number(name.slice('shard-'.length));
     await Promise.all(node.hostedPipelines().filter((id) => shardOf(id, this.shards) === shard).map((id) => node.release(id)));
+  }
+
+  /** Starts the projections of a range just taken; a failure gives the lease back (another node, or the next tick, tries again). */
+  private async runRange(name: string, range: SliceRange, lease: HeldLease): Promise<void> {
+    try {
+      await this.options.projectionRanges?.onRange(range, true);
+      this.options.logger.info(`cluster: this node runs the projections of ${name} (fencing token ${lease.token})`);
+    } catch (error) {
+      this.options.logger.warn(`cluster: could not start the projections of ${name} here: ${messageOf(error)}; releasing it`);
+      if (this.held.get(name)?.token === lease.token) this.held.delete(name);
+      await this.options.projectionRanges?.onRange(range, false).catch(() => undefined);
+      await this.options.redis.release(lease).catch(() => undefined);
+    }
   }
 
   private async becomeCoordinator(lease: HeldLease): Promise<void> {

@@ -6,7 +6,11 @@
  * 10 s; restarted, it takes its shards back by hand-off; at the end every
  * sink holds exactly the generated rows, every journal counts them once, and
  * no pipeline's journal shows two writers interleaved (no pipeline ran
- * twice). A node whose Redis connection is cut (through a TCP proxy the test
+ * twice). The read-model projections run as 4 slice ranges spread over the
+ * nodes (each range on exactly one node): through the kill and the
+ * hand-back, `pipeline_metrics_hourly` adds up to exactly each pipeline's
+ * records (an event applied twice or missed would show), and every node
+ * answers a projections status covering every range. A node whose Redis connection is cut (through a TCP proxy the test
  * closes) stops its pipelines by itself, before its leases can expire.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -110,6 +114,7 @@ interface View {
   readonly members: readonly { nodeId: string }[];
   readonly shards: readonly number[];
   readonly coordinator: boolean;
+  readonly projectionRanges: readonly string[];
   readonly hosted: readonly string[];
 }
 
@@ -156,7 +161,7 @@ async function interleavedWriters(): Promise<string[]> {
 describe('a cluster of three nodes', () => {
   const ids = Array.from({ length: 30 }, (_, i) => `p${String(i).padStart(2, '0')}`);
 
-  it('places 30 pipelines on exactly one node each, survives a SIGKILL within the lease time + 10 s, rebalances a restarted node, and loses nothing', { timeout: 240_000 }, async () => {
+  it('places 30 pipelines on exactly one node each, survives a SIGKILL within the lease time + 10 s, rebalances a restarted node, and loses nothing (the sliced read models included)', { timeout: 240_000 }, async () => {
     const file = await config('direct', redisUrl.toString());
     const [a, b, c] = ['node-a', 'node-b', 'node-c'].map((id) => startNode(id, file)) as [NodeRun, NodeRun, NodeRun];
     for (const node of [a, b, c]) await joined(node);
@@ -239,7 +244,39 @@ describe('a cluster of three nodes', () => {
       expect(metrics.recordsProcessed, id).toBe(RECORDS);
     }
     expect(await interleavedWriters()).toEqual([]);
-    process.stdout.write(`${JSON.stringify({ bench: 'cluster-failover', leaseTtlMs: LEASE_TTL_MS, failoverMs, pipelinesMoved: orphans.length, rebalanceMs })}\n`);
+
+    // The projections' slice ranges: each held by exactly one live node, and their read models exact.
+    const projectionsFrom = Date.now();
+    const ranges = ['projections-0-255', 'projections-256-511', 'projections-512-767', 'projections-768-1023'];
+    await vi.waitFor(async () => expect((await Promise.all(live.map(view))).flatMap((v) => v.projectionRanges).sort()).toEqual(ranges), { timeout: 20_000, interval: 250 });
+    await vi.waitFor(
+      async () => {
+        const hourly = await db.query<{ pipeline_id: string; records: string }>(
+          `SELECT pipeline_id, sum(records_processed) AS records FROM ${journalSchema}.pipeline_metrics_hourly GROUP BY pipeline_id ORDER BY pipeline_id`,
+        );
+        expect(hourly.rows.map((r) => [r.pipeline_id, Number(r.records)])).toEqual(ids.map((id) => [id, RECORDS]));
+        const status = await db.query<{ pipeline_id: string; status: string; total_records: string }>(`SELECT pipeline_id, status, total_records FROM ${journalSchema}.pipeline_status ORDER BY pipeline_id`);
+        expect(status.rows.map((r) => [r.pipeline_id, r.status, Number(r.total_records)])).toEqual(ids.map((id) => [id, 'stopped', RECORDS]));
+      },
+      { timeout: 30_000, interval: 250 },
+    );
+    const tagged = Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM ${journalSchema}.event_journal WHERE 'pipeline-events' = ANY (tags)`)).rows[0]?.n);
+    for (const node of live) {
+      await vi.waitFor(
+        async () => {
+          const { status, body } = await api<{ projections: { name: string; state: string; eventsApplied: number; lag: unknown; ranges: { key: string }[] }[] }>(node, 'GET', '/api/v1/projections');
+          expect(status).toBe(200);
+          expect(body.projections.map((p) => p.name).sort()).toEqual(['pipeline_metrics_hourly', 'pipeline_status']);
+          for (const projection of body.projections) {
+            expect(projection, node.id).toMatchObject({ state: 'running', eventsApplied: tagged, lag: { kind: 'known', events: 0 } });
+            expect(projection.ranges.map((r) => r.key)).toEqual(['slices-0-255', 'slices-256-511', 'slices-512-767', 'slices-768-1023']);
+          }
+        },
+        { timeout: 15_000, interval: 250 },
+      );
+    }
+    const projectionsCheckMs = Date.now() - projectionsFrom;
+    process.stdout.write(`${JSON.stringify({ bench: 'cluster-failover', leaseTtlMs: LEASE_TTL_MS, failoverMs, pipelinesMoved: orphans.length, rebalanceMs, projectionsCheckMs })}\n`);
 
     for (const node of live) node.child.kill('SIGTERM');
     for (const node of live) expect(await node.exited, `${node.id}: ${node.lines.slice(-6).join('\n')}`).toBe(0);

@@ -1,8 +1,8 @@
 /**
  * What `dataflow start` adds in cluster mode (`cluster.enabled`): a Redis
  * connection for membership and leases, the runtime that places pipelines
- * and the coordinator, the node hooks, the API routing, the projections that
- * follow the coordinator, and the pipelines of the configuration file,
+ * and the coordinator, the node hooks, the API routing, the read-model
+ * projections split into slice ranges spread over the nodes, and the pipelines of the configuration file,
  * created through the API so that each lands on the node that owns it.
  */
 import type { PersistencePlugin } from '@dataflow/core';
@@ -16,12 +16,13 @@ import { ClusterRedis } from './cluster-redis.js';
 import { ClusterRuntime } from './cluster-runtime.js';
 import type { PipelineRoutingOptions } from './pipeline-routing.js';
 import { spawnRemoteCoordinator } from './remote-coordinator.js';
-import { SingletonProjections } from './singleton-projections.js';
+import { ClusterProjections } from './cluster-projections.js';
+import { sliceRanges } from '@dataflow/projections';
 
 export interface NodeCluster {
   readonly nodeId: string;
   readonly runtime: ClusterRuntime;
-  readonly projections: SingletonProjections;
+  readonly projections: ClusterProjections;
   /** For `startNode`. */
   readonly hooks: NodeClusterConfig;
   /** For the admin API. */
@@ -60,13 +61,15 @@ export function createNodeCluster(config: NodeRuntimeConfig, logger: NodeLogger,
   });
   client.on('ready', () => (lastError = ''));
   const redis = new ClusterRedis(client, { nodeId, keyPrefix: settings.keyPrefix, ttlMs: settings.leaseTtlMs });
-  const projections = new SingletonProjections(() => startNodeProjections({ persistence: persistence(), logger, migrate: config.journal.migrate }));
+  const ranges = sliceRanges(settings.projectionRanges);
+  const projections = new ClusterProjections(() => startNodeProjections({ persistence: persistence(), logger, migrate: config.journal.migrate, sliceRanges: ranges }));
   const runtime = new ClusterRuntime({
     redis,
     logger,
     shards: settings.shards,
     tickMs: settings.tickMs,
-    ...(config.projections.enabled ? { onCoordinator: (runs: boolean) => projections.follow(runs) } : {}),
+    // A node with projections.enabled false takes no range: the ranges spread over the nodes that run projections.
+    ...(config.projections.enabled ? { projectionRanges: { ranges, onRange: (range, runs) => projections.onRange(range, runs) } } : {}),
   });
   const authToken = config.api.authToken;
   let started: DataflowNode | undefined;
@@ -86,9 +89,10 @@ export function createNodeCluster(config: NodeRuntimeConfig, logger: NodeLogger,
       view: () => ({ ...runtime.view(), hosted: [...(started?.hostedPipelines() ?? [])].sort() }),
       ...(authToken === undefined ? {} : { authToken }),
     },
-    start: (node, apiUrl) => {
+    start: async (node, apiUrl) => {
       started = node;
-      return runtime.start(node, settings.advertiseUrl?.replace(/\/+$/, '') ?? advertised(apiUrl));
+      if (config.projections.enabled) await projections.open();
+      await runtime.start(node, settings.advertiseUrl?.replace(/\/+$/, '') ?? advertised(apiUrl));
     },
     stop: async () => {
       try {

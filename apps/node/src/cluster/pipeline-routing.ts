@@ -8,9 +8,11 @@
  * shard moved meanwhile, the receiver answers 503 (retriable) instead of
  * bouncing it on.
  *
- * Requests about the projections go to the node that runs them (with the
- * coordinator). Lists and system status need no forwarding: every node asks
- * the one coordinator.
+ * Requests about the projections go to the coordinator's node: their slice
+ * ranges run spread over the nodes, and any node answers their status from
+ * the shared offset store, but a rebuild runs in one place (and shows its
+ * progress there). Lists and system status need no forwarding: every node
+ * asks the one coordinator.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
@@ -25,7 +27,7 @@ export interface PipelineRoutingOptions {
   readonly nodeId: string;
   /** The owner of `pipelineId`'s shard now; undefined while its shard has no live owner (moving, or its node was lost). */
   readonly ownerOf: (pipelineId: string) => PipelineOwner;
-  /** Where the coordinator and the projections run (self when here); their routes are forwarded there. */
+  /** Where the coordinator runs (self when here); the projections' routes are forwarded there. */
   readonly coordinatorOwner?: () => PipelineOwner;
   /** What `GET /api/v1/cluster` shows: this node's view (members, shards, coordinator, hosted pipelines). */
   readonly view?: () => Record<string, unknown>;

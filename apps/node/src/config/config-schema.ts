@@ -119,6 +119,11 @@ const clusterSection = z
     advertiseUrl: z.url({ protocol: /^https?$/ }).optional(),
     /** Pipelines map to this many shards; every node of a cluster must use the same number. */
     shards: z.number().int().min(1).max(4096).default(64),
+    /**
+     * The read-model projections are split into this many slice ranges (of 1 024 slices), each run by one live node;
+     * every node of a cluster must use the same number (a node joining with another one is refused).
+     */
+    projectionRanges: z.number().int().min(1, 'at least 1').max(1024, 'at most 1024 (there are 1 024 slices)').default(4),
     /** Time-to-live of memberships and leases: a killed node's pipelines move after it. */
     leaseTtlMs: z.number().int().min(1_000).max(600_000).default(10_000),
     /** How often a node heartbeats, renews its leases and places its pipelines. */

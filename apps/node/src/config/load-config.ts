@@ -82,6 +82,7 @@ const ENV_FIELDS: readonly (readonly [string, readonly string[], EnvParser])[] =
   ['DATAFLOW_CLUSTER', ['cluster', 'enabled'], flag],
   ['DATAFLOW_CLUSTER_ADVERTISE_URL', ['cluster', 'advertiseUrl'], text],
   ['DATAFLOW_CLUSTER_SHARDS', ['cluster', 'shards'], wholeNumber],
+  ['DATAFLOW_CLUSTER_PROJECTION_RANGES', ['cluster', 'projectionRanges'], wholeNumber],
   ['DATAFLOW_CLUSTER_LEASE_TTL_MS', ['cluster', 'leaseTtlMs'], wholeNumber],
 ];
 

@@ -126,4 +126,14 @@ describe('loadNodeConfig', () => {
     expect(config.logging.logstash).toEqual({ host: 'logstash', port: 5000 });
     expect((await refusal(loadNodeConfig({ env: { DATAFLOW_LOGSTASH_HOST: 'logstash' }, cwd: dir }))).setting).toBe('DATAFLOW_LOGSTASH_HOST');
   });
+
+  it('cluster.projectionRanges: 4 by default, 1-1024 from the file or DATAFLOW_CLUSTER_PROJECTION_RANGES, refused by field outside', async () => {
+    expect((await loadNodeConfig({ env: {}, cwd: dir })).cluster.projectionRanges).toBe(4);
+    expect((await loadNodeConfig({ env: { DATAFLOW_CLUSTER_PROJECTION_RANGES: '16' }, cwd: dir })).cluster.projectionRanges).toBe(16);
+    expect((await refusal(loadNodeConfig({ env: { DATAFLOW_CLUSTER_PROJECTION_RANGES: '2000' }, cwd: dir }))).setting).toBe('DATAFLOW_CLUSTER_PROJECTION_RANGES');
+    const path = await file('node.yaml', 'cluster:\n  projectionRanges: 0\n');
+    const { setting, message } = await refusal(loadNodeConfig({ file: path, env: {}, cwd: dir }));
+    expect(setting).toBe('cluster.projectionRanges in node.yaml');
+    expect(message).toContain('at least 1');
+  });
 });

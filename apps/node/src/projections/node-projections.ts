@@ -9,6 +9,18 @@
  *
  * On a store without SQL (memory, Cassandra) there are no read models: the
  * node says so once and `startNodeProjections` returns undefined.
+ *
+ * In a cluster (`sliceRanges`) each read model is split into slice ranges
+ * of the pipelines' persistence ids, one instance per range with its own
+ * offset (key `slices-<min>-<max>`); a node runs only the ranges it holds
+ * the lease of (`startRange` / `stopRange`, driven by the cluster runtime).
+ * The handlers work per pipeline, so disjoint ranges never apply an event
+ * twice. Management covers every range from the shared offset store,
+ * whichever node runs it: the status sums and maxes them (with the detail
+ * per range), pause and resume set the flag of every range (a node running
+ * a range notices a lifted pause at its next check and starts it again),
+ * and a rebuild pauses every range, swaps the table and moves every range
+ * to the rebuild's offset.
  */
 import { createActorSystem, type ActorRef, type ActorSystem, type Instrumentation, type PersistencePlugin, type ReadJournal } from '@dataflow/core';
 import type { SqlExecutor } from '@dataflow/persistence';
@@ -28,22 +40,45 @@ import {
   type ProjectionMessage,
   type ProjectionStatusEvent,
   type RebuildProgress,
+  sliceKey,
+  type SliceRange,
 } from '@dataflow/projections';
 import { ProjectionNotFoundError } from '../node/node-errors.js';
 import type { NodeLogger } from '../node/node-logger.js';
 
-/** What the node reports about one projection. */
-export interface ProjectionInfo {
-  readonly name: string;
+/** One slice range of a projection split over a cluster's nodes. */
+export interface ProjectionRangeInfo {
   readonly key: string;
-  /** The table it keeps. */
-  readonly table: string;
-  readonly state: 'running' | 'paused' | 'failing' | 'rebuilding';
+  readonly min: number;
+  readonly max: number;
+  readonly state: 'running' | 'paused' | 'failing';
+  /** This node runs the range now. */
+  readonly here: boolean;
   readonly eventsApplied: number;
   readonly lastEventAt: string | null;
   readonly lag: ProjectionLag;
   readonly lastError: string | null;
+}
+
+/** What the node reports about one projection. */
+export interface ProjectionInfo {
+  readonly name: string;
+  /** `default`, or `slices` when it is split into slice ranges (their keys are in `ranges`). */
+  readonly key: string;
+  /** The table it keeps. */
+  readonly table: string;
+  readonly state: 'running' | 'paused' | 'failing' | 'rebuilding';
+  /** Split into ranges: the sum over them. */
+  readonly eventsApplied: number;
+  /** Split into ranges: the latest of them. */
+  readonly lastEventAt: string | null;
+  /** Split into ranges: the events not applied yet summed (the ranges are disjoint), the oldest age among them. */
+  readonly lag: ProjectionLag;
+  /** Split into ranges: the first range's last error, named by its key. */
+  readonly lastError: string | null;
   readonly rebuild: (RebuildProgress & { readonly state: 'running' | 'done' | 'failed'; readonly error?: string }) | null;
+  /** Split into slice ranges (cluster mode): each range as the offset store has it. */
+  readonly ranges?: readonly ProjectionRangeInfo[];
 }
 
 /** The projections of a node. */
@@ -59,18 +94,46 @@ export interface NodeProjections {
   close(): Promise<void>;
 }
 
+/** The projections of a node in a cluster: the read models split into slice ranges, the ranges this node holds running here. */
+export interface SlicedNodeProjections extends NodeProjections {
+  /** Every range of the split (the same on every node). */
+  readonly ranges: readonly SliceRange[];
+  /** Starts the instances of `range` (one per read model) from their stored offsets; nothing when they run already. */
+  startRange(range: SliceRange): Promise<void>;
+  /** Stops the instances of `range` and resolves once they have stopped (no write of theirs follows). */
+  stopRange(range: SliceRange): Promise<void>;
+  /** The ranges running here. */
+  runningRanges(): SliceRange[];
+}
+
 export interface NodeProjectionsOptions {
   readonly persistence: PersistencePlugin;
   readonly logger: NodeLogger;
   /** `auto`: create or migrate the projections' tables at start; `check`: refuse a schema missing a migration. */
   readonly migrate: 'auto' | 'check';
+  /**
+   * Cluster mode: split every read model into these slice ranges (disjoint,
+   * covering 0-1023, e.g. `sliceRanges(4)`), none running until
+   * `startRange`. Without it, one instance of each runs over every slice
+   * (key `default`).
+   */
+  readonly sliceRanges?: readonly SliceRange[];
+  /** Split into ranges: how often the ranges running here look for a pause lifted by another node, ms (default 1 000). */
+  readonly resumeCheckMs?: number;
+}
+
+interface Instance {
+  readonly range: SliceRange | undefined;
+  readonly actor: ActorRef<ProjectionMessage>;
 }
 
 interface Entry {
+  /** The unsliced projection: the one that runs without ranges (key `default`); split into ranges, it names the read model (key `slices`) for the rebuild. */
   readonly projection: Projection;
   readonly table: string;
-  readonly shadow: (table: string, key: string) => Projection;
-  actor: ActorRef<ProjectionMessage>;
+  readonly make: (options: { readonly key?: string; readonly table?: string; readonly slices?: SliceRange }) => Projection;
+  /** The instances running in this node, by key. */
+  readonly instances: Map<string, Instance>;
   rebuild: { progress: RebuildProgress; state: 'running' | 'done' | 'failed'; error?: string; run: Promise<void> } | undefined;
 }
 
@@ -80,6 +143,9 @@ function sqlOf(persistence: PersistencePlugin): { readonly executor: SqlExecutor
   return candidate.executor !== undefined && typeof candidate.schema === 'string' ? { executor: candidate.executor, schema: candidate.schema } : undefined;
 }
 
+/** The key of the whole of a read model split into ranges (the ranges have `slices-<min>-<max>`). */
+const SLICED_KEY = 'slices';
+
 /**
  * Starts the read-model projections on the node's store.
  *
@@ -87,9 +153,14 @@ function sqlOf(persistence: PersistencePlugin): { readonly executor: SqlExecutor
  * ```ts
  * const projections = await startNodeProjections({ persistence: node.persistence, logger, migrate: 'auto' });
  * for (const p of (await projections?.list()) ?? []) logger.info(`${p.name}: ${p.eventsApplied} events`);
+ * // In a cluster: split into 4 ranges, this node running the ones it holds.
+ * const sliced = await startNodeProjections({ persistence: node.persistence, logger, migrate: 'check', sliceRanges: sliceRanges(4) });
+ * await sliced?.startRange({ min: 0, max: 255 });
  * ```
  */
-export async function startNodeProjections(options: NodeProjectionsOptions): Promise<NodeProjections | undefined> {
+export async function startNodeProjections(options: NodeProjectionsOptions & { readonly sliceRanges: readonly SliceRange[] }): Promise<SlicedNodeProjections | undefined>;
+export async function startNodeProjections(options: NodeProjectionsOptions): Promise<NodeProjections | undefined>;
+export async function startNodeProjections(options: NodeProjectionsOptions): Promise<SlicedNodeProjections | NodeProjections | undefined> {
   const sql = sqlOf(options.persistence);
   if (sql === undefined) {
     options.logger.info('read models are off: the journal store has no SQL database (they run on the embedded store and on Postgres)');
@@ -106,53 +177,159 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
   const journal = sqlJournalOf(options.persistence);
   const deps = { queries, store, executor: sql.executor, onStatus: observer.onStatus, ...(journal === undefined ? {} : { journal }) };
   observer.on('*', (event) => {
-    if (event.type === 'error') options.logger.warn(`projection ${event.id.name}: ${messageOf(event.error)} (${event.outcome}, attempt ${event.attempt})`, { projection: event.id.name });
+    if (event.type === 'error') options.logger.warn(`projection ${event.id.name}/${event.id.key}: ${messageOf(event.error)} (${event.outcome}, attempt ${event.attempt})`, { projection: event.id.name });
   });
+  const ranges = options.sliceRanges;
   const entries = new Map<string, Entry>();
-  const add = (projection: Projection, table: string, shadow: Entry['shadow']): void => {
-    entries.set(projection.id.name, { projection, table, shadow, actor: spawnProjection(system, projection, deps), rebuild: undefined });
+  const add = (table: string, make: Entry['make']): void => {
+    const projection = make(ranges === undefined ? {} : { key: SLICED_KEY });
+    const entry: Entry = { projection, table, make, instances: new Map(), rebuild: undefined };
+    if (ranges === undefined) entry.instances.set(projection.id.key, { range: undefined, actor: spawnProjection(system, projection, deps) });
+    entries.set(projection.id.name, entry);
   };
-  add(pipelineStatusProjection({ schema: sql.schema }), 'pipeline_status', (table, key) => pipelineStatusProjection({ schema: sql.schema, table, key }));
-  add(pipelineMetricsHourlyProjection({ schema: sql.schema }), 'pipeline_metrics_hourly', (table, key) =>
-    pipelineMetricsHourlyProjection({ schema: sql.schema, table, key }),
-  );
+  add('pipeline_status', (o) => pipelineStatusProjection({ schema: sql.schema, ...o }));
+  add('pipeline_metrics_hourly', (o) => pipelineMetricsHourlyProjection({ schema: sql.schema, ...o }));
 
   const entryOf = (name: string): Entry => {
     const entry = entries.get(name);
     if (entry === undefined) throw new ProjectionNotFoundError(name, [...entries.keys()]);
     return entry;
   };
-  const info = async (entry: Entry): Promise<ProjectionInfo> => {
-    const status = await management.status(entry.projection.id, entry.projection.tag);
-    const last = observer.last(entry.projection.id);
-    const failing = last?.type === 'error' || (last?.type === 'stopped' && last.reason === 'failed');
+  /** The instance ids of a read model: its ranges, or its one unsliced instance. */
+  const idsOf = (entry: Entry) => (ranges === undefined ? [entry.projection.id] : ranges.map((range) => ({ name: entry.projection.id.name, key: sliceKey(range) })));
+  const failingHere = (id: { name: string; key: string }): boolean => {
+    const last = observer.last(id);
+    return last?.type === 'error' || (last?.type === 'stopped' && last.reason === 'failed');
+  };
+  const rebuildOf = (entry: Entry): ProjectionInfo['rebuild'] => {
     const rebuild = entry.rebuild;
+    return rebuild === undefined ? null : { ...rebuild.progress, state: rebuild.state, ...(rebuild.error === undefined ? {} : { error: rebuild.error }) };
+  };
+  const isoOf = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+  const info = async (entry: Entry): Promise<ProjectionInfo> => {
+    const rebuilding = entry.rebuild?.state === 'running';
+    if (ranges === undefined) {
+      const status = await management.status(entry.projection.id, entry.projection.tag);
+      return {
+        name: entry.projection.id.name,
+        key: entry.projection.id.key,
+        table: entry.table,
+        state: rebuilding ? 'rebuilding' : status.paused ? 'paused' : failingHere(entry.projection.id) ? 'failing' : 'running',
+        eventsApplied: status.eventsApplied,
+        lastEventAt: isoOf(status.lastEventAt),
+        lag: status.lag,
+        lastError: status.lastError ?? null,
+        rebuild: rebuildOf(entry),
+      };
+    }
+    const name = entry.projection.id.name;
+    const perRange = await Promise.all(
+      ranges.map(async (range): Promise<ProjectionRangeInfo> => {
+        const key = sliceKey(range);
+        const status = await management.status({ name, key }, entry.projection.tag, range);
+        // A last error stays stored until the range's next save: a range failing on another node shows here by it.
+        const failing = failingHere({ name, key }) || status.lastError !== undefined;
+        return {
+          key,
+          min: range.min,
+          max: range.max,
+          state: status.paused ? 'paused' : failing ? 'failing' : 'running',
+          here: entry.instances.has(key),
+          eventsApplied: status.eventsApplied,
+          lastEventAt: isoOf(status.lastEventAt),
+          lag: status.lag,
+          lastError: status.lastError ?? null,
+        };
+      }),
+    );
+    const unknown = perRange.find((r) => r.lag.kind === 'unknown');
+    const lag: ProjectionLag =
+      unknown !== undefined
+        ? unknown.lag
+        : {
+            kind: 'known',
+            events: perRange.reduce((sum, r) => sum + (r.lag.kind === 'known' ? r.lag.events : 0), 0),
+            seconds: Math.max(0, ...perRange.map((r) => (r.lag.kind === 'known' ? r.lag.seconds : 0))),
+          };
+    const lastEvents = perRange.flatMap((r) => (r.lastEventAt === null ? [] : [r.lastEventAt])).sort();
+    const erring = perRange.find((r) => r.lastError !== null);
     return {
-      name: entry.projection.id.name,
-      key: entry.projection.id.key,
+      name,
+      key: SLICED_KEY,
       table: entry.table,
-      state: rebuild?.state === 'running' ? 'rebuilding' : status.paused ? 'paused' : failing ? 'failing' : 'running',
-      eventsApplied: status.eventsApplied,
-      lastEventAt: status.lastEventAt === undefined ? null : new Date(status.lastEventAt).toISOString(),
-      lag: status.lag,
-      lastError: status.lastError ?? null,
-      rebuild: rebuild === undefined ? null : { ...rebuild.progress, state: rebuild.state, ...(rebuild.error === undefined ? {} : { error: rebuild.error }) },
+      state: rebuilding ? 'rebuilding' : perRange.every((r) => r.state === 'paused') ? 'paused' : perRange.some((r) => r.state === 'failing') ? 'failing' : 'running',
+      eventsApplied: perRange.reduce((sum, r) => sum + r.eventsApplied, 0),
+      lastEventAt: lastEvents.at(-1) ?? null,
+      lag,
+      lastError: erring === undefined ? null : `${erring.key}: ${erring.lastError}`,
+      rebuild: rebuildOf(entry),
+      ranges: perRange,
     };
   };
+  const startHere = (entry: Entry): void => {
+    for (const instance of entry.instances.values()) instance.actor.tell({ type: 'start' });
+  };
+
   let closed = false;
-  return {
+  // Per range, its starts and stops one after the other.
+  const transitions = new Map<string, Promise<void>>();
+  const inTurn = (range: SliceRange, work: () => Promise<void>): Promise<void> => {
+    const key = sliceKey(range);
+    const next = (transitions.get(key) ?? Promise.resolve()).then(work);
+    transitions.set(
+      key,
+      next.catch(() => undefined),
+    );
+    return next;
+  };
+  const checkRange = (range: SliceRange): void => {
+    if (ranges === undefined || !ranges.some((r) => r.min === range.min && r.max === range.max)) {
+      throw new RangeError(`slice range ${sliceKey(range)} is not one of this node's split (${(ranges ?? []).map(sliceKey).join(', ') || 'not split'})`);
+    }
+  };
+  // A pause lifted on another node (resume, the end of a rebuild): the ranges running here start again.
+  let resumeCheck: NodeJS.Timeout | undefined;
+  if (ranges !== undefined) {
+    let checking = false;
+    let lastFailure = '';
+    resumeCheck = setInterval(() => {
+      if (checking || closed || [...entries.values()].every((e) => e.instances.size === 0)) return;
+      checking = true;
+      store
+        .list()
+        .then((rows) => {
+          lastFailure = '';
+          for (const entry of entries.values()) {
+            for (const [key, instance] of entry.instances) {
+              const row = rows.find((r) => r.name === entry.projection.id.name && r.key === key);
+              if (row !== undefined && !row.paused) instance.actor.tell({ type: 'start' });
+            }
+          }
+        })
+        .catch((error: unknown) => {
+          const message = messageOf(error);
+          if (message !== lastFailure) options.logger.warn(`projections: could not read the paused flags of the ranges running here: ${message}; trying again`);
+          lastFailure = message;
+        })
+        .finally(() => (checking = false));
+    }, options.resumeCheckMs ?? 1_000);
+    resumeCheck.unref();
+  }
+
+  const projections: SlicedNodeProjections = {
     events: observer,
+    ranges: ranges ?? [],
     list: () => Promise.all([...entries.values()].map(info)),
     get: async (name) => (entries.has(name) ? info(entryOf(name)) : undefined),
     pause: async (name) => {
       const entry = entryOf(name);
-      await management.pause(entry.projection.id);
+      for (const id of idsOf(entry)) await management.pause(id);
       return info(entry);
     },
     resume: async (name) => {
       const entry = entryOf(name);
-      await management.resume(entry.projection.id);
-      entry.actor.tell({ type: 'start' });
+      for (const id of idsOf(entry)) await management.resume(id);
+      startHere(entry);
       return info(entry);
     },
     rebuild: async (name) => {
@@ -167,7 +344,8 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
         schema: sql.schema,
         table: entry.table,
         live: entry.projection,
-        shadow: entry.shadow,
+        ...(ranges === undefined ? {} : { liveRanges: idsOf(entry) }),
+        shadow: (table, key) => entry.make({ table, key }),
         onProgress: (p) => {
           progress.progress = p;
           if (entry.rebuild !== undefined) entry.rebuild.progress = p;
@@ -175,25 +353,58 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
       }).then(
         (applied) => {
           if (entry.rebuild !== undefined) entry.rebuild.state = 'done';
-          // The live projection was paused for the swap: start its actor again from the swapped offset.
-          if (!closed) entry.actor.tell({ type: 'start' });
+          // The live projection was paused for the swap: start its actor again from the swapped offset (other nodes' ranges notice the lifted pause).
+          if (!closed) startHere(entry);
           options.logger.info(`projection ${name} rebuilt from the journal (${applied} events) and swapped in`, { projection: name });
         },
         (error: unknown) => {
           if (entry.rebuild !== undefined) Object.assign(entry.rebuild, { state: 'failed', error: messageOf(error) });
-          if (!closed) entry.actor.tell({ type: 'start' });
+          if (!closed) startHere(entry);
           options.logger.error(`the rebuild of projection ${name} failed: ${messageOf(error)}`, { projection: name });
         },
       );
       entry.rebuild = { progress: progress.progress, state: 'running', run };
       return info(entry);
     },
+    startRange: (range) => {
+      checkRange(range);
+      return inTurn(range, () => {
+        if (closed) return Promise.resolve();
+        const key = sliceKey(range);
+        for (const entry of entries.values()) {
+          if (entry.instances.has(key)) continue;
+          entry.instances.set(key, { range, actor: spawnProjection(system, entry.make({ key, slices: range }), deps) });
+        }
+        return Promise.resolve();
+      });
+    },
+    stopRange: (range) => {
+      checkRange(range);
+      return inTurn(range, async () => {
+        const key = sliceKey(range);
+        await Promise.all(
+          [...entries.values()].map(async (entry) => {
+            const instance = entry.instances.get(key);
+            if (instance === undefined) return;
+            entry.instances.delete(key);
+            await system.stop(instance.actor);
+          }),
+        );
+      });
+    },
+    runningRanges: () => {
+      const first = entries.values().next().value;
+      return first === undefined ? [] : [...first.instances.values()].flatMap((i) => (i.range === undefined ? [] : [i.range])).sort((a, b) => a.min - b.min);
+    },
     close: async () => {
       closed = true;
+      clearInterval(resumeCheck);
       await Promise.all([...entries.values()].flatMap((e) => (e.rebuild === undefined ? [] : [e.rebuild.run])));
+      await Promise.all([...transitions.values()]);
       await terminate(system);
     },
   };
+  return projections;
 }
 
 async function terminate(system: ActorSystem): Promise<void> {

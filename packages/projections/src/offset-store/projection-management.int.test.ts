@@ -15,6 +15,7 @@ import { migrateProjections } from '../schema/projections-schema.js';
 import { ProjectionManagement } from './projection-management.js';
 import { InvalidProjectionInputError } from './projection-management-errors.js';
 import { ProjectionOffsetStore } from './projection-offset-store.js';
+import { ProjectionOffsetMovedError } from '../runner/projection-errors.js';
 
 interface Store {
   readonly schema: string;
@@ -92,6 +93,29 @@ describe.each(Object.keys(stores))('projection offset store and management on %s
     expect(row.eventsApplied).toBe(5);
     expect(row.lastEventAt).toBe(2_000);
     expect(row.updatedAt).toBeInstanceOf(Date);
+  });
+
+  it('saves conditionally on the offset it left: moved by another instance, nothing is saved and the transaction rolls back', async () => {
+    const id = { name: 'fenced', key: 'slices-0-511' };
+    await offsets.save(id, { kind: 'sequence', value: 3 }, 3, 1, store.executor, { offset: undefined });
+    await offsets.save(id, { kind: 'sequence', value: 5 }, 2, 2, store.executor, { offset: { kind: 'sequence', value: 3 } });
+    // Another instance took the key over and saved further.
+    await offsets.save(id, { kind: 'sequence', value: 9 }, 4, 3);
+    const stale = store.executor.transaction(async (tx) => {
+      await tx.query(`CREATE TABLE IF NOT EXISTS "${store.schema}".fenced_rows (n int)`);
+      await tx.query(`INSERT INTO "${store.schema}".fenced_rows VALUES (1)`);
+      await offsets.save(id, { kind: 'sequence', value: 7 }, 2, 4, tx, { offset: { kind: 'sequence', value: 5 } });
+    });
+    await expect(stale).rejects.toBeInstanceOf(ProjectionOffsetMovedError);
+    const error = (await stale.catch((e: unknown) => e)) as ProjectionOffsetMovedError;
+    expect(isDataflowError(error, 'projection/offset-moved')).toBe(true);
+    expect(error.retriable).toBe(true);
+    expect(await offsets.get(id)).toMatchObject({ offset: { kind: 'sequence', value: 9 }, eventsApplied: 9 });
+    expect(await store.executor.query(`SELECT to_regclass('"${store.schema}".fenced_rows') AS t`)).toEqual([{ t: null }]);
+    // A new instance whose row appeared meanwhile is refused too.
+    const fresh = { name: 'fenced', key: 'slices-512-1023' };
+    await offsets.save(fresh, { kind: 'sequence', value: 2 }, 1, 1);
+    await expect(offsets.save(fresh, { kind: 'sequence', value: 4 }, 1, 1, store.executor, { offset: undefined })).rejects.toBeInstanceOf(ProjectionOffsetMovedError);
   });
 
   it('keeps projections apart by name and key', async () => {

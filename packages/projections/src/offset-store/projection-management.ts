@@ -9,7 +9,7 @@
  * global ordering; a time-based offset (Cassandra) has no cheap count, so
  * its lag is reported as unknown with the reason.
  */
-import type { Offset } from '@dataflow/core';
+import type { Offset, SliceRange } from '@dataflow/core';
 import { quoteSchema } from '@dataflow/persistence';
 import { z } from 'zod';
 import type { ProjectionId, ProjectionOffsetRow, ProjectionOffsetStore } from './projection-offset-store.js';
@@ -51,6 +51,10 @@ const offsetSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('timestamp'), value: z.number().int().nonnegative(), seen: z.record(z.string(), z.number().int().positive()) }),
 ]);
 
+const sliceRangeSchema = z
+  .object({ min: z.number().int().min(0).max(1023), max: z.number().int().min(0).max(1023) })
+  .refine((r) => r.min <= r.max, { message: 'min must not exceed max', path: ['max'] });
+
 function parse<T>(schema: z.ZodType<T>, what: string, value: unknown): T {
   const result = schema.safeParse(value);
   if (!result.success) throw new InvalidProjectionInputError(what, fieldErrorsOf(result.error, what));
@@ -87,7 +91,7 @@ export class ProjectionManagement {
     return (await this.store.get(parse(idSchema, 'id', id))).offset;
   }
 
-  /** Skips ahead (or back): the projection's next run starts after `offset`. A running projection keeps its position until it restarts. */
+  /** Skips ahead (or back): the projection's next run starts after `offset`. A running projection's next save finds the offset moved: that run ends and the next one starts from here. */
   async setOffset(id: ProjectionId, offset: Offset): Promise<void> {
     await this.store.setOffset(parse(idSchema, 'id', id), parse(offsetSchema, 'offset', offset));
   }
@@ -111,15 +115,19 @@ export class ProjectionManagement {
     return (await this.store.get(parse(idSchema, 'id', id))).paused;
   }
 
-  /** Offset, counters, paused flag, last error and the lag behind `tag`. */
-  async status(id: ProjectionId, tag: string): Promise<ProjectionStatus> {
+  /**
+   * Offset, counters, paused flag, last error and the lag behind `tag`; for an
+   * instance over a slice range, `slices` counts only the events of its slices.
+   */
+  async status(id: ProjectionId, tag: string, slices?: SliceRange): Promise<ProjectionStatus> {
     const checked = parse(idSchema, 'id', id);
     const checkedTag = parse(z.string().min(1, 'a tag cannot be empty'), 'tag', tag);
+    const checkedSlices = slices === undefined ? undefined : parse(sliceRangeSchema, 'slices', slices);
     const row = await this.store.get(checked);
-    return { ...row, id: checked, tag: checkedTag, lag: await this.#lag(checkedTag, row.offset) };
+    return { ...row, id: checked, tag: checkedTag, lag: await this.#lag(checkedTag, row.offset, checkedSlices) };
   }
 
-  async #lag(tag: string, offset: Offset | undefined): Promise<ProjectionLag> {
+  async #lag(tag: string, offset: Offset | undefined, slices: SliceRange | undefined): Promise<ProjectionLag> {
     if (offset !== undefined && offset.kind === 'timestamp') {
       return { kind: 'unknown', reason: 'the offset is time-based (Cassandra): the journal cannot count the events after it' };
     }
@@ -127,8 +135,8 @@ export class ProjectionManagement {
     const [row] = await this.store.executor.query<{ events: string | number; oldest: string | number | null }>(
       `SELECT count(*) AS events, min(j.written_at) AS oldest
          FROM ${this.#journal.tags} t JOIN ${this.#journal.events} j ON j.ordering = t.ordering
-        WHERE t.tag = $1 AND t.ordering > $2 AND NOT j.deleted`,
-      [tag, after],
+        WHERE t.tag = $1 AND t.ordering > $2 AND NOT j.deleted${slices === undefined ? '' : ' AND j.slice BETWEEN $3 AND $4'}`,
+      slices === undefined ? [tag, after] : [tag, after, slices.min, slices.max],
     );
     const events = Number(row?.events ?? 0);
     const oldest = row?.oldest === null || row?.oldest === undefined ? undefined : Number(row.oldest);

@@ -10,6 +10,7 @@
  */
 import type { Offset } from '@dataflow/core';
 import { quoteSchema, type SqlExecutor, type SqlQueryable } from '@dataflow/persistence';
+import { ProjectionOffsetMovedError } from '../runner/projection-errors.js';
 
 /** Identifies one projection instance (the key tells apart slice ranges or tag variants). */
 export interface ProjectionId {
@@ -65,15 +66,25 @@ export class ProjectionOffsetStore {
     };
   }
 
-  /** Stores the offset after `events` more events (inside the caller's transaction for exactly-once). Clears the last error. */
-  async save(id: ProjectionId, offset: Offset, events: number, lastEventAt: number, on: SqlQueryable = this.executor): Promise<void> {
-    await on.query(
+  /**
+   * Stores the offset after `events` more events (inside the caller's transaction for exactly-once). Clears the last error.
+   * With `expected` (the offset the caller last read or saved, undefined for none) the save is conditional: when the stored
+   * offset is another one, nothing is saved and it throws `ProjectionOffsetMovedError` (the caller's transaction rolls back).
+   * A concurrent writer of the row waits for this transaction, so of two instances only one moves an offset.
+   */
+  async save(id: ProjectionId, offset: Offset, events: number, lastEventAt: number, on: SqlQueryable = this.executor, expected?: { readonly offset: Offset | undefined }): Promise<void> {
+    const params: unknown[] = [id.name, id.key, JSON.stringify(offset), events, lastEventAt];
+    if (expected !== undefined) params.push(expected.offset === undefined ? null : JSON.stringify(expected.offset));
+    const saved = await on.query<{ saved: number }>(
       `INSERT INTO ${this.#table} AS p (projection_name, projection_key, "offset", events_applied, last_event_at, last_error, updated_at)
        VALUES ($1, $2, $3::jsonb, $4, $5, NULL, now())
        ON CONFLICT (projection_name, projection_key) DO UPDATE
-         SET "offset" = EXCLUDED."offset", events_applied = p.events_applied + $4, last_event_at = EXCLUDED.last_event_at, last_error = NULL, updated_at = now()`,
-      [id.name, id.key, JSON.stringify(offset), events, lastEventAt],
+         SET "offset" = EXCLUDED."offset", events_applied = p.events_applied + $4, last_event_at = EXCLUDED.last_event_at, last_error = NULL, updated_at = now()
+       ${expected === undefined ? '' : 'WHERE p."offset" IS NOT DISTINCT FROM $6::jsonb'}
+       RETURNING 1 AS saved`,
+      params,
     );
+    if (saved.length === 0) throw new ProjectionOffsetMovedError(id.name, id.key);
   }
 
   /** Skips ahead (or back): the next run starts after `offset`. */

@@ -7,6 +7,14 @@
  * projection is paused for the final stretch and resumed after the swap.
  *
  * Progress (events done / total) is reported while the replay runs.
+ *
+ * A read model kept by several instances over disjoint slice ranges (a
+ * cluster, `liveRanges`) is rebuilt the same way: every range is paused, the
+ * shadow catches up with the furthest of them, and at the swap every range's
+ * offset moves to the shadow's. On Postgres and PGlite a slice-range reader
+ * and the tag reader share one offset space (the journal's global ordering),
+ * so the shadow's offset is a valid position for every range: all events up
+ * to it, of every slice, are in the swapped-in table.
  */
 import { NoOffset, type Offset, type ReadJournal } from '@dataflow/core';
 import { quoteSchema, type SqlExecutor } from '@dataflow/persistence';
@@ -30,6 +38,13 @@ export interface RebuildOptions {
   readonly table: string;
   /** The live projection (its offset moves to the rebuild's at the swap). */
   readonly live: Projection;
+  /**
+   * The instances that together keep the table when it is split into slice
+   * ranges (default: `live` alone). All are paused for the swap, and each
+   * gets the rebuild's offset; `live` then only names the rebuild (its tag,
+   * and its key for the shadow's key).
+   */
+  readonly liveRanges?: readonly ProjectionId[];
   /** Builds the same projection writing to another table, under another key. */
   readonly shadow: (table: string, key: string) => Projection;
   readonly onProgress?: (progress: RebuildProgress) => void;
@@ -106,19 +121,23 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<number>
   try {
     // Replay up to where the journal was when the rebuild began, then pause the live projection and catch up with it.
     await wait(async () => (await store.get(shadowId)).eventsApplied >= total, 'the replay', 24 * 3_600_000);
-    await store.setPaused(live.id, true);
-    const liveOffset = async () => (await store.get(live.id)).offset ?? NoOffset;
-    // The live projection stops at its next pause check; from then on its offset stays put.
-    let previous = JSON.stringify(await liveOffset());
+    const lives = options.liveRanges ?? [live.id];
+    for (const id of lives) await store.setPaused(id, true);
+    const liveOffsets = async () => JSON.stringify(await Promise.all(lives.map(async (id) => (await store.get(id)).offset ?? NoOffset)));
+    // The live projections stop at their next pause check; from then on their offsets stay put.
+    let previous = await liveOffsets();
     await wait(async () => {
       await new Promise((r) => setTimeout(r, 1_100));
-      const now = JSON.stringify(await liveOffset());
+      const now = await liveOffsets();
       const settled = now === previous;
       previous = now;
       return settled;
     }, 'the live projection to pause', options.pauseTimeoutMs ?? 30_000);
-    const target = await store.get(live.id);
-    await wait(async () => reached(await store.get(shadowId), target), 'the shadow to reach the live position', 24 * 3_600_000);
+    const targets = await Promise.all(lives.map((id) => store.get(id)));
+    await wait(async () => {
+      const shadowRow = await store.get(shadowId);
+      return targets.every((target) => reached(shadowRow, target));
+    }, 'the shadow to reach the live position', 24 * 3_600_000);
     controller.abort();
     await run;
     const rebuilt = await store.get(shadowId);
@@ -127,8 +146,11 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<number>
       await tx.query(`ALTER TABLE ${schema}.${shadowTable} RENAME TO ${table}`);
       await tx.query(`DROP TABLE ${schema}.${table}__old`);
       if (rebuilt.offset !== undefined) {
-        await store.clearOffset(live.id, tx);
-        await store.save(live.id, rebuilt.offset, rebuilt.eventsApplied, rebuilt.lastEventAt ?? 0, tx);
+        // Split into ranges, the events replayed are counted once (on the first range): the sum over the ranges stays right.
+        for (const [i, id] of lives.entries()) {
+          await store.clearOffset(id, tx);
+          await store.save(id, rebuilt.offset, i === 0 ? rebuilt.eventsApplied : 0, rebuilt.lastEventAt ?? 0, tx);
+        }
       }
     });
     return rebuilt.eventsApplied;
@@ -138,6 +160,6 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<number>
       () => undefined,
       () => undefined,
     );
-    await store.setPaused(live.id, false);
+    for (const id of options.liveRanges ?? [live.id]) await store.setPaused(id, false);
   }
 }

@@ -1,7 +1,12 @@
 /**
  * Runs one projection: reads its tag from the stored offset (live), applies
  * the handler per its guarantee and recovery strategy, saves offsets, and
- * stops when its signal aborts or the projection is paused. A failure the
+ * stops when its signal aborts or the projection is paused. Every save is
+ * conditional on the stored offset still being the one this run left
+ * (`ProjectionOffsetMovedError` otherwise, its transaction rolled back): an
+ * instance that lingers after another took its key over (a slice range
+ * moved to another node, a rebuild swapped the table) cannot apply events
+ * twice. A failure the
  * strategy does not absorb rejects the run (its supervisor restarts it from
  * the stored offset).
  */
@@ -9,7 +14,7 @@ import { NoOffset, supportsEventsBySlices, type EventEnvelope, type Offset, type
 import type { SqlExecutor } from '@dataflow/persistence';
 import type { ProjectionId, ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
 import { groupedWithinMs } from './grouped-within.js';
-import { ProjectionHandlerError } from './projection-errors.js';
+import { ProjectionHandlerError, ProjectionOffsetMovedError } from './projection-errors.js';
 import { BulkNotApplicableError, type EventHandler, type GroupHandler, type Projection } from './projection.js';
 import { sliceForPersistenceId, type SliceRange } from '../slices/slices.js';
 
@@ -77,6 +82,8 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
     return 'paused';
   }
   emit({ type: 'started', id, offset: stored.offset });
+  // Where this run left the stored offset: each save expects it there.
+  const position: { offset: Offset | undefined } = { offset: stored.offset };
   const inner = new AbortController();
   const abort = () => inner.abort();
   signal.addEventListener('abort', abort, { once: true });
@@ -103,7 +110,7 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
   try {
     let from = stored.offset ?? NoOffset;
     if (projection.bulk !== undefined && deps.journal !== undefined && (from.kind === 'none' || from.kind === 'sequence')) {
-      from = await bulkCatchUp(projection, projection.bulk, deps, deps.journal, from.kind === 'sequence' ? from.value : 0, emit, inner.signal);
+      from = await bulkCatchUp(projection, projection.bulk, deps, deps.journal, from.kind === 'sequence' ? from.value : 0, emit, inner.signal, position);
     }
     const events = sourceOf(projection, deps.queries, from, { live: true, signal: inner.signal });
     const guarantee = projection.guarantee;
@@ -113,9 +120,10 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
         await withRecovery(projection, deps, emit, inner.signal, async () => {
           await deps.executor.transaction(async (tx) => {
             await (projection.handler as GroupHandler)(group, tx);
-            await deps.store.save(id, last.offset, group.length, last.timestamp, tx);
+            await deps.store.save(id, last.offset, group.length, last.timestamp, tx, position);
           });
-        }, last, group.length);
+          position.offset = last.offset;
+        }, last, group.length, position);
         emit({ type: 'progress', id, offset: last.offset, events: group.length, lastEventAt: last.timestamp });
         if (await pausedNow()) break;
       }
@@ -124,9 +132,10 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
         await withRecovery(projection, deps, emit, inner.signal, async () => {
           await deps.executor.transaction(async (tx) => {
             await (projection.handler as EventHandler)(envelope, tx);
-            await deps.store.save(id, envelope.offset, 1, envelope.timestamp, tx);
+            await deps.store.save(id, envelope.offset, 1, envelope.timestamp, tx, position);
           });
-        }, envelope, 1);
+          position.offset = envelope.offset;
+        }, envelope, 1, position);
         emit({ type: 'progress', id, offset: envelope.offset, events: 1, lastEventAt: envelope.timestamp });
         if (await pausedNow()) break;
       }
@@ -143,7 +152,8 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
         unsaved = 0;
         savedAt = Date.now();
         saving = saving.then(async () => {
-          await deps.store.save(id, upTo.offset, events, upTo.timestamp);
+          await deps.store.save(id, upTo.offset, events, upTo.timestamp, deps.executor, position);
+          position.offset = upTo.offset;
           emit({ type: 'progress', id, offset: upTo.offset, events, lastEventAt: upTo.timestamp });
         });
         return saving;
@@ -155,7 +165,7 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
       saveTimer.unref?.();
       try {
         for await (const envelope of events) {
-          await withRecovery(projection, deps, emit, inner.signal, () => (projection.handler as EventHandler)(envelope, deps.executor), envelope, 0);
+          await withRecovery(projection, deps, emit, inner.signal, () => (projection.handler as EventHandler)(envelope, deps.executor), envelope, 0, position);
           last = envelope;
           unsaved++;
           if (unsaved >= guarantee.saveEvery || Date.now() - savedAt >= guarantee.saveAfterMs) await save();
@@ -202,6 +212,7 @@ async function bulkCatchUp(
   after: number,
   emit: (event: ProjectionStatusEvent) => void,
   signal: AbortSignal,
+  position: { offset: Offset | undefined },
 ): Promise<Offset> {
   let done = after;
   const offset = (): Offset => (done === 0 ? NoOffset : { kind: 'sequence', value: done });
@@ -215,9 +226,10 @@ async function bulkCatchUp(
     try {
       applied = await deps.executor.transaction(async (tx) => {
         const result = await bulk(tx, range);
-        await deps.store.save(projection.id, next, result.events, result.lastEventAt ?? Date.now(), tx);
+        await deps.store.save(projection.id, next, result.events, result.lastEventAt ?? Date.now(), tx, position);
         return result;
       });
+      position.offset = next;
     } catch (error) {
       if (error instanceof BulkNotApplicableError) return offset(); // read the rest event by event
       throw error;
@@ -273,6 +285,7 @@ async function withRecovery(
   work: () => Promise<void>,
   last: EventEnvelope,
   events: number,
+  position: { offset: Offset | undefined },
 ): Promise<void> {
   const strategy = projection.recovery;
   const retries = strategy.type === 'retry-and-fail' || strategy.type === 'retry-and-skip' ? strategy.retries : 0;
@@ -281,7 +294,8 @@ async function withRecovery(
       await work();
       return;
     } catch (error) {
-      if (signal.aborted) throw error;
+      // Another instance or management moved the offset: no recovery strategy applies, the run ends and restarts from it.
+      if (signal.aborted || error instanceof ProjectionOffsetMovedError) throw error;
       const skip = strategy.type === 'skip' || (strategy.type === 'retry-and-skip' && attempt > retries);
       const retry = !skip && attempt <= retries;
       const outcome = retry ? 'retry' : skip ? 'skip' : 'fail';
@@ -292,7 +306,10 @@ async function withRecovery(
         continue;
       }
       // A skipped event's offset is saved first: a save clears the last error, and this one must stay visible.
-      if (skip && events > 0) await deps.store.save(projection.id, last.offset, events, last.timestamp);
+      if (skip && events > 0) {
+        await deps.store.save(projection.id, last.offset, events, last.timestamp, deps.executor, position);
+        position.offset = last.offset;
+      }
       await deps.store.setError(projection.id, `${outcome === 'skip' ? 'skipped' : 'failed'} at ${describe(last)} after ${attempt} attempt(s): ${message}`);
       if (skip) return;
       throw new ProjectionHandlerError(projection.id.name, `the handler failed at ${describe(last)} after ${attempt} attempt(s): ${message}`, { cause: error, attempts: attempt });
