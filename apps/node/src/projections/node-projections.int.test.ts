@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { localConnectorFactory } from '../node/connector-factory.js';
 import { startNode, type DataflowNode } from '../node/dataflow-node.js';
 import type { NodeLogger } from '../node/node-logger.js';
+import { sliceRanges } from '@dataflow/projections';
 import { startNodeProjections, type NodeProjections } from './node-projections.js';
 
 const quiet: NodeLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -123,5 +124,49 @@ describe('the node read models', () => {
     const error: unknown = await projections.pause('__proto__').catch((e: unknown) => e);
     expect(isDataflowError(error, 'node/projection-not-found')).toBe(true);
     expect((error as Error).message).toContain('pipeline_status, pipeline_metrics_hourly');
+  });
+
+  it('goes from one instance to slice ranges and back without counting twice; a split it cannot take over waits for a rebuild', { timeout: 120_000 }, async () => {
+    const hourlyTotals = async () =>
+      (await hourlyRows()).map((r) => [(r as { pipeline_id: string }).pipeline_id, Number((r as { records_processed: string }).records_processed)]);
+    const keysOf = async (name: string) =>
+      (await db.query<{ projection_key: string }>('SELECT projection_key FROM dataflow.projection_offset WHERE projection_name = $1 ORDER BY projection_key', [name])).map((r) => r.projection_key)
+        .filter((key) => /^(default|slices-\d+-\d+)$/.test(key)); // a rebuild's shadow key is not part of a split
+    await vi.waitFor(async () => expect((await projections.get('pipeline_metrics_hourly'))?.lag).toMatchObject({ kind: 'known', events: 0 }), { timeout: 30_000, interval: 100 });
+    const before = await hourlyTotals();
+    expect(before.length).toBeGreaterThanOrEqual(2);
+    const after = [...before, ['delta', 50]].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+
+    // The node joins a cluster: four ranges take over the one instance's offset.
+    await projections.close();
+    const ranges = sliceRanges(4);
+    const sliced = await startNodeProjections({ persistence: node.persistence, logger: quiet, migrate: 'check', sliceRanges: ranges, resumeCheckMs: 200 });
+    if (sliced === undefined) throw new Error('projections must start');
+    projections = sliced;
+    for (const range of ranges) await sliced.startRange(range);
+    await node.createPipeline(definition('delta', 50), { pipelineId: 'delta' });
+    await node.start('delta');
+    await vi.waitFor(async () => expect(await hourlyTotals()).toEqual(after), { timeout: 30_000, interval: 100 });
+    await vi.waitFor(async () => expect((await sliced.get('pipeline_metrics_hourly'))?.lag).toMatchObject({ kind: 'known', events: 0 }), { timeout: 30_000, interval: 100 });
+    expect(await keysOf('pipeline_metrics_hourly')).toEqual(ranges.map((r) => `slices-${r.min}-${r.max}`).sort());
+
+    // One range stands behind the others: back on one instance, no single offset is right; nothing runs (nothing counted twice) until a rebuild.
+    await sliced.close();
+    await db.query(`UPDATE dataflow.projection_offset SET "offset" = '{"kind":"sequence","value":1}'::jsonb WHERE projection_name = 'pipeline_metrics_hourly' AND projection_key = 'slices-0-255'`);
+    const single = await startNodeProjections({ persistence: node.persistence, logger: quiet, migrate: 'check', resumeCheckMs: 200 });
+    if (single === undefined) throw new Error('projections must start');
+    projections = single;
+    const waiting = await single.get('pipeline_metrics_hourly');
+    expect(waiting?.state).toBe('failing');
+    expect(waiting?.lastError).toMatch(/another split .*slices-0-255.*rebuild/);
+    expect((await single.get('pipeline_status'))?.state).toBe('running'); // its ranges stood at one offset: taken over
+    expect(await keysOf('pipeline_status')).toEqual(['default']);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await hourlyTotals()).toEqual(after);
+    await single.rebuild('pipeline_metrics_hourly');
+    await vi.waitFor(async () => expect((await single.get('pipeline_metrics_hourly'))?.rebuild?.state).toBe('done'), { timeout: 60_000, interval: 200 });
+    expect(await keysOf('pipeline_metrics_hourly')).toEqual(['default']);
+    expect(await hourlyTotals()).toEqual(after);
+    await vi.waitFor(async () => expect((await single.get('pipeline_metrics_hourly'))?.state).toBe('running'), { timeout: 10_000, interval: 100 });
   });
 });

@@ -21,11 +21,21 @@
  * a range notices a lifted pause at its next check and starts it again),
  * and a rebuild pauses every range, swaps the table and moves every range
  * to the rebuild's offset.
+ *
+ * The split may change between runs (one node joins a cluster, the range
+ * count changes, a cluster goes back to one node). Before an instance runs,
+ * `adoptSplit` hands it the old keys' offset when that is one offset over
+ * every slice (so nothing is applied twice); otherwise the read model does
+ * not run (`failing`, its last error asking for a rebuild) until a rebuild
+ * builds it under the new split.
  */
-import { createActorSystem, type ActorRef, type ActorSystem, type Instrumentation, type PersistencePlugin, type ReadJournal } from '@dataflow/core';
-import type { SqlExecutor } from '@dataflow/persistence';
+import { createActorSystem, isDataflowError, type ActorRef, type ActorSystem, type Instrumentation, type PersistencePlugin, type ReadJournal } from '@dataflow/core';
+import type { SqlExecutor, SqlQueryable } from '@dataflow/persistence';
 import {
+  adoptSplit,
   checkProjectionsSchema,
+  forgetOtherSplits,
+  splitKeys,
   createProjectionStatusObserver,
   migrateProjections,
   pipelineMetricsHourlyProjection,
@@ -184,11 +194,61 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
   const add = (table: string, make: Entry['make']): void => {
     const projection = make(ranges === undefined ? {} : { key: SLICED_KEY });
     const entry: Entry = { projection, table, make, instances: new Map(), rebuild: undefined };
-    if (ranges === undefined) entry.instances.set(projection.id.key, { range: undefined, actor: spawnProjection(system, projection, deps) });
     entries.set(projection.id.name, entry);
   };
   add('pipeline_status', (o) => pipelineStatusProjection({ schema: sql.schema, ...o }));
   add('pipeline_metrics_hourly', (o) => pipelineMetricsHourlyProjection({ schema: sql.schema, ...o }));
+
+  // The split's keys take over the offsets of another split (or the read model waits for a rebuild): see the module comment.
+  const split = splitKeys(ranges);
+  /** Whether no event of the tag in a slice range lies between two orderings (ranges at different offsets are then built equally far). */
+  const quiet =
+    (tag: string) =>
+    async (range: SliceRange, after: number, upTo: number, on: SqlQueryable): Promise<boolean> => {
+      if (journal === undefined) return false;
+      const rows = await on.query(
+        `SELECT 1 FROM ${journal.eventTable} e WHERE e.ordering > $1 AND e.ordering <= $2 AND e.slice BETWEEN $3 AND $4 AND $5 = ANY (e.tags) LIMIT 1`,
+        [after, upTo, range.min, range.max, tag],
+      );
+      return rows.length === 0;
+    };
+  /** Read models built under another split that this one cannot take over, by name: they run after a rebuild. */
+  const blocked = new Map<string, string>();
+  const adopted = async (entry: Entry): Promise<boolean> => {
+    const name = entry.projection.id.name;
+    try {
+      const adoption = await adoptSplit(sql.executor, sql.schema, name, split, quiet(entry.projection.tag));
+      if (adoption.kind === 'adopted') {
+        options.logger.info(`projection ${name}: the ${split.length === 1 ? 'unsplit key' : `${split.length} slice ranges`} took offset ${JSON.stringify(adoption.offset)} over from ${adoption.from.join(', ')} (the split changed)`, { projection: name });
+      }
+      blocked.delete(name);
+      return true;
+    } catch (error) {
+      if (!isDataflowError(error, 'projection/split-changed')) {
+        options.logger.warn(`projection ${name}: could not check its offsets against the split (${messageOf(error)}); trying again`, { projection: name });
+        return false;
+      }
+      if (!blocked.has(name)) {
+        options.logger.error(error.message, { projection: name });
+        for (const { key } of split) await store.setError({ name, key }, error.message).catch(() => undefined);
+      }
+      blocked.set(name, error.message);
+      return false;
+    }
+  };
+  /** Starts the instances this node should run and does not yet (unsplit: the one instance; split: those of the ranges it holds). */
+  const held = new Map<string, SliceRange>();
+  const fill = async (): Promise<void> => {
+    for (const entry of entries.values()) {
+      const wanted = ranges === undefined ? [{ key: entry.projection.id.key, range: undefined }] : [...held].map(([key, range]) => ({ key, range }));
+      const missing = wanted.filter((w) => !entry.instances.has(w.key));
+      if (missing.length === 0 || entry.rebuild?.state === 'running' || !(await adopted(entry)) || closed) continue;
+      for (const { key, range } of missing) {
+        if (entry.instances.has(key) || (range !== undefined && !held.has(key))) continue;
+        entry.instances.set(key, { range, actor: spawnProjection(system, range === undefined ? entry.projection : entry.make({ key, slices: range }), deps) });
+      }
+    }
+  };
 
   const entryOf = (name: string): Entry => {
     const entry = entries.get(name);
@@ -214,7 +274,7 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
         name: entry.projection.id.name,
         key: entry.projection.id.key,
         table: entry.table,
-        state: rebuilding ? 'rebuilding' : status.paused ? 'paused' : failingHere(entry.projection.id) ? 'failing' : 'running',
+        state: rebuilding ? 'rebuilding' : status.paused ? 'paused' : failingHere(entry.projection.id) || blocked.has(entry.projection.id.name) ? 'failing' : 'running',
         eventsApplied: status.eventsApplied,
         lastEventAt: isoOf(status.lastEventAt),
         lag: status.lag,
@@ -288,15 +348,25 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
     }
   };
   // A pause lifted on another node (resume, the end of a rebuild): the ranges running here start again.
+  // Also: an instance that could not start (the split check failed, or waits for a rebuild) is tried again.
   let resumeCheck: NodeJS.Timeout | undefined;
-  if (ranges !== undefined) {
+  if (ranges === undefined) {
+    await fill();
+    if (blocked.size > 0 || [...entries.values()].some((e) => e.instances.size === 0)) {
+      resumeCheck = setInterval(() => {
+        if (closed || [...entries.values()].every((e) => e.instances.size > 0)) return;
+        void fill().catch((error: unknown) => options.logger.warn(`projections: ${messageOf(error)}`));
+      }, options.resumeCheckMs ?? 5_000);
+      resumeCheck.unref();
+    }
+  } else {
     let checking = false;
     let lastFailure = '';
     resumeCheck = setInterval(() => {
-      if (checking || closed || [...entries.values()].every((e) => e.instances.size === 0)) return;
+      if (checking || closed || held.size === 0) return;
       checking = true;
-      store
-        .list()
+      fill()
+        .then(() => store.list())
         .then((rows) => {
           lastFailure = '';
           for (const entry of entries.values()) {
@@ -335,6 +405,10 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
     rebuild: async (name) => {
       const entry = entryOf(name);
       if (entry.rebuild?.state === 'running') return info(entry);
+      // Built under another split: the rebuild builds it under this one (its keys get the rebuild's offset).
+      const forgotten = await forgetOtherSplits(sql.executor, sql.schema, name, split);
+      if (forgotten.length > 0) options.logger.info(`projection ${name}: rebuilding under this split; the keys of the old one (${forgotten.join(', ')}) are dropped`, { projection: name });
+      blocked.delete(name);
       const progress: { progress: RebuildProgress } = { progress: { done: 0, total: 0 } };
       const run = rebuildReadModel({
         ...(journal === undefined ? {} : { journal }),
@@ -354,7 +428,10 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
         (applied) => {
           if (entry.rebuild !== undefined) entry.rebuild.state = 'done';
           // The live projection was paused for the swap: start its actor again from the swapped offset (other nodes' ranges notice the lifted pause).
-          if (!closed) startHere(entry);
+          if (!closed) {
+            startHere(entry);
+            void fill().catch((error: unknown) => options.logger.warn(`projections: ${messageOf(error)}`));
+          }
           options.logger.info(`projection ${name} rebuilt from the journal (${applied} events) and swapped in`, { projection: name });
         },
         (error: unknown) => {
@@ -368,20 +445,17 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
     },
     startRange: (range) => {
       checkRange(range);
-      return inTurn(range, () => {
-        if (closed) return Promise.resolve();
-        const key = sliceKey(range);
-        for (const entry of entries.values()) {
-          if (entry.instances.has(key)) continue;
-          entry.instances.set(key, { range, actor: spawnProjection(system, entry.make({ key, slices: range }), deps) });
-        }
-        return Promise.resolve();
+      return inTurn(range, async () => {
+        if (closed) return;
+        held.set(sliceKey(range), range);
+        await fill();
       });
     },
     stopRange: (range) => {
       checkRange(range);
       return inTurn(range, async () => {
         const key = sliceKey(range);
+        held.delete(key);
         await Promise.all(
           [...entries.values()].map(async (entry) => {
             const instance = entry.instances.get(key);

@@ -97,6 +97,20 @@ describe.each(Object.keys(open))('projection split changes on %s', (storeName) =
     expect(isDataflowError(refused, 'projection/split-changed')).toBe(true);
     expect((refused as Error).message).toMatch(/slices-0-511 at .*100.*slices-512-1023 at .*120.*rebuild/);
     expect(await keys()).toEqual(before);
+    // On one ordering, with no event of the behind range's slices between its offset and the furthest: every slice is built up to 120.
+    const asked: unknown[] = [];
+    const behind = await adoptSplit(store.executor, store.schema, NAME, four, (range, after, upTo) => {
+      asked.push([range, after, upTo]);
+      return Promise.resolve(false);
+    }).catch((error: unknown) => error);
+    expect((behind as Error).message).toContain('slices-0-511 is behind in its own slices');
+    expect(asked).toEqual([[{ min: 0, max: 511 }, 100, 120]]);
+    expect(await keys()).toEqual(before);
+    expect(await adoptSplit(store.executor, store.schema, NAME, unsplit, () => Promise.resolve(true))).toMatchObject({ kind: 'adopted', offset: at(120) });
+    expect(await keys()).toEqual([{ key: UNSPLIT_KEY, offset: at(120), paused: false }]);
+    await store.executor.query(`DELETE FROM "${store.schema}".projection_offset`);
+    await offsets.save({ name: NAME, key: two[0]!.key }, at(100), 1, Date.now());
+    await offsets.save({ name: NAME, key: two[1]!.key }, at(120), 1, Date.now());
     expect(await forgetOtherSplits(store.executor, store.schema, NAME, four)).toEqual(two.map((k) => k.key));
     expect(await adoptSplit(store.executor, store.schema, NAME, four)).toEqual({ kind: 'unchanged' });
   });

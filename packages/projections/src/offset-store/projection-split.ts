@@ -18,8 +18,15 @@
  *   where every slice is built, so each key of the new split takes it (and
  *   the paused flag if any old key was paused), and the old keys are deleted,
  *   in one transaction under row locks (nodes starting at once adopt once);
- * - otherwise (old ranges stopped at different offsets, or some slices never
- *   built): no single offset is right for a new range, and nothing is
+ * - at different offsets on one ordering (ranges read their own slices, so
+ *   their offsets differ even when all are caught up): with `quiet` (no event
+ *   of the projection in a key's slices between its offset and the furthest
+ *   one), every slice is built up to the furthest offset, which is adopted
+ *   as above; the furthest offset was saved below the journal's safe
+ *   ordering, so no event below it can still appear;
+ * - otherwise (a range behind in its own slices, offsets that do not
+ *   compare, or some slices never built): no single offset is right for a
+ *   new range, and nothing is
  *   changed: `ProjectionSplitChangedError` asks for a rebuild, which builds
  *   the read model from the journal under the new split's keys
  *   (`forgetOtherSplits` drops the old keys first).
@@ -96,7 +103,14 @@ interface KeyRow {
  * if (adoption.kind === 'adopted') logger.info(`took offset ${JSON.stringify(adoption.offset)} from ${adoption.from.join(', ')}`);
  * ```
  */
-export async function adoptSplit(executor: SqlExecutor, schema: string, name: string, keys: readonly SplitKey[]): Promise<SplitAdoption> {
+export async function adoptSplit(
+  executor: SqlExecutor,
+  schema: string,
+  name: string,
+  keys: readonly SplitKey[],
+  /** Whether no event of the projection in `range` lies after ordering `after` up to `upTo` (asked on `on`, the adoption's transaction: the journal's database is the same). */
+  quiet?: (range: SliceRange, after: number, upTo: number, on: SqlQueryable) => Promise<boolean>,
+): Promise<SplitAdoption> {
   const table = `${quoteSchema(schema)}.projection_offset`;
   const own = new Set(keys.map((k) => k.key));
   return executor.transaction(async (tx) => {
@@ -108,12 +122,23 @@ export async function adoptSplit(executor: SqlExecutor, schema: string, name: st
       return { kind: 'unchanged' };
     }
     const ownBuilt = rows.filter((r) => own.has(r.projection_key) && r.offset !== null);
-    const offsets = new Set([...built, ...ownBuilt].map((r) => canonical(r.offset)));
-    const listed = [...built, ...ownBuilt].map((r) => ({ key: r.projection_key, offset: r.offset }));
-    if (offsets.size > 1) throw new ProjectionSplitChangedError(name, listed, 'its keys stand at different offsets');
-    const uncovered = firstUncovered([...built, ...ownBuilt].map((r) => rangeOfKey(r.projection_key) as SliceRange));
+    const all = [...built, ...ownBuilt];
+    const listed = all.map((r) => ({ key: r.projection_key, offset: r.offset }));
+    const uncovered = firstUncovered(all.map((r) => rangeOfKey(r.projection_key) as SliceRange));
     if (uncovered !== undefined) throw new ProjectionSplitChangedError(name, listed, `slice ${uncovered} is covered by no key with an offset`);
-    const offset = built[0]?.offset as Offset;
+    let offset = built[0]?.offset as Offset;
+    if (new Set(all.map((r) => canonical(r.offset))).size > 1) {
+      const orderings = all.map((r) => orderingOf(r.offset));
+      if (quiet === undefined || orderings.some((o) => o === undefined)) throw new ProjectionSplitChangedError(name, listed, 'its keys stand at different offsets');
+      const furthest = Math.max(...(orderings as number[]));
+      for (const [i, row] of all.entries()) {
+        const at = orderings[i] as number;
+        if (at < furthest && !(await quiet(rangeOfKey(row.projection_key) as SliceRange, at, furthest, tx))) {
+          throw new ProjectionSplitChangedError(name, listed, `${row.projection_key} is behind in its own slices`);
+        }
+      }
+      offset = all[orderings.indexOf(furthest)]?.offset as Offset;
+    }
     const paused = others.some((r) => r.paused);
     for (const { key } of keys) {
       await tx.query(
@@ -157,6 +182,12 @@ function canonical(value: unknown): string {
       .join(',')}}`;
   }
   return JSON.stringify(value);
+}
+
+/** The journal ordering of a sequence offset (the SQL journals'), else undefined. */
+function orderingOf(offset: Offset | null): number | undefined {
+  const candidate = offset as { kind?: unknown; value?: unknown } | null;
+  return candidate?.kind === 'sequence' && typeof candidate.value === 'number' ? candidate.value : undefined;
 }
 
 /** The first slice none of `ranges` covers, or undefined. */
