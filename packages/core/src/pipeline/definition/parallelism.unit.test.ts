@@ -62,13 +62,13 @@ describe('parallelism', () => {
 });
 
 describe('task ids', () => {
-  it('task 0 keeps the pipeline id; the others add #k, which a pipeline id cannot contain', () => {
-    expect(pipelineTaskIds('orders', 3)).toEqual(['orders', 'orders#1', 'orders#2']);
+  it('task 0 keeps the pipeline id; the others add .k, which a pipeline id cannot contain', () => {
+    expect(pipelineTaskIds('orders', 3)).toEqual(['orders', 'orders.1', 'orders.2']);
     expect(pipelineTaskIds('orders', undefined)).toEqual(['orders']);
     expect(pipelineTaskId('orders', 0)).toBe('orders');
-    expect(pipelineTaskOf('orders#2')).toEqual({ pipelineId: 'orders', index: 2 });
+    expect(pipelineTaskOf('orders.2')).toEqual({ pipelineId: 'orders', index: 2 });
     expect(pipelineTaskOf('orders')).toEqual({ pipelineId: 'orders', index: 0 });
-    expect(pipelineTaskOf('orders#0')).toEqual({ pipelineId: 'orders#0', index: 0 });
-    expect(pipelineTaskOf('orders#x')).toEqual({ pipelineId: 'orders#x', index: 0 });
+    expect(pipelineTaskOf('orders.0')).toEqual({ pipelineId: 'orders.0', index: 0 });
+    expect(pipelineTaskOf('orders.x')).toEqual({ pipelineId: 'orders.x', index: 0 });
   });
 });

@@ -3,13 +3,15 @@
  * own event-sourced pipeline entity (own persistence id, own checkpoint),
  * whose sources share one consumer group so the broker splits the partitions
  * among them (ADR 0013). Task 0 keeps the pipeline's id, so a pipeline of
- * parallelism 1 is exactly what it was before; task k > 0 is `<id>#<k>`. `#`
+ * parallelism 1 is exactly what it was before; task k > 0 is `<id>.<k>`. `.`
  * cannot occur in a pipeline id (letters, digits, `-` and `_`), so a task id
- * never collides with a pipeline id and splits back without ambiguity.
+ * never collides with a pipeline id and splits back without ambiguity; it is
+ * also valid as is in actor names, persistence ids, Kafka transactional ids
+ * and URL paths (`#` would need escaping in URLs and is no actor name).
  */
 
 /** Separates a pipeline id from its task number in the id of task k > 0. */
-export const TASK_SEPARATOR = '#';
+export const TASK_SEPARATOR = '.';
 
 /** The most tasks a pipeline may run (`parallelism` is 1..MAX_PARALLELISM). */
 export const MAX_PARALLELISM = 64;
@@ -28,7 +30,7 @@ export interface PipelineTask {
  * @example
  * ```ts
  * pipelineTaskId('orders', 0); // 'orders'
- * pipelineTaskId('orders', 2); // 'orders#2'
+ * pipelineTaskId('orders', 2); // 'orders.2'
  * ```
  */
 export function pipelineTaskId(pipelineId: string, index: number): string {
@@ -40,7 +42,7 @@ export function pipelineTaskId(pipelineId: string, index: number): string {
  *
  * @example
  * ```ts
- * pipelineTaskIds('orders', 3); // ['orders', 'orders#1', 'orders#2']
+ * pipelineTaskIds('orders', 3); // ['orders', 'orders.1', 'orders.2']
  * ```
  */
 export function pipelineTaskIds(pipelineId: string, parallelism: number | undefined): readonly string[] {
@@ -49,12 +51,12 @@ export function pipelineTaskIds(pipelineId: string, parallelism: number | undefi
 }
 
 /**
- * The pipeline and task number of an entity id: `orders#2` is task 2 of
+ * The pipeline and task number of an entity id: `orders.2` is task 2 of
  * `orders`; any id without a valid task suffix is task 0 of itself.
  *
  * @example
  * ```ts
- * pipelineTaskOf('orders#2'); // { pipelineId: 'orders', index: 2 }
+ * pipelineTaskOf('orders.2'); // { pipelineId: 'orders', index: 2 }
  * pipelineTaskOf('orders');   // { pipelineId: 'orders', index: 0 }
  * ```
  */
