@@ -34,7 +34,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T 
     }
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  throw new Error(`timed out waiting for ${what}${last === undefined ? '' : ` (last error: ${String(last)})`}`);
+  throw new Error(`timed out waiting for ${what}${last === undefined ? '' : ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})`}`);
 }
 
 describe('a Kafka pipeline with parallelism 3', () => {
