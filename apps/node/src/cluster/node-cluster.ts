@@ -16,6 +16,7 @@ import { ClusterRedis } from './cluster-redis.js';
 import { ClusterRuntime } from './cluster-runtime.js';
 import type { PipelineRoutingOptions } from './pipeline-routing.js';
 import { spawnRemoteCoordinator } from './remote-coordinator.js';
+import { remoteTasks } from './remote-tasks.js';
 import { SingletonProjections } from './singleton-projections.js';
 
 export interface NodeCluster {
@@ -78,6 +79,7 @@ export function createNodeCluster(config: NodeRuntimeConfig, logger: NodeLogger,
       hosts: (pipelineId) => runtime.hosts(pipelineId),
       remoteCoordinator: (system) => spawnRemoteCoordinator(system, { holderUrl: () => runtime.coordinatorUrl(), ...(authToken === undefined ? {} : { authToken }) }),
       onTakenOver: (pipelineId) => logger.warn(`cluster: pipeline ${pipelineId} was written by another node; it runs there now`, { pipeline_id: pipelineId }),
+      remoteTasks: remoteTasks({ nodeId, ownerOf: (taskId) => runtime.ownerOf(taskId), ...(authToken === undefined ? {} : { authToken }) }),
     },
     routing: {
       nodeId,
