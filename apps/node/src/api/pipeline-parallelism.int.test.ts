@@ -162,6 +162,14 @@ describe('parallelism through the admin API', () => {
     // Delete reaches every task.
     expect((await call('DELETE', '/api/v1/pipelines/events')).status).toBe(409);
     await call('POST', '/api/v1/pipelines/events/stop');
+    // One task running again (by its own id): the pipeline shows running, and is not deleted in part.
+    expect((await call('POST', '/api/v1/pipelines/events.2/start')).body).toMatchObject({ id: 'events.2', status: 'running' });
+    expect((await call('GET', '/api/v1/pipelines/events/status')).body).toMatchObject({ status: 'running', tasks: [{ status: 'stopped' }, { status: 'stopped' }, { status: 'running' }] });
+    const refused = await call('DELETE', '/api/v1/pipelines/events');
+    expect(refused.status).toBe(409);
+    expect(refused.body?.['message']).toContain('its task events.2 is running');
+    expect((await call('GET', '/api/v1/pipelines/events')).body).toMatchObject({ parallelism: 3 });
+    await call('POST', '/api/v1/pipelines/events/stop');
     expect((await call('DELETE', '/api/v1/pipelines/events')).status).toBe(204);
     expect((await call('GET', '/api/v1/pipelines/events')).status).toBe(404);
     expect((await call('GET', '/api/v1/pipelines/events.1')).status).toBe(404);

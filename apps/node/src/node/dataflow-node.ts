@@ -18,6 +18,7 @@ import {
   askWithStatus,
   createActorSystem,
   InvalidPipelineDefinitionError,
+  PipelineCommandRejectedError,
   pipelineTaskIds,
   pipelineTaskOf,
   spawnCoordinator,
@@ -753,6 +754,15 @@ class Node implements DataflowNode {
 
   async deletePipeline(pipelineId: string): Promise<void> {
     const taskIds = await this.taskIdsOf(pipelineId).catch(() => [pipelineId]);
+    if (taskIds.length > 1) {
+      // Nothing is deleted while any task still runs: the pipeline is deleted whole or not at all.
+      const states = await Promise.all(taskIds.map((id) => this.taskState(id)));
+      const busy = states.findIndex((s) => s?.status === 'running' || s?.status === 'paused');
+      const state = states[busy];
+      if (state !== undefined && state.status !== 'empty') {
+        throw new PipelineCommandRejectedError(pipelineId, 'delete', state.status, `its task ${taskIds[busy] ?? ''} is ${state.status}: stop the pipeline first`);
+      }
+    }
     // Task 0 first: its state decides whether a delete is allowed now; then the other tasks.
     await this.command(pipelineId, (replyTo) => ({ type: 'delete', replyTo }));
     // Deleted in its journal first: a crash before the unregistration leaves a registered, empty pipeline, which the next start unregisters.
