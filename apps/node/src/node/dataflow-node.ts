@@ -415,7 +415,8 @@ class Node implements DataflowNode {
     // Stopped first (its lease may be lapsing); its last status goes to the coordinator afterwards, not waited for.
     const last = this.registry.latest(pipelineId);
     await this.removePipeline(pipelineId);
-    if (last === undefined || last.status === 'empty') return;
+    // Tasks 1..N-1 are not in the coordinator's registry (ADR 0013): nothing to report.
+    if (last === undefined || last.status === 'empty' || pipelineTaskOf(pipelineId).index > 0) return;
     const update = { pipelineId, status: last.status, totalRecords: last.metrics.recordsProcessed, failedRecords: last.metrics.recordsFailed };
     const report = this.coordinatorCommand((replyTo) => ({ type: 'update-status', ...update, replyTo })).catch((error: unknown) =>
       this.config.logger.warn(`the last status of pipeline ${pipelineId} did not reach the coordinator: ${describeError(error)}`, { pipeline_id: pipelineId }),
