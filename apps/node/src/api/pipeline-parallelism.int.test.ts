@@ -4,7 +4,8 @@
  * partitions shows one pipeline whose status combines its tasks', whose
  * counts are summed, with a `tasks` array; lifecycle commands reach every
  * task; a restarted node runs every task again; parallelism changes while
- * stopped (a new task joins the group); delete removes every task; a
+ * stopped (a new task joins the group, a removed task's partitions move to
+ * the others, nothing lost or read twice); delete removes every task; a
  * non-Kafka source with parallelism 2 is refused at the field.
  */
 import { allConnectorsRegistry, createKafkaClient, parseKafkaProducerOptions, type KafkaAdmin, type KafkaClient } from '@dataflow/connectors';
@@ -124,7 +125,7 @@ describe('parallelism through the admin API', () => {
     expect((await call('POST', '/api/v1/pipelines', { id: 'numbers', definition: { ...definition(65), name: 'numbers' } })).status).toBe(400);
   });
 
-  it('runs a Kafka pipeline as 2 tasks shown as one pipeline, across a node restart, a parallelism change and a delete', { timeout: 180_000 }, async () => {
+  it('runs a Kafka pipeline as 2 tasks shown as one pipeline, across a node restart, parallelism changes 2 -> 3 -> 2 and a delete', { timeout: 180_000 }, async () => {
     const created = await call('POST', '/api/v1/pipelines', { id: 'events', definition: definition(2), start: true });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ id: 'events', status: 'running', parallelism: 2, tasks: [{ id: 'events', status: 'running' }, { id: 'events.1', status: 'running' }] });
@@ -159,16 +160,37 @@ describe('parallelism through the admin API', () => {
     // Nothing read twice: the stop committed what the checkpoints hold, so the new split starts there.
     await vi.waitFor(async () => expect((await call('GET', '/api/v1/pipelines/events/metrics')).body?.['recordsProcessed']).toBe(700), { timeout: 60_000, interval: 200 });
 
+    // 3 -> 2 while stopped: the third task is deleted, its partitions move to the others at the committed offsets.
+    await call('POST', '/api/v1/pipelines/events/stop');
+    const shrunk = await call('PUT', '/api/v1/pipelines/events', { definition: definition(2) });
+    expect(shrunk.body).toMatchObject({ parallelism: 2, tasks: [{ id: 'events' }, { id: 'events.1' }] });
+    expect((await call('GET', '/api/v1/pipelines/events.2')).status).toBe(404);
+    expect((await call('GET', '/api/v1/pipelines')).body?.['pipelines']).toEqual([expect.objectContaining({ id: 'events', parallelism: 2 })]);
+    expect((await call('POST', '/api/v1/pipelines/events/start')).body).toMatchObject({ status: 'running', tasks: [{ status: 'running' }, { status: 'running' }] });
+    await settled(['events', 'events.1']);
+    // The summed counts are of the remaining tasks (the deleted task's records left with it); the new records arrive once.
+    const processedBefore = (await tasksOf()).reduce((n, t) => n + t.metrics.recordsProcessed, 0);
+    await produce(700, 100);
+    await vi.waitFor(
+      async () => {
+        const positions = (await tasksOf()).flatMap((t) => t.checkpoint?.sourceOffset?.positions ?? []);
+        expect(positions.map((p) => p[1]).sort()).toEqual([0, 1, 2, 3]);
+        expect(positions.reduce((n, p) => n + Number(p[2]), 0)).toBe(800);
+      },
+      { timeout: 60_000, interval: 200 },
+    );
+    expect((await tasksOf()).reduce((n, t) => n + t.metrics.recordsProcessed, 0)).toBe(processedBefore + 100);
+
     // Delete reaches every task.
     expect((await call('DELETE', '/api/v1/pipelines/events')).status).toBe(409);
     await call('POST', '/api/v1/pipelines/events/stop');
     // One task running again (by its own id): the pipeline shows running, and is not deleted in part.
-    expect((await call('POST', '/api/v1/pipelines/events.2/start')).body).toMatchObject({ id: 'events.2', status: 'running' });
-    expect((await call('GET', '/api/v1/pipelines/events/status')).body).toMatchObject({ status: 'running', tasks: [{ status: 'stopped' }, { status: 'stopped' }, { status: 'running' }] });
+    expect((await call('POST', '/api/v1/pipelines/events.1/start')).body).toMatchObject({ id: 'events.1', status: 'running' });
+    expect((await call('GET', '/api/v1/pipelines/events/status')).body).toMatchObject({ status: 'running', tasks: [{ status: 'stopped' }, { status: 'running' }] });
     const refused = await call('DELETE', '/api/v1/pipelines/events');
     expect(refused.status).toBe(409);
-    expect(refused.body?.['message']).toContain('its task events.2 is running');
-    expect((await call('GET', '/api/v1/pipelines/events')).body).toMatchObject({ parallelism: 3 });
+    expect(refused.body?.['message']).toContain('its task events.1 is running');
+    expect((await call('GET', '/api/v1/pipelines/events')).body).toMatchObject({ parallelism: 2 });
     await call('POST', '/api/v1/pipelines/events/stop');
     expect((await call('DELETE', '/api/v1/pipelines/events')).status).toBe(204);
     expect((await call('GET', '/api/v1/pipelines/events')).status).toBe(404);
