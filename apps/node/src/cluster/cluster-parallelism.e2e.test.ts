@@ -6,7 +6,8 @@
  * run on several nodes, each on exactly one; lifecycle commands sent to any
  * node reach every task; the status shows the six tasks; every record lands
  * once in the upserting sink, also after the node running some of the tasks
- * is killed with SIGKILL and they resume on the others.
+ * is killed with SIGKILL and they resume on the others; shrunk to 3 while
+ * stopped, the other tasks are deleted on their nodes and stay gone.
  */
 import { createKafkaClient, parseKafkaProducerOptions, type KafkaAdmin, type KafkaClient } from '@dataflow/connectors';
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
@@ -220,6 +221,13 @@ describe('a pipeline with parallelism 6 in a cluster of three nodes', () => {
     const stopped = await api<PipelineView>(survivors[0] ?? a, 'POST', '/api/v1/pipelines/fanout/stop');
     expect(stopped.status, JSON.stringify(stopped.body)).toBe(200);
     expect(stopped.body.tasks?.map((t) => t.status)).toEqual(TASKS.map(() => 'stopped'));
+    // 6 -> 3 while stopped, through a survivor: tasks 3..5 are deleted on their nodes and not adopted again; 0..2 stay.
+    const shrunk = await api<PipelineView>(survivors[1] ?? a, 'PUT', '/api/v1/pipelines/fanout', { definition: { ...definition, parallelism: 3 } });
+    expect(shrunk.status, `${JSON.stringify(shrunk.body)} ${errorLines().join('\n')}`).toBe(200);
+    expect(shrunk.body.tasks?.map((t) => t.id)).toEqual(TASKS.slice(0, 3));
+    await new Promise((resolve) => setTimeout(resolve, 2_000)); // a few placement rounds
+    expect([...(await placement(survivors)).keys()].sort()).toEqual(TASKS.slice(0, 3).sort());
+    expect((await api<PipelineView>(survivors[0] ?? a, 'GET', '/api/v1/pipelines/fanout.4')).status).toBe(404);
     console.log(`cluster parallelism: tasks placed ${JSON.stringify([...before])}; killed ${victim.id}`);
 
     for (const node of survivors) node.child.kill('SIGTERM');

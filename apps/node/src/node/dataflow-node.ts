@@ -723,9 +723,9 @@ class Node implements DataflowNode {
         await remote.update(taskId, valid);
       }
     }
-    for (const taskId of before.filter((id) => !after.includes(id))) await this.deleteTask(taskId);
     await this.createTasks(after.filter((id) => !before.includes(id)), valid);
     // The registry shows the source and sink types and the parallelism: same name, so this updates them (or changes nothing).
+    // Registered before removed tasks are deleted: a cluster node places tasks by the registry, and must not adopt a task again after its delete.
     await this.coordinatorCommand((replyTo) => ({
       type: 'register',
       pipelineId,
@@ -735,6 +735,7 @@ class Node implements DataflowNode {
       ...(after.length > 1 ? { parallelism: after.length } : {}),
       replyTo,
     }));
+    for (const taskId of before.filter((id) => !after.includes(id))) await this.deleteTask(taskId);
     return state;
   }
 
