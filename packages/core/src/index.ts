@@ -76,6 +76,7 @@ export type { AccumulatorState, AggregateDefinition, AggregationOperation, Tumbl
 export * from './pipeline/definition/pipeline-definition.js';
 export * from './pipeline/definition/define-pipeline.js';
 export * from './pipeline/definition/connector-registry.js';
+export * from './pipeline/definition/pipeline-tasks.js';
 export * from './pipeline/definition/invalid-pipeline-definition-error.js';
 export * from './pipeline/definition/value-bounds.js';
 export * from './pipeline/model/pipeline-events.js';

@@ -7,15 +7,18 @@
  * /connectors/{name}/offsets`, only while not running) and a page of the
  * pipeline's journal events.
  */
-import type { ConfiguredPipelineState, PipelineState } from '@dataflow/core';
+import { pipelineTaskIds, pipelineTaskOf, type ConfiguredPipelineState, type PipelineState } from '@dataflow/core';
 import type { FastifyInstance } from 'fastify';
 import type { DataflowNode } from '../node/dataflow-node.js';
 import { PipelineNotFoundError } from '../node/node-errors.js';
+import { withTasks } from './pipeline-tasks-view.js';
 
 const STATUSES = ['configured', 'running', 'paused', 'stopped', 'failed'] as const;
 const anyObject = { type: 'object', additionalProperties: true } as const;
 const error = (codes: readonly number[]) => Object.fromEntries(codes.map((c) => [c, { $ref: 'ErrorBody#' }]));
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,100}$' } } } as const;
+const createIdSchema = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,100}$' } as const;
+/** A pipeline id, or the id of one task of a parallel pipeline (`<id>.<k>`, ADR 0013; used by the nodes of a cluster). */
+const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,100}([.][1-9][0-9]?)?$' } } } as const;
 
 const pipelineSchema = {
   type: 'object',
@@ -51,6 +54,19 @@ export function pipelineView(state: ConfiguredPipelineState): Record<string, unk
   };
 }
 
+/**
+ * The view of a pipeline after `state` (task 0's): with parallelism > 1 its
+ * tasks' statuses combined, counts summed, and `tasks` (ADR 0013). A task id
+ * shows the task alone.
+ */
+async function viewOf(node: DataflowNode, id: string, state: ConfiguredPipelineState): Promise<Record<string, unknown>> {
+  const view = pipelineView(state);
+  if ((state.definition.parallelism ?? 1) <= 1 || pipelineTaskOf(id).index > 0) return view;
+  const tasks = await node.pipelineTasks(id);
+  if (tasks === undefined) throw new PipelineNotFoundError(id);
+  return withTasks(view, pipelineTaskIds(id, state.definition.parallelism), tasks);
+}
+
 async function existing(node: DataflowNode, id: string): Promise<ConfiguredPipelineState> {
   const state: PipelineState | undefined = await node.getPipeline(id);
   if (state === undefined || state.status === 'empty') throw new PipelineNotFoundError(id);
@@ -83,7 +99,7 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode)
           type: 'object',
           additionalProperties: false,
           required: ['definition'],
-          properties: { id: idParams.properties.id, definition: anyObject, start: { type: 'boolean', default: false } },
+          properties: { id: createIdSchema, definition: anyObject, start: { type: 'boolean', default: false } },
         },
         response: { 201: pipelineSchema, ...error([400, 409, 413, 503]) },
       },
@@ -91,14 +107,17 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode)
     async (request, reply) => {
       const created = await node.createPipeline(request.body.definition, request.body.id === undefined ? {} : { pipelineId: request.body.id });
       const state = request.body.start === true ? await node.start(created.pipelineId) : created;
-      return reply.status(201).header('location', `/api/v1/pipelines/${created.pipelineId}`).send(pipelineView(state as ConfiguredPipelineState));
+      return reply
+        .status(201)
+        .header('location', `/api/v1/pipelines/${created.pipelineId}`)
+        .send(await viewOf(node, created.pipelineId, state as ConfiguredPipelineState));
     },
   );
 
   app.get<{ Params: { id: string } }>(
     '/api/v1/pipelines/:id',
     { schema: { tags: ['pipelines'], summary: 'A pipeline: definition, status, checkpoint and metrics', params: idParams, response: { 200: pipelineSchema, ...error([400, 404, 503]) } } },
-    async (request) => pipelineView(await existing(node, request.params.id)),
+    async (request) => viewOf(node, request.params.id, await existing(node, request.params.id)),
   );
 
   app.put<{ Params: { id: string }; Body: { definition: Record<string, unknown> } }>(
@@ -112,7 +131,7 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode)
         response: { 200: pipelineSchema, ...error([400, 404, 409, 413, 503]) },
       },
     },
-    async (request) => pipelineView(await node.updatePipeline(request.params.id, request.body.definition)),
+    async (request) => viewOf(node, request.params.id, await node.updatePipeline(request.params.id, request.body.definition)),
   );
 
   app.delete<{ Params: { id: string } }>(
@@ -162,15 +181,27 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode)
     },
     async (request) => {
       const state = await existing(node, request.params.id);
-      const view = pipelineView(state);
-      return { id: view['id'], status: view['status'], reason: view['reason'] ?? null, error: view['error'] ?? null, retry: state.retry, updatedAt: view['updatedAt'] };
+      const view = await viewOf(node, request.params.id, state);
+      return {
+        id: view['id'],
+        status: view['status'],
+        reason: view['reason'] ?? null,
+        error: view['error'] ?? null,
+        retry: state.retry,
+        updatedAt: view['updatedAt'],
+        ...(view['tasks'] === undefined ? {} : { tasks: view['tasks'] }),
+      };
     },
   );
 
   app.get<{ Params: { id: string } }>(
     '/api/v1/pipelines/:id/metrics',
     { schema: { tags: ['pipelines'], summary: 'Records processed, failed and dead-lettered, batches, average batch time, throughput', params: idParams, response: { 200: anyObject, ...error([400, 404, 503]) } } },
-    async (request) => ({ id: request.params.id, ...(await existing(node, request.params.id)).metrics }),
+    async (request) => {
+      const view = await viewOf(node, request.params.id, await existing(node, request.params.id));
+      const tasks = view['tasks'] as readonly Record<string, unknown>[] | undefined;
+      return { id: request.params.id, ...(view['metrics'] as object), ...(tasks === undefined ? {} : { tasks: tasks.map((t) => ({ id: t['id'], ...(t['metrics'] as object) })) }) };
+    },
   );
 
   app.get<{ Params: { id: string } }>(
@@ -216,8 +247,10 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode)
     reset: (id: string) => node.reset(id),
     restart: async (id: string) => {
       const state = await existing(node, id);
-      if (state.status === 'running' || state.status === 'paused') await node.stop(id, 'restarted through the admin API');
-      if (state.status === 'failed') await node.reset(id);
+      // A pipeline with tasks: what any of them needs (the commands fan out and leave tasks already there alone).
+      const statuses = ((await node.pipelineTasks(id)) ?? [state]).map((t) => t.status);
+      if (statuses.some((s) => s === 'running' || s === 'paused')) await node.stop(id, 'restarted through the admin API');
+      if (statuses.some((s) => s === 'failed')) await node.reset(id);
       return node.start(id);
     },
   } as const;
@@ -234,7 +267,7 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode)
       },
       async (request) => {
         await existing(node, request.params.id);
-        return pipelineView((await run(request.params.id)) as ConfiguredPipelineState);
+        return viewOf(node, request.params.id, (await run(request.params.id)) as ConfiguredPipelineState);
       },
     );
   }

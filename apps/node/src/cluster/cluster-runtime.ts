@@ -10,7 +10,9 @@
  * 4. renew what it keeps, take what it should own and is free;
  * 5. run exactly the registered pipelines of the shards it holds (in a
  *    loop of its own: asking the coordinator and recovering pipelines may
- *    be slow during a journal outage, and heartbeats must not wait for it).
+ *    be slow during a journal outage, and heartbeats must not wait for it);
+ *    a pipeline with `parallelism: N` is N tasks, each placed by the shard of
+ *    its own id (ADR 0013).
  *
  * The read-model projections are split the same way: K slice ranges, each
  * a lease (`projections-<min>-<max>`) placed by rendezvous like a shard;
@@ -25,7 +27,7 @@
  * write-time check is the last line: a pipeline another node wrote meanwhile
  * is let go (`onTakenOver`) instead of failing the node.
  */
-import { isDataflowError } from '@dataflow/core';
+import { isDataflowError, pipelineTaskIds } from '@dataflow/core';
 import type { NodeLogger } from '../node/node-logger.js';
 import type { DataflowNode } from '../node/dataflow-node.js';
 import type { ClusterMember, ClusterRedis, HeldLease } from './cluster-redis.js';
@@ -334,7 +336,7 @@ export class ClusterRuntime {
    */
   private async place(node: DataflowNode): Promise<void> {
     if (this.stopped) return;
-    let registered: readonly { pipelineId: string }[];
+    let registered: readonly { pipelineId: string; parallelism?: number }[];
     try {
       registered = await node.listPipelines();
     } catch {
@@ -344,9 +346,10 @@ export class ClusterRuntime {
     const hosted = new Set(node.hostedPipelines());
     // Recovered side by side: a node taking over many pipelines does not start them one journal read at a time.
     // The lease is checked right before each adopt (no await between): a shard given up meanwhile is not adopted.
+    // Each task of a parallel pipeline is placed by the shard of its own id (ADR 0013): the tasks spread over the nodes.
     await Promise.all(
       registered
-        .map((p) => p.pipelineId)
+        .flatMap((p) => pipelineTaskIds(p.pipelineId, p.parallelism))
         .filter((id) => !hosted.has(id) && this.hosts(id) && !this.stopped)
         .map((id) =>
           node.adopt(id).catch((error: unknown) => this.options.logger.warn(`cluster: could not start pipeline ${id} here yet: ${messageOf(error)}`, { pipeline_id: id })),

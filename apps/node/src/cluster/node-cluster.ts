@@ -18,6 +18,7 @@ import type { PipelineRoutingOptions } from './pipeline-routing.js';
 import { spawnRemoteCoordinator } from './remote-coordinator.js';
 import { ClusterProjections } from './cluster-projections.js';
 import { sliceRanges } from '@dataflow/projections';
+import { remoteTasks } from './remote-tasks.js';
 
 export interface NodeCluster {
   readonly nodeId: string;
@@ -81,6 +82,7 @@ export function createNodeCluster(config: NodeRuntimeConfig, logger: NodeLogger,
       hosts: (pipelineId) => runtime.hosts(pipelineId),
       remoteCoordinator: (system) => spawnRemoteCoordinator(system, { holderUrl: () => runtime.coordinatorUrl(), ...(authToken === undefined ? {} : { authToken }) }),
       onTakenOver: (pipelineId) => logger.warn(`cluster: pipeline ${pipelineId} was written by another node; it runs there now`, { pipeline_id: pipelineId }),
+      remoteTasks: remoteTasks({ nodeId, ownerOf: (taskId) => runtime.ownerOf(taskId), ...(authToken === undefined ? {} : { authToken }) }),
     },
     routing: {
       nodeId,

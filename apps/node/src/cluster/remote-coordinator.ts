@@ -55,7 +55,7 @@ const command = (type: string, properties: Record<string, unknown> = {}, require
 /** The forwarded commands, field by field: the coordinator's journal never sees a value of the wrong shape. */
 const commandSchema = {
   oneOf: [
-    command('register', { pipelineId: id, name: text, sourceType: text, sinkType: text }, ['pipelineId', 'name', 'sourceType', 'sinkType']),
+    command('register', { pipelineId: id, name: text, sourceType: text, sinkType: text, parallelism: { type: 'integer', minimum: 1, maximum: 64 } }, ['pipelineId', 'name', 'sourceType', 'sinkType']),
     command('unregister', { pipelineId: id }, ['pipelineId']),
     command('update-status', { pipelineId: id, status, totalRecords: count, failedRecords: count }, ['pipelineId', 'status', 'totalRecords', 'failedRecords']),
     command('report-resources', { nodeId: text, cpuPercent: { type: 'number', minimum: 0 }, memoryMb: { type: 'number', minimum: 0 } }, ['nodeId', 'cpuPercent', 'memoryMb']),
@@ -109,6 +109,10 @@ export function spawnRemoteCoordinator(system: ActorSystem, options: RemoteCoord
     }
     // JSON has no undefined: the coordinator's "nothing" (an unknown id, an unregistered pipeline) travels as null.
     if (answer.status === 'success') return StatusReply.success(answer.value ?? undefined);
+    if (answer.status !== 'error' || typeof answer.error !== 'object' || answer.error === null) {
+      // Not a coordinator reply (e.g. the route refused the command's shape): say what came back instead of "undefined".
+      return StatusReply.error(new RemoteCoordinatorError('cluster/remote-coordinator', `${url} answered HTTP ${response.status}: ${JSON.stringify(answer).slice(0, 500)}`, false));
+    }
     return StatusReply.error(new RemoteCoordinatorError(String(answer.error.tag), String(answer.error.message), answer.error.retriable === true));
   };
   return system.spawn<CoordinatorCommand, undefined>(

@@ -18,6 +18,9 @@ import {
   askWithStatus,
   createActorSystem,
   InvalidPipelineDefinitionError,
+  PipelineCommandRejectedError,
+  pipelineTaskIds,
+  pipelineTaskOf,
   spawnCoordinator,
   validatePipelineDefinition,
   CoordinatorCommandRejectedError,
@@ -108,6 +111,30 @@ export interface NodeClusterConfig {
   readonly remoteCoordinator: (system: ActorSystem) => ActorRef<CoordinatorCommand>;
   /** Another node wrote a pipeline's journal (it took the pipeline over): called once the node let the pipeline go. */
   readonly onTakenOver?: (pipelineId: string, cause: unknown) => void;
+  /**
+   * The tasks of a parallel pipeline that run on other nodes (each task is
+   * placed by its own shard; ADR 0013): reached through the node that runs
+   * them. Without it, commands reach only the tasks hosted here.
+   */
+  readonly remoteTasks?: RemoteTasks;
+}
+
+/** A lifecycle command a pipeline fans out to its tasks. */
+export type TaskAction = 'start' | 'stop' | 'pause' | 'resume' | 'reset';
+
+/**
+ * Commands to one task of a parallel pipeline that another node runs (in
+ * `src/cluster`, through that node's admin API with the task's id). Errors
+ * are the typed errors the API answers with (not found, lifecycle conflict,
+ * unavailable).
+ */
+export interface RemoteTasks {
+  /** The task's state; undefined when its node does not know it. */
+  state(taskId: string): Promise<PipelineState | undefined>;
+  command(taskId: string, action: TaskAction, reason?: string): Promise<PipelineState>;
+  update(taskId: string, definition: PipelineDefinition): Promise<PipelineState>;
+  resetOffsets(taskId: string): Promise<void>;
+  delete(taskId: string): Promise<void>;
 }
 
 /** What `shutdown` leaves behind: the last state of every pipeline. */
@@ -175,8 +202,14 @@ export interface DataflowNode {
    * conflict unless running.
    */
   ingest(pipelineId: string, batchId: string, records: readonly DataRecord[]): Promise<{ readonly state: PipelineState; readonly duplicate: boolean }>;
-  /** The pipeline's state, or undefined when no pipeline has this id. */
+  /** The pipeline's state (of task 0 for a pipeline with parallelism > 1), or undefined when no pipeline has this id. */
   getPipeline(pipelineId: string): Promise<PipelineState | undefined>;
+  /**
+   * The state of every task of the pipeline in task order (ADR 0013): one for
+   * a pipeline of parallelism 1; undefined when no pipeline has this id. In a
+   * cluster, tasks on other nodes are asked there.
+   */
+  pipelineTasks(pipelineId: string): Promise<readonly PipelineState[] | undefined>;
   /** The coordinator's registry, optionally only pipelines in `status`. */
   listPipelines(status?: PipelineStatus): Promise<readonly RegisteredPipeline[]>;
   systemStatus(): Promise<SystemStatus>;
@@ -382,7 +415,8 @@ class Node implements DataflowNode {
     // Stopped first (its lease may be lapsing); its last status goes to the coordinator afterwards, not waited for.
     const last = this.registry.latest(pipelineId);
     await this.removePipeline(pipelineId);
-    if (last === undefined || last.status === 'empty') return;
+    // Tasks 1..N-1 are not in the coordinator's registry (ADR 0013): nothing to report.
+    if (last === undefined || last.status === 'empty' || pipelineTaskOf(pipelineId).index > 0) return;
     const update = { pipelineId, status: last.status, totalRecords: last.metrics.recordsProcessed, failedRecords: last.metrics.recordsFailed };
     const report = this.coordinatorCommand((replyTo) => ({ type: 'update-status', ...update, replyTo })).catch((error: unknown) =>
       this.config.logger.warn(`the last status of pipeline ${pipelineId} did not reach the coordinator: ${describeError(error)}`, { pipeline_id: pipelineId }),
@@ -457,7 +491,8 @@ class Node implements DataflowNode {
       return;
     }
     const registered = await this.duringStart(this.askCoordinator<readonly RegisteredPipeline[]>((replyTo) => ({ type: 'list-pipelines', replyTo })));
-    for (const p of registered) this.spawnPipeline(p.pipelineId);
+    // Every task of a parallel pipeline runs here (ADR 0013); task 0 has the pipeline's id and stands for it below.
+    for (const p of registered) for (const taskId of pipelineTaskIds(p.pipelineId, p.parallelism)) this.spawnPipeline(taskId);
     for (const p of registered) {
       const state = await this.duringStart(this.stateOf(p.pipelineId));
       if (state.status !== 'empty') {
@@ -466,7 +501,7 @@ class Node implements DataflowNode {
       }
       // Registered, but the node stopped before the pipeline was created: nothing to resume.
       this.config.logger.warn(`pipeline ${p.pipelineId} (${p.name}) was registered but never created; unregistering it`, { pipeline_id: p.pipelineId });
-      await this.removePipeline(p.pipelineId);
+      for (const taskId of pipelineTaskIds(p.pipelineId, p.parallelism)) await this.removePipeline(taskId);
       await this.coordinatorCommand((replyTo) => ({ type: 'unregister', pipelineId: p.pipelineId, replyTo }));
     }
     this.supervisor.markStarted();
@@ -486,22 +521,155 @@ class Node implements DataflowNode {
     // Registering an existing id under the same name is idempotent: ask first, so a failed create never unregisters a pipeline of another node.
     const known = await this.askCoordinator<RegisteredPipeline | undefined>((replyTo) => ({ type: 'get-pipeline', pipelineId, replyTo }));
     if (known !== undefined) throw new CoordinatorCommandRejectedError('register', pipelineId, 'a pipeline with this id exists');
-    await this.coordinatorCommand((replyTo) => ({
-      type: 'register',
-      pipelineId,
-      name: valid.name,
-      sourceType: valid.source.type,
-      sinkType: valid.sink.type,
-      replyTo,
-    }));
+    // Tasks 1..N-1 first, before the registration makes them visible to other nodes (ADR 0013).
+    const others = pipelineTaskIds(pipelineId, valid.parallelism).slice(1);
+    await this.createTasks(others, valid);
+    try {
+      await this.coordinatorCommand((replyTo) => ({
+        type: 'register',
+        pipelineId,
+        name: valid.name,
+        sourceType: valid.source.type,
+        sinkType: valid.sink.type,
+        ...(others.length > 0 ? { parallelism: others.length + 1 } : {}),
+        replyTo,
+      }));
+    } catch (error) {
+      await this.discardTasks(others);
+      throw error;
+    }
     const ref = this.spawnPipeline(pipelineId);
     const reply = await ask<PipelineCommand, PipelineReply>(ref, (replyTo) => ({ type: 'create', definition: valid, replyTo }), { timeoutMs: this.askTimeoutMs });
     if (reply.status === 'error' || reply.value.state.status === 'empty') {
       await this.removePipeline(pipelineId);
+      await this.discardTasks(others);
       await this.coordinatorCommand((replyTo) => ({ type: 'unregister', pipelineId, replyTo }));
       throw reply.status === 'success' ? new NodeUnavailableError(`pipeline ${pipelineId} was not created`) : reply.error;
     }
     return reply.value.state;
+  }
+
+  /**
+   * Creates the entities of `taskIds` with `definition`: hosted here, or in a
+   * cluster, for a task whose shard another node holds, written by a
+   * detached actor (its host recovers it created). All or nothing: the
+   * tasks created before a failure are deleted again.
+   */
+  private async createTasks(taskIds: readonly string[], definition: PipelineDefinition): Promise<void> {
+    const created: string[] = [];
+    try {
+      for (const taskId of taskIds) {
+        const cluster = this.config.cluster;
+        if (cluster !== undefined && !cluster.hosts(taskId)) {
+          await this.registry.detached(taskId, (replyTo) => ({ type: 'create', definition, replyTo }));
+        } else {
+          const ref = this.spawnPipeline(taskId);
+          const reply = await ask<PipelineCommand, PipelineReply>(ref, (replyTo) => ({ type: 'create', definition, replyTo }), { timeoutMs: this.askTimeoutMs });
+          if (reply.status === 'error') {
+            await this.removePipeline(taskId);
+            throw reply.error;
+          }
+        }
+        created.push(taskId);
+      }
+    } catch (error) {
+      await this.discardTasks(created);
+      throw error;
+    }
+  }
+
+  /** Deletes tasks created for a pipeline that did not come to be (or lost them to a smaller parallelism); a failure is logged, the task stays configured and unregistered. */
+  private async discardTasks(taskIds: readonly string[]): Promise<void> {
+    for (const taskId of taskIds) {
+      try {
+        await this.deleteTask(taskId);
+      } catch (error) {
+        this.config.logger.warn(`task ${taskId} could not be deleted (${describeError(error)}); it stays in its journal, configured and not run`, { pipeline_id: taskId });
+      }
+    }
+  }
+
+  /** Deletes one task's entity: hosted here, on its node, or (not hosted anywhere) through a detached actor. */
+  private async deleteTask(taskId: string): Promise<void> {
+    if (this.registry.has(taskId)) {
+      await this.command(taskId, (replyTo) => ({ type: 'delete', replyTo }));
+      await this.removePipeline(taskId);
+      return;
+    }
+    const cluster = this.config.cluster;
+    if (cluster?.remoteTasks !== undefined && (await cluster.remoteTasks.state(taskId).catch(() => undefined)) !== undefined) {
+      await cluster.remoteTasks.delete(taskId);
+      return;
+    }
+    await this.registry.detached(taskId, (replyTo) => ({ type: 'delete', replyTo }));
+  }
+
+  /** The tasks a command on `pipelineId` goes to: a task id names itself; a pipeline id its tasks, per its definition (task 0's). */
+  private async taskIdsOf(pipelineId: string): Promise<readonly string[]> {
+    if (pipelineTaskOf(pipelineId).index > 0) return [pipelineId];
+    const state = await this.getPipeline(pipelineId);
+    if (state === undefined || state.status === 'empty') throw new PipelineNotFoundError(pipelineId);
+    return pipelineTaskIds(pipelineId, state.definition.parallelism);
+  }
+
+  /** A task's state, hosted here or (cluster) asked on its node; undefined when unknown. */
+  private async taskState(taskId: string): Promise<PipelineState | undefined> {
+    if (this.registry.has(taskId)) return this.stateOf(taskId);
+    return this.config.cluster?.remoteTasks?.state(taskId);
+  }
+
+  private taskCommand(taskId: string, action: TaskAction, reason: string | undefined): Promise<PipelineState> {
+    if (!this.registry.has(taskId)) {
+      const remote = this.config.cluster?.remoteTasks;
+      if (remote === undefined) return Promise.reject(new PipelineNotFoundError(taskId));
+      return remote.command(taskId, action, reason);
+    }
+    return this.command(taskId, (replyTo): PipelineCommand => {
+      switch (action) {
+        case 'start':
+          return { type: 'start', replyTo };
+        case 'stop':
+          return { type: 'stop', reason: reason ?? 'stopped by request', replyTo };
+        case 'pause':
+          return { type: 'pause', reason: reason ?? 'paused by request', replyTo };
+        case 'resume':
+          return { type: 'resume', replyTo };
+        case 'reset':
+          return { type: 'reset', replyTo };
+      }
+    });
+  }
+
+  /**
+   * A lifecycle command on a pipeline goes to each of its tasks (ADR 0013),
+   * side by side. Tasks already where the command leads are left alone (a
+   * command that half succeeded can be sent again), unless all are: then
+   * every task gets it and answers as a single pipeline would (a refusal).
+   * The first failure is thrown once every task answered; the answer is task
+   * 0's state.
+   */
+  private async lifecycle(pipelineId: string, action: TaskAction, reason?: string): Promise<PipelineState> {
+    const taskIds = await this.taskIdsOf(pipelineId);
+    const [first] = taskIds;
+    if (taskIds.length === 1 && first !== undefined) return this.taskCommand(first, action, reason);
+    const states = await Promise.all(taskIds.map((id) => this.taskState(id)));
+    const pending = taskIds.filter((_, i) => !alreadyAfter(states[i], action));
+    const targets = new Set(pending.length === 0 ? taskIds : pending);
+    const results = await Promise.allSettled(taskIds.map((id, i) => (targets.has(id) ? this.taskCommand(id, action, reason) : Promise.resolve(states[i] as PipelineState))));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure !== undefined) throw failure.reason;
+    const answer = results[0];
+    if (answer?.status !== 'fulfilled') throw new PipelineNotFoundError(pipelineId);
+    return answer.value;
+  }
+
+  async pipelineTasks(pipelineId: string): Promise<readonly PipelineState[] | undefined> {
+    const state = await this.getPipeline(pipelineId);
+    if (state === undefined || state.status === 'empty') return undefined;
+    const taskIds = pipelineTaskIds(pipelineId, state.definition.parallelism);
+    if (taskIds.length === 1) return [state];
+    const others = await Promise.all(taskIds.slice(1).map((id) => this.taskState(id)));
+    return [state, ...others.map((s): PipelineState => s ?? { status: 'empty' })];
   }
 
   /** `definition` prepared (connection defaults) and validated against the node's connector types. */
@@ -513,23 +681,23 @@ class Node implements DataflowNode {
   }
 
   start(pipelineId: string): Promise<PipelineState> {
-    return this.command(pipelineId, (replyTo) => ({ type: 'start', replyTo }));
+    return this.lifecycle(pipelineId, 'start');
   }
 
   stop(pipelineId: string, reason = 'stopped by request'): Promise<PipelineState> {
-    return this.command(pipelineId, (replyTo) => ({ type: 'stop', reason, replyTo }));
+    return this.lifecycle(pipelineId, 'stop', reason);
   }
 
   pause(pipelineId: string, reason = 'paused by request'): Promise<PipelineState> {
-    return this.command(pipelineId, (replyTo) => ({ type: 'pause', reason, replyTo }));
+    return this.lifecycle(pipelineId, 'pause', reason);
   }
 
   resume(pipelineId: string): Promise<PipelineState> {
-    return this.command(pipelineId, (replyTo) => ({ type: 'resume', replyTo }));
+    return this.lifecycle(pipelineId, 'resume');
   }
 
   reset(pipelineId: string): Promise<PipelineState> {
-    return this.command(pipelineId, (replyTo) => ({ type: 'reset', replyTo }));
+    return this.lifecycle(pipelineId, 'reset');
   }
 
   async updatePipeline(pipelineId: string, definition: unknown): Promise<ConfiguredPipelineState> {
@@ -539,23 +707,70 @@ class Node implements DataflowNode {
     if (valid.name !== current.definition.name) {
       throw new InvalidPipelineDefinitionError([{ path: 'name', message: `A pipeline keeps its name: this one is ${JSON.stringify(current.definition.name)} (create a new pipeline to rename)` }]);
     }
+    // Task 0 first: its state decides whether an update is allowed now (configured or stopped).
     const state = await this.command(pipelineId, (replyTo) => ({ type: 'update-config', definition: valid, replyTo }));
     if (state.status === 'empty') throw new PipelineNotFoundError(pipelineId);
-    // The registry shows the source and sink types: same name, so this updates them (or changes nothing).
-    await this.coordinatorCommand((replyTo) => ({ type: 'register', pipelineId, name: valid.name, sourceType: valid.source.type, sinkType: valid.sink.type, replyTo }));
+    if (pipelineTaskOf(pipelineId).index > 0) return state; // one task, updated through its node by the pipeline's
+    const before = pipelineTaskIds(pipelineId, current.definition.parallelism);
+    const after = pipelineTaskIds(pipelineId, valid.parallelism);
+    // Kept tasks take the new definition; tasks beyond the new parallelism are deleted, new ones created
+    // (their partitions start at the group's committed offsets, committed after the checkpoints; ADR 0013).
+    for (const taskId of after.slice(1).filter((id) => before.includes(id))) {
+      if (this.registry.has(taskId)) await this.command(taskId, (replyTo) => ({ type: 'update-config', definition: valid, replyTo }));
+      else {
+        const remote = this.config.cluster?.remoteTasks;
+        if (remote === undefined) throw new PipelineNotFoundError(taskId);
+        await remote.update(taskId, valid);
+      }
+    }
+    await this.createTasks(after.filter((id) => !before.includes(id)), valid);
+    // The registry shows the source and sink types and the parallelism: same name, so this updates them (or changes nothing).
+    // Registered before removed tasks are deleted: a cluster node places tasks by the registry, and must not adopt a task again after its delete.
+    await this.coordinatorCommand((replyTo) => ({
+      type: 'register',
+      pipelineId,
+      name: valid.name,
+      sourceType: valid.source.type,
+      sinkType: valid.sink.type,
+      ...(after.length > 1 ? { parallelism: after.length } : {}),
+      replyTo,
+    }));
+    for (const taskId of before.filter((id) => !after.includes(id))) await this.deleteTask(taskId);
     return state;
   }
 
   async resetOffsets(pipelineId: string): Promise<ConfiguredPipelineState> {
-    const state = await this.command(pipelineId, (replyTo) => ({ type: 'reset-offsets', sourceOffset: null, replyTo }));
+    const taskIds = await this.taskIdsOf(pipelineId);
+    for (const taskId of taskIds.slice(1)) {
+      if (this.registry.has(taskId)) await this.command(taskId, (replyTo) => ({ type: 'reset-offsets', sourceOffset: null, replyTo }));
+      else {
+        const remote = this.config.cluster?.remoteTasks;
+        if (remote === undefined) throw new PipelineNotFoundError(taskId);
+        await remote.resetOffsets(taskId);
+      }
+    }
+    const state = await this.command(taskIds[0] ?? pipelineId, (replyTo) => ({ type: 'reset-offsets', sourceOffset: null, replyTo }));
     if (state.status === 'empty') throw new PipelineNotFoundError(pipelineId);
     return state;
   }
 
   async deletePipeline(pipelineId: string): Promise<void> {
+    const taskIds = await this.taskIdsOf(pipelineId).catch(() => [pipelineId]);
+    if (taskIds.length > 1) {
+      // Nothing is deleted while any task still runs: the pipeline is deleted whole or not at all.
+      const states = await Promise.all(taskIds.map((id) => this.taskState(id)));
+      const busy = states.findIndex((s) => s?.status === 'running' || s?.status === 'paused');
+      const state = states[busy];
+      if (state !== undefined && state.status !== 'empty') {
+        throw new PipelineCommandRejectedError(pipelineId, 'delete', state.status, `its task ${taskIds[busy] ?? ''} is ${state.status}: stop the pipeline first`);
+      }
+    }
+    // Task 0 first: its state decides whether a delete is allowed now; then the other tasks.
     await this.command(pipelineId, (replyTo) => ({ type: 'delete', replyTo }));
     // Deleted in its journal first: a crash before the unregistration leaves a registered, empty pipeline, which the next start unregisters.
     await this.removePipeline(pipelineId);
+    if (pipelineTaskOf(pipelineId).index > 0) return;
+    for (const taskId of taskIds.slice(1)) await this.deleteTask(taskId);
     await this.coordinatorCommand((replyTo) => ({ type: 'unregister', pipelineId, replyTo }));
   }
 
@@ -666,6 +881,22 @@ class Node implements DataflowNode {
       ),
       events.on('actor.failed', (e) => logger.error(`actor ${e.path} failed during ${e.during}: ${messageOf(e.error)}`, { path: e.path, directive: e.directive })),
     ];
+  }
+}
+
+/** Whether a task in `state` is already where `action` leads (a fanned-out command leaves it alone). */
+function alreadyAfter(state: PipelineState | undefined, action: TaskAction): boolean {
+  const status = state?.status;
+  switch (action) {
+    case 'start':
+    case 'resume':
+      return status === 'running';
+    case 'stop':
+      return status === 'stopped' || status === 'configured';
+    case 'pause':
+      return status === 'paused';
+    case 'reset':
+      return status !== 'failed';
   }
 }
 

@@ -10,6 +10,7 @@
 import {
   askWithStatus,
   pipelineActor,
+  pipelineTaskOf,
   type ActorRef,
   type ActorSystem,
   type Cancellable,
@@ -19,10 +20,12 @@ import {
   type EntityPersistence,
   type LookupSource,
   type PipelineCommand,
+  type PipelineResult,
   type PipelineState,
   type PipelineStatus,
   type RateLimiter,
   type RegisteredPipeline,
+  type StatusReply,
 } from '@dataflow/core';
 import type { NodeLogger } from './node-logger.js';
 
@@ -71,6 +74,7 @@ interface Hosted extends Tracked {
  */
 export class PipelineRegistry {
   private readonly hosted = new Map<string, Hosted>();
+  private detachedCount = 0;
 
   constructor(private readonly options: PipelineRegistryOptions) {}
 
@@ -124,6 +128,22 @@ export class PipelineRegistry {
       }),
       `pipeline-${pipelineId}`,
     );
+  }
+
+  /**
+   * Runs `command` against the entity of `pipelineId` without hosting it: an
+   * actor spawned for this one command, then stopped (cluster: a task of a
+   * new pipeline whose shard another node holds is created here, before the
+   * pipeline is registered, so its host recovers it created; ADR 0013).
+   */
+  async detached(pipelineId: string, build: (replyTo: ActorRef<StatusReply<PipelineResult>>) => PipelineCommand): Promise<PipelineResult> {
+    const { system, persistence, connectors, lookups } = this.options;
+    const ref = system.spawn(pipelineActor({ pipelineId, persistence, connectors, ...(lookups === undefined ? {} : { lookups }) }), `detached-${pipelineId}-${++this.detachedCount}`);
+    try {
+      return await askWithStatus<PipelineCommand, PipelineResult>(ref, build, { timeoutMs: this.options.askTimeoutMs });
+    } finally {
+      await system.stop(ref);
+    }
   }
 
   /** Stops the actor of `pipelineId` (its in-flight batch is abandoned) and forgets it. */
@@ -225,6 +245,8 @@ export class PipelineRegistry {
 
   private statusUpdate(pipelineId: string, state: PipelineState): Omit<Reported, 'at'> & { pipelineId: string } | undefined {
     if (state.status === 'empty') return undefined;
+    // Tasks 1..N-1 of a parallel pipeline are not registered: the registry shows task 0 (the API aggregates the tasks; ADR 0013).
+    if (pipelineTaskOf(pipelineId).index > 0) return undefined;
     return { pipelineId, status: state.status, totalRecords: state.metrics.recordsProcessed, failedRecords: state.metrics.recordsFailed };
   }
 }

@@ -48,7 +48,7 @@ export const localConnectorRegistry: ConnectorRegistry = connectorRegistry(local
  * Option schemas of every connector `createSource` / `createSink` /
  * `createDeadLetterTarget` build: the local ones plus the Kafka source, sink
  * and dead-letter target, the Prometheus scrape and remote-write sources and the
- * Cassandra and Postgres sinks.
+ * Cassandra and Postgres sinks; the Kafka source declares `parallelTasks`.
  *
  * @example
  * ```ts
@@ -59,6 +59,8 @@ export const connectorSchemas = {
   sources: { ...localConnectorSchemas.sources, kafka: kafkaSourceDefinitionSchema, 'prometheus-scrape': scrapeSourceDefinitionSchema, 'prometheus-remote-write': remoteWriteSourceDefinitionSchema },
   sinks: { ...localConnectorSchemas.sinks, kafka: kafkaSinkDefinitionSchema, cassandra: cassandraSinkDefinitionSchema, postgres: postgresSinkDefinitionSchema },
   deadLetters: { ...localConnectorSchemas.deadLetters, kafka: kafkaDeadLetterDefinitionSchema },
+  /** A Kafka source is a consumer-group member: `parallelism: N` runs N members of one group (ADR 0013). */
+  sourceCapabilities: { kafka: { parallelTasks: true } },
 } as const satisfies ConnectorSchemas;
 
 /** A registry of every connector this package builds (`connectorSchemas`). */

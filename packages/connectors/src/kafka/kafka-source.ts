@@ -23,6 +23,18 @@
  * the committed offset, so records handed out here but not yet committed may be
  * read twice across members, never skipped.
  *
+ * Parallel tasks (`parallelism: N`, ADR 0013): every task's source joins the
+ * same group (default `dataflow-<pipelineId>` of the pipeline, not of the
+ * task), so the group protocol splits the partitions among them, and each
+ * task's checkpoint holds the positions of the partitions it was assigned.
+ * A task's checkpoint may still name a partition that moved to another task
+ * since; so on open a task takes per partition the further of its checkpoint
+ * and the group's committed offset (as with `offsetsCommittedBySink`). That is
+ * safe because in this mode offsets are committed only after a durable
+ * checkpoint of the task that read them: the committed offset never passes
+ * what some task has written, and taking it skips only what another task
+ * already wrote instead of reading it again.
+ *
  * Backpressure: the consumer's buffer holds at most `maxBufferedRecords`; when
  * it is full, fetching waits (no partition is fetched ahead without bound) and
  * the pipeline pulls one batch at a time.
@@ -138,7 +150,8 @@ export class KafkaSource implements Source {
 
   async open(context: SourceContext): Promise<void> {
     const d = this.definition;
-    this.#groupId = d.groupId ?? `dataflow-${context.pipelineId}`;
+    // Tasks of one pipeline share its group (named after the pipeline, not the task).
+    this.#groupId = d.groupId ?? `dataflow-${context.task?.pipelineId ?? context.pipelineId}`;
     this.#committedBySink = context.offsetsCommittedBySink === true;
     if (context.checkpoint !== undefined) {
       const restored = decodeKafkaSourceOffset(context.checkpoint);
@@ -155,7 +168,7 @@ export class KafkaSource implements Source {
     const client = this.#injectedClient ?? createKafkaClient(clientOptions(d));
     this.#client = client;
     const subscription = d.topics ?? new RegExp(d.topicPattern ?? '');
-    if (this.#committedBySink) await this.#reconcileWithCommitted(client, subscription);
+    if (this.#committedBySink || (context.task?.count ?? 1) > 1) await this.#reconcileWithCommitted(client, subscription);
     const consumer = client.consumer({
       groupId: this.#groupId,
       autoOffsetReset: d.autoOffsetReset,
@@ -322,7 +335,10 @@ export class KafkaSource implements Source {
     for (const key of [...this.#positions.keys()]) if (!keys.has(key)) this.#positions.delete(key);
   }
 
-  /** With a sink that commits offsets itself: per partition, the further of the checkpoint and Kafka's committed offset. */
+  /**
+   * With a sink that commits offsets itself, or as one of several tasks: per
+   * partition, the further of the checkpoint and Kafka's committed offset.
+   */
   async #reconcileWithCommitted(client: KafkaClient, subscription: readonly string[] | RegExp): Promise<void> {
     const admin = await client.admin();
     try {

@@ -48,6 +48,25 @@ export interface SourceContext {
    * the journal checkpoint, so upstream can be one batch ahead, never behind).
    */
   readonly offsetsCommittedBySink?: boolean;
+  /**
+   * Set when the pipeline runs as several tasks (`parallelism > 1`, only for
+   * sources whose registry entry declares `parallelTasks`): this source is
+   * task `index` of `count` of pipeline `pipelineId` (while the context's own
+   * `pipelineId` is the task's id). Sources shared by the tasks (a consumer
+   * group) are named after the pipeline, not the task; each task checkpoints
+   * only its own share (ADR 0013).
+   */
+  readonly task?: SourceTask;
+}
+
+/** Which task of a parallel pipeline a source runs in. */
+export interface SourceTask {
+  /** The pipeline's id (the same for every task). */
+  readonly pipelineId: string;
+  /** 0-based. */
+  readonly index: number;
+  /** The pipeline's `parallelism`. */
+  readonly count: number;
 }
 
 /**

@@ -60,6 +60,8 @@ export type CoordinatorCommand =
       readonly name: string;
       readonly sourceType: string;
       readonly sinkType: string;
+      /** The pipeline's tasks (ADR 0013); absent: 1. */
+      readonly parallelism?: number;
       readonly replyTo: ActorRef<CoordinatorReply>;
     }
   | { readonly type: 'unregister'; readonly pipelineId: string; readonly replyTo: ActorRef<CoordinatorReply> }
@@ -98,7 +100,14 @@ type Mutation = Extract<CoordinatorCommand, { type: 'register' | 'unregister' | 
 function decisionOf(command: Mutation): CoordinatorDecision {
   switch (command.type) {
     case 'register':
-      return { type: 'register', pipelineId: command.pipelineId, name: command.name, sourceType: command.sourceType, sinkType: command.sinkType };
+      return {
+        type: 'register',
+        pipelineId: command.pipelineId,
+        name: command.name,
+        sourceType: command.sourceType,
+        sinkType: command.sinkType,
+        ...(command.parallelism === undefined ? {} : { parallelism: command.parallelism }),
+      };
     case 'unregister':
       return { type: 'unregister', pipelineId: command.pipelineId };
     case 'update-status':

@@ -14,6 +14,8 @@ export interface RegisteredPipeline {
   readonly status: PipelineStatus;
   readonly sourceType: string;
   readonly sinkType: string;
+  /** Tasks of the pipeline (ADR 0013): `pipelineTaskIds(pipelineId, parallelism)`; absent: 1. */
+  readonly parallelism?: number;
   readonly totalRecords: number;
   readonly failedRecords: number;
   readonly registeredAt: number;
@@ -35,10 +37,19 @@ export type CoordinatorEvent =
       readonly name: string;
       readonly sourceType: string;
       readonly sinkType: string;
+      /** Absent: 1 (events written before parallel tasks existed have none). */
+      readonly parallelism?: number;
     }
   | { readonly type: 'PipelineUnregistered'; readonly at: number; readonly pipelineId: string }
-  /** A registered pipeline's definition changed its source or sink type (its name never changes). */
-  | { readonly type: 'PipelineRegistrationUpdated'; readonly at: number; readonly pipelineId: string; readonly sourceType: string; readonly sinkType: string }
+  /** A registered pipeline's definition changed its source or sink type or its parallelism (its name never changes). */
+  | {
+      readonly type: 'PipelineRegistrationUpdated';
+      readonly at: number;
+      readonly pipelineId: string;
+      readonly sourceType: string;
+      readonly sinkType: string;
+      readonly parallelism?: number;
+    }
   | {
       readonly type: 'PipelineStatusUpdated';
       readonly at: number;
@@ -95,6 +106,11 @@ export class CoordinatorCommandRejectedError extends DataflowError<'coordinator/
   }
 }
 
+/** `{ parallelism }` when above 1, else nothing (1 is left out, as before parallel tasks). */
+function parallelismOf(parallelism: number | undefined): { parallelism?: number } {
+  return parallelism !== undefined && parallelism > 1 ? { parallelism } : {};
+}
+
 export function evolveCoordinator(state: CoordinatorState, event: CoordinatorEvent): CoordinatorState {
   switch (event.type) {
     case 'PipelineRegistered':
@@ -106,6 +122,7 @@ export function evolveCoordinator(state: CoordinatorState, event: CoordinatorEve
           status: 'configured',
           sourceType: event.sourceType,
           sinkType: event.sinkType,
+          ...parallelismOf(event.parallelism),
           totalRecords: 0,
           failedRecords: 0,
           registeredAt: event.at,
@@ -115,7 +132,11 @@ export function evolveCoordinator(state: CoordinatorState, event: CoordinatorEve
     case 'PipelineRegistrationUpdated': {
       const current = state.pipelines.get(event.pipelineId);
       if (current === undefined) return state;
-      return { ...state, pipelines: withEntry(state.pipelines, event.pipelineId, { ...current, sourceType: event.sourceType, sinkType: event.sinkType, updatedAt: event.at }) };
+      const { parallelism: _previous, ...rest } = current;
+      return {
+        ...state,
+        pipelines: withEntry(state.pipelines, event.pipelineId, { ...rest, sourceType: event.sourceType, sinkType: event.sinkType, ...parallelismOf(event.parallelism), updatedAt: event.at }),
+      };
     }
     case 'PipelineUnregistered':
       if (!state.pipelines.has(event.pipelineId)) return state;
@@ -199,7 +220,7 @@ export function listPipelines(state: CoordinatorState, status?: PipelineStatus):
 }
 
 export type CoordinatorDecision =
-  | { readonly type: 'register'; readonly pipelineId: string; readonly name: string; readonly sourceType: string; readonly sinkType: string }
+  | { readonly type: 'register'; readonly pipelineId: string; readonly name: string; readonly sourceType: string; readonly sinkType: string; readonly parallelism?: number }
   | { readonly type: 'unregister'; readonly pipelineId: string }
   | { readonly type: 'update-status'; readonly pipelineId: string; readonly status: PipelineStatus; readonly totalRecords: number; readonly failedRecords: number }
   | { readonly type: 'report-resources'; readonly usage: Omit<ResourceUsage, 'at'> };
@@ -219,10 +240,13 @@ export function decideCoordinator(
       const existing = state.pipelines.get(command.pipelineId);
       if (existing !== undefined) {
         if (existing.name === command.name) {
-          if (existing.sourceType === command.sourceType && existing.sinkType === command.sinkType) return { ok: true, events: [] };
+          const parallelism = parallelismOf(command.parallelism);
+          if (existing.sourceType === command.sourceType && existing.sinkType === command.sinkType && (existing.parallelism ?? 1) === (command.parallelism ?? 1)) {
+            return { ok: true, events: [] };
+          }
           return {
             ok: true,
-            events: [{ type: 'PipelineRegistrationUpdated', at: now, pipelineId: command.pipelineId, sourceType: command.sourceType, sinkType: command.sinkType }],
+            events: [{ type: 'PipelineRegistrationUpdated', at: now, pipelineId: command.pipelineId, sourceType: command.sourceType, sinkType: command.sinkType, ...parallelism }],
           };
         }
         return { ok: false, error: new CoordinatorCommandRejectedError('register', command.pipelineId, `the id is taken by ${existing.name}`) };
@@ -231,7 +255,20 @@ export function decideCoordinator(
       if (taken !== undefined) {
         return { ok: false, error: new CoordinatorCommandRejectedError('register', command.pipelineId, `the name ${command.name} is taken by ${taken.pipelineId}`) };
       }
-      return { ok: true, events: [{ type: 'PipelineRegistered', at: now, pipelineId: command.pipelineId, name: command.name, sourceType: command.sourceType, sinkType: command.sinkType }] };
+      return {
+        ok: true,
+        events: [
+          {
+            type: 'PipelineRegistered',
+            at: now,
+            pipelineId: command.pipelineId,
+            name: command.name,
+            sourceType: command.sourceType,
+            sinkType: command.sinkType,
+            ...parallelismOf(command.parallelism),
+          },
+        ],
+      };
     }
     case 'unregister':
       if (!state.pipelines.has(command.pipelineId)) return { ok: true, events: [] };

@@ -63,6 +63,16 @@ describe('coordinator', () => {
     expect(listPipelines(after)[0]).toMatchObject({ sourceType: 'kafka', sinkType: 'postgres', status: 'stopped', totalRecords: 42, updatedAt: 7 });
   });
 
+  it('records the parallelism of a pipeline with tasks (left out when 1) and updates it with the definition', () => {
+    const state = run(emptyCoordinatorState, { ...reg('a'), parallelism: 3 } as CoordinatorDecision, reg('b'));
+    expect(listPipelines(state).map((p) => p.parallelism)).toEqual([3, undefined]);
+    expect(decideCoordinator(state, { ...reg('a'), parallelism: 3 } as CoordinatorDecision, 5)).toEqual({ ok: true, events: [] });
+    const changed = decideCoordinator(state, { ...reg('a'), parallelism: 1 } as CoordinatorDecision, 6);
+    expect(changed).toEqual({ ok: true, events: [{ type: 'PipelineRegistrationUpdated', at: 6, pipelineId: 'a', sourceType: 'file', sinkType: 'file' }] });
+    const after = changed.ok ? changed.events.reduce(evolveCoordinator, state) : state;
+    expect(listPipelines(after)[0]?.parallelism).toBeUndefined();
+  });
+
   it('checks resource availability against the limits', () => {
     const limits = { maxCpuPercent: 80, maxMemoryMb: 1024 };
     let state = run(emptyCoordinatorState, { type: 'report-resources', usage: { nodeId: 'n1', cpuPercent: 30, memoryMb: 200 } });

@@ -45,6 +45,24 @@ export interface ConnectorRegistry {
   types(kind: ConnectorKind): readonly string[];
   /** The options schema of `type`, or undefined when the type is not registered. */
   optionsSchema(kind: ConnectorKind, type: string): ConnectorOptionsSchema | undefined;
+  /** What the source type declares it can do beyond the port (undefined: nothing more). */
+  sourceCapabilities?(type: string): SourceCapabilities | undefined;
+}
+
+/**
+ * What a source type declares beyond the source port. Core knows no
+ * connector: validation asks the registry, e.g. whether `parallelism > 1` is
+ * possible (ADR 0013).
+ */
+export interface SourceCapabilities {
+  /**
+   * The source can run as several tasks of one pipeline that split its input
+   * among themselves (a Kafka consumer group): each task is opened with
+   * `SourceContext.task` and must read a share disjoint from the others'.
+   * Given a function, it is asked with the source's options (as written) and
+   * answers true, or why not.
+   */
+  readonly parallelTasks?: boolean | ((options: Readonly<Record<string, unknown>>) => true | string);
 }
 
 /** Option schemas by connector type, per kind. */
@@ -52,6 +70,8 @@ export interface ConnectorSchemas {
   readonly sources?: Readonly<Record<string, ConnectorOptionsSchema>>;
   readonly sinks?: Readonly<Record<string, ConnectorOptionsSchema>>;
   readonly deadLetters?: Readonly<Record<string, ConnectorOptionsSchema>>;
+  /** Capabilities of source types (default: none). */
+  readonly sourceCapabilities?: Readonly<Record<string, SourceCapabilities>>;
 }
 
 /**
@@ -62,6 +82,7 @@ export interface ConnectorSchemas {
  * const registry = connectorRegistry({
  *   sources: { generator: generatorSourceDefinitionSchema },
  *   sinks: { console: consoleSinkDefinitionSchema },
+ *   sourceCapabilities: { kafka: { parallelTasks: true } },
  * });
  * validatePipelineDefinition(input, { connectors: registry });
  * ```
@@ -72,8 +93,10 @@ export function connectorRegistry(schemas: ConnectorSchemas): ConnectorRegistry 
     sink: new Map(Object.entries(schemas.sinks ?? {})),
     'dead-letter': new Map(Object.entries(schemas.deadLetters ?? {})),
   };
+  const capabilities = new Map(Object.entries(schemas.sourceCapabilities ?? {}));
   return {
     types: (kind) => [...byKind[kind].keys()].sort(),
     optionsSchema: (kind, type) => byKind[kind].get(type),
+    sourceCapabilities: (type) => capabilities.get(type),
   };
 }

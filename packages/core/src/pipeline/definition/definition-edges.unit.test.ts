@@ -124,6 +124,6 @@ describe('definition messages', () => {
   it('reports each unknown top-level key at its own path, with the known keys', () => {
     const issues = issuesOf({ ...minimal, sinks: [], Batch: {} });
     expect(issues.map((i) => i.path)).toEqual(['sinks', 'Batch']);
-    expect(issues[0]?.message).toBe("Unknown key 'sinks'; known keys: name, description, source, transforms, sink, batch, retry, batchTimeoutMs, deadLetter, rateLimit");
+    expect(issues[0]?.message).toBe("Unknown key 'sinks'; known keys: name, description, source, transforms, sink, batch, retry, batchTimeoutMs, deadLetter, rateLimit, parallelism");
   });
 });

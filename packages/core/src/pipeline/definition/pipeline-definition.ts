@@ -10,6 +10,7 @@ import { transformDefinitionSchema } from '../../transforms/transform-definition
 import type { ConnectorKind, ConnectorRegistry, ConnectorSchemaIssue } from './connector-registry.js';
 import type { DefinitionIssue } from './invalid-pipeline-definition-error.js';
 import { formatIssuePath } from './issue-path.js';
+import { MAX_PARALLELISM } from './pipeline-tasks.js';
 import { checkValueBounds, DEFINITION_BOUNDS } from './value-bounds.js';
 
 /** The dead-letter target types. */
@@ -87,6 +88,18 @@ export const pipelineDefinitionSchema = z.strictObject({
       burst: z.int('rateLimit.burst must be an integer').min(1, 'rateLimit.burst must be at least 1').max(1_000_000, 'rateLimit.burst must be at most 1000000').optional(),
     })
     .optional(),
+  /**
+   * How many tasks run the pipeline (1..64; absent: 1). Each task is its own
+   * pipeline entity with its own checkpoint; their sources split the input
+   * (Kafka: one consumer group). Only sources that declare `parallelTasks`
+   * accept more than 1 (ADR 0013). Left out rather than defaulted, so a
+   * definition written before the field existed stays byte for byte the same.
+   */
+  parallelism: z
+    .int('parallelism must be an integer')
+    .min(1, 'parallelism must be at least 1')
+    .max(MAX_PARALLELISM, `parallelism must be at most ${MAX_PARALLELISM}`)
+    .optional(),
 });
 
 /**
@@ -122,7 +135,9 @@ export interface ValidatePipelineDefinitionOptions {
  * syntax with its position, field paths, unknown transform or connector types
  * (with the known ones), connector options, and cross-field rules
  * (`deadLetter` is required when a stage uses `onError: 'dead-letter'`;
- * `retry.initialBackoffMs` must not exceed `retry.maxBackoffMs`).
+ * `retry.initialBackoffMs` must not exceed `retry.maxBackoffMs`; with a
+ * registry, `parallelism > 1` only for a source that declares
+ * `parallelTasks`).
  *
  * @example
  * ```ts
@@ -200,12 +215,39 @@ function connectorIssues(input: Readonly<Record<string, unknown>>, registry: Con
     }
   };
   check('source', 'source', input.source, true);
+  issues.push(...parallelismIssues(input, registry));
   check('sink', 'sink', input.sink, true);
   // Dead-letter types are a closed set the schema already checks; a registry only adds option validation.
   if (isObject(input.deadLetter) && (DEAD_LETTER_TYPES as readonly unknown[]).includes(input.deadLetter.type)) {
     check('deadLetter', 'dead-letter', input.deadLetter, false);
   }
   return issues;
+}
+
+/**
+ * `parallelism > 1` needs a source that declares `parallelTasks` (a Kafka
+ * consumer group splits partitions among the tasks; a file or a generator
+ * would be read N times over).
+ */
+function parallelismIssues(input: Readonly<Record<string, unknown>>, registry: ConnectorRegistry): DefinitionIssue[] {
+  const parallelism = input.parallelism;
+  if (typeof parallelism !== 'number' || !Number.isInteger(parallelism) || parallelism <= 1) return [];
+  const source = input.source;
+  if (!isObject(source) || typeof source.type !== 'string' || source.type === '') return [];
+  if (registry.optionsSchema('source', source.type) === undefined) return []; // reported as an unknown type
+  const declared = registry.sourceCapabilities?.(source.type)?.parallelTasks;
+  const answer = typeof declared === 'function' ? declared(source) : declared === true ? true : `a ${source.type} source cannot split its input among tasks`;
+  if (answer === true) return [];
+  const able = registry.types('source').filter((type) => {
+    const capability = registry.sourceCapabilities?.(type)?.parallelTasks;
+    return capability !== undefined && capability !== false;
+  });
+  return [
+    {
+      path: 'parallelism',
+      message: `parallelism ${parallelism} is not possible: ${answer}; only ${able.length === 0 ? '(no registered source)' : able.join(', ')} sources run as several tasks (use parallelism 1 or leave it out)`,
+    },
+  ];
 }
 
 const TOP_LEVEL_KEYS = Object.keys(pipelineDefinitionSchema.shape);

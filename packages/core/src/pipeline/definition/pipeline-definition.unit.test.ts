@@ -87,7 +87,7 @@ describe('pipeline definitions: field rules', () => {
       'misspelt key',
       { transfroms: [] },
       'transfroms',
-      "Unknown key 'transfroms'; known keys: name, description, source, transforms, sink, batch, retry, batchTimeoutMs, deadLetter, rateLimit",
+      "Unknown key 'transfroms'; known keys: name, description, source, transforms, sink, batch, retry, batchTimeoutMs, deadLetter, rateLimit, parallelism",
     ],
     ['unknown batch key', { batch: { sizes: 3 } }, 'batch.sizes', "Unknown key 'sizes'"],
     ['rate limit of 0 records/s', { rateLimit: { recordsPerSecond: 0 } }, 'rateLimit.recordsPerSecond', 'rateLimit.recordsPerSecond must be greater than 0'],

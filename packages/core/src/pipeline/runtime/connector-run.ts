@@ -20,11 +20,12 @@
  */
 import type { DeadLetter, DeadLetterTarget } from '../../connector/dead-letter.js';
 import type { Sink, SinkBatch, SinkPosition, SinkWriteResult } from '../../connector/sink.js';
-import type { Source, SourceBatch, SourceOffset } from '../../connector/source.js';
+import type { Source, SourceBatch, SourceOffset, SourceTask } from '../../connector/source.js';
 import type { ActorContext } from '../../actor/actor-context.js';
 import type { InstrumentationEvent } from '../../instrumentation/instrumentation.js';
 import { resolveRateLimit, type RateLimit, type RateLimiter } from '../../rate-limit/rate-limiter.js';
 import type { PipelineDefinition } from '../definition/pipeline-definition.js';
+import { pipelineTaskOf } from '../definition/pipeline-tasks.js';
 import { createTransform } from '../../transforms/create-transform.js';
 import type { LookupSource } from '../../transforms/enrich/lookup-source.js';
 import type { ConfiguredPipelineState } from '../model/pipeline-state.js';
@@ -150,13 +151,26 @@ export class ConnectorRun {
     return this.abortController.signal;
   }
 
+  /** The source's `task` when this entity is a task of a pipeline with parallelism > 1 (or a task id whatever the definition says). */
+  private taskContext(): { task?: SourceTask } {
+    const task = pipelineTaskOf(this.pipelineId);
+    const count = Math.max(this.plan.definition.parallelism ?? 1, task.index + 1);
+    return count > 1 ? { task: { pipelineId: task.pipelineId, index: task.index, count } } : {};
+  }
+
   /** Opens every connector from the checkpoint; rejects with the first failure. */
   open(sourceOffset: SourceOffset | undefined, sinkPosition: SinkPosition | undefined): Promise<void> {
     const signal = this.signal;
     const pipelineId = this.pipelineId;
     const opening: Promise<void>[] = [
       this.sourceLane.run(async () => {
-        await this.source.open({ pipelineId, checkpoint: sourceOffset, signal, ...(this.commitsSourceOffsets ? { offsetsCommittedBySink: true } : {}) });
+        await this.source.open({
+          pipelineId,
+          checkpoint: sourceOffset,
+          signal,
+          ...(this.commitsSourceOffsets ? { offsetsCommittedBySink: true } : {}),
+          ...this.taskContext(),
+        });
         this.opened.source = true;
       }),
       this.sinkLane.run(async () => {
