@@ -274,6 +274,11 @@ describe.each([
       payloads.map((p, i) => ({ eventType: 'BatchProcessed', payload: { type: 'BatchProcessed', batchId: `b${i}`, ...p }, tags: ['pipeline-events'] })),
       { expectedSequenceNr: 0, writerId: 'test' },
     );
+    // Tasks of a parallel pipeline (ADR 0013) count towards the pipeline; an id that only looks like one does not.
+    for (const [taskId, count] of [['pipeline-odd.2', 40], ['pipeline-odd.0', 5], ['pipeline-x.y.12', 6]] as const) {
+      await store.persistence.journal.append(taskId, [{ eventType: 'BatchProcessed', payload: { type: 'BatchProcessed', batchId: 't', at: hour, successCount: count, failureCount: 0 }, tags: ['pipeline-events'] }], { expectedSequenceNr: 0, writerId: 'test' });
+    }
+    payloads.push({}, {}, {}); // three more events to apply
     const journal = sqlJournalOf(store.persistence);
     if (journal === undefined) throw new Error(`${store.name}: no SQL journal`);
     const run = async (projection: ReturnType<typeof pipelineMetricsHourlyProjection>, bulk: boolean) => {
@@ -289,5 +294,9 @@ describe.each([
     const inSql = await store.executor.query(`SELECT * FROM "${store.schema}".metrics_bulk ORDER BY pipeline_id, hour`);
     expect(byEvents.length).toBeGreaterThanOrEqual(3);
     expect(inSql).toEqual(byEvents);
+    const ids = byEvents.map((r) => (r as { pipeline_id: string }).pipeline_id);
+    expect([...new Set(ids)].sort()).toEqual(['odd', 'odd.0', 'x.y']);
+    const tenOClock = byEvents.find((r) => (r as { pipeline_id: string; hour: Date }).pipeline_id === 'odd' && new Date((r as { hour: Date }).hour).getTime() === hour);
+    expect(Number((tenOClock as { records_processed: string }).records_processed)).toBe(10 + 40);
   });
 });

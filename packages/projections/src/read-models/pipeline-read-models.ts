@@ -14,7 +14,7 @@
  *
  * The tables are created by `migrateProjections`.
  */
-import type { EventEnvelope } from '@dataflow/core';
+import { pipelineTaskOf, type EventEnvelope } from '@dataflow/core';
 import { quoteSchema, type SqlQueryable } from '@dataflow/persistence';
 import { BulkNotApplicableError, groupedWithin, type BulkCatchUp, type HandlerRecoveryStrategy, type Projection } from '../runner/projection.js';
 import type { SliceRange } from '../slices/slices.js';
@@ -127,7 +127,8 @@ export async function applyPipelineMetricsHourly(tx: SqlQueryable, table: string
   for (const envelope of envelopes) {
     const event = envelope.payload as PipelineEventPayload;
     if (event.type !== 'BatchProcessed') continue;
-    const pipelineId = pipelineIdOf(envelope.persistenceId);
+    // A parallel pipeline's tasks (`orders.1`, ...) count towards the pipeline (ADR 0013).
+    const pipelineId = pipelineTaskOf(pipelineIdOf(envelope.persistenceId)).pipelineId;
     const hour = Math.floor((num(event.at) || envelope.timestamp) / HOUR_MS) * HOUR_MS;
     const key = `${pipelineId}\u0000${hour}`;
     const sum = sums.get(key) ?? { pipelineId, hour, records: 0, batches: 0, failures: 0 };
@@ -168,7 +169,8 @@ export function bulkPipelineMetricsHourly(table: string): BulkCatchUp {
     const [row] = await tx.query<{ events: string; last_at: string | null; foreign: string }>(
       `WITH batches AS (
          -- One parse per event (json_to_record), only the four fields used taken out as values.
-         SELECT substring(e.persistence_id FROM ${PERSISTENCE_PREFIX.length + 1}) AS p, e.written_at,
+         -- A task's id (<id>.<k>, k 1..999) counts towards its pipeline, as pipelineTaskOf reads it.
+         SELECT regexp_replace(substring(e.persistence_id FROM ${PERSISTENCE_PREFIX.length + 1}), '^(.+)[.][1-9][0-9]{0,2}$', '\\1') AS p, e.written_at,
                 ${jsonNumber('at')} AS at, ${jsonNumber('successCount')} AS successes, ${jsonNumber('failureCount')} AS failures
            FROM ${range.journalTable} e CROSS JOIN LATERAL json_to_record(convert_from(e.payload, 'UTF8')::json) AS d(type text, at json, "successCount" json, "failureCount" json)
           WHERE ${inRange} AND e.serializer_id = 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%' AND e.event_type = 'BatchProcessed' AND d.type = 'BatchProcessed'
