@@ -360,13 +360,16 @@ export class ClusterRuntime {
 
   /** Gives up every lease whose local validity ended (Redis did not renew it in time). */
   private async expireLapsed(): Promise<void> {
-    for (const [name, lease] of [...this.held]) {
-      if (this.options.redis.isValid(lease)) continue;
-      this.options.logger.warn(`cluster: lease ${name} lapsed without renewal; stopping what it covers before another node may take it`);
-      // A projection range's stop may wait for a statement in flight (a bulk catch-up): it must not hold up stopping the pipelines.
-      if (this.rangeLeases.has(name)) void this.giveUp(name);
-      else await this.giveUp(name);
-    }
+    const lapsed = [...this.held].filter(([, lease]) => !this.options.redis.isValid(lease)).map(([name]) => name);
+    for (const name of lapsed) this.options.logger.warn(`cluster: lease ${name} lapsed without renewal; stopping what it covers before another node may take it`);
+    // Side by side: the coordinator's stop (its journal may be slow) must not hold up stopping the pipelines of lapsed shards,
+    // and a projection range's stop may wait for a statement in flight (a bulk catch-up): it holds up nothing.
+    await Promise.all(
+      lapsed.map((name) => {
+        const stopping = this.giveUp(name);
+        return this.rangeLeases.has(name) ? undefined : stopping;
+      }),
+    );
   }
 
   /**
