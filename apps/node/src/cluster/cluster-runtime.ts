@@ -364,12 +364,12 @@ export class ClusterRuntime {
     for (const name of lapsed) this.options.logger.warn(`cluster: lease ${name} lapsed without renewal; stopping what it covers before another node may take it`);
     // Side by side: the coordinator's stop (its journal may be slow) must not hold up stopping the pipelines of lapsed shards,
     // and a projection range's stop may wait for a statement in flight (a bulk catch-up): it holds up nothing.
-    await Promise.all(
-      lapsed.map((name) => {
-        const stopping = this.giveUp(name);
-        return this.rangeLeases.has(name) ? undefined : stopping;
-      }),
-    );
+    const stops: Promise<void>[] = [];
+    for (const name of lapsed) {
+      const stopping = this.giveUp(name);
+      if (!this.rangeLeases.has(name)) stops.push(stopping);
+    }
+    await Promise.all(stops);
   }
 
   /**

@@ -91,7 +91,7 @@ export function createRedisFeatures(options: RedisFeaturesOptions): RedisFeature
     retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 8), 5_000),
   };
   const client = new Redis(options.url, settings);
-  const subscriber = new Redis(options.url, { ...settings, enableOfflineQueue: true });
+  const subscriber = new Redis(options.url, { ...settings, enableOfflineQueue: true, autoResubscribe: false });
   let problem: { detail: string; cause?: RedisUnavailableError } | undefined = { detail: 'connecting' };
   let reported = false;
   let failures = 0;

@@ -69,8 +69,16 @@ export function createStatusFeed(options: StatusFeedOptions): StatusFeed {
     client.del(cacheKey(message.pipelineId)).catch(fail('drop cached status'));
     for (const listener of listeners) listener(message);
   });
-  subscriber.subscribe(channel).catch((error: unknown) => {
-    if (!closed) fail('subscribe')(error);
+  const subscribe = (): void => {
+    subscriber.subscribe(channel).catch((error: unknown) => {
+      if (!closed) fail('subscribe')(error);
+    });
+  };
+  subscribe();
+  // Subscribed again on every reconnect, here, where its failure is handled: ioredis's own resubscription
+  // (autoResubscribe, off on the features' subscriber) leaves an unhandled rejection when the link drops right after ready.
+  subscriber.on('ready', () => {
+    if (!closed) subscribe();
   });
   return {
     publish: async (message) => {
