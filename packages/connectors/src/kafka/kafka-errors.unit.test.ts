@@ -2,7 +2,7 @@ import { isDataflowError } from '@dataflow/core';
 import { ProtocolError, ResponseError, NetworkError, TimeoutError, UserError } from '@platformatic/kafka';
 import { KafkaJSConnectionError, KafkaJSNumberOfRetriesExceeded, KafkaJSProtocolError, KafkaJSNonRetriableError } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { fromKafkaJs } from './kafkajs/kafkajs-errors.js';
+import { coordinatorCall, fromKafkaJs } from './kafkajs/kafkajs-errors.js';
 import { fromPlatformatic } from './platformatic/platformatic-errors.js';
 
 describe('kafkajs error mapping', () => {
@@ -21,6 +21,26 @@ describe('kafkajs error mapping', () => {
     const cause = new KafkaJSConnectionError('broker down');
     const e = fromKafkaJs('producer.send', new KafkaJSNumberOfRetriesExceeded(cause, { retryCount: 5, retryTime: 100 }));
     expect([e.code, e.retriable, e.cause instanceof KafkaJSNumberOfRetriesExceeded]).toEqual(['KafkaJSConnectionError', true, true]);
+  });
+});
+
+describe('kafkajs requests to a group coordinator', () => {
+  const moved = () => new KafkaJSProtocolError({ type: 'NOT_COORDINATOR_FOR_GROUP', code: 16, retriable: true, message: 'This is not the correct coordinator for this group' } as never);
+
+  it('asks again while the coordinator moves (a broker that just started) and returns the answer', async () => {
+    let calls = 0;
+    const answer = await coordinatorCall('admin.fetchCommittedOffsets', () => (++calls < 3 ? Promise.reject(moved()) : Promise.resolve('offsets')), 1);
+    expect([answer, calls]).toEqual(['offsets', 3]);
+  });
+
+  it('gives up after 6 attempts with the typed, retriable error, and never retries another error', async () => {
+    let calls = 0;
+    const failure = await coordinatorCall('admin.fetchCommittedOffsets', () => (calls++, Promise.reject(moved())), 1).catch((e: unknown) => e);
+    expect(calls).toBe(6);
+    expect(failure).toMatchObject({ tag: 'kafka/operation-failed', code: 'NOT_COORDINATOR_FOR_GROUP', retriable: true });
+    calls = 0;
+    const other = await coordinatorCall('admin.fetchCommittedOffsets', () => (calls++, Promise.reject(new KafkaJSConnectionError('refused'))), 1).catch((e: unknown) => e);
+    expect([calls, (other as { code?: string }).code]).toEqual([1, 'KafkaJSConnectionError']);
   });
 });
 

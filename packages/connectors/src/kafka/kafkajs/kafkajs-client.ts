@@ -22,7 +22,7 @@ import type {
   TopicPartitionOffset,
 } from '../kafka-port.js';
 import { KafkaJsConsumer } from './kafkajs-consumer.js';
-import { kafkaJsCall } from './kafkajs-errors.js';
+import { coordinatorCall, kafkaJsCall } from './kafkajs-errors.js';
 
 /** kafkajs ships only the gzip codec; option validation refuses the others, this guards direct use of the port. */
 function compressionOf(settings: KafkaProducerSettings): CompressionTypes {
@@ -117,7 +117,7 @@ class KafkaJsAdmin implements KafkaAdmin {
   }
 
   async fetchCommittedOffsets(groupId: string, topics: readonly string[]): Promise<TopicPartitionOffset[]> {
-    const result = await kafkaJsCall('admin.fetchCommittedOffsets', () => this.admin.fetchOffsets({ groupId, topics: [...topics] }));
+    const result = await coordinatorCall('admin.fetchCommittedOffsets', () => this.admin.fetchOffsets({ groupId, topics: [...topics] }));
     return result.flatMap((t) => t.partitions.map((p) => ({ topic: t.topic, partition: p.partition, offset: BigInt(p.offset) })));
   }
 

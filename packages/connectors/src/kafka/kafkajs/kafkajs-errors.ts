@@ -6,7 +6,7 @@
  * the underlying condition decides: a broker that stayed unreachable for the
  * client's retry budget may well come back, so the error stays retriable.
  */
-import { kafkaError, type KafkaOperationError, type KafkaProducerFencedError, type KafkaRebalanceError } from '../kafka-errors.js';
+import { kafkaError, KafkaOperationError, type KafkaProducerFencedError, type KafkaRebalanceError } from '../kafka-errors.js';
 
 interface KafkaJsLikeError {
   readonly name?: unknown;
@@ -50,5 +50,28 @@ export async function kafkaJsCall<T>(operation: string, fn: () => Promise<T>): P
     return await fn();
   } catch (error) {
     throw fromKafkaJs(operation, error);
+  }
+}
+
+/** Protocol errors that mean the group's coordinator is moving or loading (a broker just started, a leader changed). */
+const COORDINATOR_MOVING = new Set(['NOT_COORDINATOR_FOR_GROUP', 'GROUP_COORDINATOR_NOT_AVAILABLE', 'GROUP_LOAD_IN_PROGRESS']);
+const COORDINATOR_ATTEMPTS = 6;
+
+/**
+ * `kafkaJsCall` for an admin request to a group's coordinator. kafkajs'
+ * admin looks the coordinator up once per call and does not retry when it
+ * moved (its consumer does); on a broker that just started that is the
+ * first answer for a few hundred ms. Retried here with a short backoff
+ * (100 ms doubling, 6 attempts, about 3 s) before the error reaches the
+ * caller, typed and retriable as before.
+ */
+export async function coordinatorCall<T>(operation: string, fn: () => Promise<T>, backoffMs = 100): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kafkaJsCall(operation, fn);
+    } catch (error) {
+      if (attempt >= COORDINATOR_ATTEMPTS || !(error instanceof KafkaOperationError) || !COORDINATOR_MOVING.has(error.code)) throw error;
+      await new Promise((done) => setTimeout(done, backoffMs * 2 ** (attempt - 1)));
+    }
   }
 }
