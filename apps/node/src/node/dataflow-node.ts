@@ -525,15 +525,7 @@ class Node implements DataflowNode {
     const others = pipelineTaskIds(pipelineId, valid.parallelism).slice(1);
     await this.createTasks(others, valid);
     try {
-      await this.coordinatorCommand((replyTo) => ({
-        type: 'register',
-        pipelineId,
-        name: valid.name,
-        sourceType: valid.source.type,
-        sinkType: valid.sink.type,
-        ...(others.length > 0 ? { parallelism: others.length + 1 } : {}),
-        replyTo,
-      }));
+      await this.register(pipelineId, valid, others.length + 1);
     } catch (error) {
       await this.discardTasks(others);
       throw error;
@@ -726,17 +718,22 @@ class Node implements DataflowNode {
     await this.createTasks(after.filter((id) => !before.includes(id)), valid);
     // The registry shows the source and sink types and the parallelism: same name, so this updates them (or changes nothing).
     // Registered before removed tasks are deleted: a cluster node places tasks by the registry, and must not adopt a task again after its delete.
+    await this.register(pipelineId, valid, after.length);
+    for (const taskId of before.filter((id) => !after.includes(id))) await this.deleteTask(taskId);
+    return state;
+  }
+
+  /** Registers `pipelineId` with the coordinator, or updates its registration (same name): types and parallelism (`tasks`, 1 = none). */
+  private async register(pipelineId: string, definition: PipelineDefinition, tasks: number): Promise<void> {
     await this.coordinatorCommand((replyTo) => ({
       type: 'register',
       pipelineId,
-      name: valid.name,
-      sourceType: valid.source.type,
-      sinkType: valid.sink.type,
-      ...(after.length > 1 ? { parallelism: after.length } : {}),
+      name: definition.name,
+      sourceType: definition.source.type,
+      sinkType: definition.sink.type,
+      ...(tasks > 1 ? { parallelism: tasks } : {}),
       replyTo,
     }));
-    for (const taskId of before.filter((id) => !after.includes(id))) await this.deleteTask(taskId);
-    return state;
   }
 
   async resetOffsets(pipelineId: string): Promise<ConfiguredPipelineState> {
