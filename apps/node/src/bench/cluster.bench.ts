@@ -20,29 +20,25 @@
  *   (or: cd apps/node && npx tsc -b tsconfig.lib.json && npx tsx src/bench/cluster.bench.ts [rounds])
  *
  * Targets: DATAFLOW_POSTGRES_URL, DATAFLOW_REDIS_URL (defaults: the local servers).
+ * DATAFLOW_BENCH_LOGS=<dir> keeps every node's log of every round there
+ * (`round-<n>-<node>-<k>.log`, k counting the node's starts), to read what a
+ * slow round did.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { builtCli, clusterViewOf, hostedBy, interleavedWriters, nodeJoined, startNodeProcess, writeClusterConfig, type NodeProcess } from '../cluster/testing/node-processes.js';
 
-const cli = resolve(import.meta.dirname, '../../dist/cli/dataflow.js');
 const postgresUrl = process.env['DATAFLOW_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = process.env['DATAFLOW_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const LEASE_TTL_MS = 4_000;
 const TICK_MS = 500;
 const PIPELINES = 30;
 
-interface NodeRun {
-  readonly id: string;
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  readonly exited: Promise<number | null>;
-  url: string;
-}
+type NodeRun = NodeProcess;
 
 interface Round {
   readonly failoverMs: number;
@@ -67,22 +63,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   }
 }
 
-async function clusterView(node: NodeRun): Promise<{ hosted: string[]; coordinator: boolean }> {
-  const response = await fetch(`${node.url}/api/v1/cluster`);
-  if (!response.ok) throw new Error(`${node.id}: GET /api/v1/cluster answered ${response.status}`);
-  return (await response.json()) as { hosted: string[]; coordinator: boolean };
-}
-
-async function hosted(node: NodeRun): Promise<string[]> {
-  return (await clusterView(node)).hosted;
-}
-
-/** Pipeline -> the nodes hosting it, over `live`. */
-async function placement(live: readonly NodeRun[]): Promise<Map<string, string[]>> {
-  const byPipeline = new Map<string, string[]>();
-  for (const node of live) for (const id of await hosted(node)) byPipeline.set(id, [...(byPipeline.get(id) ?? []), node.id]);
-  return byPipeline;
-}
+const placement = hostedBy;
 
 const placedOnce = (byPipeline: Map<string, string[]>, ids: readonly string[]) => ids.every((id) => byPipeline.get(id)?.length === 1);
 
@@ -93,30 +74,11 @@ async function runRound(round: number, dir: string, db: pg.Pool): Promise<Round>
   const nodes: NodeRun[] = [];
   await db.query(`CREATE SCHEMA ${sinkSchema}`);
   await db.query(`CREATE TABLE ${sinkSchema}.rows (pipeline text NOT NULL, id bigint NOT NULL, PRIMARY KEY (pipeline, id))`);
-  const file = join(dir, `${run}.yaml`);
-  await writeFile(
-    file,
-    [
-      'journal: { type: postgres, migrate: auto }',
-      `postgres: { url: "${postgresUrl}", schema: ${journalSchema} }`,
-      `redis: { url: "${redisUrl}", keyPrefix: "${run}:" }`,
-      `cluster: { enabled: true, keyPrefix: "${run}:cluster:", leaseTtlMs: ${LEASE_TTL_MS}, tickMs: ${TICK_MS}, shards: 32 }`,
-      'api: { port: 0 }',
-      'metrics: { enabled: false }',
-      'projections: { enabled: false }',
-    ].join('\n'),
-  );
+  const file = await writeClusterConfig(dir, run, { postgresUrl, journalSchema, redisUrl, run, leaseTtlMs: LEASE_TTL_MS, tickMs: TICK_MS, extra: ['projections: { enabled: false }'] });
   const start = async (id: string): Promise<NodeRun> => {
-    const child = spawn(process.execPath, [cli, 'start', '--config', file], { cwd: dir, env: { PATH: process.env['PATH'] ?? '', DATAFLOW_NODE_ID: id }, stdio: ['ignore', 'ignore', 'pipe'] });
-    const lines: string[] = [];
-    child.stderr?.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter((l) => l !== '')));
-    const node: NodeRun = { id, child, lines, exited: new Promise((done) => child.on('exit', (code) => done(code))), url: '' };
+    const node = startNodeProcess(id, file, dir);
     nodes.push(node);
-    node.url = await until(`${id} to start`, 60_000, () => {
-      if (child.exitCode !== null) throw new Error(`${id} exited with ${child.exitCode}: ${lines.slice(-3).join(' | ')}`);
-      const line = lines.find((l) => l.includes('admin API and console on '));
-      return Promise.resolve(line === undefined ? undefined : /on (http:\/\/[^/]+)\//.exec(line)?.[1]);
-    });
+    await nodeJoined(node);
     return node;
   };
   try {
@@ -173,7 +135,7 @@ async function runRound(round: number, dir: string, db: pg.Pool): Promise<Round>
     // 3. Hand-over on SIGTERM of another node.
     const leaving = survivors[0] as NodeRun;
     const staying = live.filter((n) => n !== leaving);
-    const { hosted: handed, coordinator: coordinatorLeft } = await clusterView(leaving);
+    const { hosted: handed, coordinator: coordinatorLeft } = await clusterViewOf(leaving);
     const termAt = performance.now();
     leaving.child.kill('SIGTERM');
     await until('the leaving node’s pipelines to run elsewhere', 60_000, async () => (placedOnce(await placement(staying), handed) ? true : undefined));
@@ -183,21 +145,16 @@ async function runRound(round: number, dir: string, db: pg.Pool): Promise<Round>
 
     for (const node of staying) node.child.kill('SIGTERM');
     for (const node of staying) await node.exited;
-    const { rows } = await db.query<{ persistence_id: string; writer_id: string }>(`SELECT persistence_id, writer_id FROM ${journalSchema}.event_journal WHERE persistence_id LIKE 'pipeline-%' ORDER BY persistence_id, sequence_nr`);
-    let interleaved = 0;
-    const seen = new Map<string, Set<string>>();
-    const last = new Map<string, string>();
-    for (const row of rows) {
-      const writers = seen.get(row.persistence_id) ?? new Set<string>();
-      if (last.get(row.persistence_id) !== row.writer_id && writers.has(row.writer_id)) interleaved++;
-      writers.add(row.writer_id);
-      seen.set(row.persistence_id, writers);
-      last.set(row.persistence_id, row.writer_id);
-    }
+    const interleaved = (await interleavedWriters(db, journalSchema)).length;
     return { failoverMs: Math.round(failoverMs), moved: orphans.length, rebalanceMs: Math.round(rebalanceMs), handoverMs: Math.round(handoverMs), handedOver: handed.length, coordinatorLeft, interleaved };
   } finally {
     for (const node of nodes) if (node.child.exitCode === null && node.child.signalCode === null) node.child.kill('SIGKILL');
     await Promise.all(nodes.map((n) => n.exited));
+    const logs = process.env['DATAFLOW_BENCH_LOGS'];
+    if (logs !== undefined && logs !== '') {
+      await mkdir(logs, { recursive: true });
+      for (const [k, node] of nodes.entries()) await writeFile(join(logs, `round-${round}-${node.id}-${k}.log`), `${node.lines.join('\n')}\n`);
+    }
     await db.query(`DROP SCHEMA IF EXISTS ${sinkSchema} CASCADE`);
     await db.query(`DROP SCHEMA IF EXISTS ${journalSchema} CASCADE`);
   }
@@ -207,7 +164,7 @@ const median = (values: readonly number[]) => [...values].sort((x, y) => x - y)[
 
 /** Runs `rounds` rounds; prints a table and one JSON line. */
 export async function runClusterBench(rounds = 3) {
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: build the node first (npx nx build @dataflow/node)`);
+  if (!existsSync(builtCli)) throw new Error(`${builtCli} is missing: build the node first (npx nx build @dataflow/node)`);
   const dir = await mkdtemp(join(tmpdir(), 'dataflow-cluster-bench-'));
   const db = new pg.Pool({ connectionString: postgresUrl, max: 2 });
   const results: Round[] = [];

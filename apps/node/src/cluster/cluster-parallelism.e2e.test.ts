@@ -11,15 +11,14 @@
  */
 import { createKafkaClient, parseKafkaProducerOptions, type KafkaAdmin, type KafkaClient } from '@dataflow/connectors';
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { builtCli, hostedBy, nodeJoined, startNodeProcess, writeClusterConfig, type NodeProcess } from './testing/node-processes.js';
 
-const cli = resolve(import.meta.dirname, '../../dist/cli/dataflow.js');
 const settings = serviceSettings();
 const ns = testNamespace(import.meta.url);
 const run = `cp${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
@@ -34,17 +33,10 @@ let db: pg.Pool;
 let kafka: KafkaClient;
 let admin: KafkaAdmin;
 const nodes: NodeRun[] = [];
-
-interface NodeRun {
-  readonly id: string;
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  readonly exited: Promise<number | null>;
-  url: string;
-}
+type NodeRun = NodeProcess;
 
 beforeAll(async () => {
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: the test target depends on build (npx nx build @dataflow/node)`);
+  if (!existsSync(builtCli)) throw new Error(`${builtCli} is missing: the test target depends on build (npx nx build @dataflow/node)`);
   dir = await mkdtemp(join(tmpdir(), 'dataflow-cluster-parallel-'));
   db = new pg.Pool({ connectionString: settings.postgresUrl, max: 4 });
   await db.query(`CREATE SCHEMA ${sinkSchema}`);
@@ -65,49 +57,17 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 }, 60_000);
 
-async function config(): Promise<string> {
-  const file = join(dir, 'cluster.yaml');
-  await writeFile(
-    file,
-    [
-      'journal: { type: postgres, migrate: auto }',
-      `postgres: { url: "${settings.postgresUrl}", schema: ${journalSchema} }`,
-      `redis: { url: "${settings.redisUrl}", keyPrefix: "${run}:" }`,
-      `cluster: { enabled: true, keyPrefix: "${run}:cluster:", leaseTtlMs: 4000, tickMs: 500, shards: 32 }`,
-      'api: { port: 0 }',
-      'metrics: { enabled: false }',
-    ].join('\n'),
-  );
-  return file;
-}
+const config = (): Promise<string> =>
+  writeClusterConfig(dir, 'cluster', { postgresUrl: settings.postgresUrl, journalSchema, redisUrl: settings.redisUrl, run, leaseTtlMs: 4000, tickMs: 500 });
 
 function startNode(id: string, file: string): NodeRun {
-  const child = spawn(process.execPath, [cli, 'start', '--config', file], { cwd: dir, env: { PATH: process.env['PATH'] ?? '', DATAFLOW_NODE_ID: id }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines: string[] = [];
-  let rest = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    const parts = (rest + chunk.toString()).split('\n');
-    rest = parts.pop() ?? '';
-    lines.push(...parts.filter((l) => l !== ''));
-  });
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  const node: NodeRun = { id, child, lines, exited, url: '' };
+  const node = startNodeProcess(id, file, dir);
   nodes.push(node);
   return node;
 }
 
-const messages = (node: NodeRun): string[] => node.lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { message: string }).message);
-
 async function joined(node: NodeRun): Promise<void> {
-  await vi.waitFor(
-    () => {
-      const line = messages(node).find((m) => m.startsWith('admin API and console on '));
-      if (line === undefined) throw new Error(`${node.id} has not started: ${node.lines.slice(-3).join(' | ')}`);
-      node.url = /on (http:\/\/[^/]+)\//.exec(line)?.[1] ?? '';
-      expect(messages(node).some((m) => m.startsWith(`cluster: member ${node.id}`))).toBe(true);
-    },
-    { timeout: 60_000, interval: 100 },
-  );
+  await nodeJoined(node);
 }
 
 /** The error and warning lines of every node (for assertion messages). */
@@ -120,14 +80,7 @@ async function api<T>(node: NodeRun, method: string, path: string, body?: unknow
 }
 
 /** Which node hosts each task (a task hosted twice has two entries). */
-async function placement(live: readonly NodeRun[]): Promise<Map<string, string[]>> {
-  const byTask = new Map<string, string[]>();
-  for (const node of live) {
-    const hosted = (await api<{ hosted: string[] }>(node, 'GET', '/api/v1/cluster')).body.hosted;
-    for (const id of hosted) byTask.set(id, [...(byTask.get(id) ?? []), node.id]);
-  }
-  return byTask;
-}
+const placement = (live: readonly NodeRun[]): Promise<Map<string, string[]>> => hostedBy(live);
 
 async function produce(from: number, count: number): Promise<void> {
   const producer = await kafka.producer(parseKafkaProducerOptions('kafkajs', {}));

@@ -13,16 +13,15 @@
  * answers a projections status covering every range. A node whose Redis connection is cut (through a TCP proxy the test
  * closes) stops its pipelines by itself, before its leases can expire.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { serviceProxy } from '@dataflow/test-env';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { builtCli, hostedBy, interleavedWriters, nodeJoined, nodeMessages, startNodeProcess, writeClusterConfig, type NodeProcess } from './testing/node-processes.js';
 
-const cli = resolve(import.meta.dirname, '../../dist/cli/dataflow.js');
 const postgresUrl = process.env['DATAFLOW_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const redisUrl = new URL(process.env['DATAFLOW_REDIS_URL'] ?? 'redis://127.0.0.1:6379');
 const run = `c${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
@@ -34,17 +33,10 @@ const RECORDS = 2_400;
 let dir: string;
 let db: pg.Pool;
 const nodes = new Map<string, NodeRun>();
-
-interface NodeRun {
-  readonly id: string;
-  readonly child: ChildProcess;
-  readonly lines: string[];
-  readonly exited: Promise<number | null>;
-  url: string;
-}
+type NodeRun = NodeProcess;
 
 beforeAll(async () => {
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: the test target depends on build (npx nx build @dataflow/node)`);
+  if (!existsSync(builtCli)) throw new Error(`${builtCli} is missing: the test target depends on build (npx nx build @dataflow/node)`);
   dir = await mkdtemp(join(tmpdir(), 'dataflow-cluster-'));
   db = new pg.Pool({ connectionString: postgresUrl, max: 4 });
   await db.query(`CREATE SCHEMA ${sinkSchema}`);
@@ -59,54 +51,20 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 }, 60_000);
 
-async function config(name: string, redis: string): Promise<string> {
-  const file = join(dir, `${name}.yaml`);
-  await writeFile(
-    file,
-    [
-      'journal: { type: postgres, migrate: auto }',
-      `postgres: { url: "${postgresUrl}", schema: ${journalSchema} }`,
-      `redis: { url: "${redis}", keyPrefix: "${run}:" }`,
-      `cluster: { enabled: true, keyPrefix: "${run}:cluster:", leaseTtlMs: ${LEASE_TTL_MS}, tickMs: 500, shards: 32 }`,
-      'api: { port: 0 }',
-      'metrics: { enabled: false }',
-    ].join('\n'),
-  );
-  return file;
-}
+const config = (name: string, redis: string): Promise<string> =>
+  writeClusterConfig(dir, name, { postgresUrl, journalSchema, redisUrl: redis, run, leaseTtlMs: LEASE_TTL_MS, tickMs: 500 });
 
 function startNode(id: string, file: string): NodeRun {
-  const child = spawn(process.execPath, [cli, 'start', '--config', file], { cwd: dir, env: { PATH: process.env['PATH'] ?? '', DATAFLOW_NODE_ID: id }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const lines: string[] = [];
-  let rest = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    const parts = (rest + chunk.toString()).split('\n');
-    rest = parts.pop() ?? '';
-    lines.push(...parts.filter((l) => l !== ''));
-  });
-  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
-  const node: NodeRun = { id, child, lines, exited, url: '' };
+  const node = startNodeProcess(id, file, dir);
   nodes.set(id, node);
   return node;
 }
 
 /** The node's log messages (a line that is not a JSON log line fails the test: it names itself). */
-const messages = (node: NodeRun): string[] =>
-  node.lines.map((l) => {
-    if (!l.startsWith('{')) throw new Error(`${node.id} wrote a line that is not a JSON log line: ${l}`);
-    return (JSON.parse(l) as { message: string }).message;
-  });
+const messages = (node: NodeRun): string[] => nodeMessages(node, { strict: true });
 
 async function joined(node: NodeRun): Promise<void> {
-  await vi.waitFor(
-    () => {
-      const line = messages(node).find((m) => m.startsWith('admin API and console on '));
-      if (line === undefined) throw new Error(`${node.id} has not started: ${node.lines.slice(-3).join(' | ')}`);
-      node.url = /on (http:\/\/[^/]+)\//.exec(line)?.[1] ?? '';
-      expect(messages(node).some((m) => m.startsWith(`cluster: member ${node.id}`))).toBe(true);
-    },
-    { timeout: 60_000, interval: 100 },
-  );
+  await nodeJoined(node, { strict: true });
 }
 
 interface View {
@@ -135,27 +93,9 @@ const definition = (id: string) => ({
   batch: { size: 60, maxWaitMs: 100 },
 });
 
-/** Every live node's hosted pipelines, and the pipelines hosted twice. */
+/** Every live node's hosted pipelines (a pipeline hosted twice has two entries). */
 async function placement(live: readonly NodeRun[]): Promise<{ byPipeline: Map<string, string[]> }> {
-  const byPipeline = new Map<string, string[]>();
-  for (const node of live) for (const id of (await view(node)).hosted) byPipeline.set(id, [...(byPipeline.get(id) ?? []), node.id]);
-  return { byPipeline };
-}
-
-/** Writer segments of each pipeline's journal: a writer that comes back after another wrote means the pipeline ran twice. */
-async function interleavedWriters(): Promise<string[]> {
-  const { rows } = await db.query<{ persistence_id: string; writer_id: string }>(`SELECT persistence_id, writer_id FROM ${journalSchema}.event_journal WHERE persistence_id LIKE 'pipeline-%' ORDER BY persistence_id, sequence_nr`);
-  const bad: string[] = [];
-  const seen = new Map<string, Set<string>>();
-  const last = new Map<string, string>();
-  for (const row of rows) {
-    const writers = seen.get(row.persistence_id) ?? new Set<string>();
-    if (last.get(row.persistence_id) !== row.writer_id && writers.has(row.writer_id)) bad.push(`${row.persistence_id}: writer ${row.writer_id} wrote again after another`);
-    writers.add(row.writer_id);
-    seen.set(row.persistence_id, writers);
-    last.set(row.persistence_id, row.writer_id);
-  }
-  return bad;
+  return { byPipeline: await hostedBy(live) };
 }
 
 describe('a cluster of three nodes', () => {
@@ -243,7 +183,7 @@ describe('a cluster of three nodes', () => {
       const metrics = (await api<{ recordsProcessed: number }>(c === victim ? a : c, 'GET', `/api/v1/pipelines/${id}/metrics`)).body;
       expect(metrics.recordsProcessed, id).toBe(RECORDS);
     }
-    expect(await interleavedWriters()).toEqual([]);
+    expect(await interleavedWriters(db, journalSchema)).toEqual([]);
 
     // The projections' slice ranges: each held by exactly one live node, and their read models exact.
     const projectionsFrom = Date.now();
@@ -314,7 +254,7 @@ describe('a cluster of three nodes', () => {
     await vi.waitFor(() => expect(messages(cut).some((m) => /^cluster: lease shard-\d+ lapsed without renewal/.test(m))).toBe(true), { timeout: 2_000, interval: 50 });
     // The other node takes them over once the leases expire.
     await vi.waitFor(async () => expect((await view(other)).hosted).toEqual(expect.arrayContaining([...stranded])), { timeout: LEASE_TTL_MS + 10_000, interval: 100 });
-    expect(await interleavedWriters()).toEqual([]);
+    expect(await interleavedWriters(db, journalSchema)).toEqual([]);
     process.stdout.write(`${JSON.stringify({ bench: 'cluster-partition', leaseTtlMs: LEASE_TTL_MS, stoppedAfterMs, pipelines: stranded.length })}\n`);
 
     for (const node of [cut, other]) node.child.kill('SIGTERM');
