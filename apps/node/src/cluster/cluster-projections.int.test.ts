@@ -81,6 +81,7 @@ function standInNode(): DataflowNode {
       return Promise.resolve();
     },
     reportStatuses: () => Promise.resolve(),
+    lastReports: () => Promise.resolve(),
   } as unknown as DataflowNode;
 }
 

@@ -46,7 +46,15 @@ class Hosting {
 }
 
 /** The part of a node the runtime drives: runs and stops pipelines, holds the coordinator. */
-function standInNode(nodeId: string, hosting: Hosting, control: { listDelayMs: number } = { listDelayMs: 0 }): DataflowNode {
+interface StandInControl {
+  listDelayMs: number;
+  /** What the runtime asked of the node, in order (release, lastReports, resignCoordinator). */
+  readonly calls?: string[];
+  /** Runs when the coordinator is resigned, before it is gone. */
+  readonly onResign?: () => Promise<void>;
+}
+
+function standInNode(nodeId: string, hosting: Hosting, control: StandInControl = { listDelayMs: 0 }): DataflowNode {
   const hosted = new Set<string>();
   let coordinator = false;
   const node = {
@@ -62,6 +70,7 @@ function standInNode(nodeId: string, hosting: Hosting, control: { listDelayMs: n
       return Promise.resolve({ status: 'running' } as unknown as PipelineState);
     },
     release: (pipelineId: string) => {
+      control.calls?.push(`release ${pipelineId}`);
       hosted.delete(pipelineId);
       hosting.release(nodeId, pipelineId);
       return Promise.resolve();
@@ -70,11 +79,16 @@ function standInNode(nodeId: string, hosting: Hosting, control: { listDelayMs: n
       coordinator = true;
       return Promise.resolve();
     },
-    resignCoordinator: () => {
+    resignCoordinator: async () => {
+      control.calls?.push('resignCoordinator');
+      await control.onResign?.();
       coordinator = false;
-      return Promise.resolve();
     },
     reportStatuses: () => Promise.resolve(),
+    lastReports: () => {
+      control.calls?.push('lastReports');
+      return Promise.resolve();
+    },
   };
   return node as unknown as DataflowNode;
 }
@@ -91,7 +105,7 @@ async function ready(redis: Redis): Promise<Redis> {
   return redis;
 }
 
-async function join(keyPrefix: string, nodeId: string, hosting: Hosting, url?: string, control?: { listDelayMs: number }): Promise<ClusterRuntime> {
+async function join(keyPrefix: string, nodeId: string, hosting: Hosting, url?: string, control?: StandInControl): Promise<ClusterRuntime> {
   const redis = new ClusterRedis(await ready(client(url)), { keyPrefix, nodeId, ttlMs: TTL_MS });
   const runtime = new ClusterRuntime({ redis, logger, shards: SHARDS, tickMs: 200 });
   runtimes.push(runtime);
@@ -136,6 +150,29 @@ describe('cluster runtime', () => {
     await vi.waitFor(() => expect(Object.fromEntries(rest.map((m) => [m, hosting.of(m)]))).toEqual(placed(rest)), { timeout: 10_000, interval: 50 });
     expect(hosting.of('node-c')).toEqual([]);
     expect(hosting.overlaps).toEqual([]);
+  });
+
+  it('a node leaving with the coordinator frees its shards first and stops the coordinator once the last statuses reached it', { timeout: 30_000 }, async () => {
+    const keyPrefix = prefix();
+    const hosting = new Hosting();
+    const observer = await ready(client());
+    const calls: string[] = [];
+    let shardsHeldAtResign: string[] = [];
+    const onResign = async () => {
+      const keys = await observer.keys(`${keyPrefix}lease:shard-*`);
+      const holders = await Promise.all(keys.map(async (k) => [k, await observer.get(k)] as const));
+      shardsHeldAtResign = holders.filter(([, holder]) => holder?.startsWith('node-a ') === true).map(([k]) => k);
+    };
+    const a = await join(keyPrefix, 'node-a', hosting, undefined, { listDelayMs: 0, calls, onResign });
+    await vi.waitFor(() => expect(hosting.of('node-a')).toEqual([...PIPELINES].sort()), { timeout: 10_000, interval: 50 });
+    await vi.waitFor(() => expect(a.view().coordinator).toBe(true), { timeout: 10_000, interval: 50 });
+
+    await a.stop();
+    runtimes.splice(runtimes.indexOf(a), 1);
+    // Every pipeline stopped, then the statuses were awaited, then the coordinator went; by then no shard named this node.
+    expect(calls.slice(-2)).toEqual(['lastReports', 'resignCoordinator']);
+    expect(calls.filter((c) => c.startsWith('release ')).sort()).toEqual(PIPELINES.map((p) => `release ${p}`).sort());
+    expect(shardsHeldAtResign).toEqual([]);
   });
 
   it('a node cut from Redis stops its pipelines while Redis still holds its leases; the others take them after', { timeout: 30_000 }, async () => {

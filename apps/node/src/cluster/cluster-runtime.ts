@@ -196,9 +196,10 @@ export class ClusterRuntime {
 
   /**
    * Leaves cleanly: stops this node's pipelines (they stay running in their
-   * journals) and projection ranges, gives up the coordinator, releases every lease and leaves the
-   * membership, so the other nodes take over at their next tick instead of
-   * after the lease time.
+   * journals) and releases their shards, gives up the coordinator once the
+   * pipelines' last statuses reached it, stops the projection ranges,
+   * releases every other lease and leaves the membership, so the other
+   * nodes take over at their next tick instead of after the lease time.
    */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -211,7 +212,18 @@ export class ClusterRuntime {
     const node = this.node;
     if (node !== undefined) {
       for (const id of node.hostedPipelines()) await node.release(id);
-      if (node.runsCoordinator) await this.resign();
+      // Their shards go at once, so the others start the pipelines while this node still hands the coordinator over.
+      await Promise.all(
+        [...this.held].filter(([name]) => name.startsWith('shard-')).map(async ([name, lease]) => {
+          this.held.delete(name);
+          await this.options.redis.release(lease).catch(() => undefined);
+        }),
+      );
+      // The pipelines' last statuses may be on their way to the coordinator running here: it stops once they arrived (2 s at most).
+      if (node.runsCoordinator) {
+        await node.lastReports();
+        await this.resign();
+      }
     }
     // The projections of the ranges held stop before their leases are released.
     for (const [name, range] of this.rangeLeases) {

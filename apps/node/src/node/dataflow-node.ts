@@ -229,6 +229,8 @@ export interface DataflowNode {
   readonly runsCoordinator: boolean;
   /** Sends the coordinator the latest status of every hosted pipeline it has not taken yet (a report lost while the coordinator moved). */
   reportStatuses(): Promise<void>;
+  /** Waits, `timeoutMs` at most (default 2 s), for the last statuses of released pipelines to reach the coordinator (`release` does not wait for them). */
+  lastReports(timeoutMs?: number): Promise<void>;
   /** The coordinator actor when it runs in this node (forwarded commands are run against it). */
   localCoordinator(): ActorRef<CoordinatorCommand> | undefined;
 }
@@ -402,6 +404,11 @@ class Node implements DataflowNode {
 
   reportStatuses(): Promise<void> {
     return this.registry.flushStatuses();
+  }
+
+  async lastReports(timeoutMs = 2_000): Promise<void> {
+    if (this.reporting.size === 0) return;
+    await Promise.race([Promise.allSettled([...this.reporting]), new Promise((resolve) => setTimeout(resolve, timeoutMs).unref())]);
   }
 
   async adopt(pipelineId: string): Promise<PipelineState> {
@@ -806,7 +813,7 @@ class Node implements DataflowNode {
   private async close(): Promise<ShutdownReport> {
     const failures: unknown[] = [];
     this.supervisor.close();
-    if (this.reporting.size > 0) await Promise.race([Promise.allSettled([...this.reporting]), new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
+    await this.lastReports();
     await this.registry.stopAll();
     const pipelines = this.registry
       .ids()
