@@ -6,13 +6,13 @@
  * field by field before they reach the coordinator's journal; no holder, or
  * one that does not answer, is a retriable error.
  */
-import { askWithStatus, createActorSystem, isDataflowError, type ActorSystem, type CoordinatorCommand, type RegisteredPipeline } from '@dataflow/core';
-import type { FastifyInstance } from 'fastify';
+import { askWithStatus, createActorSystem, isDataflowError, type ActorRef, type ActorSystem, type CoordinatorCommand, type RegisteredPipeline } from '@dataflow/core';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApi } from '../api/admin-api.js';
 import { startNode, type DataflowNode } from '../node/dataflow-node.js';
 import type { NodeLogger } from '../node/node-logger.js';
-import { spawnRemoteCoordinator } from './remote-coordinator.js';
+import { registerCoordinatorRoute, spawnRemoteCoordinator } from './remote-coordinator.js';
 
 const quiet: NodeLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
 let node: DataflowNode;
@@ -74,6 +74,29 @@ describe('the coordinator across nodes', () => {
     }
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
     expect(await node.listPipelines()).toEqual([]);
+  });
+
+  it('answers a command in flight with a retriable 503 as soon as the coordinator stops here (the singleton moves), not after the ask timeout', async () => {
+    // A coordinator that never answers what it holds, as one being stopped does.
+    const silent = other.spawn<CoordinatorCommand, undefined>({ initialState: undefined, onMessage: (state) => state }, 'silent-coordinator');
+    let current: ActorRef<CoordinatorCommand> | undefined = silent;
+    const holder = Fastify();
+    registerCoordinatorRoute(holder, () => current, 120_000);
+    await holder.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const answered = fetch(`http://127.0.0.1:${(holder.server.address() as { port: number }).port}/internal/v1/coordinator`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ type: 'list-pipelines' }),
+      });
+      setTimeout(() => (current = undefined), 300);
+      const response = await answered;
+      expect(response.status).toBe(503);
+      expect(await response.json()).toEqual({ status: 'error', error: { tag: 'node/unavailable', message: expect.stringMatching(/stopped here while answering/) as unknown, retriable: true } });
+    } finally {
+      await holder.close();
+      await other.stop(silent);
+    }
   });
 
   it('is a retriable error while no node holds the coordinator, or the holder does not answer', async () => {

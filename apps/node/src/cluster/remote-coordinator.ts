@@ -128,6 +128,9 @@ export function spawnRemoteCoordinator(system: ActorSystem, options: RemoteCoord
   );
 }
 
+/** How often a forwarded command in flight checks that the coordinator still runs here. */
+const MOVE_CHECK_MS = 100;
+
 /**
  * The singleton's side: `POST /internal/v1/coordinator` runs a forwarded
  * command against this node's coordinator. 503 with a retriable error when
@@ -148,10 +151,20 @@ export function registerCoordinatorRoute(app: FastifyInstance, coordinator: () =
         return reply.status(503).send({ status: 'error', error: { tag: 'node/unavailable', message: 'this node does not run the coordinator (the singleton moved)', retriable: true } } satisfies WireReply);
       }
       let answer: StatusReply<unknown>;
+      // A coordinator stopped meanwhile (this node resigns or leaves) never answers what it had not done yet: say so at once, retriable,
+      // instead of holding the caller (another node's placement round, this node's stop) for the whole ask timeout.
+      let watch: NodeJS.Timeout | undefined;
+      const moved = new Promise<never>((_resolve, reject) => {
+        watch = setInterval(() => {
+          if (coordinator() !== ref) reject(new Error('the coordinator stopped here while answering (the singleton moves)'));
+        }, MOVE_CHECK_MS);
+      });
       try {
-        answer = await ask<CoordinatorCommand, StatusReply<unknown>>(ref, (replyTo) => ({ ...request.body, replyTo }) as unknown as CoordinatorCommand, { timeoutMs: askTimeoutMs });
+        answer = await Promise.race([ask<CoordinatorCommand, StatusReply<unknown>>(ref, (replyTo) => ({ ...request.body, replyTo }) as unknown as CoordinatorCommand, { timeoutMs: askTimeoutMs }), moved]);
       } catch (error) {
         return reply.status(503).send({ status: 'error', error: { tag: 'node/unavailable', message: `the coordinator did not answer: ${error instanceof Error ? error.message : String(error)}`, retriable: true } } satisfies WireReply);
+      } finally {
+        clearInterval(watch);
       }
       if (answer.status === 'success') return reply.send({ status: 'success', value: answer.value ?? null });
       const error = answer.error as Error & { tag?: unknown; retriable?: unknown };
