@@ -237,7 +237,12 @@ export class PipelineRegistry {
           if (reply.status === 'success') return;
           // Reported again with the next change (or at shutdown): the coordinator compares values, not deltas.
           hosted.reported = undefined;
-          logger.warn(`the coordinator refused the status of pipeline ${pipelineId}: ${reply.error.message}`, { pipeline_id: pipelineId });
+          // Retriable: the coordinator is moving between nodes (a hand-over, a failover); the cluster reports the missed statuses once it answers again.
+          if ((reply.error as { retriable?: unknown }).retriable === true) {
+            logger.debug(`the status of pipeline ${pipelineId} waits for the coordinator: ${reply.error.message}`, { pipeline_id: pipelineId });
+          } else {
+            logger.warn(`the coordinator refused the status of pipeline ${pipelineId}: ${reply.error.message}`, { pipeline_id: pipelineId });
+          }
         },
       },
     });
