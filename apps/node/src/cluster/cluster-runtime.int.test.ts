@@ -48,6 +48,8 @@ class Hosting {
 /** The part of a node the runtime drives: runs and stops pipelines, holds the coordinator. */
 interface StandInControl {
   listDelayMs: number;
+  /** The coordinator cannot be reached (it moves): listing the registry fails. */
+  listFails?: boolean;
   /** What the runtime asked of the node, in order (release, lastReports, resignCoordinator). */
   readonly calls?: string[];
   /** Runs when the coordinator is resigned, before it is gone. */
@@ -63,7 +65,10 @@ function standInNode(nodeId: string, hosting: Hosting, control: StandInControl =
     },
     hostedPipelines: () => [...hosted],
     // A journal outage makes the coordinator slow to answer: listDelayMs stands for it.
-    listPipelines: () => new Promise((resolve) => setTimeout(() => resolve(PIPELINES.map((pipelineId) => ({ pipelineId }) as RegisteredPipeline)), control.listDelayMs)),
+    listPipelines: () =>
+      control.listFails === true
+        ? Promise.reject(new Error("The node is unavailable: the cluster's coordinator cannot be reached (no node holds it yet)"))
+        : new Promise((resolve) => setTimeout(() => resolve(PIPELINES.map((pipelineId) => ({ pipelineId }) as RegisteredPipeline)), control.listDelayMs)),
     adopt: (pipelineId: string) => {
       hosting.adopt(nodeId, pipelineId);
       hosted.add(pipelineId);
@@ -173,6 +178,24 @@ describe('cluster runtime', () => {
     expect(calls.slice(-2)).toEqual(['lastReports', 'resignCoordinator']);
     expect(calls.filter((c) => c.startsWith('release ')).sort()).toEqual(PIPELINES.map((p) => `release ${p}`).sort());
     expect(shardsHeldAtResign).toEqual([]);
+  });
+
+  it('takes over the shards of a node that leaves while the coordinator cannot be reached, from the registry it listed last', { timeout: 30_000 }, async () => {
+    const keyPrefix = prefix();
+    const hosting = new Hosting();
+    const control: StandInControl = { listDelayMs: 0 };
+    const a = await join(keyPrefix, 'node-a', hosting);
+    await join(keyPrefix, 'node-b', hosting, undefined, control);
+    const both = ['node-a', 'node-b'];
+    await vi.waitFor(() => expect(Object.fromEntries(both.map((m) => [m, hosting.of(m)]))).toEqual(placed(both)), { timeout: 10_000, interval: 50 });
+    expect(hosting.of('node-a').length).toBeGreaterThan(0);
+
+    // The coordinator moves with node-a: node-b cannot list the registry until it runs it itself.
+    control.listFails = true;
+    await a.stop();
+    runtimes.splice(runtimes.indexOf(a), 1);
+    await vi.waitFor(() => expect(hosting.of('node-b')).toEqual([...PIPELINES].sort()), { timeout: 10_000, interval: 50 });
+    expect(hosting.overlaps).toEqual([]);
   });
 
   it('a node cut from Redis stops its pipelines while Redis still holds its leases; the others take them after', { timeout: 30_000 }, async () => {

@@ -96,6 +96,8 @@ export class ClusterRuntime {
   private readonly held = new Map<string, HeldLease>();
   private members: readonly ClusterMember[] = [];
   private node: DataflowNode | undefined;
+  /** The registry as the coordinator last listed it: placement goes on from it while the coordinator moves. */
+  private lastRegistry: readonly { pipelineId: string; parallelism?: number }[] | undefined;
   private ticking: Promise<void> | undefined;
   private placing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -351,8 +353,13 @@ export class ClusterRuntime {
     let registered: readonly { pipelineId: string; parallelism?: number }[];
     try {
       registered = await node.listPipelines();
+      this.lastRegistry = registered;
     } catch {
-      return; // the coordinator is moving (or its journal is down): the next round places them
+      // The coordinator is moving (or its journal is down). The shards this node holds are its own either way: it runs
+      // their pipelines as the registry last listed them, so a hand-over does not wait for the coordinator to settle.
+      // (A pipeline deleted meanwhile recovers as deleted and runs nothing; one created meanwhile waits for the next list.)
+      if (this.lastRegistry === undefined) return;
+      registered = this.lastRegistry;
     }
     await Promise.all(node.hostedPipelines().filter((id) => !this.hosts(id)).map((id) => node.release(id)));
     const hosted = new Set(node.hostedPipelines());
