@@ -231,17 +231,24 @@ export class RebuildMarkerHandle {
     return this.#lost;
   }
 
-  /** Refreshes the heartbeat every `everyMs` until `stop`; `onLost` runs once when the marker is found taken away. */
+  /** Refreshes the heartbeat once; resolves with whether this run still holds the marker (false once it was recovered as abandoned). */
+  async beat(): Promise<boolean> {
+    if (this.#lost) return false;
+    const rows = await this.executor.query(
+      `UPDATE ${tableOf(this.schema)} SET heartbeat_at = now() WHERE projection_name = $1 AND owner = $2 AND abandoned_at IS NULL RETURNING 1 AS beat`,
+      [this.name, this.owner],
+    );
+    if (rows.length === 0) this.#lost = true;
+    return !this.#lost;
+  }
+
+  /** Refreshes the heartbeat every `everyMs` until `stopHeartbeat`; `onLost` runs once when the marker is found taken away. */
   startHeartbeat(everyMs: number, onLost: () => void): void {
     const beat = (): void => {
-      this.#beating = this.executor
-        .query(`UPDATE ${tableOf(this.schema)} SET heartbeat_at = now() WHERE projection_name = $1 AND owner = $2 AND abandoned_at IS NULL RETURNING 1 AS beat`, [this.name, this.owner])
+      this.#beating = this.beat()
         .then(
-          (rows) => {
-            if (rows.length === 0 && !this.#lost) {
-              this.#lost = true;
-              onLost();
-            }
+          (held) => {
+            if (!held) onLost();
           },
           // The database is unreachable: the next beat tries again (past the stale bound the marker is recovered, and the next beat finds it lost).
           () => undefined,

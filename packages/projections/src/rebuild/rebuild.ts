@@ -69,6 +69,8 @@ export interface RebuildOptions {
   readonly heartbeatMs?: number;
   /** Another rebuild's marker with a heartbeat older than this (ms) is abandoned and recovered (default `REBUILD_STALE_MS`, 30 000). */
   readonly staleMs?: number;
+  /** Ends the rebuild without swapping (its pauses lifted, its shadow dropped), e.g. when the node stops. */
+  readonly signal?: AbortSignal;
 }
 
 /** A rebuild that holds its marker and runs. */
@@ -143,6 +145,8 @@ async function rebuildHolding(options: RebuildOptions, marker: RebuildMarkerHand
   const table = identifier(options.table);
   const controller = new AbortController();
   marker.startHeartbeat(options.heartbeatMs ?? REBUILD_HEARTBEAT_MS, () => controller.abort());
+  const stop = (): void => controller.abort();
+  options.signal?.addEventListener('abort', stop, { once: true });
   const paused: ProjectionId[] = [];
   let swapped = false;
   let run: Promise<unknown> = Promise.resolve();
@@ -175,6 +179,7 @@ async function rebuildHolding(options: RebuildOptions, marker: RebuildMarkerHand
       const deadline = Date.now() + timeoutMs;
       while (!(await condition())) {
         if (marker.lost) throw new RebuildAbandonedError(live.id.name, marker.owner);
+        if (options.signal?.aborted === true) throw new Error(`rebuild of ${table}: stopped before the swap`);
         if (Date.now() > deadline) throw new Error(`rebuild of ${table}: timed out waiting for ${what}`);
         await Promise.race([new Promise((r) => setTimeout(r, 20)), run.then(() => undefined)]);
       }
@@ -234,9 +239,10 @@ async function rebuildHolding(options: RebuildOptions, marker: RebuildMarkerHand
       () => undefined,
       () => undefined,
     );
+    options.signal?.removeEventListener('abort', stop);
     await marker.stopHeartbeat();
-    // A marker recovered as abandoned: its pauses were lifted and its shadow dropped, and both may be the next rebuild's by now.
-    if (!marker.lost) {
+    // A marker recovered as abandoned (a last beat tells): its pauses were lifted and its shadow dropped, and both may be the next rebuild's by now.
+    if (await marker.beat()) {
       for (const id of paused) await store.setPaused(id, false);
       if (!swapped) await executor.query(`DROP TABLE IF EXISTS ${schema}.${shadowTable}`);
       await marker.release();
