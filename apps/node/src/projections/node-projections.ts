@@ -59,6 +59,7 @@ import {
   readRebuildMarker,
   recoverAbandonedRebuilds,
   REBUILD_STALE_MS,
+  RebuildInProgressError,
   spawnProjection,
   startRebuild,
   sqlJournalOf,
@@ -468,6 +469,9 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
     rebuild: async (name) => {
       const entry = entryOf(name);
       if (entry.rebuild?.state === 'running') return info(entry);
+      // Another node's rebuild alive: refused before anything changes (taking the marker below decides, by the database's clock).
+      const current = await readRebuildMarker(sql.executor, sql.schema, name);
+      if (current !== undefined && current.abandonedAt === undefined && Date.now() - current.heartbeatAt.getTime() < rebuildStaleMs) throw new RebuildInProgressError(current);
       // Built under another split: the rebuild builds it under this one (its keys get the rebuild's offset).
       const forgotten = await forgetOtherSplits(sql.executor, sql.schema, name, split);
       if (forgotten.length > 0) options.logger.info(`projection ${name}: rebuilding under this split; the keys of the old one (${forgotten.join(', ')}) are dropped`, { projection: name });
