@@ -41,5 +41,15 @@ export {
   pipelineStatusProjection,
   type ReadModelOptions,
 } from './read-models/pipeline-read-models.js';
-export { rebuildReadModel, type RebuildOptions, type RebuildProgress } from './rebuild/rebuild.js';
+export { rebuildReadModel, startRebuild, type RebuildOptions, type RebuildProgress, type StartedRebuild } from './rebuild/rebuild.js';
+export {
+  readRebuildMarker,
+  recoverAbandonedRebuilds,
+  REBUILD_HEARTBEAT_MS,
+  REBUILD_STALE_MS,
+  RebuildAbandonedError,
+  RebuildInProgressError,
+  type RebuildMarker,
+  type RecoverOptions,
+} from './rebuild/rebuild-marker.js';
 export { checkSliceRange, SLICE_COUNT, sliceForPersistenceId, sliceKey, sliceRanges, type SliceRange } from './slices/slices.js';

@@ -2,7 +2,8 @@
  * How the admin API answers a failure: always `{ error, message, details,
  * timestamp }`, with the status the cause calls for. Validation problems are
  * 400 with one entry per field; an unknown pipeline or projection 404; a
- * lifecycle command the pipeline's state refuses (start a running one) 409;
+ * lifecycle command the pipeline's state refuses (start a running one) or a
+ * rebuild while another node's rebuild of the read model is alive 409;
  * a body over the limit 413; a node that is stopping or degraded 503. Any
  * other error is 500 with a generic message (its text may hold what a client
  * must not see; it goes to the log instead).
@@ -77,6 +78,7 @@ export function errorAnswer(error: unknown, now: () => Date = () => new Date()):
         return answer(404, 'not-found', error.message);
       case 'pipeline/command-rejected':
       case 'coordinator/command-rejected':
+      case 'projection/rebuild-in-progress':
         return answer(409, 'conflict', error.message);
       case 'node/unavailable':
       case 'pipeline/unavailable':

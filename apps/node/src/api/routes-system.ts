@@ -97,7 +97,8 @@ export function registerSystemRoutes(app: FastifyInstance, options: AdminApiOpti
           tags: ['projections'],
           summary: action === 'rebuild' ? 'Rebuild into a shadow table and swap it in; answers at once, progress in rebuild' : `${action[0]?.toUpperCase()}${action.slice(1)} the projection`,
           params: nameParams,
-          response: { 202: projectionSchema, 200: projectionSchema, 404: errors[404] },
+          // 409: a rebuild while another node's rebuild of the read model is alive.
+          response: { 202: projectionSchema, 200: projectionSchema, 404: errors[404], ...(action === 'rebuild' ? { 409: { $ref: 'ErrorBody#' } } : {}) },
         },
       },
       async (request, reply) => {

@@ -264,9 +264,9 @@ export function addAdminCommands(program: Command, io: CliIo, run: (action: () =
             bar?.setTotal(Math.max(rebuild.total, 1));
             bar?.update(rebuild.done);
           }
-          if (rebuild?.state === 'done' || rebuild?.state === 'failed') {
+          if (rebuild?.state === 'done' || rebuild?.state === 'failed' || rebuild?.state === 'abandoned') {
             bar?.stop();
-            if (rebuild.state === 'failed') throw new AdminRequestError(500, `the rebuild of ${name} failed: ${rebuild.error ?? 'see the node log'}`);
+            if (rebuild.state !== 'done') throw new AdminRequestError(500, `the rebuild of ${name} ${rebuild.state === 'failed' ? 'failed' : 'was abandoned'}: ${rebuild.error ?? 'see the node log'}`);
             return print(command, current, () => `rebuilt ${name}: ${rebuild.done} events\n`);
           }
           await new Promise((resolve) => setTimeout(resolve, 500));

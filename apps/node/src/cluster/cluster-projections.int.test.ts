@@ -12,8 +12,10 @@
  * ranges the others run; a rebuild from one node swaps identical rows in and
  * every range goes on from the rebuild's offset; a range run by two nodes
  * at once (a lapsed lease whose actors have not stopped yet) applies
- * nothing twice (the offset save fences it); a node that would split
- * into another number of ranges is refused before it takes any.
+ * nothing twice (the offset save fences it); a rebuild whose node died is
+ * undone by a live node once its heartbeat is stale, and a rebuild while
+ * another's is alive is refused; a node that would split into another
+ * number of ranges is refused before it takes any.
  */
 import { isDataflowError } from '@dataflow/core';
 import type { PostgresPersistence } from '@dataflow/persistence';
@@ -293,6 +295,37 @@ describe('projections split into slice ranges over the cluster', () => {
     expect(b.projections.runningRanges()).not.toContainEqual(range);
     await writeRound();
     await converged();
+  });
+
+  it('a rebuild whose node died (its heartbeat stale): a live node lifts its pause of every range, both nodes report it abandoned; a rebuild alive elsewhere is refused', { timeout: 60_000 }, async () => {
+    const [a, b] = live() as [TestNode, TestNode];
+    const keys = RANGES.map(sliceKey);
+    // What a coordinator killed mid-rebuild leaves in the shared store: every range paused by it, its shadow table, its marker, silent for a minute.
+    await pool.query(`UPDATE "${schema}".projection_offset SET paused = true WHERE projection_name = 'pipeline_metrics_hourly' AND projection_key = ANY ($1::text[])`, [keys]);
+    await pool.query(`CREATE TABLE "${schema}".pipeline_metrics_hourly__rebuild (LIKE "${schema}".pipeline_metrics_hourly INCLUDING ALL)`);
+    await pool.query(
+      `INSERT INTO "${schema}".projection_rebuild (projection_name, projection_key, owner, shadow_table, shadow_key, paused_ids, started_at, heartbeat_at)
+       VALUES ('pipeline_metrics_hourly', 'slices', 'node-gone/1/0', 'pipeline_metrics_hourly__rebuild', 'slices__rebuild', $1::jsonb, now() - interval '2 minutes', now() - interval '1 minute')`,
+      [JSON.stringify(keys.map((key) => ({ name: 'pipeline_metrics_hourly', key })))],
+    );
+    await writeRound();
+    // The nodes look every 5 s: the ranges run again and catch up with the reference.
+    await converged();
+    for (const node of [a, b]) {
+      const info = await node.projections.get('pipeline_metrics_hourly');
+      // (Not `state`: a range may still show a stored last error of an earlier test until its next save.)
+      expect(info?.ranges?.filter((r) => r.state === 'paused')).toEqual([]);
+      expect(info?.rebuild).toMatchObject({ state: 'abandoned' });
+      expect(info?.rebuild?.error).toContain('node-gone/1/0');
+    }
+    const shadow = await pool.query(`SELECT to_regclass($1) AS t`, [`"${schema}".pipeline_metrics_hourly__rebuild`]);
+    expect(shadow.rows[0]).toEqual({ t: null });
+
+    // A rebuild alive on another node (a fresh heartbeat) refuses this one.
+    await pool.query(`UPDATE "${schema}".projection_rebuild SET owner = 'node-busy/2/0', abandoned_at = NULL, heartbeat_at = now() + interval '1 minute', paused_ids = '[]'::jsonb WHERE projection_name = 'pipeline_metrics_hourly'`);
+    const refused: unknown = await b.projections.rebuild('pipeline_metrics_hourly').catch((e: unknown) => e);
+    expect(isDataflowError(refused, 'projection/rebuild-in-progress')).toBe(true);
+    await pool.query(`DELETE FROM "${schema}".projection_rebuild WHERE projection_name = 'pipeline_metrics_hourly'`);
   });
 
   it('refuses a node that would split the projections into another number of ranges', { timeout: 30_000 }, async () => {

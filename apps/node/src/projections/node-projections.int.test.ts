@@ -1,7 +1,9 @@
 /**
  * The node's read models on the embedded store (PGlite in a temporary data
  * directory) fed by real pipelines: rows appear, pause and resume act on the
- * projection, a rebuild swaps in identical rows, an unknown name is refused.
+ * projection, a rebuild swaps in identical rows, an unknown name is refused,
+ * a rebuild abandoned by a node that died is undone at start (and reported),
+ * and a rebuild while another node's is alive is refused (409).
  */
 import { isDataflowError } from '@dataflow/core';
 import type { SqlExecutor } from '@dataflow/persistence';
@@ -11,6 +13,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { localConnectorFactory } from '../node/connector-factory.js';
+import { errorAnswer } from '../api/api-errors.js';
 import { startNode, type DataflowNode } from '../node/dataflow-node.js';
 import type { NodeLogger } from '../node/node-logger.js';
 import { sliceRanges } from '@dataflow/projections';
@@ -168,5 +171,49 @@ describe('the node read models', () => {
     expect(await keysOf('pipeline_metrics_hourly')).toEqual(['default']);
     expect(await hourlyTotals()).toEqual(after);
     await vi.waitFor(async () => expect((await single.get('pipeline_metrics_hourly'))?.state).toBe('running'), { timeout: 10_000, interval: 100 });
+  });
+
+  it("undoes a rebuild whose node died at start, reports it, and refuses a rebuild while another node's is alive", { timeout: 90_000 }, async () => {
+    await projections.close();
+    // What a node killed mid-rebuild leaves: pipeline_status paused by the rebuild, its shadow table, a marker whose heartbeat stopped an hour ago.
+    await db.query(`UPDATE dataflow.projection_offset SET paused = true WHERE projection_name = 'pipeline_status' AND projection_key = 'default'`);
+    await db.query('CREATE TABLE dataflow.pipeline_status__rebuild (LIKE dataflow.pipeline_status INCLUDING ALL)');
+    await db.query(
+      `INSERT INTO dataflow.projection_rebuild (projection_name, projection_key, owner, shadow_table, shadow_key, paused_ids, started_at, heartbeat_at)
+       VALUES ('pipeline_status', 'default', 'dead-node/1/0', 'pipeline_status__rebuild', 'default__rebuild', '[{"name":"pipeline_status","key":"default"}]', now() - interval '2 hours', now() - interval '1 hour')`,
+    );
+    // And another node rebuilding pipeline_metrics_hourly right now.
+    await db.query(
+      `INSERT INTO dataflow.projection_rebuild (projection_name, projection_key, owner, shadow_table, shadow_key) VALUES ('pipeline_metrics_hourly', 'default', 'other-node/2/0', 'pipeline_metrics_hourly__rebuild', 'default__rebuild')`,
+    );
+    const warnings: string[] = [];
+    const logger: NodeLogger = { ...quiet, warn: (message) => void warnings.push(message) };
+    const restarted = await startNodeProjections({ persistence: node.persistence, logger, migrate: 'check' });
+    if (restarted === undefined) throw new Error('projections must start');
+    projections = restarted;
+
+    expect(warnings.filter((w) => w.includes('abandoned'))).toEqual([expect.stringMatching(/^projection pipeline_status: the rebuild begun at \S+ by dead-node\/1\/0 was abandoned .*start the rebuild again/)]);
+    const status = await restarted.get('pipeline_status');
+    expect(status?.state).toBe('running');
+    expect(status?.rebuild?.state).toBe('abandoned');
+    expect(status?.rebuild?.error).toMatch(/^the rebuild begun at \S+ by dead-node\/1\/0 was abandoned .*start the rebuild again/);
+    const tables = await db.query<{ table_name: string }>("SELECT table_name FROM information_schema.tables WHERE table_schema = 'dataflow' AND table_name LIKE 'pipeline_status%'");
+    expect(tables.map((t) => t.table_name)).toEqual(['pipeline_status']);
+    await node.createPipeline(definition('epsilon', 40), { pipelineId: 'epsilon' });
+    await node.start('epsilon');
+    await vi.waitFor(async () => expect((await statusRows()).map((r) => [r.pipeline_id, r.total_records])).toContainEqual(['epsilon', 40]), { timeout: 30_000, interval: 100 });
+
+    // The other node's rebuild is alive (fresh heartbeat): refused, as a 409.
+    const refused: unknown = await restarted.rebuild('pipeline_metrics_hourly').catch((e: unknown) => e);
+    expect(isDataflowError(refused, 'projection/rebuild-in-progress')).toBe(true);
+    expect((refused as Error).message).toContain('other-node/2/0');
+    expect(errorAnswer(refused).status).toBe(409);
+    expect((await restarted.get('pipeline_metrics_hourly'))?.rebuild).toBeNull();
+    await db.query(`DELETE FROM dataflow.projection_rebuild WHERE projection_name = 'pipeline_metrics_hourly'`);
+
+    // Started again, the rebuild replaces the record of the abandoned one.
+    await restarted.rebuild('pipeline_status');
+    await vi.waitFor(async () => expect((await restarted.get('pipeline_status'))?.rebuild?.state).toBe('done'), { timeout: 60_000, interval: 200 });
+    expect((await statusRows()).map((r) => [r.pipeline_id, r.total_records])).toContainEqual(['epsilon', 40]);
   });
 });

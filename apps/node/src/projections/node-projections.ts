@@ -28,6 +28,20 @@
  * every slice (so nothing is applied twice); otherwise the read model does
  * not run (`failing`, its last error asking for a rebuild) until a rebuild
  * builds it under the new split.
+ *
+ * A rebuild holds a marker in the shared store with a heartbeat (see
+ * `@dataflow/projections`' rebuild-marker): a rebuild asked for while
+ * another node's is alive is refused (`RebuildInProgressError`, 409). A
+ * rebuild whose node died (its heartbeat older than `rebuildStaleMs`, 30 s)
+ * is abandoned: at start and every `rebuildCheckMs` (5 s) the node lifts
+ * the pauses it set (an operator's pause stays), drops its shadow table,
+ * logs a warning naming the read model, when the rebuild began and that it
+ * must be started again, and reports it in `rebuild` (`state: 'abandoned'`)
+ * until the next rebuild. It does not start the rebuild again by itself: a
+ * rebuild replays the whole journal, what killed it (memory, a node lost
+ * mid-way) may kill it again on every node in turn, and the read model is
+ * whole without it (it runs on incrementally from where it was paused);
+ * the operator decides when to run it.
  */
 import { createActorSystem, isDataflowError, type ActorRef, type ActorSystem, type Instrumentation, type PersistencePlugin, type ReadJournal } from '@dataflow/core';
 import type { SqlExecutor, SqlQueryable } from '@dataflow/persistence';
@@ -42,11 +56,16 @@ import {
   pipelineStatusProjection,
   ProjectionManagement,
   ProjectionOffsetStore,
-  rebuildReadModel,
+  readRebuildMarker,
+  recoverAbandonedRebuilds,
+  REBUILD_STALE_MS,
+  RebuildInProgressError,
   spawnProjection,
+  startRebuild,
   sqlJournalOf,
   type Projection,
   type ProjectionLag,
+  type RebuildMarker,
   type ProjectionMessage,
   type ProjectionStatusEvent,
   type RebuildProgress,
@@ -86,7 +105,11 @@ export interface ProjectionInfo {
   readonly lag: ProjectionLag;
   /** Split into ranges: the first range's last error, named by its key. */
   readonly lastError: string | null;
-  readonly rebuild: (RebuildProgress & { readonly state: 'running' | 'done' | 'failed'; readonly error?: string }) | null;
+  /**
+   * The last rebuild: run by this node (`running`, `done`, `failed`), or one whose node died before it ended (`abandoned`,
+   * from the shared store, whichever node asks; `error` says when it began and that it must be started again).
+   */
+  readonly rebuild: (RebuildProgress & { readonly state: 'running' | 'done' | 'failed' | 'abandoned'; readonly error?: string }) | null;
   /** Split into slice ranges (cluster mode): each range as the offset store has it. */
   readonly ranges?: readonly ProjectionRangeInfo[];
 }
@@ -99,7 +122,10 @@ export interface NodeProjections {
   get(name: string): Promise<ProjectionInfo | undefined>;
   pause(name: string): Promise<ProjectionInfo>;
   resume(name: string): Promise<ProjectionInfo>;
-  /** Starts a rebuild and returns at once; progress shows in `get(name).rebuild`. A rebuild already running is returned as it is. */
+  /**
+   * Starts a rebuild and returns at once; progress shows in `get(name).rebuild`. A rebuild already running here is returned as it is;
+   * one running on another node (its marker's heartbeat fresh) is refused with `RebuildInProgressError`.
+   */
   rebuild(name: string): Promise<ProjectionInfo>;
   close(): Promise<void>;
 }
@@ -130,6 +156,10 @@ export interface NodeProjectionsOptions {
   readonly sliceRanges?: readonly SliceRange[];
   /** Split into ranges: how often the ranges running here look for a pause lifted by another node, ms (default 1 000). */
   readonly resumeCheckMs?: number;
+  /** A rebuild whose marker's heartbeat is older than this is abandoned and recovered, ms (default `REBUILD_STALE_MS`, 30 000). */
+  readonly rebuildStaleMs?: number;
+  /** How often the node looks for abandoned rebuilds, ms (default 5 000; also once at start). */
+  readonly rebuildCheckMs?: number;
 }
 
 interface Instance {
@@ -261,8 +291,13 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
     const last = observer.last(id);
     return last?.type === 'error' || (last?.type === 'stopped' && last.reason === 'failed');
   };
-  const rebuildOf = (entry: Entry): ProjectionInfo['rebuild'] => {
+  const rebuildOf = async (entry: Entry): Promise<ProjectionInfo['rebuild']> => {
     const rebuild = entry.rebuild;
+    if (rebuild?.state !== 'running') {
+      // The record of an abandoned rebuild stays in the store until the next rebuild: it is the latest one, whichever node ran it.
+      const marker = await readRebuildMarker(sql.executor, sql.schema, entry.projection.id.name);
+      if (marker?.abandonedAt !== undefined) return { done: 0, total: 0, state: 'abandoned', error: abandonedText(marker) };
+    }
     return rebuild === undefined ? null : { ...rebuild.progress, state: rebuild.state, ...(rebuild.error === undefined ? {} : { error: rebuild.error }) };
   };
   const isoOf = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -279,7 +314,7 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
         lastEventAt: isoOf(status.lastEventAt),
         lag: status.lag,
         lastError: status.lastError ?? null,
-        rebuild: rebuildOf(entry),
+        rebuild: await rebuildOf(entry),
       };
     }
     const name = entry.projection.id.name;
@@ -322,7 +357,7 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
       lastEventAt: lastEvents.at(-1) ?? null,
       lag,
       lastError: erring === undefined ? null : `${erring.key}: ${erring.lastError}`,
-      rebuild: rebuildOf(entry),
+      rebuild: await rebuildOf(entry),
       ranges: perRange,
     };
   };
@@ -331,6 +366,35 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
   };
 
   let closed = false;
+  // Rebuilds whose node died: their pauses lifted, their shadow dropped (see the module comment). Not those running here.
+  const rebuildStaleMs = options.rebuildStaleMs ?? REBUILD_STALE_MS;
+  const recoverAbandoned = async (): Promise<void> => {
+    const names = [...entries.values()].filter((e) => e.rebuild?.state !== 'running').map((e) => e.projection.id.name);
+    for (const marker of await recoverAbandonedRebuilds(sql.executor, sql.schema, { staleMs: rebuildStaleMs, names })) {
+      options.logger.warn(`projection ${marker.name}: ${abandonedText(marker)} (no heartbeat for over ${Math.round(rebuildStaleMs / 1000)} s)`, { projection: marker.name });
+      const entry = entries.get(marker.name);
+      if (entry !== undefined && !closed) startHere(entry);
+    }
+  };
+  let lastRecoveryFailure = '';
+  const recoverLogged = async (): Promise<void> => {
+    try {
+      await recoverAbandoned();
+      lastRecoveryFailure = '';
+    } catch (error) {
+      const message = messageOf(error);
+      if (message !== lastRecoveryFailure) options.logger.warn(`projections: could not look for abandoned rebuilds: ${message}; trying again`);
+      lastRecoveryFailure = message;
+    }
+  };
+  await recoverLogged();
+  let recovering = false;
+  const rebuildCheck = setInterval(() => {
+    if (recovering || closed) return;
+    recovering = true;
+    void recoverLogged().finally(() => (recovering = false));
+  }, options.rebuildCheckMs ?? 5_000);
+  rebuildCheck.unref();
   // Per range, its starts and stops one after the other.
   const transitions = new Map<string, Promise<void>>();
   const inTurn = (range: SliceRange, work: () => Promise<void>): Promise<void> => {
@@ -405,12 +469,16 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
     rebuild: async (name) => {
       const entry = entryOf(name);
       if (entry.rebuild?.state === 'running') return info(entry);
+      // Another node's rebuild alive: refused before anything changes (taking the marker below decides, by the database's clock).
+      const current = await readRebuildMarker(sql.executor, sql.schema, name);
+      if (current !== undefined && current.abandonedAt === undefined && Date.now() - current.heartbeatAt.getTime() < rebuildStaleMs) throw new RebuildInProgressError(current);
       // Built under another split: the rebuild builds it under this one (its keys get the rebuild's offset).
       const forgotten = await forgetOtherSplits(sql.executor, sql.schema, name, split);
       if (forgotten.length > 0) options.logger.info(`projection ${name}: rebuilding under this split; the keys of the old one (${forgotten.join(', ')}) are dropped`, { projection: name });
       blocked.delete(name);
       const progress: { progress: RebuildProgress } = { progress: { done: 0, total: 0 } };
-      const run = rebuildReadModel({
+      // Resolves once this node holds the rebuild's marker; refused (409) while another node's rebuild is alive.
+      const started = await startRebuild({
         ...(journal === undefined ? {} : { journal }),
         queries,
         store,
@@ -424,7 +492,8 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
           progress.progress = p;
           if (entry.rebuild !== undefined) entry.rebuild.progress = p;
         },
-      }).then(
+      });
+      const run = started.done.then(
         (applied) => {
           if (entry.rebuild !== undefined) entry.rebuild.state = 'done';
           // The live projection was paused for the swap: start its actor again from the swapped offset (other nodes' ranges notice the lifted pause).
@@ -473,6 +542,7 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
     close: async () => {
       closed = true;
       clearInterval(resumeCheck);
+      clearInterval(rebuildCheck);
       await Promise.all([...entries.values()].flatMap((e) => (e.rebuild === undefined ? [] : [e.rebuild.run])));
       await Promise.all([...transitions.values()]);
       await terminate(system);
@@ -483,6 +553,14 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
 
 async function terminate(system: ActorSystem): Promise<void> {
   await system.terminate();
+}
+
+/** What an abandoned rebuild's record says: when it began, what was undone, what to do. */
+function abandonedText(marker: RebuildMarker): string {
+  const began = `the rebuild begun at ${marker.startedAt.toISOString()} by ${marker.owner} was abandoned (its last heartbeat at ${marker.heartbeatAt.toISOString()})`;
+  const resumed = marker.pausedIds.length === 0 ? 'it had paused nothing' : `the pause it set on ${marker.pausedIds.map((id) => id.key).join(', ')} is lifted`;
+  if (marker.swappedAt !== undefined) return `${began} after it swapped the rebuilt table in; ${resumed}, nothing else is left to do`;
+  return `${began} before its swap; ${resumed} and its shadow table ${marker.shadowTable} dropped: the read model runs on as it was, start the rebuild again (dataflow projections rebuild ${marker.name})`;
 }
 
 function messageOf(error: unknown): string {

@@ -15,11 +15,22 @@
  * and the tag reader share one offset space (the journal's global ordering),
  * so the shadow's offset is a valid position for every range: all events up
  * to it, of every slice, are in the swapped-in table.
+ *
+ * A rebuild holds a marker (`rebuild-marker.ts`, the table
+ * `projection_rebuild`) from its start to its end: who runs it, which
+ * instances it paused (an instance an operator paused before stays paused
+ * after it) and a heartbeat refreshed every second. While the marker is
+ * fresh a second rebuild of the same read model is refused
+ * (`RebuildInProgressError`); when the process dies mid-rebuild the marker's
+ * heartbeat goes stale and `recoverAbandonedRebuilds` lifts the rebuild's
+ * pauses and drops its shadow table (the swap is one transaction, so until
+ * it commits the live table and offsets are as they were).
  */
 import { NoOffset, type Offset, type ReadJournal } from '@dataflow/core';
 import { quoteSchema, type SqlExecutor } from '@dataflow/persistence';
 import type { ProjectionId, ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
 import { runProjection } from '../runner/projection-runner.js';
+import { REBUILD_HEARTBEAT_MS, REBUILD_STALE_MS, RebuildAbandonedError, RebuildMarkerHandle, rebuildOwner } from './rebuild-marker.js';
 import type { Projection } from '../runner/projection.js';
 import type { JournalTables } from '../runner/projection-runner.js';
 
@@ -52,6 +63,22 @@ export interface RebuildOptions {
   readonly pauseTimeoutMs?: number;
   /** The journal's tables in the same database: a projection with a bulk statement rebuilds in SQL (see `sqlJournalOf`). */
   readonly journal?: JournalTables;
+  /** Names the process in the rebuild's marker (default: host, pid and a random part). */
+  readonly owner?: string;
+  /** How often the marker's heartbeat is refreshed, ms (default `REBUILD_HEARTBEAT_MS`, 1 000). */
+  readonly heartbeatMs?: number;
+  /** Another rebuild's marker with a heartbeat older than this (ms) is abandoned and recovered (default `REBUILD_STALE_MS`, 30 000). */
+  readonly staleMs?: number;
+  /** Ends the rebuild without swapping (its pauses lifted, its shadow dropped), e.g. when the node stops. */
+  readonly signal?: AbortSignal;
+}
+
+/** A rebuild that holds its marker and runs. */
+export interface StartedRebuild {
+  /** Who runs it (the marker's owner). */
+  readonly owner: string;
+  /** Resolves with the number of events replayed once the swap is done and the pauses are lifted. */
+  readonly done: Promise<number>;
 }
 
 async function countAfter(queries: ReadJournal, tag: string, offset: Offset): Promise<number> {
@@ -76,7 +103,9 @@ const identifier = (name: string): string => {
  * Rebuilds `options.table` from the start of the journal; resolves with the
  * number of events replayed. The live projection must be running (or
  * stoppable) under the same offset store; it is paused during the swap and
- * resumed afterwards (the caller restarts its actor with `{ type: 'start' }`).
+ * resumed afterwards (the caller restarts its actor with `{ type: 'start' }`),
+ * unless it was paused before the rebuild began: that pause stays. Rejects
+ * with `RebuildInProgressError` while another rebuild of it is alive.
  *
  * @example
  * ```ts
@@ -85,63 +114,112 @@ const identifier = (name: string): string => {
  * ```
  */
 export async function rebuildReadModel(options: RebuildOptions): Promise<number> {
+  return (await startRebuild(options)).done;
+}
+
+/**
+ * Takes the rebuild's marker and starts the rebuild: resolves once the
+ * marker is held (the rebuild then runs on; `done` says how it ends), or
+ * rejects with `RebuildInProgressError` while another rebuild of the read
+ * model is alive (an abandoned one is recovered first). For a caller that
+ * answers at once (the node's API) and must refuse a concurrent rebuild.
+ *
+ * @example
+ * ```ts
+ * const { done } = await startRebuild({ queries, store, executor, schema: 'dataflow', table: 'pipeline_status', live, shadow }); // RebuildInProgressError: a rebuild runs elsewhere
+ * done.then((events) => logger.info(`rebuilt from ${events} events`));
+ * ```
+ */
+export async function startRebuild(options: RebuildOptions): Promise<StartedRebuild> {
+  const table = identifier(options.table);
+  const shadowTable = `${table}__rebuild`;
+  const shadowKey = `${options.live.id.key}__rebuild`;
+  const owner = options.owner ?? rebuildOwner();
+  const marker = await RebuildMarkerHandle.acquire(options.executor, options.schema, options.live.id, { table: shadowTable, key: shadowKey }, { owner, staleMs: options.staleMs ?? REBUILD_STALE_MS });
+  return { owner, done: rebuildHolding(options, marker, shadowTable, shadowKey) };
+}
+
+async function rebuildHolding(options: RebuildOptions, marker: RebuildMarkerHandle, shadowTable: string, shadowKey: string): Promise<number> {
   const { executor, store, queries, live } = options;
   const schema = quoteSchema(options.schema);
   const table = identifier(options.table);
-  const shadowTable = `${table}__rebuild`;
-  const shadowKey = `${live.id.key}__rebuild`;
-  const shadow = options.shadow(shadowTable, shadowKey);
-  const shadowId: ProjectionId = shadow.id;
-  await executor.query(`DROP TABLE IF EXISTS ${schema}.${shadowTable}`);
-  await executor.query(`CREATE TABLE ${schema}.${shadowTable} (LIKE ${schema}.${table} INCLUDING ALL)`);
-  await store.clearOffset(shadowId);
-  await store.setPaused(shadowId, false);
-
-  const total = await countAfter(queries, live.tag, NoOffset);
   const controller = new AbortController();
-  let done = 0;
-  const run = runProjection(shadow, {
-    queries,
-    store,
-    executor,
-    ...(options.journal === undefined ? {} : { journal: options.journal }),
-    onStatus: (event) => {
-      if (event.type !== 'progress') return;
-      done += event.events;
-      options.onProgress?.({ done, total: Math.max(total, done) });
-    },
-  }, controller.signal);
-  const wait = async (condition: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error(`rebuild of ${table}: timed out waiting for ${what}`);
-      await Promise.race([new Promise((r) => setTimeout(r, 20)), run.then(() => undefined)]);
-    }
-  };
+  marker.startHeartbeat(options.heartbeatMs ?? REBUILD_HEARTBEAT_MS, () => controller.abort());
+  const stop = (): void => controller.abort();
+  options.signal?.addEventListener('abort', stop, { once: true });
+  const paused: ProjectionId[] = [];
+  let swapped = false;
+  let run: Promise<unknown> = Promise.resolve();
   try {
+    const shadow = options.shadow(shadowTable, shadowKey);
+    const shadowId: ProjectionId = shadow.id;
+    await executor.query(`DROP TABLE IF EXISTS ${schema}.${shadowTable}`);
+    await executor.query(`CREATE TABLE ${schema}.${shadowTable} (LIKE ${schema}.${table} INCLUDING ALL)`);
+    await store.clearOffset(shadowId);
+    await store.setPaused(shadowId, false);
+
+    const total = await countAfter(queries, live.tag, NoOffset);
+    let done = 0;
+    run = runProjection(
+      shadow,
+      {
+        queries,
+        store,
+        executor,
+        ...(options.journal === undefined ? {} : { journal: options.journal }),
+        onStatus: (event) => {
+          if (event.type !== 'progress') return;
+          done += event.events;
+          options.onProgress?.({ done, total: Math.max(total, done) });
+        },
+      },
+      controller.signal,
+    );
+    const wait = async (condition: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> => {
+      const deadline = Date.now() + timeoutMs;
+      while (!(await condition())) {
+        if (marker.lost) throw new RebuildAbandonedError(live.id.name, marker.owner);
+        if (options.signal?.aborted === true) throw new Error(`rebuild of ${table}: stopped before the swap`);
+        if (Date.now() > deadline) throw new Error(`rebuild of ${table}: timed out waiting for ${what}`);
+        await Promise.race([new Promise((r) => setTimeout(r, 20)), run.then(() => undefined)]);
+      }
+    };
     // Replay up to where the journal was when the rebuild began, then pause the live projection and catch up with it.
     await wait(async () => (await store.get(shadowId)).eventsApplied >= total, 'the replay', 24 * 3_600_000);
     const lives = options.liveRanges ?? [live.id];
-    for (const id of lives) await store.setPaused(id, true);
+    // Only the instances not paused yet are the rebuild's to resume: a pause set before (by an operator) outlives the rebuild.
+    for (const id of lives) if (!(await store.get(id)).paused) paused.push(id);
+    await marker.recordPaused(paused);
+    for (const id of paused) await store.setPaused(id, true);
     const liveOffsets = async () => JSON.stringify(await Promise.all(lives.map(async (id) => (await store.get(id)).offset ?? NoOffset)));
     // The live projections stop at their next pause check; from then on their offsets stay put.
     let previous = await liveOffsets();
-    await wait(async () => {
-      await new Promise((r) => setTimeout(r, 1_100));
-      const now = await liveOffsets();
-      const settled = now === previous;
-      previous = now;
-      return settled;
-    }, 'the live projection to pause', options.pauseTimeoutMs ?? 30_000);
+    await wait(
+      async () => {
+        await new Promise((r) => setTimeout(r, 1_100));
+        const now = await liveOffsets();
+        const settled = now === previous;
+        previous = now;
+        return settled;
+      },
+      'the live projection to pause',
+      options.pauseTimeoutMs ?? 30_000,
+    );
     const targets = await Promise.all(lives.map((id) => store.get(id)));
-    await wait(async () => {
-      const shadowRow = await store.get(shadowId);
-      return targets.every((target) => reached(shadowRow, target));
-    }, 'the shadow to reach the live position', 24 * 3_600_000);
+    await wait(
+      async () => {
+        const shadowRow = await store.get(shadowId);
+        return targets.every((target) => reached(shadowRow, target));
+      },
+      'the shadow to reach the live position',
+      24 * 3_600_000,
+    );
     controller.abort();
     await run;
     const rebuilt = await store.get(shadowId);
     await executor.transaction(async (tx) => {
+      // First: a recovery of this rebuild as abandoned waits for this transaction, or this one finds the marker gone and rolls back.
+      await marker.markSwapped(tx);
       await tx.query(`ALTER TABLE ${schema}.${table} RENAME TO ${table}__old`);
       await tx.query(`ALTER TABLE ${schema}.${shadowTable} RENAME TO ${table}`);
       await tx.query(`DROP TABLE ${schema}.${table}__old`);
@@ -153,6 +231,7 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<number>
         }
       }
     });
+    swapped = true;
     return rebuilt.eventsApplied;
   } finally {
     controller.abort();
@@ -160,6 +239,13 @@ export async function rebuildReadModel(options: RebuildOptions): Promise<number>
       () => undefined,
       () => undefined,
     );
-    for (const id of options.liveRanges ?? [live.id]) await store.setPaused(id, false);
+    options.signal?.removeEventListener('abort', stop);
+    await marker.stopHeartbeat();
+    // A marker recovered as abandoned (a last beat tells): its pauses were lifted and its shadow dropped, and both may be the next rebuild's by now.
+    if (await marker.beat()) {
+      for (const id of paused) await store.setPaused(id, false);
+      if (!swapped) await executor.query(`DROP TABLE IF EXISTS ${schema}.${shadowTable}`);
+      await marker.release();
+    }
   }
 }
