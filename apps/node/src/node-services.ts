@@ -34,6 +34,8 @@ export interface NodeServices {
   readonly metrics: { readonly metrics: NodeMetrics; readonly server: MetricsServer } | undefined;
   /** Closes every service (the node itself is not touched). */
   close(): Promise<void>;
+  /** The service `close` waits for now (`the admin API`, ...), for a stop that takes too long to name it. */
+  closing(): string | undefined;
 }
 
 /**
@@ -59,11 +61,14 @@ export async function startNodeServices(
     readonly deadLetterDatabase?: () => SqlExecutor | undefined;
   } = {},
 ): Promise<NodeServices> {
-  const closers: (() => Promise<void>)[] = [];
+  const closers: { readonly name: string; readonly close: () => Promise<void> }[] = [];
+  let closing: string | undefined;
   const close = async (): Promise<void> => {
     for (const closer of closers.splice(0).reverse()) {
-      await closer().catch((error: unknown) => logger.warn(`a node service did not close cleanly: ${error instanceof Error ? error.message : String(error)}`));
+      closing = closer.name;
+      await closer.close().catch((error: unknown) => logger.warn(`${closer.name} did not close cleanly: ${error instanceof Error ? error.message : String(error)}`));
     }
+    closing = undefined;
   };
   try {
     // The embedded store belongs to this node: its read-model tables are created at start. On a server, journal.migrate decides.
@@ -72,16 +77,16 @@ export async function startNodeServices(
       : options.cluster !== undefined
         ? options.cluster.projections
         : await startNodeProjections({ persistence: node.persistence, logger, migrate: config.journal.type === 'embedded' ? 'auto' : config.journal.migrate });
-    if (projections !== undefined) closers.push(() => projections.close());
+    if (projections !== undefined) closers.push({ name: 'the read-model projections', close: () => projections.close() });
     let metrics: NodeServices['metrics'];
     if (config.metrics.enabled) {
       const nodeMetrics = createNodeMetrics(node);
-      closers.push(() => Promise.resolve(nodeMetrics.close()));
+      closers.push({ name: 'the node metrics', close: () => Promise.resolve(nodeMetrics.close()) });
       if (projections !== undefined) nodeMetrics.observeProjections(projections.events);
       const server = await startMetricsServer({ registry: nodeMetrics.registry, port: config.metrics.port, host: config.metrics.host }).catch((error: unknown) => {
         throw isDataflowError(error, 'metrics/port-in-use') ? new NodeConfigError('metrics.port', `${error.message} (DATAFLOW_METRICS_PORT)`, { cause: error }) : error;
       });
-      closers.push(() => server.close());
+      closers.push({ name: 'the metrics server', close: () => server.close() });
       logger.info(`metrics on ${server.url}`);
       metrics = { metrics: nodeMetrics, server };
     }
@@ -90,11 +95,14 @@ export async function startNodeServices(
     if (redis !== undefined) {
       // The pipelines' rate limits become shared by the nodes of this Redis (each call falls back to the node's bucket while Redis is down).
       const unshare = node.rateLimiter.share(redis.rateLimitBucket);
-      closers.push(() => Promise.resolve(unshare()));
+      closers.push({ name: 'the shared rate limits', close: () => Promise.resolve(unshare()) });
       const detach = redis.attach(node);
-      closers.push(async () => {
-        detach();
-        await redis.close();
+      closers.push({
+        name: 'the Redis connection',
+        close: async () => {
+          detach();
+          await redis.close();
+        },
       });
     }
     let api: NodeServices['api'];
@@ -114,7 +122,7 @@ export async function startNodeServices(
         ...(projections === undefined ? {} : { projections }),
         ...(config.api.authToken === undefined ? {} : { authToken: config.api.authToken }),
       });
-      closers.push(() => app.close());
+      closers.push({ name: 'the admin API (requests in flight)', close: () => app.close() });
       await registerConsole(app);
       try {
         await app.listen({ host: config.api.host, port: config.api.port });
@@ -128,7 +136,7 @@ export async function startNodeServices(
       logger.info(`admin API and console on ${url}/ (OpenAPI: ${url}/api/v1/openapi.json)`);
       api = { app, url };
     }
-    return { projections, metrics, api, redis, close };
+    return { projections, metrics, api, redis, close, closing: () => closing };
   } catch (error) {
     await close();
     throw error;

@@ -443,8 +443,10 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
 
 async function stop(node: DataflowNode, services: NodeServices, config: NodeRuntimeConfig, logger: NodeLogger, code: number, cluster: NodeCluster | undefined): Promise<number> {
   const timeoutMs = config.node.shutdownTimeoutMs;
+  let step = 'the cluster hand-over';
   const timeout = setTimeout(() => {
-    logger.error(`the node did not stop within ${timeoutMs} ms (DATAFLOW_SHUTDOWN_TIMEOUT_MS); exiting without a clean stop`);
+    const waitingFor = step === 'the services' ? (services.closing() ?? step) : step;
+    logger.error(`the node did not stop within ${timeoutMs} ms (DATAFLOW_SHUTDOWN_TIMEOUT_MS): still waiting for ${waitingFor}; exiting without a clean stop`);
     process.exit(1);
   }, timeoutMs);
   try {
@@ -453,7 +455,9 @@ async function stop(node: DataflowNode, services: NodeServices, config: NodeRunt
       await cluster.stop().catch((error: unknown) => logger.warn(`the cluster hand-over was not clean: ${describeError(error)}`));
       logger.info('left the cluster; its pipelines are handed over');
     }
+    step = 'the services';
     await services.close();
+    step = 'the pipelines and the journal';
     const { pipelines } = await node.shutdown();
     const demo = pipelines.find((p) => p.pipelineId === DEMO_PIPELINE_ID);
     if (demo !== undefined) stopLine(demo, logger);
