@@ -3,8 +3,12 @@
  * (dropped at the end):
  * - current query: 50 000 tagged events of 1000 ids through
  *   `eventsByTag(tag, NoOffset)` (deserializing, gap-checking, offsets)
- *   versus a raw paged read of the same `tag_views` partition, alternated
- *   (median of the pairs);
+ *   versus two raw paged reads of the same `tag_views` partition with the
+ *   raw driver: one page at a time, and one page read ahead as the query
+ *   does (the fair baseline for the query's own overlap), alternated
+ *   (median of the triples). The Node CPU per event of each (process CPU
+ *   over the read, medians) tells how much of the time is this process's;
+ *   the rest is waiting for Cassandra, which shares the machine;
  * - live reader: a live `eventsByTag` while 20 writers append concurrently,
  *   one event per append; every event must arrive exactly once (missed and
  *   duplicated are counted), and the delivery latency (from the append's
@@ -18,7 +22,7 @@
  * DATAFLOW_CASSANDRA_LOCAL_DC (default datacenter1).
  */
 import { pathToFileURL } from 'node:url';
-import { Client } from 'cassandra-driver';
+import { Client, type types } from 'cassandra-driver';
 import { isConcurrencyConflict, isDataflowError, NoOffset, type NewEvent } from '@dataflow/core';
 import { createCassandraPersistence, type CassandraPersistence } from '../cassandra/cassandra-persistence.js';
 import { resolveSettings } from '../cassandra/cassandra-settings.js';
@@ -29,7 +33,7 @@ export interface CassandraTagBenchOptions {
   readonly localDataCenter?: string;
   readonly ids?: number;
   readonly eventsPerId?: number;
-  /** Measured pairs of (query, raw read). */
+  /** Measured triples of (query, raw read, raw read one page ahead). */
   readonly pairs?: number;
   readonly liveWriters?: number;
   readonly liveAppendsPerWriter?: number;
@@ -41,6 +45,13 @@ export interface CassandraTagBenchResult {
   readonly rawReadRowsPerSec: number;
   /** Current query time over raw read time (median of the pairs), as query rate / raw rate. */
   readonly currentQueryRatio: number;
+  /** The raw read with the next page requested before the current one is counted (as the query reads). */
+  readonly rawReadAheadRowsPerSec: number;
+  /** Query rate / rate of the raw read one page ahead (median of the pairs). */
+  readonly currentQueryRatioReadAhead: number;
+  /** Node CPU (user + system) of this process per event during the query, and per event of the raw read (medians). */
+  readonly currentQueryCpuUsPerEvent: number;
+  readonly rawReadCpuUsPerEvent: number;
   readonly liveEvents: number;
   readonly liveMissed: number;
   readonly liveDuplicated: number;
@@ -84,14 +95,24 @@ export async function runCassandraTagBench(options: CassandraTagBenchOptions = {
     const total = ids * eventsPerId;
     const queryMs: number[] = [];
     const rawMs: number[] = [];
+    const aheadMs: number[] = [];
     const ratios: number[] = [];
+    const aheadRatios: number[] = [];
+    const queryCpu: number[] = [];
+    const rawCpu: number[] = [];
     await currentQuery(persistence, tag, total); // warm-up: JIT, prepared statements
+    await rawRead(client, keyspace, tag, total, false);
     for (let p = 0; p < pairs; p++) {
       const q = await timed(() => currentQuery(persistence as CassandraPersistence, tag, total));
-      const r = await timed(() => rawRead(client, keyspace, tag, total));
-      queryMs.push(q);
-      rawMs.push(r);
-      ratios.push(r / q);
+      const r = await timed(() => rawRead(client, keyspace, tag, total, false));
+      const a = await timed(() => rawRead(client, keyspace, tag, total, true));
+      queryMs.push(q.ms);
+      rawMs.push(r.ms);
+      aheadMs.push(a.ms);
+      ratios.push(r.ms / q.ms);
+      aheadRatios.push(a.ms / q.ms);
+      queryCpu.push(q.cpuUs / total);
+      rawCpu.push(r.cpuUs / total);
     }
 
     // 2. A live reader under concurrent writers.
@@ -104,6 +125,10 @@ export async function runCassandraTagBench(options: CassandraTagBenchOptions = {
       currentQueryEventsPerSec: perSec(total, median(queryMs)),
       rawReadRowsPerSec: perSec(total, median(rawMs)),
       currentQueryRatio: round(median(ratios)),
+      rawReadAheadRowsPerSec: perSec(total, median(aheadMs)),
+      currentQueryRatioReadAhead: round(median(aheadRatios)),
+      currentQueryCpuUsPerEvent: round(median(queryCpu)),
+      rawReadCpuUsPerEvent: round(median(rawCpu)),
       ...live,
       liveRestampedRows: liveRestamped,
       eventualConsistencyDelayMs,
@@ -117,6 +142,13 @@ export async function runCassandraTagBench(options: CassandraTagBenchOptions = {
         baseline: `${result.rawReadRowsPerSec} rows/s (raw paged read)`,
         ratio: result.currentQueryRatio,
         goal: '>= 65 000 ev/s',
+      },
+      {
+        case: 'current query vs read-ahead',
+        result: `${result.currentQueryCpuUsPerEvent} us CPU/ev (raw ${result.rawReadCpuUsPerEvent})`,
+        baseline: `${result.rawReadAheadRowsPerSec} rows/s (raw, one page ahead)`,
+        ratio: result.currentQueryRatioReadAhead,
+        goal: '-',
       },
       {
         case: 'live reader',
@@ -177,21 +209,29 @@ async function currentQuery(persistence: CassandraPersistence, tag: string, expe
   if (n !== expected) throw new Error(`the current query delivered ${n} events, expected ${expected}`);
 }
 
-/** A paged read of every row of the tag's buckets with the raw driver (no deserialization, no checks). */
-async function rawRead(client: Client, keyspace: string, tag: string, expected: number): Promise<void> {
+/**
+ * A paged read of every row of the tag's buckets with the raw driver (no
+ * deserialization, no checks); `readAhead`: the next page is requested before
+ * the current one is counted, as the query reads.
+ */
+async function rawRead(client: Client, keyspace: string, tag: string, expected: number, readAhead: boolean): Promise<void> {
   const buckets = await client.execute(`SELECT timebucket FROM ${keyspace}.tag_buckets WHERE tag_name = ?`, [tag], { prepare: true });
   let n = 0;
   for (const bucket of buckets.rows) {
-    let pageState: string | undefined;
-    do {
-      const page = await client.execute(`SELECT * FROM ${keyspace}.tag_views WHERE tag_name = ? AND timebucket = ?`, [tag, bucket['timebucket']], {
+    const page = (pageState: string | undefined): Promise<types.ResultSet> =>
+      client.execute(`SELECT * FROM ${keyspace}.tag_views WHERE tag_name = ? AND timebucket = ?`, [tag, bucket['timebucket']], {
         prepare: true,
         fetchSize: 1000,
         ...(pageState === undefined ? {} : { pageState }),
       });
-      n += page.rows.length;
-      pageState = page.pageState ?? undefined;
-    } while (pageState !== undefined);
+    let next: Promise<types.ResultSet> | undefined = page(undefined);
+    while (next !== undefined) {
+      const current: types.ResultSet = await next;
+      const pageState = current.pageState ?? undefined;
+      next = pageState !== undefined && readAhead ? page(pageState) : undefined;
+      n += current.rows.length;
+      if (pageState !== undefined && !readAhead) next = page(pageState);
+    }
   }
   // Re-stamped rows (a tag write that landed late is written again) are read too, as the query reads them.
   if (n < expected) throw new Error(`the raw read found ${n} rows, expected at least ${expected}`);
@@ -253,10 +293,14 @@ function median(xs: readonly number[]): number {
   return percentile([...xs].sort((a, b) => a - b), 0.5);
 }
 
-async function timed(task: () => Promise<void>): Promise<number> {
+/** Wall time and this process's CPU (user + system, microseconds) of a task. */
+async function timed(task: () => Promise<void>): Promise<{ ms: number; cpuUs: number }> {
+  const cpu = process.cpuUsage();
   const start = performance.now();
   await task();
-  return performance.now() - start;
+  const ms = performance.now() - start;
+  const used = process.cpuUsage(cpu);
+  return { ms, cpuUs: used.user + used.system };
 }
 
 const round = (x: number): number => Math.round(x * 100) / 100;
