@@ -252,7 +252,7 @@ describe.each([
     expect(await store.executor.query(`SELECT * FROM "${store.schema}".pipeline_metrics_hourly ORDER BY pipeline_id, hour`)).toEqual(before);
   });
 
-  it('reads odd BatchProcessed payloads in SQL exactly as the handler does (strings, null, objects, negatives, missing fields)', { timeout: 60_000 }, async () => {
+  it('reads odd BatchProcessed payloads in SQL exactly as the handler does (strings, null, objects, negatives, missing fields, nested and look-alike keys, the $df wrapper)', { timeout: 60_000 }, async () => {
     const store = await open();
     stores.push(store);
     await migrateProjections(store.executor, store.schema);
@@ -268,6 +268,10 @@ describe.each([
       { at: 0, successCount: 1e3, failureCount: 2 },
       { at: hour + 3 * 3_600_000, successCount: 9007199254740, failureCount: 0 },
       { at: 'soon', successCount: 0, failureCount: 0, nested: { successCount: 99, at: 1 } },
+      // Read in SQL by byte position when flat; these are not: a nested key before the real one, a key that only looks like one, the serializer's $df wrapper.
+      { nested: { successCount: 50, at: 1 }, at: hour, successCount: 2, failureCount: 1 },
+      { 'x"successCount': 70, at: hour, successCount: 3, failureCount: 0, note: 'a,"failureCount":8' },
+      { $df: 'kept', at: hour, successCount: 4, failureCount: 2 },
     ];
     await store.persistence.journal.append(
       'pipeline-odd',
@@ -297,6 +301,6 @@ describe.each([
     const ids = byEvents.map((r) => (r as { pipeline_id: string }).pipeline_id);
     expect([...new Set(ids)].sort()).toEqual(['odd', 'odd.0', 'x.y']);
     const tenOClock = byEvents.find((r) => (r as { pipeline_id: string; hour: Date }).pipeline_id === 'odd' && new Date((r as { hour: Date }).hour).getTime() === hour);
-    expect(Number((tenOClock as { records_processed: string }).records_processed)).toBe(10 + 40);
+    expect(Number((tenOClock as { records_processed: string }).records_processed)).toBe(10 + 40 + 2 + 3 + 4);
   });
 });

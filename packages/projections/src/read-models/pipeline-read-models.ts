@@ -145,47 +145,108 @@ export async function applyPipelineMetricsHourly(tx: SqlQueryable, table: string
   );
 }
 
+/** The first byte of a JSON value that is a number (`-` or a digit); a leading space so that '' (no value) finds position 1, not a number. */
+const NUMBER_START = `' -0123456789'`;
+
 /**
- * A JSON number field of the payload, else 0 (what `num` does on the handler
- * path). The fields stay `json` (their text as written): converting them to
- * `jsonb` costs a third of the statement and changes no value.
+ * The value of `"<field>":` in a flat payload (see `bulkPipelineMetricsHourly`),
+ * as text up to the next `,` (or the object's closing `}`): the number's text
+ * when the value is a number, else something that does not start like one
+ * (`"...`, `null`, `true`, `false`). NULL when the field is absent (`key` = 0).
+ * A JSON number is at most 25 characters as JSON.stringify writes it.
  */
-const jsonNumber = (field: string) => `CASE WHEN json_typeof(d."${field}") = 'number' THEN (d."${field}" #>> '{}')::double precision ELSE 0 END`;
+const flatValue = (key: string, field: string) =>
+  `CASE WHEN ${key} > 0 THEN rtrim(split_part(encode(substring(payload FROM ${key} + ${field.length + 3} FOR 40), 'escape'), ',', 1), '}') END`;
+
+/** The value text of `flatValue` as a number, else 0 (what `num` does on the handler path). */
+const flatNumber = (value: string) => `CASE WHEN position(left(${value}, 1) IN ${NUMBER_START}) > 1 THEN ${value}::double precision ELSE 0 END`;
+
+/** A field of a decoded (jsonb) payload as a number, else 0. */
+const jsonNumber = (field: string) => `CASE WHEN jsonb_typeof(doc -> '${field}') = 'number' THEN (doc -> '${field}')::double precision ELSE 0 END`;
 
 /**
  * `applyPipelineMetricsHourly` over a range of the journal in one statement:
  * the same upsert, fed by a server-side aggregation of the range's
- * `BatchProcessed` events (payloads decoded from the JSON serializer's
- * UTF-8) instead of events shipped to Node and back. Events of another
- * serializer cannot be read here: the range is refused (rolled back) and the
- * projection reads it event by event instead.
+ * `BatchProcessed` events instead of events shipped to Node and back. Events
+ * of another serializer cannot be read here: the range is refused (rolled
+ * back) and the projection reads it event by event instead.
+ *
+ * The payloads are the JSON serializer's UTF-8 bytes (JSON.stringify: no
+ * whitespace, keys unique). Most are flat: a `{` only as their first byte
+ * and no `\`. In those, every `"` delimits a string and strings hold no
+ * `"`, so `"successCount":` can only be the key itself, at the top level,
+ * and its value runs to the next `,` or `}`: the statement finds the three
+ * fields by byte position and reads their numbers without parsing the JSON
+ * (`"type":"BatchProcessed"` likewise). Any other payload (a nested object,
+ * an escape, an object the serializer wrapped because it has a `$df` key)
+ * is decoded as `jsonb`, unwrapped as the serializer does, and read by
+ * field. Either way a field that is not a JSON number counts as 0, as `num`
+ * does in the handler; the odd-payload test holds both ways to the handler.
+ *
+ * One pass over the range (fenced by `OFFSET 0` so each position and value is
+ * computed once per row) sums per persistence id and hour, and gives the
+ * range's totals (grouping set `()`); the few sums are then grouped per
+ * pipeline (a task `<id>.<k>` counts towards `<id>`) and upserted.
  */
 export function bulkPipelineMetricsHourly(table: string): BulkCatchUp {
   return async (tx, range) => {
     const slices = range.slices === undefined ? '' : `AND e.entity_type = 'pipeline' AND e.slice BETWEEN ${range.slices.min} AND ${range.slices.max}`;
-    const inRange = `e.ordering > $1 AND e.ordering <= $2 AND NOT e.deleted AND $3 = ANY (e.tags) ${slices}`;
     // Right after a large ingest the planner's row estimates are stale and its sort of the groups spills to disk at the default 4 MB.
     await tx.query(`SET LOCAL work_mem = '32MB'`);
+    // Each step is fenced (OFFSET 0) so that the planner does not inline it: its columns are computed once per row, not once per use.
     const [row] = await tx.query<{ events: string; last_at: string | null; foreign: string }>(
-      `WITH batches AS (
-         -- One parse per event (json_to_record), only the four fields used taken out as values.
-         -- A task's id (<id>.<k>, k 1..999) counts towards its pipeline, as pipelineTaskOf reads it.
-         SELECT regexp_replace(substring(e.persistence_id FROM ${PERSISTENCE_PREFIX.length + 1}), '^(.+)[.][1-9][0-9]{0,2}$', '\\1') AS p, e.written_at,
-                ${jsonNumber('at')} AS at, ${jsonNumber('successCount')} AS successes, ${jsonNumber('failureCount')} AS failures
-           FROM ${range.journalTable} e CROSS JOIN LATERAL json_to_record(convert_from(e.payload, 'UTF8')::json) AS d(type text, at json, "successCount" json, "failureCount" json)
-          WHERE ${inRange} AND e.serializer_id = 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%' AND e.event_type = 'BatchProcessed' AND d.type = 'BatchProcessed'
+      `WITH range_events AS (
+         SELECT e.persistence_id AS id, e.written_at, e.payload,
+                e.serializer_id = 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%' AND e.event_type = 'BatchProcessed' AS batch,
+                e.serializer_id <> 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%' AS other_serializer
+           FROM ${range.journalTable} e
+          WHERE e.ordering > $1 AND e.ordering <= $2 AND NOT e.deleted AND $3 = ANY (e.tags) ${slices}
+         OFFSET 0
+       ), shaped AS (
+         -- Flat: '{' only as the first byte, no '\\' (0x5c) anywhere.
+         SELECT *, batch AND get_byte(payload, 0) = 123 AND payload NOT LIKE '_%{%'::bytea AND position('\\x5c'::bytea IN payload) = 0 AS flat
+           FROM range_events OFFSET 0
+       ), positioned AS (
+         SELECT id, written_at, payload, batch, flat, other_serializer,
+                CASE WHEN flat THEN position('"type":"BatchProcessed"'::bytea IN payload) > 0 END AS flat_batch,
+                CASE WHEN flat THEN position('"at":'::bytea IN payload) END AS at_key,
+                CASE WHEN flat THEN position('"successCount":'::bytea IN payload) END AS successes_key,
+                CASE WHEN flat THEN position('"failureCount":'::bytea IN payload) END AS failures_key
+           FROM shaped OFFSET 0
+       ), valued AS (
+         -- The values as text (flat payloads), or the payload decoded (the others, batches only).
+         SELECT id, written_at, batch, flat, other_serializer, flat_batch,
+                ${flatValue('at_key', 'at')} AS at_text, ${flatValue('successes_key', 'successCount')} AS successes_text, ${flatValue('failures_key', 'failureCount')} AS failures_text,
+                CASE WHEN batch AND NOT flat THEN convert_from(payload, 'UTF8')::jsonb END AS raw
+           FROM positioned OFFSET 0
+       ), unwrapped AS (
+         -- The serializer writes an object that has a '$df' key as {"$df":"object","v":{...}}; the handler reads the inner object.
+         SELECT *, CASE WHEN raw ->> '$df' = 'object' THEN raw -> 'v' ELSE raw END AS doc FROM valued OFFSET 0
+       ), fields AS (
+         SELECT id, written_at, other_serializer,
+                batch AND CASE WHEN flat THEN flat_batch ELSE doc ->> 'type' = 'BatchProcessed' END AS counted,
+                CASE WHEN flat THEN ${flatNumber('at_text')} ELSE ${jsonNumber('at')} END AS at,
+                CASE WHEN flat THEN ${flatNumber('successes_text')} ELSE ${jsonNumber('successCount')} END AS successes,
+                CASE WHEN flat THEN ${flatNumber('failures_text')} ELSE ${jsonNumber('failureCount')} END AS failures
+           FROM unwrapped OFFSET 0
        ), sums AS (
-         SELECT p, (floor((CASE WHEN at <> 0 THEN at ELSE written_at END) / ${HOUR_MS}) * ${HOUR_MS})::bigint AS h,
-                sum(successes)::bigint AS r, count(*)::bigint AS b, sum(failures)::bigint AS f
-           FROM batches GROUP BY 1, 2
+         -- Per persistence id and hour of the counted events, and the range's totals (the grouping set ()).
+         SELECT id, h, sum(successes) FILTER (WHERE counted) AS r, count(*) FILTER (WHERE counted) AS b, sum(failures) FILTER (WHERE counted) AS f,
+                count(*) AS events, max(written_at) AS last_at, count(*) FILTER (WHERE other_serializer) AS others, GROUPING(id, h) AS total
+           FROM (SELECT CASE WHEN counted THEN id END AS id, CASE WHEN counted THEN (floor((CASE WHEN at <> 0 THEN at ELSE written_at END) / ${HOUR_MS}) * ${HOUR_MS})::bigint END AS h,
+                        counted, successes, failures, written_at, other_serializer
+                   FROM fields) k
+          GROUP BY GROUPING SETS ((id, h), ())
        ), upserted AS (
-         ${addHourlySums(table, 'sums')}
+         -- A task's id (<id>.<k>, k 1..999) counts towards its pipeline, as pipelineTaskOf reads it.
+         ${addHourlySums(
+           table,
+           `(SELECT regexp_replace(substring(id FROM ${PERSISTENCE_PREFIX.length + 1}), '^(.+)[.][1-9][0-9]{0,2}$', '\\1') AS p, h, sum(r)::bigint AS r, sum(b)::bigint AS b, sum(f)::bigint AS f
+               FROM sums WHERE total = 0 AND b > 0 GROUP BY 1, 2) pipeline_sums`,
+         )}
          RETURNING 1
        )
-       SELECT count(*) AS events, max(e.written_at) AS last_at,
-              count(*) FILTER (WHERE e.serializer_id <> 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%') AS foreign,
-              (SELECT count(*) FROM upserted) AS rows
-         FROM ${range.journalTable} e WHERE ${inRange}`,
+       SELECT events, last_at, others AS foreign, (SELECT count(*) FROM upserted) AS rows FROM sums WHERE total = 3`,
       [range.after, range.upTo, range.tag],
     );
     if (Number(row?.foreign ?? 0) > 0) {
