@@ -23,6 +23,9 @@ import { startMetricsServer, type MetricsServer } from './metrics/metrics-server
 import { NodeConfigError } from './node/node-errors.js';
 import { startNodeProjections, type NodeProjections } from './projections/node-projections.js';
 
+/** How long a stop lets the admin API's requests in flight finish before it closes their connections. */
+const API_DRAIN_MS = 5_000;
+
 /** The services of a running node. */
 export interface NodeServices {
   readonly projections: NodeProjections | undefined;
@@ -122,7 +125,35 @@ export async function startNodeServices(
         ...(projections === undefined ? {} : { projections }),
         ...(config.api.authToken === undefined ? {} : { authToken: config.api.authToken }),
       });
-      closers.push({ name: 'the admin API (requests in flight)', close: () => app.close() });
+      // Requests in flight, to name those a stop has to cut.
+      const inFlight = new Map<object, string>();
+      app.addHook('onRequest', (request, _reply, done) => {
+        inFlight.set(request, `${request.method} ${request.url.split('?')[0] ?? ''}`);
+        done();
+      });
+      app.addHook('onResponse', (request, _reply, done) => {
+        inFlight.delete(request);
+        done();
+      });
+      app.addHook('onRequestAbort', (request, done) => {
+        inFlight.delete(request);
+        done();
+      });
+      closers.push({
+        name: 'the admin API (requests in flight)',
+        close: async () => {
+          // Requests in flight get API_DRAIN_MS to finish; then their connections are closed, so a request that never ends cannot hold the stop.
+          const cut = setTimeout(() => {
+            logger.warn(`the admin API still had ${inFlight.size} request(s) in flight ${API_DRAIN_MS} ms into the stop (${[...inFlight.values()].slice(0, 5).join(', ')}); closing their connections`);
+            app.server.closeAllConnections();
+          }, API_DRAIN_MS);
+          try {
+            await app.close();
+          } finally {
+            clearTimeout(cut);
+          }
+        },
+      });
       await registerConsole(app);
       try {
         await app.listen({ host: config.api.host, port: config.api.port });
