@@ -41,5 +41,6 @@ export {
   pipelineStatusProjection,
   type ReadModelOptions,
 } from './read-models/pipeline-read-models.js';
+export { PipelineStatusView, type PipelineStatusRow, type PipelineStatusViewLag, type PipelineStatusViewOptions } from './read-models/pipeline-status-view.js';
 export { rebuildReadModel, type RebuildOptions, type RebuildProgress } from './rebuild/rebuild.js';
 export { checkSliceRange, SLICE_COUNT, sliceForPersistenceId, sliceKey, sliceRanges, type SliceRange } from './slices/slices.js';
