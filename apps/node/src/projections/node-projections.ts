@@ -28,6 +28,9 @@
  * every slice (so nothing is applied twice); otherwise the read model does
  * not run (`failing`, its last error asking for a rebuild) until a rebuild
  * builds it under the new split.
+ *
+ * `statusView` reads `pipeline_status` (`PipelineStatusView`) with its lag
+ * over the split's keys, for the pipelines routes of the API.
  */
 import { createActorSystem, isDataflowError, type ActorRef, type ActorSystem, type Instrumentation, type PersistencePlugin, type ReadJournal } from '@dataflow/core';
 import type { SqlExecutor, SqlQueryable } from '@dataflow/persistence';
@@ -38,6 +41,7 @@ import {
   splitKeys,
   createProjectionStatusObserver,
   migrateProjections,
+  PipelineStatusView,
   pipelineMetricsHourlyProjection,
   pipelineStatusProjection,
   ProjectionManagement,
@@ -101,6 +105,8 @@ export interface NodeProjections {
   resume(name: string): Promise<ProjectionInfo>;
   /** Starts a rebuild and returns at once; progress shows in `get(name).rebuild`. A rebuild already running is returned as it is. */
   rebuild(name: string): Promise<ProjectionInfo>;
+  /** The `pipeline_status` read model and its lag (undefined while the read models are not open). */
+  statusView(): PipelineStatusView | undefined;
   close(): Promise<void>;
 }
 
@@ -201,6 +207,7 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
 
   // The split's keys take over the offsets of another split (or the read model waits for a rebuild): see the module comment.
   const split = splitKeys(ranges);
+  const view = new PipelineStatusView(sql.executor, { schema: sql.schema, keys: split.map((k) => k.key) });
   /** Whether no event of the tag in a slice range lies between two orderings (ranges at different offsets are then built equally far). */
   const quiet =
     (tag: string) =>
@@ -466,6 +473,7 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
         );
       });
     },
+    statusView: () => view,
     runningRanges: () => {
       const first = entries.values().next().value;
       return first === undefined ? [] : [...first.instances.values()].flatMap((i) => (i.range === undefined ? [] : [i.range])).sort((a, b) => a.min - b.min);
