@@ -41,6 +41,7 @@ export {
   pipelineStatusProjection,
   type ReadModelOptions,
 } from './read-models/pipeline-read-models.js';
+export { PipelineStatusView, type PipelineStatusRow, type PipelineStatusViewLag, type PipelineStatusViewOptions } from './read-models/pipeline-status-view.js';
 export { rebuildReadModel, startRebuild, type RebuildOptions, type RebuildProgress, type StartedRebuild } from './rebuild/rebuild.js';
 export {
   readRebuildMarker,

@@ -115,7 +115,7 @@ export async function createAdminApi(options: AdminApiOptions): Promise<FastifyI
     registerCoordinatorRoute(app, () => options.node.localCoordinator());
   }
   registerSystemRoutes(app, options);
-  registerPipelineRoutes(app, options.node);
+  registerPipelineRoutes(app, options.node, () => options.projections?.statusView());
   registerDeadLetterRoutes(app, {
     node: options.node,
     logger: options.logger,

@@ -6,8 +6,18 @@
  * offsets (read; DELETE resets them, as Kafka Connect's `DELETE
  * /connectors/{name}/offsets`, only while not running) and a page of the
  * pipeline's journal events.
+ *
+ * When the node keeps read models (`readModel`), the list merges the
+ * coordinator's registry (which pipelines there are and their status:
+ * authoritative and immediate) with `pipeline_status` (their counts, summed
+ * over a parallel pipeline's tasks and complete from any node); each item
+ * says where its counts come from (`countsFrom`) and the answer carries the
+ * view's lag. When the coordinator cannot answer (it moves between nodes)
+ * the list comes from the read model alone (`registry.available: false`)
+ * instead of a 503. `GET /{id}` adds the view's row as `readModel`.
  */
-import { pipelineTaskIds, pipelineTaskOf, type ConfiguredPipelineState, type PipelineState } from '@dataflow/core';
+import { isDataflowError, pipelineTaskIds, pipelineTaskOf, type ConfiguredPipelineState, type PipelineState, type RegisteredPipeline } from '@dataflow/core';
+import type { PipelineStatusRow, PipelineStatusView, PipelineStatusViewLag } from '@dataflow/projections';
 import type { FastifyInstance } from 'fastify';
 import type { DataflowNode } from '../node/dataflow-node.js';
 import { PipelineNotFoundError } from '../node/node-errors.js';
@@ -35,8 +45,135 @@ const pipelineSchema = {
     metrics: anyObject,
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
+    readModel: {
+      type: ['object', 'null'],
+      description: "The pipeline's row of the pipeline_status read model (counts summed over its tasks), null when the view has none yet; only on a node that keeps read models",
+      additionalProperties: true,
+      properties: { status: { type: 'string' }, totalRecords: { type: 'integer' }, totalBatches: { type: 'integer' }, totalFailures: { type: 'integer' }, updatedAt: { type: ['string', 'null'] } },
+    },
   },
 } as const;
+
+const listItemSchema = {
+  type: 'object',
+  additionalProperties: true,
+  properties: {
+    id: { type: 'string' },
+    pipelineId: { type: 'string' },
+    name: { type: 'string' },
+    status: { type: 'string', enum: STATUSES },
+    sourceType: { type: 'string' },
+    sinkType: { type: 'string' },
+    parallelism: { type: 'integer' },
+    totalRecords: { type: 'integer' },
+    failedRecords: { type: 'integer' },
+    totalBatches: { type: 'integer', description: 'Only with countsFrom read-model' },
+    registeredAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+    countsFrom: { type: 'string', enum: ['read-model', 'registry'], description: "Where totalRecords, failedRecords and totalBatches come from; only on a node that keeps read models" },
+  },
+} as const;
+
+const listSchema = {
+  type: 'object',
+  properties: {
+    pipelines: { type: 'array', items: listItemSchema },
+    registry: {
+      type: 'object',
+      description: "Whether the coordinator's registry answered; when not, the list comes from the read model alone. Only on a node that keeps read models",
+      properties: { available: { type: 'boolean' }, error: { type: 'string' } },
+    },
+    readModel: {
+      type: 'object',
+      description: 'How far pipeline_status is behind the journal (lag: events and seconds, or unknown with a reason); or available false with the error when it could not be read. Only on a node that keeps read models',
+      properties: {
+        available: { type: 'boolean' },
+        error: { type: 'string' },
+        lag: { type: 'object', additionalProperties: true },
+        lastEventAt: { type: ['string', 'null'] },
+        eventsApplied: { type: 'integer' },
+      },
+    },
+  },
+} as const;
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (date: Date | null): string | null => (date === null ? null : date.toISOString());
+
+/** The registry's item as the list has always shown it. */
+const registryItem = (p: RegisteredPipeline): Record<string, unknown> => ({ id: p.pipelineId, ...p, registeredAt: iso(p.registeredAt), updatedAt: iso(p.updatedAt) });
+
+/** The read model's lag as the list shows it. */
+const lagView = (lag: PipelineStatusViewLag): Record<string, unknown> => ({
+  available: true,
+  lag: lag.lag,
+  lastEventAt: lag.lastEventAt === undefined ? null : iso(lag.lastEventAt),
+  eventsApplied: lag.eventsApplied,
+});
+
+/** The coordinator cannot answer now (it is moving between nodes, its node is unreachable or stopping): retriable, a 503 otherwise. */
+const registryUnavailable = (error: unknown): boolean => isDataflowError(error) && error.retriable;
+
+const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/**
+ * The list on a node that keeps read models: the registry's pipelines with
+ * the view's counts where it has the pipeline; the view alone when the
+ * registry cannot answer.
+ */
+async function mergedList(node: DataflowNode, view: PipelineStatusView, status: (typeof STATUSES)[number] | undefined): Promise<Record<string, unknown>> {
+  let registered: readonly RegisteredPipeline[];
+  try {
+    registered = await node.listPipelines(status);
+  } catch (error) {
+    if (!registryUnavailable(error)) throw error;
+    // The read model alone: if it cannot be read either, the registry's error answers (503).
+    const [rows, lag] = await Promise.all([view.list(status === undefined ? {} : { status }), view.lag()]).catch(() => Promise.reject(error as Error));
+    return { pipelines: rows.map(readModelItem), registry: { available: false, error: messageOf(error) }, readModel: lagView(lag) };
+  }
+  let rows: Map<string, PipelineStatusRow>;
+  let readModel: Record<string, unknown>;
+  try {
+    const [list, lag] = await Promise.all([view.list(), view.lag()]);
+    rows = new Map(list.map((row) => [row.id, row]));
+    readModel = lagView(lag);
+  } catch (error) {
+    rows = new Map();
+    readModel = { available: false, error: messageOf(error) };
+  }
+  const pipelines = registered.map((p) => {
+    const row = rows.get(p.pipelineId);
+    if (row === undefined) return { ...registryItem(p), countsFrom: 'registry' };
+    return { ...registryItem(p), totalRecords: row.totalRecords, failedRecords: row.totalFailures, totalBatches: row.totalBatches, countsFrom: 'read-model' };
+  });
+  return { pipelines, registry: { available: true }, readModel };
+}
+
+/** A pipeline of the read model in the list's shape (no registry: no parallelism; registeredAt is its creation). */
+function readModelItem(row: PipelineStatusRow): Record<string, unknown> {
+  return {
+    id: row.id,
+    pipelineId: row.id,
+    ...(row.name === null ? {} : { name: row.name }),
+    status: row.status,
+    ...(row.sourceType === null ? {} : { sourceType: row.sourceType }),
+    ...(row.sinkType === null ? {} : { sinkType: row.sinkType }),
+    totalRecords: row.totalRecords,
+    failedRecords: row.totalFailures,
+    totalBatches: row.totalBatches,
+    ...(row.createdAt === null ? {} : { registeredAt: row.createdAt.toISOString() }),
+    ...(row.updatedAt === null ? {} : { updatedAt: row.updatedAt.toISOString() }),
+    countsFrom: 'read-model',
+  };
+}
+
+/** The view's row of a pipeline for `GET /{id}`; null when it has none yet. */
+async function readModelOf(view: PipelineStatusView, pipelineId: string): Promise<Record<string, unknown> | null> {
+  const row = await view.get(pipelineId);
+  return row === undefined
+    ? null
+    : { status: row.status, totalRecords: row.totalRecords, totalBatches: row.totalBatches, totalFailures: row.totalFailures, updatedAt: isoOrNull(row.updatedAt) };
+}
 
 /** The API's view of a pipeline. */
 export function pipelineView(state: ConfiguredPipelineState): Record<string, unknown> {
@@ -73,20 +210,26 @@ async function existing(node: DataflowNode, id: string): Promise<ConfiguredPipel
   return state;
 }
 
-export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode): void {
+/**
+ * @param readModel The `pipeline_status` view when the node keeps read models (undefined: the list is the registry's, as without them).
+ */
+export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode, readModel: () => PipelineStatusView | undefined = () => undefined): void {
   app.get<{ Querystring: { status?: (typeof STATUSES)[number] } }>(
     '/api/v1/pipelines',
     {
       schema: {
         tags: ['pipelines'],
-        summary: "The coordinator's registry, optionally only pipelines in one status",
+        summary:
+          "The pipelines, optionally only those in one status: the coordinator's registry (which pipelines, their status); on a node that keeps read models their counts come from pipeline_status where it has them (summed over a parallel pipeline's tasks; countsFrom says which), with the view's lag, and the read model alone answers while the coordinator cannot (registry.available false)",
         querystring: { type: 'object', additionalProperties: false, properties: { status: { type: 'string', enum: STATUSES } } },
-        response: { 200: { type: 'object', properties: { pipelines: { type: 'array', items: anyObject } } }, ...error([400, 503]) },
+        response: { 200: listSchema, ...error([400, 503]) },
       },
     },
-    async (request) => ({
-      pipelines: (await node.listPipelines(request.query.status)).map((p) => ({ id: p.pipelineId, ...p, registeredAt: new Date(p.registeredAt).toISOString(), updatedAt: new Date(p.updatedAt).toISOString() })),
-    }),
+    async (request) => {
+      const view = readModel();
+      if (view !== undefined) return mergedList(node, view, request.query.status);
+      return { pipelines: (await node.listPipelines(request.query.status)).map(registryItem) };
+    },
   );
 
   app.post<{ Body: { id?: string; definition: Record<string, unknown>; start?: boolean } }>(
@@ -116,8 +259,26 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode)
 
   app.get<{ Params: { id: string } }>(
     '/api/v1/pipelines/:id',
-    { schema: { tags: ['pipelines'], summary: 'A pipeline: definition, status, checkpoint and metrics', params: idParams, response: { 200: pipelineSchema, ...error([400, 404, 503]) } } },
-    async (request) => viewOf(node, request.params.id, await existing(node, request.params.id)),
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: "A pipeline: definition, status, checkpoint and metrics (live, from the node that runs it); on a node that keeps read models also its row of pipeline_status as readModel",
+        params: idParams,
+        response: { 200: pipelineSchema, ...error([400, 404, 503]) },
+      },
+    },
+    async (request) => {
+      const view = await viewOf(node, request.params.id, await existing(node, request.params.id));
+      const statusView = readModel();
+      // A task id (`orders.2`) has no row of its own: its counts are in its pipeline's.
+      if (statusView === undefined || pipelineTaskOf(request.params.id).index > 0) return view;
+      // The live view answers on its own when the read model cannot be read.
+      const row = await readModelOf(statusView, request.params.id).then(
+        (found) => ({ readModel: found }),
+        () => ({}),
+      );
+      return { ...view, ...row };
+    },
   );
 
   app.put<{ Params: { id: string }; Body: { definition: Record<string, unknown> } }>(

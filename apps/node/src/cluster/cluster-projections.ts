@@ -16,7 +16,7 @@
  * place and its progress shows there.
  */
 import { createInstrumentation } from '@dataflow/core';
-import type { ProjectionStatusEvent, SliceRange } from '@dataflow/projections';
+import type { PipelineStatusView, ProjectionStatusEvent, SliceRange } from '@dataflow/projections';
 import { NodeUnavailableError } from '../node/node-errors.js';
 import type { NodeProjections, ProjectionInfo, SlicedNodeProjections } from '../projections/node-projections.js';
 
@@ -102,5 +102,9 @@ export class ClusterProjections implements NodeProjections {
 
   rebuild(name: string): Promise<ProjectionInfo> {
     return this.target().rebuild(name);
+  }
+
+  statusView(): PipelineStatusView | undefined {
+    return this.current?.statusView();
   }
 }

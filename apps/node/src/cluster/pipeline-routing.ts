@@ -12,7 +12,8 @@
  * ranges run spread over the nodes, and any node answers their status from
  * the shared offset store, but a rebuild runs in one place (and shows its
  * progress there). Lists and system status need no forwarding: every node
- * asks the one coordinator.
+ * asks the one coordinator (the list adds the counts of the shared read
+ * model, and answers from it alone while the coordinator moves).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';

@@ -42,6 +42,9 @@
  * mid-way) may kill it again on every node in turn, and the read model is
  * whole without it (it runs on incrementally from where it was paused);
  * the operator decides when to run it.
+ *
+ * `statusView` reads `pipeline_status` (`PipelineStatusView`) with its lag
+ * over the split's keys, for the pipelines routes of the API.
  */
 import { createActorSystem, isDataflowError, type ActorRef, type ActorSystem, type Instrumentation, type PersistencePlugin, type ReadJournal } from '@dataflow/core';
 import type { SqlExecutor, SqlQueryable } from '@dataflow/persistence';
@@ -52,6 +55,7 @@ import {
   splitKeys,
   createProjectionStatusObserver,
   migrateProjections,
+  PipelineStatusView,
   pipelineMetricsHourlyProjection,
   pipelineStatusProjection,
   ProjectionManagement,
@@ -127,6 +131,8 @@ export interface NodeProjections {
    * one running on another node (its marker's heartbeat fresh) is refused with `RebuildInProgressError`.
    */
   rebuild(name: string): Promise<ProjectionInfo>;
+  /** The `pipeline_status` read model and its lag (undefined while the read models are not open). */
+  statusView(): PipelineStatusView | undefined;
   close(): Promise<void>;
 }
 
@@ -231,6 +237,7 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
 
   // The split's keys take over the offsets of another split (or the read model waits for a rebuild): see the module comment.
   const split = splitKeys(ranges);
+  const view = new PipelineStatusView(sql.executor, { schema: sql.schema, keys: split.map((k) => k.key) });
   /** Whether no event of the tag in a slice range lies between two orderings (ranges at different offsets are then built equally far). */
   const quiet =
     (tag: string) =>
@@ -535,6 +542,7 @@ export async function startNodeProjections(options: NodeProjectionsOptions): Pro
         );
       });
     },
+    statusView: () => view,
     runningRanges: () => {
       const first = entries.values().next().value;
       return first === undefined ? [] : [...first.instances.values()].flatMap((i) => (i.range === undefined ? [] : [i.range])).sort((a, b) => a.min - b.min);

@@ -5,13 +5,17 @@
  * `pipeline_status` equals each pipeline's own state and
  * `pipeline_metrics_hourly` adds up to its metrics. A projection stopped
  * mid-stream and started again applies nothing twice, and a cleared offset
- * rebuilds identical rows.
+ * rebuilds identical rows. A parallel pipeline's tasks (real pipeline
+ * entities `orders.1`, ...) count towards the pipeline's `pipeline_status`
+ * row, live, rebuilt and over slice ranges alike, and `PipelineStatusView`
+ * reads it with its lag.
  */
 import { PGlite } from '@electric-sql/pglite';
 import {
   askWithStatus,
   createActorSystem,
   pipelineActor,
+  pipelineTaskOf,
   type ActorRef,
   type PipelineCommand,
   type PipelineReply,
@@ -26,12 +30,15 @@ import { createPostgresPersistence, createSqlPersistence, pgliteExecutor, pgPool
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ProjectionManagement } from '../offset-store/projection-management.js';
 import { ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
 import { spawnProjection } from '../runner/projection-actor.js';
 import { runProjection, type ProjectionStatusEvent } from '../runner/projection-runner.js';
 import { sqlJournalOf } from '../runner/sql-journal.js';
 import { migrateProjections } from '../schema/projections-schema.js';
+import { sliceForPersistenceId, sliceKey, SLICE_COUNT, type SliceRange } from '../slices/slices.js';
 import { pipelineMetricsHourlyProjection, pipelineStatusProjection } from './pipeline-read-models.js';
+import { PipelineStatusView } from './pipeline-status-view.js';
 
 /** A finite source of `count` records; every 7th carries JSON the pipeline's json-parse stage rejects (skipped: a failure). */
 class CountingSource implements Source {
@@ -110,7 +117,7 @@ afterAll(async () => {
   for (const store of stores) await store.close();
 }, 60_000);
 
-async function runPipelines(store: Store, ids: readonly string[]): Promise<PipelineState[]> {
+async function runPipelines(store: Store, ids: readonly string[], name: (pipelineId: string) => string = (pipelineId) => `read-model-${pipelineId}`): Promise<PipelineState[]> {
   const system = createActorSystem({ name: `pipelines-${store.name}` });
   try {
     return await Promise.all(
@@ -130,7 +137,7 @@ async function runPipelines(store: Store, ids: readonly string[]): Promise<Pipel
         );
         const call = (build: (replyTo: ActorRef<PipelineReply>) => PipelineCommand) => askWithStatus<PipelineCommand, PipelineResult>(pipeline, build, { timeoutMs: 30_000 });
         const definition = {
-          name: `read-model-${pipelineId}`,
+          name: name(pipelineId),
           source: { type: 'counting' },
           transforms: [{ type: 'json-parse', field: 'body', target: 'parsed', onError: 'skip' }],
           sink: { type: 'collecting' },
@@ -302,5 +309,96 @@ describe.each([
     expect([...new Set(ids)].sort()).toEqual(['odd', 'odd.0', 'x.y']);
     const tenOClock = byEvents.find((r) => (r as { pipeline_id: string; hour: Date }).pipeline_id === 'odd' && new Date((r as { hour: Date }).hour).getTime() === hour);
     expect(Number((tenOClock as { records_processed: string }).records_processed)).toBe(10 + 40 + 2 + 3 + 4);
+  });
+
+  it("counts a parallel pipeline's tasks towards its pipeline_status row, live, rebuilt and over slice ranges, and PipelineStatusView reads it", { timeout: 120_000 }, async () => {
+    const store = await open();
+    stores.push(store);
+    await migrateProjections(store.executor, store.schema);
+    const offsets = new ProjectionOffsetStore(store.executor, store.schema);
+    const management = new ProjectionManagement(offsets);
+    const deps = { queries: store.persistence.queries, store: offsets, executor: store.executor, pauseCheckMs: 100 };
+    const live = pipelineStatusProjection({ schema: store.schema, groupSize: 50, groupWithinMs: 20 });
+    const system = createActorSystem({ name: `parallel-${store.name}` });
+    spawnProjection(system, live, deps);
+    // Task entities as the node runs them (ADR 0013): `orders` (task 0) and `orders.1`, `orders.2`, the same definition; and a plain pipeline.
+    const ids = ['orders', 'orders.1', 'orders.2', 'clicks'];
+    const states = await runPipelines(store, ids, (id) => `read-model-${pipelineTaskOf(id).pipelineId}`);
+    const total = await tagCount(store.persistence.queries);
+    await until('the live projection to catch up', async () => (await offsets.get(live.id)).eventsApplied === total);
+    await system.terminate();
+
+    const metricsOf = (s: PipelineState) => {
+      if (s.status === 'empty') throw new Error('a pipeline ended empty');
+      return s.metrics;
+    };
+    const tasks = states.slice(0, 3).map(metricsOf);
+    expect(tasks.every((m) => m.batches > 0)).toBe(true);
+    const orders = {
+      id: 'orders',
+      name: 'read-model-orders',
+      status: 'stopped',
+      sourceType: 'counting',
+      sinkType: 'collecting',
+      totalRecords: tasks.reduce((sum, m) => sum + m.recordsProcessed, 0),
+      totalBatches: tasks.reduce((sum, m) => sum + m.batches, 0),
+      totalFailures: tasks.reduce((sum, m) => sum + m.recordsFailed, 0),
+    };
+    const clicksMetrics = metricsOf(states[3] as PipelineState);
+    const clicks = { id: 'clicks', name: 'read-model-clicks', status: 'stopped', totalRecords: clicksMetrics.recordsProcessed, totalBatches: clicksMetrics.batches, totalFailures: clicksMetrics.recordsFailed };
+    // No row per task: the tasks' lifecycle events change nothing, their batches add to `orders`.
+    const table = (name: string) => store.executor.query<Record<string, unknown>>(`SELECT * FROM "${store.schema}".${name} ORDER BY pipeline_id`);
+    const liveRows = await table('pipeline_status');
+    expect(liveRows.map((r) => r['pipeline_id'])).toEqual(['clicks', 'orders']);
+
+    const view = new PipelineStatusView(store.executor, { schema: store.schema });
+    expect(await view.list()).toEqual([expect.objectContaining(clicks), expect.objectContaining(orders)]);
+    expect(await view.list({ status: 'stopped' })).toHaveLength(2);
+    expect(await view.list({ status: 'running' })).toEqual([]);
+    const row = await view.get('orders');
+    expect(row).toMatchObject(orders);
+    expect(row?.createdAt).toBeInstanceOf(Date);
+    expect(await view.get('orders.1')).toBeUndefined();
+    expect(await view.get('nope')).toBeUndefined();
+    expect(await view.lag()).toEqual({ lag: { kind: 'known', events: 0, seconds: 0 }, lastEventAt: expect.any(Number) as number, eventsApplied: total, keys: ['default'] });
+
+    // Rebuilt from the journal (a fresh table, offset from the start): identical rows.
+    const replay = async (projection: ReturnType<typeof pipelineStatusProjection>, done: () => Promise<boolean>) => {
+      const controller = new AbortController();
+      const running = runProjection(projection, deps, controller.signal);
+      await until(`${projection.id.key} to apply its events`, done);
+      controller.abort();
+      await running;
+    };
+    await store.executor.query(`CREATE TABLE "${store.schema}".status_rebuilt (LIKE "${store.schema}".pipeline_status INCLUDING ALL)`);
+    const rebuilt = pipelineStatusProjection({ schema: store.schema, key: 'rebuilt', table: 'status_rebuilt', groupSize: 7, groupWithinMs: 10 });
+    await replay(rebuilt, async () => (await offsets.get(rebuilt.id)).eventsApplied === total);
+    expect(await table('status_rebuilt')).toEqual(liveRows);
+
+    // Over slice ranges, the range of a task first, alone: its batches wait in a row without status (not a pipeline to the view) until task 0's range creates it.
+    const taskSlice = sliceForPersistenceId('pipeline-orders.1');
+    expect(sliceForPersistenceId('pipeline-orders')).not.toBe(taskSlice);
+    const ranges: SliceRange[] = [{ min: taskSlice, max: taskSlice }, ...(taskSlice > 0 ? [{ min: 0, max: taskSlice - 1 }] : []), ...(taskSlice < SLICE_COUNT - 1 ? [{ min: taskSlice + 1, max: SLICE_COUNT - 1 }] : [])];
+    await store.executor.query(`CREATE TABLE "${store.schema}".status_split (LIKE "${store.schema}".pipeline_status INCLUDING ALL)`);
+    const splitView = new PipelineStatusView(store.executor, { schema: store.schema, table: 'status_split', keys: ranges.map(sliceKey) });
+    const caughtUp = (range: SliceRange) => async () => {
+      const status = await management.status({ name: 'pipeline_status', key: sliceKey(range) }, 'pipeline-events', range);
+      // Caught up: the offset is saved with the rows, so no event left means every event applied (a range without events has none from the start).
+      return status.lag.kind === 'known' && status.lag.events === 0;
+    };
+    const [first, ...rest] = ranges.map((range) => ({ range, projection: pipelineStatusProjection({ schema: store.schema, key: sliceKey(range), table: 'status_split', slices: range, groupSize: 5, groupWithinMs: 10 }) }));
+    if (first === undefined) throw new Error('no range');
+    await replay(first.projection, caughtUp(first.range));
+    expect(await splitView.get('orders')).toBeUndefined();
+    expect(await table('status_split')).toEqual([expect.objectContaining({ pipeline_id: 'orders', status: null, pipeline_name: null })]);
+    expect(Number((await table('status_split'))[0]?.['total_batches'])).toBe(tasks[1]?.batches);
+    const behind = await splitView.lag();
+    expect(behind.keys).toEqual(ranges.map(sliceKey));
+    expect(behind.lag.kind === 'known' && behind.lag.events > 0).toBe(true);
+    for (const { range, projection } of rest) await replay(projection, caughtUp(range));
+    // The same pipelines and counts (updated_at is the last event applied, which depends on the order the ranges ran in).
+    const withoutUpdatedAt = (rows: Record<string, unknown>[]) => rows.map(({ updated_at: _, ...r }) => r);
+    expect(withoutUpdatedAt(await table('status_split'))).toEqual(withoutUpdatedAt(liveRows));
+    expect((await splitView.lag()).lag).toEqual({ kind: 'known', events: 0, seconds: 0 });
   });
 });

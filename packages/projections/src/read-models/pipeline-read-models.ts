@@ -6,7 +6,11 @@
  * - `pipeline_status`: one row per pipeline, created at `PipelineCreated`
  *   (status `configured`, name, source and sink types); every lifecycle event
  *   sets `status` and `updated_at`; every `BatchProcessed` adds a batch, its
- *   successes to `total_records` and its failures to `total_failures`.
+ *   successes to `total_records` and its failures to `total_failures`. A
+ *   parallel pipeline's tasks k > 0 (`orders.1`, ADR 0013) add their
+ *   batches to the pipeline's row (`orders`); their other events change
+ *   nothing (task 0 stands for the pipeline's status). Read it with
+ *   `PipelineStatusView` (`pipeline-status-view.ts`).
  * - `pipeline_metrics_hourly`: per pipeline and UTC hour of the event,
  *   `records_processed` (successes), `avg_batch_size` (records handled,
  *   successes and failures, per batch) and `error_rate` (failures over
@@ -70,8 +74,13 @@ export interface ReadModelOptions {
 export async function applyPipelineStatus(tx: SqlQueryable, table: string, envelopes: readonly EventEnvelope[]): Promise<void> {
   for (const envelope of envelopes) {
     const event = envelope.payload as PipelineEventPayload;
-    const pipelineId = pipelineIdOf(envelope.persistenceId);
+    // A parallel pipeline's task k > 0 (`orders.1`, ADR 0013) only adds its batches to the pipeline's row; task 0 (the pipeline's own id) stands for its status.
+    const { pipelineId, index } = pipelineTaskOf(pipelineIdOf(envelope.persistenceId));
     const at = new Date(num(event.at) || envelope.timestamp);
+    if (index > 0) {
+      if (event.type === 'BatchProcessed') await addTaskBatch(tx, table, pipelineId, num(event.successCount), num(event.failureCount), at);
+      continue;
+    }
     switch (event.type) {
       case 'PipelineCreated':
       case 'ConfigUpdated': {
@@ -80,7 +89,7 @@ export async function applyPipelineStatus(tx: SqlQueryable, table: string, envel
           `INSERT INTO ${table} AS s (pipeline_id, pipeline_name, status, source_type, sink_type, created_at, updated_at)
            VALUES ($1, $2, 'configured', $3, $4, $5, $5)
            ON CONFLICT (pipeline_id) DO UPDATE SET pipeline_name = EXCLUDED.pipeline_name, source_type = EXCLUDED.source_type, sink_type = EXCLUDED.sink_type,
-             status = CASE WHEN $6 THEN 'configured' ELSE s.status END, updated_at = EXCLUDED.updated_at`,
+             status = CASE WHEN $6 OR s.status IS NULL THEN 'configured' ELSE s.status END, created_at = COALESCE(s.created_at, EXCLUDED.created_at), updated_at = EXCLUDED.updated_at`,
           [pipelineId, text(d?.name), text(d?.source?.type), text(d?.sink?.type), at, event.type === 'PipelineCreated'],
         );
         break;
@@ -101,6 +110,22 @@ export async function applyPipelineStatus(tx: SqlQueryable, table: string, envel
       }
     }
   }
+}
+
+/**
+ * A batch of task k > 0 of a parallel pipeline, added to the pipeline's row.
+ * An upsert: over slice ranges the task and task 0 may be in different
+ * ranges, and the task's range may run ahead of task 0's, before the row
+ * exists. Such a row has no status until task 0's `PipelineCreated` fills it
+ * in (keeping the counts); readers skip rows without a status.
+ */
+async function addTaskBatch(tx: SqlQueryable, table: string, pipelineId: string, successes: number, failures: number, at: Date): Promise<void> {
+  await tx.query(
+    `INSERT INTO ${table} AS s (pipeline_id, total_batches, total_records, total_failures, updated_at) VALUES ($1, 1, $2, $3, $4)
+     ON CONFLICT (pipeline_id) DO UPDATE SET total_batches = s.total_batches + 1, total_records = s.total_records + EXCLUDED.total_records,
+       total_failures = s.total_failures + EXCLUDED.total_failures, updated_at = EXCLUDED.updated_at`,
+    [pipelineId, successes, failures, at],
+  );
 }
 
 /**
