@@ -5,48 +5,18 @@
  * back with it, set / clear / pause / resume, bad input refused by field, and
  * the status' lag counted from the journal.
  */
-import { PGlite } from '@electric-sql/pglite';
 import { isDataflowError } from '@dataflow/core';
-import { createPostgresPersistence, createSqlPersistence, pgliteExecutor, pgPoolExecutor, type PostgresPersistence, type SqlExecutor } from '@dataflow/persistence';
-import { serviceSettings, testNamespace } from '@dataflow/test-env';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateProjections } from '../schema/projections-schema.js';
 import { ProjectionManagement } from './projection-management.js';
 import { InvalidProjectionInputError } from './projection-management-errors.js';
 import { ProjectionOffsetStore } from './projection-offset-store.js';
 import { ProjectionOffsetMovedError } from '../runner/projection-errors.js';
+import { sqlTestStores, type SqlTestStore } from '../testing/sql-test-stores.test.js';
 
-interface Store {
-  readonly schema: string;
-  readonly executor: SqlExecutor;
-  readonly persistence: PostgresPersistence;
-  close(): Promise<void>;
-}
+type Store = SqlTestStore;
 
-const stores: Record<string, () => Promise<Store>> = {
-  postgres: async () => {
-    const schema = testNamespace(import.meta.url);
-    const pool = new pg.Pool({ connectionString: serviceSettings().postgresUrl, max: 4 });
-    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    const persistence = await createPostgresPersistence({ pool, ownsPool: false, schema, ensureSchema: true });
-    return {
-      schema,
-      executor: pgPoolExecutor(pool, { ownsPool: false }),
-      persistence,
-      close: async () => {
-        await persistence.close();
-        await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-        await pool.end();
-      },
-    };
-  },
-  pglite: async () => {
-    const executor = pgliteExecutor(await PGlite.create());
-    const persistence = await createSqlPersistence(executor, { schema: 'dataflow', ensureSchema: true });
-    return { schema: 'dataflow', executor, persistence, close: () => persistence.close() };
-  },
-};
+const stores = sqlTestStores(import.meta.url);
 
 describe.each(Object.keys(stores))('projection offset store and management on %s', (storeName) => {
   let store: Store;

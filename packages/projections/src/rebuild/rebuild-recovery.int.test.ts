@@ -16,11 +16,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
-import { createActorSystem, isDataflowError, type NewEvent, type PersistencePlugin } from '@dataflow/core';
-import { createPostgresPersistence, createSqlPersistence, pgliteExecutor, pgPoolExecutor, type SqlExecutor } from '@dataflow/persistence';
-import { serviceSettings, testNamespace } from '@dataflow/test-env';
-import pg from 'pg';
+import { createActorSystem, isDataflowError, type NewEvent } from '@dataflow/core';
+import { serviceSettings } from '@dataflow/test-env';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProjectionOffsetStore, type ProjectionId } from '../offset-store/projection-offset-store.js';
 import { pipelineMetricsHourlyProjection } from '../read-models/pipeline-read-models.js';
@@ -30,6 +27,7 @@ import { migrateProjections } from '../schema/projections-schema.js';
 import { readRebuildMarker, recoverAbandonedRebuilds, RebuildInProgressError } from './rebuild-marker.js';
 import { startRebuild, type RebuildOptions } from './rebuild.js';
 import type { RebuildChildConfig } from './rebuild-child.test.js';
+import { sqlTestStores, type SqlTestStore } from '../testing/sql-test-stores.test.js';
 
 const child = fileURLToPath(new URL('./rebuild-child.test.ts', import.meta.url));
 const tsx = createRequire(import.meta.url).resolve('tsx');
@@ -39,36 +37,9 @@ const LIVE: ProjectionId = { name: NAME, key: 'default' };
 const HELD: ProjectionId = { name: NAME, key: 'held' };
 const AHEAD: ProjectionId = { name: NAME, key: 'ahead' };
 
-interface Store {
-  readonly schema: string;
-  readonly executor: SqlExecutor;
-  readonly persistence: PersistencePlugin;
-  close(): Promise<void>;
-}
+type Store = SqlTestStore;
 
-const stores: Record<string, () => Promise<Store>> = {
-  postgres: async () => {
-    const schema = testNamespace(import.meta.url);
-    const pool = new pg.Pool({ connectionString: url, max: 6 });
-    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    const persistence = await createPostgresPersistence({ pool, ownsPool: false, schema, ensureSchema: true });
-    return {
-      schema,
-      executor: pgPoolExecutor(pool, { ownsPool: false }),
-      persistence,
-      close: async () => {
-        await persistence.close();
-        await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-        await pool.end();
-      },
-    };
-  },
-  pglite: async () => {
-    const executor = pgliteExecutor(await PGlite.create());
-    const persistence = await createSqlPersistence(executor, { schema: 'dataflow', ensureSchema: true });
-    return { schema: 'dataflow', executor, persistence, close: () => persistence.close() };
-  },
-};
+const stores = sqlTestStores(import.meta.url, { poolMax: 6 });
 
 const batch = (i: number): NewEvent => ({
   eventType: 'BatchProcessed',

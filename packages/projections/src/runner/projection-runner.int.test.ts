@@ -6,11 +6,8 @@
  * at-least-once offset saved on time while idle, and the supervised actor
  * restarting a failed run with backoff.
  */
-import { PGlite } from '@electric-sql/pglite';
 import { createActorSystem, isDataflowError, type EventEnvelope, type Offset } from '@dataflow/core';
-import { createPostgresPersistence, createSqlPersistence, pgliteExecutor, pgPoolExecutor, type PostgresPersistence, type SqlExecutor, type SqlQueryable } from '@dataflow/persistence';
-import { serviceSettings, testNamespace } from '@dataflow/test-env';
-import pg from 'pg';
+import { type SqlQueryable } from '@dataflow/persistence';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProjectionManagement } from '../offset-store/projection-management.js';
 import { ProjectionOffsetStore, type ProjectionId } from '../offset-store/projection-offset-store.js';
@@ -19,37 +16,11 @@ import { spawnProjection } from './projection-actor.js';
 import type { ProjectionHandlerError } from './projection-errors.js';
 import { runProjection, type ProjectionRunDependencies, type ProjectionStatusEvent } from './projection-runner.js';
 import { atLeastOnce, exactlyOnce, groupedWithin, HandlerRecoveryStrategy, type Projection } from './projection.js';
+import { sqlTestStores, type SqlTestStore } from '../testing/sql-test-stores.test.js';
 
-interface Store {
-  readonly schema: string;
-  readonly executor: SqlExecutor;
-  readonly persistence: PostgresPersistence;
-  close(): Promise<void>;
-}
+type Store = SqlTestStore;
 
-const stores: Record<string, () => Promise<Store>> = {
-  postgres: async () => {
-    const schema = testNamespace(import.meta.url);
-    const pool = new pg.Pool({ connectionString: serviceSettings().postgresUrl, max: 6 });
-    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    const persistence = await createPostgresPersistence({ pool, ownsPool: false, schema, ensureSchema: true });
-    return {
-      schema,
-      executor: pgPoolExecutor(pool, { ownsPool: false }),
-      persistence,
-      close: async () => {
-        await persistence.close();
-        await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-        await pool.end();
-      },
-    };
-  },
-  pglite: async () => {
-    const executor = pgliteExecutor(await PGlite.create());
-    const persistence = await createSqlPersistence(executor, { schema: 'dataflow', ensureSchema: true });
-    return { schema: 'dataflow', executor, persistence, close: () => persistence.close() };
-  },
-};
+const stores = sqlTestStores(import.meta.url, { poolMax: 6 });
 
 async function until(what: string, condition: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
