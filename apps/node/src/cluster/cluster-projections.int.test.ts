@@ -156,6 +156,8 @@ const rows = async (table: string, of: string): Promise<unknown[]> => {
 async function converged(): Promise<void> {
   await vi.waitFor(
     async () => {
+      // The reference has applied everything written (else both could be equal while both lag), and the cluster's rows equal it.
+      for (const info of await referenceProjections.list()) expect(info.eventsApplied, info.name).toBe(written);
       for (const table of ['pipeline_status', 'pipeline_metrics_hourly']) {
         const expected = await rows(table, refSchema);
         expect(expected.length).toBeGreaterThan(0);
@@ -309,15 +311,21 @@ describe('projections split into slice ranges over the cluster', () => {
       [JSON.stringify(keys.map((key) => ({ name: 'pipeline_metrics_hourly', key })))],
     );
     await writeRound();
-    // The nodes look every 5 s: the ranges run again and catch up with the reference.
+    // The nodes look every 5 s: the pauses are lifted (waited for: the reference may not have the new events yet either, so
+    // converging alone does not show it), then the ranges run again and catch up with the reference.
+    await vi.waitFor(
+      async () => {
+        for (const node of [a, b]) {
+          const info = await node.projections.get('pipeline_metrics_hourly');
+          // (Not `state`: a range may still show a stored last error of an earlier test until its next save.)
+          expect(info?.ranges?.filter((r) => r.state === 'paused').map((r) => r.key)).toEqual([]);
+          expect(info?.rebuild).toMatchObject({ state: 'abandoned' });
+          expect(info?.rebuild?.error).toContain('node-gone/1/0');
+        }
+      },
+      { timeout: 20_000, interval: 250 },
+    );
     await converged();
-    for (const node of [a, b]) {
-      const info = await node.projections.get('pipeline_metrics_hourly');
-      // (Not `state`: a range may still show a stored last error of an earlier test until its next save.)
-      expect(info?.ranges?.filter((r) => r.state === 'paused')).toEqual([]);
-      expect(info?.rebuild).toMatchObject({ state: 'abandoned' });
-      expect(info?.rebuild?.error).toContain('node-gone/1/0');
-    }
     const shadow = await pool.query(`SELECT to_regclass($1) AS t`, [`"${schema}".pipeline_metrics_hourly__rebuild`]);
     expect(shadow.rows[0]).toEqual({ t: null });
 
