@@ -123,13 +123,22 @@ async function runPipelines(store: Store, ids: readonly string[], name: (pipelin
     return await Promise.all(
       ids.map(async (pipelineId, i) => {
         let resolveEnd: (state: PipelineState) => void = () => undefined;
-        const ended = new Promise<PipelineState>((resolve) => (resolveEnd = resolve));
+        let last = 'not created';
+        // Bounded, naming the state it stayed in: a pipeline that never ends fails here, not as the test's timeout (seen once in CI).
+        const ended = new Promise<PipelineState>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`pipeline ${pipelineId} did not end within 60 s; its last state: ${last}`)), 60_000);
+          resolveEnd = (state) => {
+            clearTimeout(timer);
+            resolve(state);
+          };
+        });
         const pipeline = system.spawn(
           pipelineActor({
             pipelineId,
             persistence: store.persistence,
             connectors: { createSource: () => new CountingSource(300 + 150 * i), createSink: () => new CollectingSink(), createDeadLetterTarget: () => { throw new Error('no dead letters here'); } },
             onStateChange: (state) => {
+              last = state.status === 'empty' ? 'empty' : `${state.status}, ${state.metrics.recordsProcessed} records`;
               if (state.status === 'stopped' || state.status === 'failed') resolveEnd(state);
             },
           }),
@@ -143,6 +152,8 @@ async function runPipelines(store: Store, ids: readonly string[], name: (pipelin
           sink: { type: 'collecting' },
           batch: { size: 40, maxWaitMs: 20 },
         };
+        // Observed even when create or start throws first (no unhandled rejection 60 s later); awaited below.
+        ended.catch(() => undefined);
         await call((replyTo) => ({ type: 'create', definition, replyTo }));
         await call((replyTo) => ({ type: 'start', replyTo }));
         return ended;
