@@ -10,6 +10,7 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { ask, type CoordinatorCommand, type CoordinatorReply } from '@dataflow/core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { localConnectorFactory } from '../node/connector-factory.js';
 import { startNode, type DataflowNode } from '../node/dataflow-node.js';
@@ -150,6 +151,39 @@ describe('the admin API', () => {
     expect((await call('DELETE', '/api/v1/pipelines/changes')).status).toBe(204);
   });
 
+  it('answers a retried create (same id, same definition) with 200 and the pipeline as it is, and takes over a registration whose create was cut off', { timeout: 60_000 }, async () => {
+    const first = await call('POST', '/api/v1/pipelines', { id: 'retried', definition: numbers('retried') });
+    expect(first.status).toBe(201);
+    // The client lost that answer and asks again with start: the pipeline is not created twice, and it starts (it was still configured).
+    const retry = await call('POST', '/api/v1/pipelines', { id: 'retried', definition: numbers('retried'), start: true });
+    expect(retry).toMatchObject({ status: 200, body: { id: 'retried', status: 'running' } });
+    expect(retry.headers['location']).toBe('/api/v1/pipelines/retried');
+    // Running already: a further retry changes nothing.
+    expect(await call('POST', '/api/v1/pipelines', { id: 'retried', definition: numbers('retried'), start: true })).toMatchObject({ status: 200, body: { status: 'running' } });
+    expect(((await call('GET', '/api/v1/pipelines')).body?.['pipelines'] as { id: string }[]).filter((p) => p.id === 'retried')).toHaveLength(1);
+    await call('POST', '/api/v1/pipelines/retried/stop');
+    expect((await call('DELETE', '/api/v1/pipelines/retried')).status).toBe(204);
+
+    // Two creates of one id at once: one creates it, the other finds it (200) or is told to retry (503), and the pipeline stays.
+    const racing = await Promise.all([1, 2].map(() => call('POST', '/api/v1/pipelines', { id: 'raced', definition: numbers('raced') })));
+    expect(racing.map((r) => r.status).sort()).toContainEqual(201);
+    for (const answer of racing) expect([200, 201, 503]).toContain(answer.status);
+    expect((await call('GET', '/api/v1/pipelines/raced')).body).toMatchObject({ id: 'raced', status: 'configured' });
+    expect((await call('DELETE', '/api/v1/pipelines/raced')).status).toBe(204);
+
+    // A create cut off after the coordinator registered the id but before the pipeline was created (its answer lost while the coordinator moved):
+    // the id is registered, with nothing behind it. A new create takes it over instead of answering 409 for a pipeline that does not exist.
+    const coordinator = node.localCoordinator();
+    if (coordinator === undefined) throw new Error('a single node runs its coordinator');
+    const registered = await ask<CoordinatorCommand, CoordinatorReply>(coordinator, (replyTo) => ({ type: 'register', pipelineId: 'cutoff', name: 'cutoff', sourceType: 'generator', sinkType: 'console', replyTo }), { timeoutMs: 5_000 });
+    expect(registered.status).toBe('success');
+    logged.length = 0;
+    const taken = await call('POST', '/api/v1/pipelines', { id: 'cutoff', definition: numbers('cutoff') });
+    expect(taken).toMatchObject({ status: 201, body: { id: 'cutoff', status: 'configured' } });
+    expect(logged).toContainEqual(expect.stringMatching(/pipeline cutoff was registered but never created .* creating it now/));
+    expect((await call('DELETE', '/api/v1/pipelines/cutoff')).status).toBe(204);
+  });
+
   it('refuses bad input with field-level errors, unknown ids with 404, big bodies with 413, poisoned and deep bodies with 400', async () => {
     const invalid = await call('POST', '/api/v1/pipelines', { definition: { name: 'x', source: { type: 'nowhere' }, sink: { type: 'console' } } });
     expectError(invalid, 400, 'bad-request');
@@ -158,7 +192,9 @@ describe('the admin API', () => {
     expectError(noDefinition, 400, 'bad-request');
     expect(noDefinition.body?.['details']).toEqual([expect.objectContaining({ field: 'body.definition' })]);
     expectError(await call('POST', '/api/v1/pipelines', { id: 'bad id!', definition: numbers('bad') }), 400, 'bad-request');
-    expectError(await call('POST', '/api/v1/pipelines', { id: 'orders', definition: numbers('orders') }), 409, 'conflict');
+    const other = await call('POST', '/api/v1/pipelines', { id: 'orders', definition: numbers('orders', { batch: { size: 21, maxWaitMs: 20 } }) });
+    expectError(other, 409, 'conflict');
+    expect(other.body?.['message']).toMatch(/a pipeline with this id exists with another definition/);
     expectError(await call('GET', '/api/v1/pipelines?status=sleeping'), 400, 'bad-request');
     expectError(await call('GET', '/api/v1/pipelines/nope'), 404, 'not-found');
     expectError(await call('POST', '/api/v1/pipelines/nope/start'), 404, 'not-found');

@@ -20,7 +20,7 @@ import { isDataflowError, pipelineTaskIds, pipelineTaskOf, type ConfiguredPipeli
 import type { PipelineStatusRow, PipelineStatusView, PipelineStatusViewLag } from '@dataflow/projections';
 import type { FastifyInstance } from 'fastify';
 import type { DataflowNode } from '../node/dataflow-node.js';
-import { PipelineNotFoundError } from '../node/node-errors.js';
+import { PipelineExistsError, PipelineNotFoundError } from '../node/node-errors.js';
 import { withTasks } from './pipeline-tasks-view.js';
 
 const STATUSES = ['configured', 'running', 'paused', 'stopped', 'failed'] as const;
@@ -196,6 +196,21 @@ export function pipelineView(state: ConfiguredPipelineState): Record<string, unk
  * tasks' statuses combined, counts summed, and `tasks` (ADR 0013). A task id
  * shows the task alone.
  */
+/**
+ * Creates the pipeline, or finds the one a lost answer created: with an id
+ * given, an existing pipeline of the same definition is the outcome of an
+ * earlier try of this very request (its answer lost to a timeout or a 503),
+ * not a conflict.
+ */
+async function createdOrSame(node: DataflowNode, definition: unknown, id: string | undefined): Promise<{ created: boolean; state: ConfiguredPipelineState }> {
+  try {
+    return { created: true, state: await node.createPipeline(definition, id === undefined ? {} : { pipelineId: id }) };
+  } catch (error) {
+    if (error instanceof PipelineExistsError && error.identical) return { created: false, state: error.state };
+    throw error;
+  }
+}
+
 async function viewOf(node: DataflowNode, id: string, state: ConfiguredPipelineState): Promise<Record<string, unknown>> {
   const view = pipelineView(state);
   if ((state.definition.parallelism ?? 1) <= 1 || pipelineTaskOf(id).index > 0) return view;
@@ -237,23 +252,27 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode,
     {
       schema: {
         tags: ['pipelines'],
-        summary: 'Create a pipeline (validated field by field; see components.schemas.PipelineDefinition), optionally started at once',
+        summary:
+          'Create a pipeline (validated field by field; see components.schemas.PipelineDefinition), optionally started at once. ' +
+          'Safe to retry with an id: when a pipeline with that id and the same definition exists, the answer is 200 with it (started if `start` and still configured); another definition is a 409',
         body: {
           type: 'object',
           additionalProperties: false,
           required: ['definition'],
           properties: { id: createIdSchema, definition: anyObject, start: { type: 'boolean', default: false } },
         },
-        response: { 201: pipelineSchema, ...error([400, 409, 413, 503]) },
+        response: { 201: pipelineSchema, 200: pipelineSchema, ...error([400, 409, 413, 503]) },
       },
     },
     async (request, reply) => {
-      const created = await node.createPipeline(request.body.definition, request.body.id === undefined ? {} : { pipelineId: request.body.id });
-      const state = request.body.start === true ? await node.start(created.pipelineId) : created;
+      const { id, definition, start } = request.body;
+      const outcome = await createdOrSame(node, definition, id);
+      // A retry finds its pipeline running (or run to its end) already: started only while still configured.
+      const state = start === true && (outcome.created || outcome.state.status === 'configured') ? await node.start(outcome.state.pipelineId) : outcome.state;
       return reply
-        .status(201)
-        .header('location', `/api/v1/pipelines/${created.pipelineId}`)
-        .send(await viewOf(node, created.pipelineId, state as ConfiguredPipelineState));
+        .status(outcome.created ? 201 : 200)
+        .header('location', `/api/v1/pipelines/${outcome.state.pipelineId}`)
+        .send(await viewOf(node, outcome.state.pipelineId, state as ConfiguredPipelineState));
     },
   );
 

@@ -117,7 +117,8 @@ describe('a pipeline with parallelism 6 in a cluster of three nodes', () => {
       },
       { timeout: 60_000, interval: 200 },
     );
-    expect(created.status, `${JSON.stringify(created.body)} ${errorLines().join('\n')}`).toBe(201);
+    // 200: an earlier try was applied though its answer was a 503 (the coordinator moved meanwhile); the create is safe to retry.
+    expect([200, 201], `${JSON.stringify(created.body)} ${errorLines().join('\n')}`).toContain(created.status);
 
     // Each task on exactly one node; the six on more than one node.
     await vi.waitFor(

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serviceProxy } from '@dataflow/test-env';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { builtCli, hostedBy, interleavedWriters, nodeJoined, nodeMessages, startNodeProcess, writeClusterConfig, type NodeProcess } from './testing/node-processes.js';
 
 const postgresUrl = process.env['DATAFLOW_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -50,6 +50,13 @@ afterAll(async () => {
   await db.end();
   await rm(dir, { recursive: true, force: true });
 }, 60_000);
+
+// A test that fails leaves no node behind to join the next one's cluster.
+afterEach(async () => {
+  const running = [...nodes.values()].filter((node) => node.child.exitCode === null && node.child.signalCode === null);
+  for (const node of running) node.child.kill('SIGKILL');
+  await Promise.all(running.map((node) => node.exited));
+}, 30_000);
 
 const config = (name: string, redis: string): Promise<string> =>
   writeClusterConfig(dir, name, { postgresUrl, journalSchema, redisUrl: redis, run, leaseTtlMs: LEASE_TTL_MS, tickMs: 500 });
@@ -116,7 +123,9 @@ describe('a cluster of three nodes', () => {
         },
         { timeout: 60_000, interval: 200 },
       );
-      expect(created).toMatchObject({ status: 201, body: { id, status: 'running' } });
+      // 200: an earlier try was applied though its answer was a 503 (the coordinator moved meanwhile); the create is safe to retry.
+      expect([200, 201], JSON.stringify(created.body)).toContain(created.status);
+      expect(created.body).toMatchObject({ id, status: 'running' });
     }
     // Every pipeline runs on exactly one node, and all three nodes run some.
     await vi.waitFor(
@@ -240,7 +249,7 @@ describe('a cluster of three nodes', () => {
         },
         { timeout: 60_000, interval: 200 },
       );
-      expect(created.status).toBe(201);
+      expect([200, 201], JSON.stringify(created.body)).toContain(created.status);
     }
     await vi.waitFor(async () => expect((await view(cut)).hosted.length).toBeGreaterThan(0), { timeout: 30_000, interval: 250 });
     const stranded = (await view(cut)).hosted;

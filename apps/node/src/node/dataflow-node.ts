@@ -50,9 +50,10 @@ import {
 } from '@dataflow/core';
 import { localConnectorRegistry } from '@dataflow/connectors';
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { hostname } from 'node:os';
 import { localConnectorFactory } from './connector-factory.js';
-import { NodeFailedError, NodeUnavailableError, PipelineNotFoundError } from './node-errors.js';
+import { NodeFailedError, NodeUnavailableError, PipelineExistsError, PipelineNotFoundError } from './node-errors.js';
 import type { NodeLogger } from './node-logger.js';
 import { openNodeStore, type NodeStore, type OpenedStore } from './node-persistence.js';
 import { createNodeRateLimiter, type NodeRateLimiter } from './node-rate-limiter.js';
@@ -292,6 +293,8 @@ class Node implements DataflowNode {
   private readonly found: ConfiguredPipelineState[] = [];
   /** Last statuses of released pipelines on their way to the coordinator (the stop waits a little for them). */
   private readonly reporting = new Set<Promise<unknown>>();
+  /** Pipeline ids being created here now. */
+  private readonly creating = new Set<string>();
 
   constructor(
     private readonly config: NodeConfig,
@@ -521,13 +524,28 @@ class Node implements DataflowNode {
     if (!PIPELINE_ID.test(pipelineId)) {
       throw new InvalidPipelineDefinitionError([{ path: 'pipelineId', message: 'A pipeline id is 1-100 letters, digits, - or _' }]);
     }
-    if (this.registry.has(pipelineId)) throw new CoordinatorCommandRejectedError('register', pipelineId, 'a pipeline with this id exists');
     if (this.config.cluster !== undefined && !this.config.cluster.hosts(pipelineId)) {
       throw new NodeUnavailableError(`pipeline ${pipelineId} belongs to a shard this node does not hold now: create it on the node that does (the admin API forwards there)`);
     }
-    // Registering an existing id under the same name is idempotent: ask first, so a failed create never unregisters a pipeline of another node.
-    const known = await this.askCoordinator<RegisteredPipeline | undefined>((replyTo) => ({ type: 'get-pipeline', pipelineId, replyTo }));
-    if (known !== undefined) throw new CoordinatorCommandRejectedError('register', pipelineId, 'a pipeline with this id exists');
+    // One create per id at a time here: two racing would both register (idempotent) and the loser's cleanup would remove the winner's pipeline.
+    if (this.creating.has(pipelineId)) throw new NodeUnavailableError(`a create of pipeline ${pipelineId} is in progress; retry in a moment`);
+    this.creating.add(pipelineId);
+    try {
+      return await this.createNew(pipelineId, valid);
+    } finally {
+      this.creating.delete(pipelineId);
+    }
+  }
+
+  private async createNew(pipelineId: string, valid: PipelineDefinition): Promise<ConfiguredPipelineState> {
+    // Known here, or registered with the coordinator (its shard is ours; the cluster may not have adopted it yet): an existing pipeline is a conflict,
+    // but a registration whose entity was never created (a create cut off between the two steps, e.g. its answer lost while the coordinator moved) is taken over.
+    const known = this.registry.has(pipelineId) || (await this.askCoordinator<RegisteredPipeline | undefined>((replyTo) => ({ type: 'get-pipeline', pipelineId, replyTo }))) !== undefined;
+    if (known) {
+      const existing = await this.adopt(pipelineId);
+      if (existing.status !== 'empty') throw new PipelineExistsError(pipelineId, existing, isDeepStrictEqual(existing.definition, valid));
+      this.config.logger.warn(`pipeline ${pipelineId} was registered but never created (an earlier create was cut off); creating it now`, { pipeline_id: pipelineId });
+    }
     // Tasks 1..N-1 first, before the registration makes them visible to other nodes (ADR 0013).
     const others = pipelineTaskIds(pipelineId, valid.parallelism).slice(1);
     await this.createTasks(others, valid);
@@ -537,7 +555,8 @@ class Node implements DataflowNode {
       await this.discardTasks(others);
       throw error;
     }
-    const ref = this.spawnPipeline(pipelineId);
+    // Spawned already when taken over above, or adopted by the cluster as soon as it was registered.
+    const ref = this.registry.ref(pipelineId) ?? this.spawnPipeline(pipelineId);
     const reply = await ask<PipelineCommand, PipelineReply>(ref, (replyTo) => ({ type: 'create', definition: valid, replyTo }), { timeoutMs: this.askTimeoutMs });
     if (reply.status === 'error' || reply.value.state.status === 'empty') {
       await this.removePipeline(pipelineId);

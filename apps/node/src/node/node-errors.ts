@@ -3,7 +3,7 @@
  * after shutdown began, and configuration it cannot run with. Each has a tag
  * (checked by `isDataflowError(error, tag)`), `retriable` and a `cause`.
  */
-import { DataflowError } from '@dataflow/core';
+import { CoordinatorCommandRejectedError, DataflowError, type ConfiguredPipelineState } from '@dataflow/core';
 
 /**
  * No pipeline with this id is registered.
@@ -16,6 +16,29 @@ import { DataflowError } from '@dataflow/core';
 export class PipelineNotFoundError extends DataflowError<'node/pipeline-not-found'> {
   constructor(readonly pipelineId: string) {
     super('node/pipeline-not-found', `No pipeline ${pipelineId} is registered on this node`, { retriable: false });
+  }
+}
+
+/**
+ * A pipeline with this id exists already (a 409, tagged
+ * `coordinator/command-rejected` like every refused registration). It
+ * carries the existing pipeline's state and whether its definition is the
+ * one asked for: a client that retries a create whose first answer it lost
+ * (a timeout, a 503 while the coordinator moved) finds its own pipeline, and
+ * the admin API answers that retry with 200 instead of a conflict.
+ *
+ * @example
+ * ```ts
+ * if (error instanceof PipelineExistsError && error.identical) return error.state;
+ * ```
+ */
+export class PipelineExistsError extends CoordinatorCommandRejectedError {
+  constructor(
+    pipelineId: string,
+    readonly state: ConfiguredPipelineState,
+    readonly identical: boolean,
+  ) {
+    super('register', pipelineId, `a pipeline with this id exists${identical ? ' (with this definition)' : ' with another definition'}`);
   }
 }
 
