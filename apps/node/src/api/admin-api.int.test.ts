@@ -216,7 +216,10 @@ describe('the admin API', () => {
   it('answers health, readiness and system status', async () => {
     expect(await call('GET', '/health')).toMatchObject({ status: 200, body: { status: 'ok' } });
     const ready = await call('GET', '/ready');
-    expect(ready).toMatchObject({ status: 200, body: { ready: true, dependencies: [expect.objectContaining({ name: 'journal', state: 'ok' })] } });
+    expect(ready).toMatchObject({
+      status: 200,
+      body: { ready: true, dependencies: [expect.objectContaining({ name: 'journal', state: 'ok' }), expect.objectContaining({ name: 'sources', state: 'ok', required: false })] },
+    });
     expect((await call('GET', '/api/v1/system/status')).body).toMatchObject({ pipelines: 1, byStatus: expect.any(Object) as object });
   });
 

@@ -211,6 +211,14 @@ async function createdOrSame(node: DataflowNode, definition: unknown, id: string
   }
 }
 
+/** `source` of a status: null while the source answers, else since when (ISO) and why; for a parallel pipeline, its first task here that has a problem. */
+function sourceOf(node: DataflowNode, id: string): Record<string, unknown> | null {
+  const ids = pipelineTaskOf(id).index > 0 ? [id] : node.hostedPipelines().filter((taskId) => pipelineTaskOf(taskId).pipelineId === id);
+  const problem = [id, ...ids].map((taskId) => node.sources.of(taskId)).find((p) => p !== undefined);
+  if (problem === undefined) return null;
+  return { state: 'unreachable', task: problem.pipelineId, type: problem.sourceType, since: new Date(problem.since).toISOString(), cause: problem.cause, failedSamples: problem.failures };
+}
+
 async function viewOf(node: DataflowNode, id: string, state: ConfiguredPipelineState): Promise<Record<string, unknown>> {
   const view = pipelineView(state);
   if ((state.definition.parallelism ?? 1) <= 1 || pipelineTaskOf(id).index > 0) return view;
@@ -354,7 +362,7 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode,
     {
       schema: {
         tags: ['pipelines'],
-        summary: 'Status, reason or error, and the batch being retried',
+        summary: 'Status, reason or error, the batch being retried, and a source that does not answer (`source`: since when, why; null while it answers)',
         params: idParams,
         response: { 200: { type: 'object', additionalProperties: true, properties: { id: { type: 'string' }, status: { type: 'string' } } }, ...error([400, 404, 503]) },
       },
@@ -368,6 +376,8 @@ export function registerPipelineRoutes(app: FastifyInstance, node: DataflowNode,
         reason: view['reason'] ?? null,
         error: view['error'] ?? null,
         retry: state.retry,
+        // Its source does not answer (a Kafka source whose brokers are down): it runs, and reads on when the source is back.
+        source: sourceOf(node, request.params.id),
         updatedAt: view['updatedAt'],
         ...(view['tasks'] === undefined ? {} : { tasks: view['tasks'] }),
       };

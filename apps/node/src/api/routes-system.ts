@@ -65,7 +65,17 @@ export function registerSystemRoutes(app: FastifyInstance, options: AdminApiOpti
         detail: health.state === 'ok' ? node.storeDescription : [...health.problems].map(([component, why]) => `${component}: ${why}`).join('; ') || health.state,
       };
       const others = (options.readiness ?? []).map((r) => ({ name: r.name, required: r.required !== false, ...r.check() }));
-      const dependencies = [{ ...journal, required: true }, ...others];
+      // The pipelines' sources (Kafka brokers, ...): one that does not answer holds its pipeline back, not the node.
+      const unreachable = node.sources.problems();
+      const sources = {
+        name: 'sources',
+        required: false,
+        state: unreachable.length === 0 ? 'ok' : 'degraded',
+        ...(unreachable.length === 0
+          ? {}
+          : { detail: unreachable.map((p) => `pipeline ${p.pipelineId}: its ${p.sourceType} source does not answer since ${new Date(p.since).toISOString()} (${p.cause})`).join('; ') }),
+      };
+      const dependencies = [{ ...journal, required: true }, ...others, sources];
       const ready = dependencies.every((d) => d.state === 'ok' || !d.required);
       return reply.status(ready ? 200 : 503).send({ ready, dependencies });
     },

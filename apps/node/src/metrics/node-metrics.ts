@@ -112,9 +112,16 @@ export function createNodeMetrics(node: MetricsSource, options: NodeMetricsOptio
   });
   /** Per pipeline, the label sets of its partitions last reported (a partition the pipeline no longer reads loses its series). */
   const lagSeries = new Map<string, Map<string, { pipeline: string; topic: string; partition: string }>>();
+  const sourceUp = new Gauge({
+    name: 'pipeline_source_up',
+    help: "1 when the pipeline's source answered its last lag sample, 0 when it did not (a Kafka source whose brokers are down); sampled every few seconds",
+    labelNames: ['pipeline'],
+    registers,
+  });
   const dropLag = (pipeline: string): void => {
     for (const labels of lagSeries.get(pipeline)?.values() ?? []) kafkaLag.remove(labels);
     lagSeries.delete(pipeline);
+    sourceUp.remove({ pipeline });
   };
   const projectionLag = new Gauge({ name: 'dataflow_projection_lag_seconds', help: 'How far a projection is behind the newest event it could read', labelNames: ['projection'], registers });
 
@@ -139,7 +146,9 @@ export function createNodeMetrics(node: MetricsSource, options: NodeMetricsOptio
       // A paused pipeline keeps its last lag (it is at least that far behind); one that no longer runs has none.
       if (e.to !== 'running' && e.to !== 'paused') dropLag(e.pipelineId);
     }),
+    events.on('pipeline.source.lag-failed', (e) => sourceUp.set({ pipeline: e.pipelineId }, 0)),
     events.on('pipeline.source.lag', (e) => {
+      sourceUp.set({ pipeline: e.pipelineId }, 1);
       if (e.sourceType !== 'kafka') return;
       const pipeline = e.pipelineId;
       const before = lagSeries.get(pipeline) ?? new Map<string, { pipeline: string; topic: string; partition: string }>();

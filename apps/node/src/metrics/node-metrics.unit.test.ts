@@ -44,6 +44,22 @@ describe('createNodeMetrics', () => {
     metrics.close();
   });
 
+  it('sets pipeline_source_up from the lag samples (0 while the source does not answer) and drops it when the pipeline stops', async () => {
+    const events = createInstrumentation<InstrumentationEvent>();
+    const metrics = createNodeMetrics({ events, recovered: [] }, { processMetrics: false });
+    const up = async () =>
+      parseExposition(await metrics.registry.metrics())
+        .filter((s) => s.name === 'pipeline_source_up')
+        .map((s) => [s.labels['pipeline'], s.value]);
+    events.emit({ type: 'pipeline.source.lag', pipelineId: 'p', sourceType: 'kafka', partitions: [] });
+    events.emit({ type: 'pipeline.source.lag-failed', pipelineId: 'q', sourceType: 'kafka', error: new Error('broker down') });
+    expect(await up()).toEqual([['p', 1], ['q', 0]]);
+    events.emit({ type: 'pipeline.source.lag', pipelineId: 'q', sourceType: 'kafka', partitions: [] });
+    events.emit({ type: 'pipeline.status.changed', pipelineId: 'p', from: 'running', to: 'stopped' });
+    expect(await up()).toEqual([['q', 1]]);
+    metrics.close();
+  });
+
   it('moves each metric from its event, and stops when closed', async () => {
     const events = createInstrumentation<InstrumentationEvent>();
     const metrics = createNodeMetrics({ events, recovered: [] }, { processMetrics: false });

@@ -23,7 +23,6 @@ import {
   pipelineTaskOf,
   spawnCoordinator,
   validatePipelineDefinition,
-  CoordinatorCommandRejectedError,
   type ActorRef,
   type ActorSystem,
   type Clock,
@@ -58,6 +57,7 @@ import type { NodeLogger } from './node-logger.js';
 import { openNodeStore, type NodeStore, type OpenedStore } from './node-persistence.js';
 import { createNodeRateLimiter, type NodeRateLimiter } from './node-rate-limiter.js';
 import { PipelineRegistry } from './pipeline-registry.js';
+import { SourceReachability } from './source-reachability.js';
 import { describeError, NodeSupervisor, type NodeHealth, type RespawnBackoff } from './node-supervisor.js';
 
 /** How to start a node. */
@@ -166,6 +166,8 @@ export interface DataflowNode {
   readonly rateLimiter: NodeRateLimiter;
   /** The pipelines found at start, as recovered from their journals: a running one resumes from this checkpoint. */
   readonly recovered: readonly ConfiguredPipelineState[];
+  /** Whether the sources of the pipelines running here answer (as their lag samples tell: a Kafka source whose brokers are down). */
+  readonly sources: SourceReachability;
   /**
    * Resolves when the node meets a cause that waiting cannot cure (another
    * node writes the same journal, a journal it cannot read): the node is
@@ -285,6 +287,7 @@ class Node implements DataflowNode {
   private remote: ActorRef<CoordinatorCommand> | undefined;
   private local: ActorRef<CoordinatorCommand> | undefined;
   private readonly registry: PipelineRegistry;
+  readonly sources: SourceReachability;
   private readonly supervisor: NodeSupervisor;
   readonly rateLimiter: NodeRateLimiter;
   private readonly askTimeoutMs: number;
@@ -329,7 +332,8 @@ class Node implements DataflowNode {
       askTimeoutMs: this.askTimeoutMs,
       statusReportIntervalMs: config.statusReportIntervalMs ?? 5_000,
     });
-    this.unsubscribe = this.logEvents(config.logger);
+    this.sources = new SourceReachability(system.events, () => system.clock.now(), config.logger);
+    this.unsubscribe = [...this.logEvents(config.logger), () => this.sources.close()];
   }
 
   get events(): Instrumentation<InstrumentationEvent> {
@@ -885,7 +889,7 @@ class Node implements DataflowNode {
         logger.info(`pipeline ${e.pipelineId}: ${e.from} -> ${e.to}`, { pipeline_id: e.pipelineId, from: e.from, to: e.to });
       }),
       events.on('pipeline.batch.failed', (e) =>
-        logger.warn(`pipeline ${e.pipelineId}: batch ${e.batchId ?? '(connectors)'} failed${e.retriable ? ', will retry' : ''}: ${messageOf(e.error)}`, {
+        logger.warn(`pipeline ${e.pipelineId}: batch ${e.batchId ?? '(connectors)'} failed${e.retriable ? ', will retry' : ''}: ${describeError(e.error)}`, {
           pipeline_id: e.pipelineId,
           batch_id: e.batchId,
           retriable: e.retriable,
@@ -899,10 +903,7 @@ class Node implements DataflowNode {
           duration_ms: e.durationMs,
         }),
       ),
-      events.on('pipeline.source.lag-failed', (e) =>
-        logger.warn(`pipeline ${e.pipelineId}: reading the lag of its ${e.sourceType} source failed: ${messageOf(e.error)}`, { pipeline_id: e.pipelineId }),
-      ),
-      events.on('actor.failed', (e) => logger.error(`actor ${e.path} failed during ${e.during}: ${messageOf(e.error)}`, { path: e.path, directive: e.directive })),
+      events.on('actor.failed', (e) => logger.error(`actor ${e.path} failed during ${e.during}: ${describeError(e.error)}`, { path: e.path, directive: e.directive })),
     ];
   }
 }
@@ -923,6 +924,3 @@ function alreadyAfter(state: PipelineState | undefined, action: TaskAction): boo
   }
 }
 
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
