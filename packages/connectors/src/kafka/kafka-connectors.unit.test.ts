@@ -55,6 +55,11 @@ describe('Kafka sink definition', () => {
     expect(issuesOf(() => parseKafkaSinkDefinition({ type: 'kafka', brokers, topic: 'out', transactionalId: 'x' })).map((i) => i.path)).toEqual(['transactionalId']);
     expect(issuesOf(() => parseKafkaSinkDefinition({ type: 'kafka', brokers, topic: 'out', compression: 'zstd' })).map((i) => i.path)).toEqual(['compression']);
     expect(issuesOf(() => parseKafkaSinkDefinition({ type: 'kafka', brokers, topic: 'out', key: 'a..b', headers: { h: '' } })).map((i) => i.path)).toEqual(['key', 'headers.h']);
+    // kafkajs would throw its own 'Idempotent producer must allow retries' only when the pipeline opens the sink.
+    expect(issuesOf(() => parseKafkaSinkDefinition({ type: 'kafka', brokers, topic: 'out', retries: 0 })).map((i) => [i.path, i.message])).toEqual([
+      ['retries', 'an idempotent producer needs retries >= 1 (set idempotent: false to send without retries)'],
+    ]);
+    expect(parseKafkaSinkDefinition({ type: 'kafka', brokers, topic: 'out', retries: 0, idempotent: false, acks: 1 })).toMatchObject({ retries: 0, idempotent: false });
   });
 });
 

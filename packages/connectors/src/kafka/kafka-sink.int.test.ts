@@ -4,7 +4,7 @@
  * records, the exactly-once transaction with the consumer offsets, fencing of
  * a second incarnation, and dead letters with their error headers.
  */
-import type { DeadLetter } from '@dataflow/core';
+import { ConnectorError, type DeadLetter } from '@dataflow/core';
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaClient } from './kafka-client.js';
@@ -94,6 +94,18 @@ describe.each(adapters)('Kafka sink and dead-letter target (%s)', (adapter) => {
     const [fromApi] = await readAll(api, 1);
     expect(text(fromApi?.value)).toBe('{"nested":true}');
     expect(fromApi?.headers.has('content-type')).toBe(false);
+  });
+
+  it('names a topic the brokers do not have (retriable: the batch waits until it is created)', { timeout: 60_000 }, async () => {
+    const missing = `${ns}.missing-${Date.now().toString(36)}`;
+    const s = await sink({ topic: missing, retries: 1, requestTimeoutMs: 5_000 });
+    const failed = await s.write({ batchId: 'b-missing', records: [{ id: 1 }] }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failed).toBeInstanceOf(ConnectorError);
+    expect((failed as ConnectorError).retriable).toBe(true);
+    expect((failed as Error).message).toContain(`the brokers do not know topic ${JSON.stringify(missing)}: create it`);
   });
 
   it('exactlyOnce: commits the records and the consumer offsets in one transaction', { timeout: 60_000 }, async () => {

@@ -77,6 +77,10 @@ export const kafkaSinkDefinitionSchema = z
     if (value.idempotent && value.acks !== -1) {
       ctx.addIssue({ code: 'custom', path: ['acks'], message: 'an idempotent producer needs acks = -1 (set idempotent: false for acks 0 or 1)' });
     }
+    // kafkajs refuses to build such a producer, and without its retries an idempotent producer's guarantee has nothing to protect.
+    if ((value.idempotent || value.exactlyOnce) && value.retries === 0) {
+      ctx.addIssue({ code: 'custom', path: ['retries'], message: 'an idempotent producer needs retries >= 1 (set idempotent: false to send without retries)' });
+    }
     if (value.client === 'kafkajs' && value.compression !== 'none' && value.compression !== 'gzip') {
       ctx.addIssue({ code: 'custom', path: ['compression'], message: `the kafkajs adapter supports none and gzip; use client: 'platformatic' for ${value.compression}` });
     }
@@ -155,6 +159,26 @@ async function settle(promise: Promise<unknown>): Promise<unknown> {
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 const isRetriable = (error: unknown): boolean => (error as { retriable?: unknown } | null)?.retriable === true;
 
+/** Protocol codes a broker answers for a topic it does not have. */
+const UNKNOWN_TOPIC = /UNKNOWN_TOPIC_OR_PARTITION|UNKNOWN_TOPIC_ID|does not host this topic-partition|unknown topic/i;
+
+/**
+ * What to do when the brokers do not know a topic the batch writes to (the
+ * client's own words, "This server does not host this topic-partition", do
+ * not say that the topic is missing): the note names the batch's topics.
+ */
+function unknownTopicNote(error: unknown, records: readonly ProducerRecord[]): string {
+  let unknown = false;
+  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 8 && !unknown; depth++) {
+    const code = (e as { code?: unknown }).code;
+    unknown = (typeof code === 'string' && UNKNOWN_TOPIC.test(code)) || (e instanceof Error && UNKNOWN_TOPIC.test(e.message));
+    e = (e as { cause?: unknown }).cause;
+  }
+  if (!unknown) return '';
+  const topics = [...new Set(records.map((r) => r.topic))].slice(0, 5).map((t) => JSON.stringify(t));
+  return `; the brokers do not know topic ${topics.join(', ')}: create it (or let the brokers create topics: auto.create.topics.enable); the batch is retried until it exists`;
+}
+
 /** The Kafka sink; see the module comment. */
 export class KafkaSink implements Sink {
   readonly type = 'kafka';
@@ -217,7 +241,10 @@ export class KafkaSink implements Sink {
         );
       }
       if (error instanceof ConnectorError && closeNote === '') throw error;
-      throw new ConnectorError('kafka', `writing batch ${batch.batchId} to Kafka failed: ${messageOf(error)}${closeNote}`, { retriable: isRetriable(error), cause: error });
+      throw new ConnectorError('kafka', `writing batch ${batch.batchId} to Kafka failed: ${messageOf(error)}${unknownTopicNote(error, records)}${closeNote}`, {
+        retriable: isRetriable(error),
+        cause: error,
+      });
     }
     return rejected.length === 0 ? {} : { rejected };
   }

@@ -10,7 +10,7 @@
  * `addOffset` takes only messages read by one of its own consumers).
  */
 import { Admin, FindCoordinatorKeyTypes, ListOffsetTimestamps, murmur2, Producer, type Consumer, type Message, type MessageToProduce, type ProduceResult } from '@platformatic/kafka';
-import { KafkaClientStateError } from '../kafka-errors.js';
+import { KafkaClientStateError, KafkaOperationError } from '../kafka-errors.js';
 import type { KafkaClientOptions } from '../kafka-options.js';
 import type {
   KafkaAdmin,
@@ -188,6 +188,8 @@ function javaPartition(key: Buffer, partitions: number): number {
 
 class PlatformaticProducer implements KafkaProducer {
   #closed = false;
+  /** Topics the brokers were seen to have. */
+  readonly #knownTopics = new Set<string>();
   readonly #coordinators = new Map<string, number>();
 
   constructor(
@@ -211,8 +213,30 @@ class PlatformaticProducer implements KafkaProducer {
     return new PlatformaticTransaction(this, tx);
   }
 
+  /**
+   * Refuses a topic the brokers do not have (retriable: it may be created):
+   * @platformatic/kafka's send and metadata calls wait for such a topic for
+   * ever (with topic auto-creation off, measured past 40 s with `retries: 0`),
+   * which would hold the pipeline's batch without a word. A topic seen once
+   * is not asked about again.
+   */
+  async #requireTopics(topics: readonly string[]): Promise<void> {
+    const unknown = topics.filter((t) => !this.#knownTopics.has(t));
+    if (unknown.length === 0) return;
+    const listed = new Set(await platformaticCall('producer.listTopics', () => this.admin.listTopics({ includeInternals: false })));
+    for (const t of unknown) if (listed.has(t)) this.#knownTopics.add(t);
+    const missing = unknown.filter((t) => !listed.has(t));
+    if (missing.length > 0) {
+      throw new KafkaOperationError(
+        { adapter: 'platformatic', operation: 'producer.send', code: 'UNKNOWN_TOPIC_OR_PARTITION', retriable: true, cause: undefined },
+        `the brokers have no topic ${missing.slice(0, 5).map((t) => JSON.stringify(t)).join(', ')}`,
+      );
+    }
+  }
+
   /** Converts port records, choosing the Java-compatible partition for keyed records without one. */
   async toMessages(records: readonly ProducerRecord[]): Promise<MessageToProduce[]> {
+    await this.#requireTopics([...new Set(records.map((r) => r.topic))]);
     const keyedTopics = [...new Set(records.filter((r) => r.partition === undefined && r.key != null).map((r) => r.topic))];
     const counts = new Map<string, number>();
     if (keyedTopics.length > 0) {
