@@ -4,7 +4,7 @@
  * checkpoint, commits after acks, the reconciliation with Kafka's
  * committed offsets when the sink commits them, and the lag per partition.
  */
-import type { SourceBatch, SourceOffset, SourceRecord } from '@dataflow/core';
+import { ConnectorError, type SourceBatch, type SourceOffset, type SourceRecord } from '@dataflow/core';
 import { serviceSettings, testNamespace } from '@dataflow/test-env';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKafkaClient } from './kafka-client.js';
@@ -40,8 +40,7 @@ describe.each(adapters)('Kafka source (%s)', (adapter) => {
   const sources: KafkaSource[] = [];
   let seq = 0;
 
-  const topic = async (partitions: number, records: readonly Omit<ProducerRecord, 'topic'>[]): Promise<string> => {
-    const name = `${ns}.t${++seq}`;
+  const topic = async (partitions: number, records: readonly Omit<ProducerRecord, 'topic'>[], name = `${ns}.t${++seq}`): Promise<string> => {
     await admin.createTopics([{ topic: name, partitions }]);
     topics.push(name);
     if (records.length > 0) {
@@ -204,6 +203,21 @@ describe.each(adapters)('Kafka source (%s)', (adapter) => {
     expect(values((await pollRecords(s, 1)).records)).toEqual(['a']);
     const other = source({ topics: [t], groupId: `${ns}-mine` });
     await expect(open(other, encodeKafkaSourceOffset(`${ns}-theirs`, []))).rejects.toThrow(/consumer group .*-theirs.* configured with .*-mine/);
+  });
+
+  it('refuses a topic the brokers do not have, retriably and naming it, and opens once it exists', { timeout: 60_000 }, async () => {
+    const name = `${ns}.later-${Date.now().toString(36)}`;
+    const s = source({ topics: [name] });
+    const refused = await open(s).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(ConnectorError);
+    expect(refused).toMatchObject({ retriable: true, message: expect.stringContaining(`the brokers have no topic ${JSON.stringify(name)} (of the source's topics): create it`) as string });
+    await topic(1, [{ value: Buffer.from('"b"') }], name);
+    const again = source({ topics: [name], autoOffsetReset: 'earliest' });
+    await open(again);
+    expect(values((await pollRecords(again, 1)).records)).toEqual(['b']);
   });
 
   it('reports the lag of each assigned partition: its end offset minus the next record handed out, 0 once read to the end', { timeout: 60_000 }, async () => {

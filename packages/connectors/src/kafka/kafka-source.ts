@@ -168,6 +168,7 @@ export class KafkaSource implements Source {
     const client = this.#injectedClient ?? createKafkaClient(clientOptions(d));
     this.#client = client;
     const subscription = d.topics ?? new RegExp(d.topicPattern ?? '');
+    if (d.topics !== undefined) await this.#requireTopics(client, d.topics);
     if (this.#committedBySink || (context.task?.count ?? 1) > 1) await this.#reconcileWithCommitted(client, subscription);
     const consumer = client.consumer({
       groupId: this.#groupId,
@@ -333,6 +334,29 @@ export class KafkaSource implements Source {
       if (known !== undefined) consumer.seek(known);
     }
     for (const key of [...this.#positions.keys()]) if (!keys.has(key)) this.#positions.delete(key);
+  }
+
+  /**
+   * Refuses to subscribe to a topic the brokers do not have, retriably (it
+   * may be created; the pipeline retries with backoff and shows why): the
+   * clients differ there (kafkajs retries a vague UNKNOWN_TOPIC_OR_PARTITION,
+   * @platformatic/kafka fails for good with "Unknown topic").
+   */
+  async #requireTopics(client: KafkaClient, topics: readonly string[]): Promise<void> {
+    const admin = await client.admin();
+    let listed: Set<string>;
+    try {
+      listed = new Set(await admin.listTopics());
+    } finally {
+      await admin.close();
+    }
+    const missing = topics.filter((t) => !listed.has(t));
+    if (missing.length === 0) return;
+    throw new ConnectorError(
+      'kafka',
+      `the brokers have no topic ${missing.slice(0, 5).map((t) => JSON.stringify(t)).join(', ')} (of the source's topics): create it, or let the brokers create topics (auto.create.topics.enable); the pipeline retries until it exists`,
+      { retriable: true },
+    );
   }
 
   /**
