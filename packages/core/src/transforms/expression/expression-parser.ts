@@ -171,6 +171,15 @@ class Parser {
     }
     for (;;) {
       const token = this.peek();
+      // A record nests at most 64 levels (RECORD_BOUNDS): a longer path can name nothing, and walking it would only exhaust the stack.
+      if ((token.kind === '.' || token.kind === '[') && path.length >= this.maxDepth) {
+        throw new ExpressionSyntaxError(
+          token.position,
+          `at most ${this.maxDepth} segments in a field path`,
+          describe(token),
+          `Field path has more than ${this.maxDepth} segments at position ${token.position} (records nest at most ${this.maxDepth} levels)`,
+        );
+      }
       if (token.kind === '.') {
         this.index++;
         const name = this.peek();
