@@ -202,7 +202,16 @@ describe('the admin API', () => {
     expectError(await call('POST', '/api/v1/pipelines', { definition: numbers('big', { description: 'x'.repeat(70_000) }) }), 413, 'payload-too-large');
     const poisoned = await app.inject({ method: 'POST', url: '/api/v1/pipelines', headers: { 'content-type': 'application/json' }, payload: '{"definition":{"__proto__":{"polluted":true}}}' });
     expect(poisoned.statusCode).toBe(400);
+    // Named as what it is (Fastify's own parser called it 'Body is not valid JSON').
+    expect(JSON.parse(poisoned.body)).toMatchObject({ error: 'bad-request', details: [{ field: 'body.definition.__proto__', message: 'A key named __proto__ is not allowed' }] });
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    const constructorPoisoned = await app.inject({
+      method: 'POST',
+      url: '/api/v1/pipelines',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"definition":{"name":"xyz","source":{"constructor":{"prototype":{"polluted":true}}}}}',
+    });
+    expect(JSON.parse(constructorPoisoned.body)).toMatchObject({ error: 'bad-request', details: [{ field: 'body.definition.source.constructor.prototype' }] });
     let deep: unknown = 1;
     for (let i = 0; i < 100; i++) deep = { a: deep };
     const tooDeep = await call('POST', '/api/v1/pipelines', { definition: deep });
@@ -210,7 +219,9 @@ describe('the admin API', () => {
     expect(tooDeep.body?.['message']).toContain('nested deeper than 64');
     const malformed = await app.inject({ method: 'POST', url: '/api/v1/pipelines', headers: { 'content-type': 'application/json' }, payload: '{"definition":' });
     expect(malformed.statusCode).toBe(400);
-    expect(JSON.parse(malformed.body)).toMatchObject({ error: 'bad-request' });
+    expect(JSON.parse(malformed.body)).toMatchObject({ error: 'bad-request', message: expect.stringMatching(/^The request body is not valid JSON: .*JSON/) as string });
+    const empty = await app.inject({ method: 'POST', url: '/api/v1/pipelines', headers: { 'content-type': 'application/json' }, payload: ' ' });
+    expect(JSON.parse(empty.body)).toMatchObject({ error: 'bad-request', message: 'The request body is empty, but its content-type is application/json' });
   });
 
   it('answers health, readiness and system status', async () => {

@@ -12,6 +12,7 @@
  * `__proto__` or `constructor.prototype` keys is refused (400), as is
  * nesting deeper than 64 levels.
  */
+import { checkValueBounds } from '@dataflow/core';
 import type { SqlExecutor } from '@dataflow/persistence';
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
@@ -93,13 +94,15 @@ export async function createAdminApi(options: AdminApiOptions): Promise<FastifyI
     }
     done();
   });
-  app.addHook('preValidation', (request, _reply, done) => {
-    if (depthOf(request.body) > MAX_BODY_DEPTH) {
-      return done(
-        new ApiError(400, 'bad-request', `The request body is nested deeper than ${MAX_BODY_DEPTH} levels`, [{ field: 'body', message: `nested deeper than ${MAX_BODY_DEPTH} levels` }]),
-      );
+  // JSON bodies: Fastify's own parser answers a __proto__ key, a constructor.prototype key and a syntax error all
+  // with 'Body is not valid JSON'; this one says which, and where.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, text, done) => {
+    try {
+      done(null, parseJsonBody(String(text)));
+    } catch (error) {
+      done(error as Error, undefined);
     }
-    done();
   });
   app.setErrorHandler((error, request: FastifyRequest, reply) => {
     const { status, body, internal } = errorAnswer(error);
@@ -143,14 +146,45 @@ function digest(text: string): Buffer {
 }
 
 /** Nesting depth of a parsed JSON value, stopping early past the limit. */
-function depthOf(value: unknown, depth = 0): number {
-  if (depth > MAX_BODY_DEPTH || typeof value !== 'object' || value === null) return depth;
-  let deepest = depth + 1;
-  for (const child of Array.isArray(value) ? value : Object.values(value)) {
-    deepest = Math.max(deepest, depthOf(child, depth + 1));
-    if (deepest > MAX_BODY_DEPTH) break;
+/**
+ * A request's JSON body, or a 400 naming what is wrong: not JSON (with the
+ * parser's position), nested deeper than `MAX_BODY_DEPTH`, or a key that
+ * could reach a prototype (`__proto__`, `constructor.prototype`), at its
+ * field. JSON.parse keeps `__proto__` as an own data key, so nothing is
+ * touched before the check refuses it.
+ */
+export function parseJsonBody(text: string): unknown {
+  if (text.trim() === '') throw new ApiError(400, 'bad-request', 'The request body is empty, but its content-type is application/json', [{ field: 'body', message: 'is empty' }]);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new ApiError(400, 'bad-request', `The request body is not valid JSON: ${why}`, [{ field: 'body', message: why }]);
   }
-  return deepest;
+  const issue = checkValueBounds(body, { maxDepth: MAX_BODY_DEPTH, maxBytes: Number.MAX_SAFE_INTEGER, allowProtoKeys: false }, 'The request body') ?? constructorPrototypeIn(body);
+  if (issue !== undefined) {
+    const field = issue.path === '' ? 'body' : `body.${issue.path}`;
+    throw new ApiError(400, 'bad-request', `${field}: ${issue.message}`, [{ field, message: issue.message }]);
+  }
+  return body;
+}
+
+/** The first `constructor` key whose value has a `prototype` key (within the depth bound already checked). */
+function constructorPrototypeIn(body: unknown): { path: string; message: string } | undefined {
+  const stack: { value: unknown; path: string }[] = [{ value: body, path: '' }];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const { value, path } = next;
+    if (typeof value !== 'object' || value === null) continue;
+    for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+      const at = path === '' ? key : `${path}.${key}`;
+      if (key === 'constructor' && typeof child === 'object' && child !== null && Object.hasOwn(child, 'prototype')) {
+        return { path: `${at}.prototype`, message: 'A key constructor.prototype is not allowed' };
+      }
+      stack.push({ value: child, path: at });
+    }
+  }
+  return undefined;
 }
 
 function messageOf(error: unknown): string {
