@@ -3,9 +3,10 @@
  * on a fresh data directory, no external service. Within 15 s of the node
  * saying where its API is, the API lists both demo pipelines running with
  * growing counts, the console page is served, the metrics endpoint counts
- * records, and SIGTERM to npm's own pid stops it with 0.
+ * records, and SIGTERM to npm's own pid stops it with 0. A SIGHUP to npm's
+ * own pid (npm dies of it without passing it on) stops the node too.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -81,4 +82,47 @@ describe('npm start on embedded defaults', () => {
     }
     expect(await exited).toBe(0);
   });
+
+  it('stops cleanly when npm alone gets a SIGHUP (npm dies without passing it on): nothing is left running', { timeout: 120_000 }, async () => {
+    const child = spawn('npm', ['start'], { cwd: root, env: { ...process.env, DATAFLOW_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: string[] = [];
+    let rest = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      const parts = (rest + chunk.toString()).split('\n');
+      rest = parts.pop() ?? '';
+      lines.push(...parts);
+    });
+    child.stdout.resume();
+    // The node holds npm's pipes: they close when the node is gone too, not when npm dies.
+    const closed = new Promise<void>((done) => child.on('close', () => done()));
+    const messages = () => lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { message: string }).message);
+    let nodePid: number | undefined;
+    try {
+      await vi.waitFor(() => expect(messages().some((m) => m.startsWith('admin API and console on '))).toBe(true), { timeout: 90_000, interval: 100 });
+      nodePid = Number(execFileSync('pgrep', ['-P', String(child.pid)]).toString().trim().split('\n')[0]);
+      expect(nodePid).toBeGreaterThan(0);
+      child.kill('SIGHUP');
+      // Bounded, so that a node left running is killed below instead of outliving the test.
+      const waited = await Promise.race([closed.then(() => 'closed'), new Promise<string>((done) => setTimeout(() => done('still running after 30 s'), 30_000))]);
+      expect(waited).toBe('closed');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      if (nodePid !== undefined && alive(nodePid)) process.kill(nodePid, 'SIGKILL');
+    }
+    expect(messages()).toContain('the parent process (npm) is gone: stopping');
+    // The stop's last line (with the demo, where it resumes).
+    expect(messages().at(-1)).toMatch(/^stopped pipeline demo at offset \d+/);
+    // Its pipes close a moment before the process is reaped.
+    await vi.waitFor(() => expect(alive(nodePid)).toBe(false), { timeout: 5_000, interval: 50 });
+  });
 });
+
+function alive(pid: number | undefined): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

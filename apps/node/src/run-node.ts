@@ -30,12 +30,25 @@ import { describeError } from './node/node-supervisor.js';
 
 export const EX_CONFIG = 78;
 
+/**
+ * What tells the node to stop: SIGINT, SIGTERM or SIGHUP, or (under `npm
+ * start`) `parent-exit`: npm, the process that started it, is gone (npm dies
+ * of a SIGHUP to its own pid without passing it on, and the node would run
+ * on as an orphan holding the data directory).
+ */
+export type StopCause = NodeJS.Signals | 'parent-exit';
+
+/** How a stop cause reads in the log: `SIGTERM received`, `the parent process (npm) is gone`. */
+export function heard(cause: StopCause): string {
+  return cause === 'parent-exit' ? 'the parent process (npm) is gone' : `${cause} received`;
+}
+
 /** The signals received so far, recorded from the first instant of the process by `main.ts`. */
 export interface SignalWatch {
-  /** The first SIGINT or SIGTERM, if one came already. */
-  readonly first: NodeJS.Signals | undefined;
-  /** Resolves with the first SIGINT or SIGTERM. */
-  readonly received: Promise<NodeJS.Signals>;
+  /** The first stop cause, if one came already. */
+  readonly first: StopCause | undefined;
+  /** Resolves with the first stop cause. */
+  readonly received: Promise<StopCause>;
   /** Where to report later signals (the stop is already under way then). */
   useLogger(logger: NodeLogger): void;
 }
@@ -342,7 +355,7 @@ async function ensureConfiguredPipelines(node: DataflowNode, config: NodeRuntime
 
 async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger, readiness: readonly ReadinessCheck[]): Promise<number> {
   if (signals.first !== undefined) {
-    logger.info(`${signals.first} received while starting: the node did not start`);
+    logger.info(`${heard(signals.first)} while starting: the node did not start`);
     return 0;
   }
   // Postgres sinks and dead-letter tables without their own connectionString use the configured server (its URL never enters a definition).
@@ -357,11 +370,11 @@ async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: Node
 
 async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger, sinkPool: pg.Pool | undefined, readiness: readonly ReadinessCheck[]): Promise<number> {
   let node: DataflowNode | undefined;
-  let startSignal: NodeJS.Signals | undefined;
+  let startSignal: StopCause | undefined;
   void signals.received.then((signal) => {
     if (startSignal === undefined && node === undefined) {
       startSignal = signal;
-      logger.info(`${signal} received while starting: stopping as soon as the start is done`);
+      logger.info(`${heard(signal)} while starting: stopping as soon as the start is done`);
     }
   });
   // Cluster mode: membership and leases in Redis decide which pipelines run here (src/cluster/).
@@ -426,7 +439,7 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
       if (cluster === undefined) await ensureConfiguredPipelines(node, config, logger);
       else if (services.api !== undefined) await ensureConfiguredPipelinesInCluster(services.api.url, config, logger);
       const ended = await Promise.race([signals.received.then((signal) => ({ signal })), node.failure.then((failure) => ({ failure }))]);
-      if ('signal' in ended) logger.info(`${ended.signal} received: stopping`);
+      if ('signal' in ended) logger.info(`${heard(ended.signal)}: stopping`);
       else {
         logger.error(`the node stops: ${ended.failure.message}`, { component: ended.failure.component });
         code = 1;

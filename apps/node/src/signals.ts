@@ -1,5 +1,5 @@
 /**
- * SIGINT / SIGTERM from the first instant of a node process: `main.ts`
+ * SIGINT / SIGTERM / SIGHUP (all three a clean stop) from the first instant of a node process: `main.ts`
  * (`npm start`) and `dataflow start` call `watchSignals()` before they load
  * the node (loading takes from a few hundred milliseconds to seconds, and a
  * signal in that time used to kill the process with nothing printed). When
@@ -7,11 +7,11 @@
  * recorded even before the TypeScript loader are taken from it.
  */
 import type { NodeLogger } from './node/node-logger.js';
-import type { SignalWatch } from './run-node.js';
+import type { SignalWatch, StopCause } from './run-node.js';
 
 /** What `bin/early-signals.mjs` leaves when it was preloaded. */
 interface EarlySignals {
-  subscribe(subscriber: (signal: NodeJS.Signals) => void): void;
+  subscribe(subscriber: (signal: StopCause) => void): void;
 }
 
 /**
@@ -25,23 +25,25 @@ interface EarlySignals {
  * ```
  */
 export function watchSignals(): SignalWatch {
-  let first: NodeJS.Signals | undefined;
+  let first: StopCause | undefined;
   let log: NodeLogger | undefined;
-  let resolveFirst!: (signal: NodeJS.Signals) => void;
-  const received = new Promise<NodeJS.Signals>((resolve) => (resolveFirst = resolve));
-  const onSignal = (signal: NodeJS.Signals): void => {
+  let resolveFirst!: (signal: StopCause) => void;
+  const received = new Promise<StopCause>((resolve) => (resolveFirst = resolve));
+  const onSignal = (signal: StopCause): void => {
     if (first === undefined) {
       first = signal;
       resolveFirst(signal);
     } else {
       // The stop is already under way (it ends within the shutdown timeout; SIGKILL ends it at once).
-      log?.info(`${signal} received again: the node is already stopping`);
+      log?.info(`${signal === 'parent-exit' ? 'the parent process (npm) is gone' : `${signal} received`} again: the node is already stopping`);
     }
   };
   const early = (globalThis as Record<symbol, unknown>)[Symbol.for('dataflow.node.early-signals')] as EarlySignals | undefined;
   if (early === undefined) {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // A closed terminal or a process manager's hang-up: Node's default would end the process at once (exit 129), without the clean stop.
+    process.on('SIGHUP', onSignal);
   } else {
     early.subscribe(onSignal);
   }

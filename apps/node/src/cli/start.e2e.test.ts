@@ -69,6 +69,14 @@ describe('dataflow start (built)', () => {
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
     expect(messages(run).at(-1)).toMatch(/^node .* stopped; 1 pipelines$/);
+
+    // A hang-up (a closed terminal, a process manager) stops it as cleanly; Node's default would end it at once with 129.
+    const again = start([]);
+    await vi.waitFor(() => expect(messages(again)).toContain('created pipeline numbers and started it'), { timeout: 60_000, interval: 100 });
+    again.child.kill('SIGHUP');
+    expect(await again.exited).toBe(0);
+    expect(messages(again)).toContain('SIGHUP received: stopping');
+    expect(messages(again).at(-1)).toMatch(/^node .* stopped; 1 pipelines$/);
   });
 
   it('exits 78 naming the field of a bad configuration, and of a bad pipeline definition', { timeout: 90_000 }, async () => {
