@@ -240,7 +240,7 @@ describe('messages after a permanent sink error', () => {
 });
 
 describe('two nodes on one Postgres journal', () => {
-  it('the node that loses the single-writer race names the pipeline and the conflict and exits non-zero; every unclean stop names its cause', { timeout: 300_000 }, async () => {
+  it('refuses the second node at start, naming the first, which runs on; the schema is free again once the first stops or is killed', { timeout: 300_000 }, async () => {
     const schema = testNamespace(import.meta.url, 'two_nodes');
     const admin = new pg.Client({ connectionString: serviceSettings().postgresUrl });
     await admin.connect();
@@ -256,6 +256,7 @@ describe('two nodes on one Postgres journal', () => {
       DATAFLOW_DATA_DIR: join(work, name),
       DATAFLOW_POSTGRES_URL: serviceSettings().postgresUrl,
       DATAFLOW_POSTGRES_SCHEMA: schema,
+      DATAFLOW_NODE_ID: name,
     });
     const creator = nodeMain(env('pg-first'));
     await creator.linesOut(2);
@@ -267,34 +268,30 @@ describe('two nodes on one Postgres journal', () => {
     const resumed = logLines(first).find((l) => l.message.startsWith('resuming pipeline demo'));
     expect(resumed?.message).toContain(`output: ${join(work, 'pg-first', 'demo-output.jsonl')}`);
 
-    const second = nodeMain(env('pg-first'));
-    const firstExit = Promise.race([first.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 60_000))]);
-    const secondExit = Promise.race([second.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 60_000))]);
-    const outcomes = await Promise.all([firstExit, secondExit]);
-    // At least one of them lost a write and stopped; a survivor is stopped by a signal.
-    expect(outcomes.filter((o) => o !== 'running' && o !== 0).length).toBeGreaterThan(0);
-    for (const [i, run] of [first, second].entries()) {
-      if (outcomes[i] === 'running') {
-        run.child.kill('SIGINT');
-        await run.exited;
-      }
-    }
-    const runs = [
-      { run: first, code: await first.exited },
-      { run: second, code: await second.exited },
-    ];
-    const losers = runs.filter((r) => r.code !== 0);
-    expect(losers.length).toBeGreaterThan(0);
-    for (const { run } of losers) {
-      const said = errors(run);
-      expect(said.length).toBeGreaterThan(0);
-      expect(said.join('\n')).not.toMatch(/not cleanly$/);
-    }
-    // Usually the loser's append conflicts; a node starting while the other writes may instead read a history that moved under it.
-    expect(losers.flatMap(({ run }) => errors(run))).toContainEqual(
+    // Before, both ran until their first conflicting write, and then both stopped ('lost the single-writer race'), the first one included.
+    const second = nodeMain(env('pg-third'));
+    expect(await second.exited).toBe(78);
+    expect(errors(second)).toEqual([
       expect.stringMatching(
-        /^(the node stops: (pipeline demo|coordinator) lost the single-writer race: another node writes its journal \(.*\)|cannot start: cannot recover (pipeline demo|the coordinator) from the journal: .+)/,
+        new RegExp(`^cannot start: postgres\\.schema: another node runs on journal schema ${schema}: dataflow node pg-second \\(pid ${first.child.pid ?? 0} on .+\\)( from \\S+)?, since \\S+\\. .*give each node its own schema, or run them as a cluster`),
       ),
-    );
+    ]);
+    // The first runs on, writing.
+    const written = first.stdout.length;
+    await first.linesOut(written + 2);
+    expect(errors(first)).toEqual([]);
+    first.child.kill('SIGINT');
+    expect(await first.exited).toBe(0);
+
+    // Stopped: the next node takes the schema; killed with SIGKILL: the one after it too (the claim ends with its connection).
+    const third = nodeMain(env('pg-third'));
+    await third.linesOut(2);
+    third.child.kill('SIGKILL');
+    await third.exited;
+    const fourth = nodeMain(env('pg-fourth'));
+    await fourth.linesOut(2);
+    fourth.child.kill('SIGINT');
+    expect(await fourth.exited).toBe(0);
+    expect(errors(fourth)).toEqual([]);
   });
 });

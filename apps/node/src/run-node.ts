@@ -9,11 +9,13 @@
  */
 import { InvalidPipelineDefinitionError, isDataflowError, type ConfiguredPipelineState, type PersistencePlugin } from '@dataflow/core';
 import { access } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { DEMO_PIPELINE_ID, demoOutputPath, demoPipeline, fileSinkPath } from './demo/demo-pipeline.js';
 import { ensureMetricsDemoTable, METRICS_DEMO_PIPELINE_ID, METRICS_DEMO_TABLE, metricsDemoPipeline } from './demo/metrics-demo.js';
 import { createWinstonLogger, type LogLevel } from './logging/winston-logger.js';
 import { startNode, type DataflowNode } from './node/dataflow-node.js';
-import { NodeConfigError } from './node/node-errors.js';
+import { NodeConfigError, type NodeFailedError } from './node/node-errors.js';
+import { claimJournalSchema, type SchemaClaim } from './node/schema-claim.js';
 import type { NodeLogger } from './node/node-logger.js';
 import { ensureWritableDirectory } from './node/node-persistence.js';
 import { allConnectorsRegistry } from '@dataflow/connectors';
@@ -368,7 +370,32 @@ async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: Node
   }
 }
 
+/** Outside a cluster, a node on a Postgres journal holds its schema alone (src/node/schema-claim.ts) from before its start to after its stop. */
 async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger, sinkPool: pg.Pool | undefined, readiness: readonly ReadinessCheck[]): Promise<number> {
+  let claim: SchemaClaim | undefined;
+  if (config.journal.type === 'postgres' && !config.cluster.enabled) {
+    try {
+      claim = await claimJournalSchema({ url: config.postgres.url ?? '', schema: config.postgres.schema, nodeId: config.node.id ?? `${hostname()}-${process.pid}`, logger });
+    } catch (error) {
+      logger.error(`cannot start: ${describeError(error)}`);
+      return isDataflowError(error, 'node/invalid-config') ? EX_CONFIG : 1;
+    }
+  }
+  try {
+    return await runClaimed(config, signals, logger, sinkPool, readiness, claim?.lost);
+  } finally {
+    await claim?.release();
+  }
+}
+
+async function runClaimed(
+  config: NodeRuntimeConfig,
+  signals: SignalWatch,
+  logger: NodeLogger,
+  sinkPool: pg.Pool | undefined,
+  readiness: readonly ReadinessCheck[],
+  claimLost: Promise<NodeFailedError> | undefined,
+): Promise<number> {
   let node: DataflowNode | undefined;
   let startSignal: StopCause | undefined;
   void signals.received.then((signal) => {
@@ -438,7 +465,11 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
       }
       if (cluster === undefined) await ensureConfiguredPipelines(node, config, logger);
       else if (services.api !== undefined) await ensureConfiguredPipelinesInCluster(services.api.url, config, logger);
-      const ended = await Promise.race([signals.received.then((signal) => ({ signal })), node.failure.then((failure) => ({ failure }))]);
+      const ended = await Promise.race([
+        signals.received.then((signal) => ({ signal })),
+        node.failure.then((failure) => ({ failure })),
+        ...(claimLost === undefined ? [] : [claimLost.then((failure) => ({ failure }))]),
+      ]);
       if ('signal' in ended) logger.info(`${heard(ended.signal)}: stopping`);
       else {
         logger.error(`the node stops: ${ended.failure.message}`, { component: ended.failure.component });
