@@ -373,7 +373,8 @@ async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: Node
 /** Outside a cluster, a node on a Postgres journal holds its schema alone (src/node/schema-claim.ts) from before its start to after its stop. */
 async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger, sinkPool: pg.Pool | undefined, readiness: readonly ReadinessCheck[]): Promise<number> {
   let claim: SchemaClaim | undefined;
-  if (config.journal.type === 'postgres' && !config.cluster.enabled) {
+  // A URL that is not postgres:// is reported by the journal's own checks (the claim would only fail to connect).
+  if (config.journal.type === 'postgres' && !config.cluster.enabled && /^postgres(ql)?:\/\//.test(config.postgres.url ?? '')) {
     try {
       claim = await claimJournalSchema({ url: config.postgres.url ?? '', schema: config.postgres.schema, nodeId: config.node.id ?? `${hostname()}-${process.pid}`, logger });
     } catch (error) {

@@ -173,7 +173,8 @@ async function openCassandra(store: Extract<NodeStore, { type: 'cassandra' }>): 
   }
 }
 
-function redacted(url: URL): string {
+/** `url` with its password (if any) as `***`, for messages and logs. */
+export function redacted(url: URL): string {
   const copy = new URL(url.href);
   if (copy.password !== '') copy.password = '***';
   return copy.href;

@@ -22,6 +22,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { NodeConfigError, NodeFailedError } from './node-errors.js';
 import type { NodeLogger } from './node-logger.js';
+import { redacted } from './node-persistence.js';
 
 /** The first key of the advisory lock (`pg_try_advisory_lock(int4, int4)`); the second is `hashtext` of the schema. */
 const CLAIM_KEY = 0x44465343; // 'DFSC'
@@ -59,7 +60,13 @@ export async function claimJournalSchema(options: SchemaClaimOptions): Promise<S
   const { schema, logger } = options;
   const applicationName = `dataflow node ${options.nodeId} (pid ${process.pid} on ${hostname()})`.slice(0, 63);
   const queryTimeoutMs = options.heartbeatMs ?? 5_000;
-  let client = await connect(options.url, applicationName, queryTimeoutMs);
+  let client: pg.Client;
+  try {
+    client = await connect(options.url, applicationName, queryTimeoutMs);
+  } catch (error) {
+    // As the journal would say it: the server is the problem, not the claim (the URL's password stays out).
+    throw new NodeConfigError('DATAFLOW_POSTGRES_URL', `cannot use ${shown(options.url)} (${messageOf(error)})`, { retriable: true, cause: error });
+  }
   let taken: boolean;
   try {
     taken = await tryLock(client, schema);
@@ -175,6 +182,14 @@ async function holderOf(client: pg.Client, schema: string): Promise<string | und
   const row = rows[0];
   if (row === undefined) return undefined;
   return `${row.application_name || 'a connection without a name'}${row.client_addr === null ? '' : ` from ${row.client_addr}`}, since ${row.backend_start.toISOString()}`;
+}
+
+function shown(url: string): string {
+  try {
+    return redacted(new URL(url));
+  } catch {
+    return 'the configured URL';
+  }
 }
 
 function messageOf(error: unknown): string {
