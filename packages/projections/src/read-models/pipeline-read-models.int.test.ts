@@ -10,7 +10,6 @@
  * row, live, rebuilt and over slice ranges alike, and `PipelineStatusView`
  * reads it with its lag.
  */
-import { PGlite } from '@electric-sql/pglite';
 import {
   askWithStatus,
   createActorSystem,
@@ -26,9 +25,6 @@ import {
   type Source,
   type SourceRecord,
 } from '@dataflow/core';
-import { createPostgresPersistence, createSqlPersistence, pgliteExecutor, pgPoolExecutor, type PostgresPersistence, type SqlExecutor } from '@dataflow/persistence';
-import { serviceSettings, testNamespace } from '@dataflow/test-env';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProjectionManagement } from '../offset-store/projection-management.js';
 import { ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
@@ -37,6 +33,7 @@ import { runProjection, type ProjectionStatusEvent } from '../runner/projection-
 import { sqlJournalOf } from '../runner/sql-journal.js';
 import { migrateProjections } from '../schema/projections-schema.js';
 import { sliceForPersistenceId, sliceKey, SLICE_COUNT, type SliceRange } from '../slices/slices.js';
+import { sqlTestStores, type SqlTestStore } from '../testing/sql-test-stores.test.js';
 import { pipelineMetricsHourlyProjection, pipelineStatusProjection } from './pipeline-read-models.js';
 import { PipelineStatusView } from './pipeline-status-view.js';
 
@@ -80,37 +77,9 @@ class CollectingSink implements Sink {
   }
 }
 
-interface Store {
-  readonly name: string;
-  readonly schema: string;
-  readonly executor: SqlExecutor;
-  readonly persistence: PostgresPersistence;
-  close(): Promise<void>;
-}
+type Store = SqlTestStore;
 
-let opened = 0;
-const postgres = async (): Promise<Store> => {
-  const schema = testNamespace(import.meta.url, String(++opened));
-  const pool = new pg.Pool({ connectionString: serviceSettings().postgresUrl, max: 6 });
-  const persistence = await createPostgresPersistence({ pool, ownsPool: false, schema, ensureSchema: true });
-  return {
-    name: 'postgres',
-    schema,
-    executor: pgPoolExecutor(pool, { ownsPool: false }),
-    persistence,
-    close: async () => {
-      await persistence.close();
-      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await pool.end();
-    },
-  };
-};
-
-const pglite = async (): Promise<Store> => {
-  const executor = pgliteExecutor(await PGlite.create());
-  const persistence = await createSqlPersistence(executor, { schema: 'dataflow', ensureSchema: true });
-  return { name: 'pglite', schema: 'dataflow', executor, persistence, close: () => persistence.close() };
-};
+const { postgres, pglite } = sqlTestStores(import.meta.url, { poolMax: 6 });
 
 const stores: Store[] = [];
 afterAll(async () => {
