@@ -7,6 +7,7 @@
  * records (for the dead-letter queue); nothing is dropped.
  */
 import {
+  checkRecordBounds,
   ConnectorError,
   type DataRecord,
   type JsonValue,
@@ -233,6 +234,9 @@ function parseJsonLine(text: string): SourceRecord {
     return { ok: false, raw: text, reason: error instanceof Error ? error.message : String(error) };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, raw: text, reason: 'not a JSON object' };
+  // Nested deeper than 64 levels or over 1 MiB: refused here, with the line kept as text, before anything recursive meets it.
+  const issue = checkRecordBounds(value);
+  if (issue !== undefined) return { ok: false, raw: text, reason: issue.path === '' ? issue.message : `${issue.path}: ${issue.message}` };
   return { ok: true, value: value as DataRecord };
 }
 

@@ -135,6 +135,17 @@ describe('FileSource NDJSON and text', () => {
     expect(batches.at(-1)?.offset).toEqual({ line: 5, byte: Buffer.byteLength(content) });
   });
 
+  it('keeps NDJSON lines nested deeper than 64 levels or over 1 MiB as failed records with the reason and the line, and reads on', async () => {
+    const deep = `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`;
+    const big = JSON.stringify({ id: 2, big: 'x'.repeat(2 * 1024 * 1024) });
+    const path = await fileWith([deep, big, '{"id":3}'].join('\n'));
+    const { records } = await drain(await opened({ type: 'file', path, format: 'ndjson' }), 10);
+    expect(records).toHaveLength(3);
+    expect(records[0]).toMatchObject({ ok: false, raw: deep, reason: expect.stringMatching(/^a\.a\.a.*: The record is nested deeper than 64 levels$/) as string });
+    expect(records[1]).toMatchObject({ ok: false, raw: big, reason: expect.stringMatching(/^big: The record is larger than 1048576 bytes/) as string });
+    expect(records[2]).toEqual({ ok: true, value: { id: 3 } });
+  });
+
   it('emits one record per text line, empty lines included', async () => {
     const path = await fileWith('one\n\nthree\n');
     const source = await opened({ type: 'file', path, format: 'text' });

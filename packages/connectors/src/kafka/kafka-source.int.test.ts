@@ -100,6 +100,16 @@ describe.each(adapters)('Kafka source (%s)', (adapter) => {
     expect(third).toMatchObject({ ok: true, value: { key: 'k3', value: null } });
   });
 
+  it('keeps a JSON value nested deeper than 64 levels as a failed record with the reason and the text, and reads on', { timeout: 60_000 }, async () => {
+    const deep = `${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}`;
+    const t = await topic(1, [{ value: Buffer.from(deep) }, { value: Buffer.from('{"n":2}') }]);
+    const s = source({ topics: [t], groupId: `${ns}-deep`, autoOffsetReset: 'earliest' });
+    await open(s);
+    const { records } = await pollRecords(s, 2);
+    expect(records[0]).toMatchObject({ ok: false, raw: deep, reason: expect.stringMatching(new RegExp(`^record ${t.replace(/[.]/g, '\\.')}-0@0: value\\.a\\.a.*: The record is nested deeper than 64 levels$`)) as string });
+    expect(records[1]).toMatchObject({ ok: true, value: { value: { n: 2 } } });
+  });
+
   it('hands out string and bytes values; invalid UTF-8 in string format is a failed record with the bytes in base64', { timeout: 60_000 }, async () => {
     const bytes = Buffer.from([0xff, 0xfe, 0x00, 0x41]);
     const t = await topic(1, [{ value: Buffer.from('plain text') }, { value: bytes }]);

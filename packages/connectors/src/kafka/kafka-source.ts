@@ -50,7 +50,7 @@
  * (a partition read to its end shows 1 per trailing marker).
  */
 import type { DataRecord, JsonValue, Source, SourceBatch, SourceContext, SourceLag, SourceOffset, SourceRecord } from '@dataflow/core';
-import { ConnectorError } from '@dataflow/core';
+import { checkRecordBounds, ConnectorError } from '@dataflow/core';
 import * as z from 'zod';
 import { parseDefinition } from '../factory/parse-definition.js';
 import { createKafkaClient } from './kafka-client.js';
@@ -413,6 +413,9 @@ export class KafkaSource implements Source {
     }
     const headers = Object.fromEntries([...r.headers].map(([name, v]) => [name, v.toString('utf8')]));
     const record: DataRecord = { topic: r.topic, partition: r.partition, offset: r.offset.toString(), timestamp: r.timestamp, key, headers, value };
+    // Nested deeper than 64 levels or over 1 MiB: refused here, with the value kept as text, before anything recursive meets it.
+    const issue = checkRecordBounds(record);
+    if (issue !== undefined) return { ok: false, raw: rawText(r.value), reason: `record ${where}: ${issue.path === '' ? '' : `${issue.path}: `}${issue.message}` };
     return { ok: true, value: record };
   }
 }

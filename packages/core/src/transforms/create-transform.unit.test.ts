@@ -110,6 +110,16 @@ describe('json-parse', () => {
     expect(isDataflowError(result.failures[0]?.error, 'transform/record-rejected')).toBe(true);
   });
 
+  it('rejects JSON that would nest the record deeper than 64 levels or make it larger than 1 MiB, naming where, and passes the rest', async () => {
+    const deep = `${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}`;
+    const records = [{ line: deep }, { line: JSON.stringify({ big: 'x'.repeat(2 * 1024 * 1024) }) }, { line: '{"fine":1}' }];
+    const result = await run({ type: 'json-parse', field: 'line' }, records);
+    expect(result.records).toEqual([{ fine: 1 }]);
+    expect(reasons(result.failures).map((f) => f.reason)).toEqual(['too-large', 'too-large']);
+    expect(result.failures[0]?.error.message).toMatch(/^The parsed JSON makes a record out of bounds: a\.a\.a.*: The record is nested deeper than 64 levels$/);
+    expect(result.failures[1]?.error.message).toMatch(/^The parsed JSON makes a record out of bounds: big: The record is larger than 1048576 bytes/);
+  });
+
   it('keeps a JSON __proto__ key as data and never changes the prototype', async () => {
     const result = await run({ type: 'json-parse', field: 'line' }, [{ line: '{"__proto__":{"admin":true},"x":1}' }]);
     const [record] = result.records;

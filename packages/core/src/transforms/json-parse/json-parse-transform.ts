@@ -10,7 +10,9 @@ import { parseFieldPath } from '../expression/expression-parser.js';
 import { defineField, formatFieldPath, getPath, isJsonObject, withoutPath, withPath, type MutableRecord } from '../field-path/field-path.js';
 import { fieldPathSchema } from '../field-path/field-path-schema.js';
 import { stageErrorPolicySchema } from '../stage-error-policy.js';
+import { checkRecordBounds } from '../../pipeline/definition/value-bounds.js';
 import { perRecordTransform, rejectRecord, type StatelessTransform } from '../transform.js';
+import type { RecordRejectedError } from '../transform-errors.js';
 
 /**
  * Schema of a json-parse stage. The source field is removed after parsing
@@ -42,6 +44,13 @@ export type JsonParseDefinition = z.output<typeof jsonParseDefinitionSchema>;
  * // records: [{ a: 1 }], failures: [{ record: { line: '{oops' }, error: malformed-json … }]
  * ```
  */
+/** `record`, or the rejection of a record the parsed JSON made deeper than 64 levels or larger than 1 MiB (before anything recursive meets it). */
+function bounded(record: DataRecord): readonly DataRecord[] | RecordRejectedError {
+  const issue = checkRecordBounds(record);
+  if (issue === undefined) return [record];
+  return rejectRecord('too-large', `The parsed JSON makes a record out of bounds: ${issue.path === '' ? '' : `${issue.path}: `}${issue.message}`);
+}
+
 export function createJsonParseTransform(definition: JsonParseDefinition, stage: string): StatelessTransform {
   const field = parseFieldPath(definition.field);
   const target = definition.target === undefined ? undefined : parseFieldPath(definition.target);
@@ -59,12 +68,12 @@ export function createJsonParseTransform(definition: JsonParseDefinition, stage:
       return rejectRecord('malformed-json', `Field ${definition.field} is not valid JSON: ${(error as Error).message}`, error);
     }
     const base: DataRecord = removeSource ? withoutPath(record, field) : record;
-    if (target !== undefined) return [withPath(base, target, parsed)];
+    if (target !== undefined) return bounded(withPath(base, target, parsed));
     if (!isJsonObject(parsed)) {
       return rejectRecord('not-an-object', `Field ${definition.field} holds JSON ${parsed === null ? 'null' : Array.isArray(parsed) ? 'array' : typeof parsed}, expected an object to merge (or set a target)`);
     }
     const merged: MutableRecord = { ...base };
     for (const [key, value] of Object.entries(parsed)) defineField(merged, key, value);
-    return [merged];
+    return bounded(merged);
   });
 }
