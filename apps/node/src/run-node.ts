@@ -302,7 +302,8 @@ function clusterReadiness(cluster: NodeCluster): ReadinessCheck {
 /**
  * Cluster mode: the configuration's pipelines are created through this
  * node's API, which forwards each to the node that owns its shard. A
- * pipeline that exists (409) is left as it is; placement may take a few
+ * pipeline that exists (200 with the same definition, 409 with another) is
+ * left as it is; placement may take a few
  * ticks after the start (503), so those are retried for a minute.
  */
 async function ensureConfiguredPipelinesInCluster(apiUrl: string, config: NodeRuntimeConfig, logger: NodeLogger): Promise<void> {
@@ -315,7 +316,8 @@ async function ensureConfiguredPipelinesInCluster(apiUrl: string, config: NodeRu
         logger.info(`created pipeline ${entry.id}${entry.start ? ' and started it' : ''}`, { pipeline_id: entry.id });
         break;
       }
-      if (response.status === 409) break;
+      // 200: it exists with this definition (the API starts it if `start` and it never was); 409: with another one. Either way it is left as it is.
+      if (response.status === 200 || response.status === 409) break;
       const body = (await response.json().catch(() => ({}))) as { message?: string; details?: { field: string; message: string }[] };
       if (response.status === 400) {
         const first = body.details?.[0];
