@@ -102,7 +102,8 @@ async function runRound(round: number, dir: string, db: pg.Pool): Promise<Round>
           }),
         });
         if (response.status === 503) return undefined;
-        if (response.status !== 201) throw new Error(`creating ${id} answered ${response.status}: ${await response.text()}`);
+        // 200: a try answered 503 had created it (the coordinator moved meanwhile).
+        if (response.status !== 201 && response.status !== 200) throw new Error(`creating ${id} answered ${response.status}: ${await response.text()}`);
         return true;
       });
     }
