@@ -275,3 +275,27 @@ describe('pipeline tags', () => {
     expect(pipelineEventTags({ type: 'RetryScheduled', at: 1, batchId: 'b', error: { message: 'x', retriable: true }, attempt: 1, backoffMs: 1 })).toContain('retry-events');
   });
 });
+
+describe('the retry a status shows', () => {
+  const processed = (batchId: string): PipelineEvent => ({ type: 'BatchProcessed', at: 10, batchId, successCount: 1, failureCount: 0, deadLetterCount: 0, processingMs: 1 });
+  const retried = (batchId: string): PipelineEvent => ({ type: 'RetryScheduled', at: 11, batchId, attempt: 2, backoffMs: 1_000, error: { message: 'No reply within 30000 ms', retriable: true } });
+  const retryOf = (...events: PipelineEvent[]) => {
+    const state = events.reduce(evolvePipeline, reach.running);
+    return state.status === 'empty' ? undefined : state.retry;
+  };
+
+  it('ends when the retried batch, or a later one, is recorded, and after a retry of the connectors', () => {
+    expect(retryOf(retried('p1:5'))).toMatchObject({ batchId: 'p1:5', attempt: 2 });
+    expect(retryOf(retried('p1:5'), processed('p1:5'))).toBeNull();
+    // Seen after a journal outage: the write of batch 255 landed after its attempt had timed out, and the pipeline moved on from 256.
+    expect(retryOf(retried('p1:5'), processed('p1:6'))).toBeNull();
+    expect(retryOf(retried('p1:connectors'), processed('p1:6'))).toBeNull();
+    // An earlier batch completing (pipelined writes) while a later one is retried leaves the retry shown.
+    expect(retryOf(retried('p1:6'), processed('p1:5'))).toMatchObject({ batchId: 'p1:6' });
+  });
+
+  it('is not shown for a batch that is recorded already (its retry was scheduled after the write landed)', () => {
+    expect(retryOf(processed('p1:255'), retried('p1:255'))).toBeNull();
+    expect(retryOf(processed('p1:255'), retried('p1:256'))).toMatchObject({ batchId: 'p1:256' });
+  });
+});

@@ -117,13 +117,35 @@ export function evolvePipeline(state: PipelineState, event: PipelineEvent): Pipe
       };
       const recent = [...d.recentBatchIds, event.batchId];
       if (recent.length > RECENT_BATCH_IDS) recent.splice(0, recent.length - RECENT_BATCH_IDS);
-      return { ...state, ...d, metrics, recentBatchIds: recent, retry: d.retry?.batchId === event.batchId ? null : d.retry };
+      return { ...state, ...d, metrics, recentBatchIds: recent, retry: retryAfter(d.retry, event.batchId) };
     }
     case 'CheckpointUpdated':
       return { ...state, ...d, checkpoint: event.checkpoint };
     case 'RetryScheduled':
+      // A retry of a batch recorded already (its write landed after the attempt had timed out) retries nothing.
+      if (d.recentBatchIds.includes(event.batchId)) return { ...state, ...d };
       return { ...state, ...d, retry: { batchId: event.batchId, attempt: event.attempt, lastError: event.error } };
     case 'BatchTimedOut':
       return { ...state, ...d };
   }
+}
+
+/** The number of a source batch id (`<pipeline>:<n>`); undefined for other ids (`<pipeline>:connectors`, ingests). */
+function batchNumber(batchId: string): number | undefined {
+  const match = /^[^:]+:(\d+)$/.exec(batchId);
+  return match === null ? undefined : Number(match[1]);
+}
+
+/**
+ * The retry shown after `processed` was recorded: over when it was that
+ * batch, a later one (the pipeline moved past it: a write that timed out may
+ * have landed after all), or when the retry was of the connectors (they work
+ * again); kept when an earlier batch completes while a later one is retried.
+ */
+function retryAfter(retry: PipelineData['retry'], processed: string): PipelineData['retry'] {
+  if (retry === null || retry.batchId === processed) return null;
+  const retried = batchNumber(retry.batchId);
+  const done = batchNumber(processed);
+  if (retried === undefined || done === undefined) return null;
+  return done > retried ? null : retry;
 }
