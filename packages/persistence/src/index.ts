@@ -47,7 +47,7 @@ export {
   type CassandraPersistenceOptions,
 } from './cassandra/cassandra-persistence.js';
 export type { CassandraPersistenceEvent, CassandraPersistenceSettings, ConsistencyName, SingleWriterMode } from './cassandra/cassandra-settings.js';
-export { isRetriableDriverError } from './cassandra/cassandra-settings.js';
+export { CASSANDRA_RECONNECT_MAX_MS, cassandraReconnection, isRetriableDriverError } from './cassandra/cassandra-settings.js';
 export {
   assertKeyspaceName,
   CASSANDRA_CQL_DIR,

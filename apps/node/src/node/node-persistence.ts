@@ -12,7 +12,7 @@
  * store's `migrate: 'auto'`) opts in to migrating at start instead.
  */
 import { createInMemoryPersistence, isDataflowError, type PersistencePlugin } from '@dataflow/core';
-import { createCassandraPersistence, createPglitePersistence, createPostgresPersistence, SchemaVersionError } from '@dataflow/persistence';
+import { cassandraReconnection, createCassandraPersistence, createPglitePersistence, createPostgresPersistence, SchemaVersionError } from '@dataflow/persistence';
 import { Client } from 'cassandra-driver';
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
@@ -148,6 +148,8 @@ async function openCassandra(store: Extract<NodeStore, { type: 'cassandra' }>): 
     contactPoints: [...store.contactPoints],
     localDataCenter: store.localDataCenter,
     pooling: { maxRequestsPerConnection: 2048 },
+    // Back within seconds of Cassandra after an outage, not after the driver's default backoff of up to 10 minutes.
+    policies: { reconnection: cassandraReconnection() },
     ...(store.username === undefined ? {} : { credentials: { username: store.username, password: store.password ?? '' } }),
   });
   try {

@@ -20,7 +20,7 @@
  */
 import { ConnectorError, getPath, parseFieldPath, type DataRecord, type FieldPath, type Sink, type SinkBatch, type SinkContext, type SinkWriteResult } from '@dataflow/core';
 import { auth, Client, errors, types, type ClientOptions, type QueryOptions } from 'cassandra-driver';
-import { isRetriableDriverError } from '@dataflow/persistence';
+import { cassandraReconnection, isRetriableDriverError } from '@dataflow/persistence';
 import { parseDefinition } from '../factory/parse-definition.js';
 import {
   cassandraSinkDefinitionSchema,
@@ -192,6 +192,8 @@ export class CassandraSink implements Sink {
       contactPoints: [...contactPoints],
       localDataCenter,
       socketOptions: { readTimeout: requestTimeoutMs, connectTimeout: Math.min(requestTimeoutMs, 10_000) },
+      // Back within seconds of the cluster, not after the driver's default backoff of up to 10 minutes.
+      policies: { reconnection: cassandraReconnection() },
       ...(credentials === undefined ? {} : { authProvider: new auth.PlainTextAuthProvider(credentials.username, credentials.password) }),
     };
   }

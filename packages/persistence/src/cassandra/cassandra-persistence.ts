@@ -9,7 +9,7 @@ import { MessagesReader } from './messages-reader.js';
 import { CassandraReadJournal } from './cassandra-read-journal.js';
 import { assertKeyspaceName, checkCassandraSchema, migrateCassandra } from './cassandra-schema.js';
 import { CassandraSession } from './cassandra-session.js';
-import { asReadError, resolveSettings, type CassandraPersistenceSettings, type SingleWriterMode } from './cassandra-settings.js';
+import { asReadError, cassandraReconnection, resolveSettings, type CassandraPersistenceSettings, type SingleWriterMode } from './cassandra-settings.js';
 import { CassandraSnapshotStore } from './cassandra-snapshot-store.js';
 import { TagViewWriter } from './tag-view-writer.js';
 
@@ -95,6 +95,7 @@ export async function createCassandraPersistence(options: CassandraPersistenceOp
           contactPoints: [...options.contactPoints],
           localDataCenter: options.localDataCenter,
           pooling: { maxRequestsPerConnection: 2048 },
+          policies: { reconnection: cassandraReconnection() },
         });
   try {
     if (owned) await client.connect();
