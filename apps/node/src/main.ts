@@ -17,16 +17,16 @@
  * CLI, whose signal relay kills a child that does not answer within 30 ms),
  * so a signal sent to the npm process alone reaches this process.
  */
-import { guardSilentExit, watchSignals } from './signals.js';
+import { exitWhenStopped, guardSilentExit, watchSignals } from './signals.js';
 
 const signals = watchSignals();
 const finished = guardSilentExit();
 try {
   const { runNode } = await import('./run-node.js');
-  process.exitCode = await runNode(signals);
+  exitWhenStopped(await runNode(signals));
 } catch (error) {
   process.stderr.write(`dataflow node crashed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exitCode = 1;
+  exitWhenStopped(1);
 } finally {
   finished();
 }

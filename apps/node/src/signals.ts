@@ -73,3 +73,20 @@ export function guardSilentExit(): () => void {
     finished = true;
   };
 }
+
+/** How long a stopped node may take to exit by itself before it is ended. */
+export const EXIT_GRACE_MS = 2_000;
+
+/**
+ * Ends the process with `code` once the node has stopped: at once when
+ * nothing is left running, else after `graceMs`. A client library can keep a
+ * connection open after its own shutdown (a Cassandra driver connection was
+ * seen holding the process 30 s, and once until it was killed, after the
+ * node had logged its clean stop): a process manager waiting for the exit
+ * must not wait on it. Everything the node owns is closed by then (journal,
+ * sinks, the API), and the logs are flushed.
+ */
+export function exitWhenStopped(code: number, graceMs = EXIT_GRACE_MS): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), graceMs).unref();
+}

@@ -6,14 +6,17 @@
  * SIGINT / SIGTERM are taken before anything else is loaded, as `npm start`
  * does (`signals.ts`); the other commands keep the default signal behaviour.
  */
-import { guardSilentExit, watchSignals } from '../signals.js';
+import { exitWhenStopped, guardSilentExit, watchSignals } from '../signals.js';
 
 const starting = process.argv[2] === 'start';
 const signals = starting ? watchSignals() : undefined;
 const finished = starting ? guardSilentExit() : () => undefined;
 try {
   const { runCli } = await import('./cli.js');
-  process.exitCode = await runCli(process.argv.slice(2), undefined, signals);
+  const code = await runCli(process.argv.slice(2), undefined, signals);
+  // A stopped node exits even when a client library left a handle open.
+  if (starting) exitWhenStopped(code);
+  else process.exitCode = code;
 } finally {
   finished();
 }
