@@ -46,6 +46,18 @@ export function testNamespace(fileUrl: string, suffix = ''): string {
   return name.slice(0, 48);
 }
 
+/** A TCP port free on 127.0.0.1 now (for a process or server a test starts beside others). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done, fail) => {
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', done);
+  });
+  const { port } = server.address() as AddressInfo;
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
 /** A name unique within the run (for topics, tables, persistence ids inside one file). */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;

@@ -10,10 +10,10 @@
  * cleanly and exits at once (a connection the driver kept open after its
  * shutdown used to hold the process). Prints a JSON line with the numbers.
  */
+import { freePort } from '@dataflow/test-env';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -22,17 +22,6 @@ const root = resolve(import.meta.dirname, '../../..');
 const cli = resolve(import.meta.dirname, '../dist/cli/dataflow.js');
 const RECORDS = 12_000;
 const OUTAGE_MS = 30_000;
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => done(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-}
 
 let dir: string;
 let servicesEnv: NodeJS.ProcessEnv;

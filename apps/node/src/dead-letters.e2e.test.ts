@@ -6,10 +6,9 @@
  * peeks at them, replays them after the fix through the node's pool and
  * purges; the letters and the rows are checked in the server.
  */
-import { serviceSettings, testNamespace } from '@dataflow/test-env';
+import { freePort, serviceSettings, testNamespace } from '@dataflow/test-env';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -22,14 +21,6 @@ let work: string;
 let schema: string;
 let admin: pg.Pool;
 let stopNode: (() => Promise<number | null>) | undefined;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  const { port } = server.address() as { port: number };
-  await new Promise((done) => server.close(done));
-  return port;
-}
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'dataflow-dlq-e2e-'));

@@ -16,9 +16,9 @@
  * about a minute) and the pipeline's old 5 retries (~31–37 s of backoff);
  * the test runs about 80 s.
  */
+import { freePort } from '@dataflow/test-env';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -30,17 +30,6 @@ const OUTAGE_MS = 65_000;
 function asPostgres(args: readonly string[]): string {
   const command = process.getuid?.() === 0 ? ['runuser', '-u', 'postgres', '--', ...args] : [...args];
   return execFileSync(command[0] as string, command.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => done(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
 }
 
 let dir: string;
