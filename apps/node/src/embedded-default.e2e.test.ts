@@ -29,21 +29,26 @@ interface Counted {
   readonly recordsProcessed: number;
 }
 
+/** `npm start` on the test's data directory, its stderr lines collected (the vitest config sets DATAFLOW_API_PORT / DATAFLOW_METRICS_PORT to 0: the node says which ports it took). */
+function npmStart() {
+  const child = spawn('npm', ['start'], { cwd: root, env: { ...process.env, DATAFLOW_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let rest = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    const parts = (rest + chunk.toString()).split('\n');
+    rest = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  child.stdout.resume();
+  const messages = (): string[] => lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { message: string }).message);
+  return { child, lines, messages };
+}
+
 describe('npm start on embedded defaults', () => {
   it('serves the console, the API and the metrics, with both demo pipelines counting, and stops on SIGTERM', { timeout: 120_000 }, async () => {
-    // The vitest config sets DATAFLOW_API_PORT / DATAFLOW_METRICS_PORT to 0: the node says which ports it took.
-    const child = spawn('npm', ['start'], { cwd: root, env: { ...process.env, DATAFLOW_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines: string[] = [];
-    let rest = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      const parts = (rest + chunk.toString()).split('\n');
-      rest = parts.pop() ?? '';
-      lines.push(...parts);
-    });
-    child.stdout.resume();
+    const { child, lines, messages } = npmStart();
     const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
     try {
-      const messages = () => lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { message: string }).message);
       const apiLine = await vi.waitFor(
         () => {
           const found = messages().find((m) => m.startsWith('admin API and console on '));
@@ -84,18 +89,9 @@ describe('npm start on embedded defaults', () => {
   });
 
   it('stops cleanly when npm alone gets a SIGHUP (npm dies without passing it on): nothing is left running', { timeout: 120_000 }, async () => {
-    const child = spawn('npm', ['start'], { cwd: root, env: { ...process.env, DATAFLOW_DATA_DIR: dataDir }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines: string[] = [];
-    let rest = '';
-    child.stderr.on('data', (chunk: Buffer) => {
-      const parts = (rest + chunk.toString()).split('\n');
-      rest = parts.pop() ?? '';
-      lines.push(...parts);
-    });
-    child.stdout.resume();
+    const { child, messages } = npmStart();
     // The node holds npm's pipes: they close when the node is gone too, not when npm dies.
     const closed = new Promise<void>((done) => child.on('close', () => done()));
-    const messages = () => lines.filter((l) => l.startsWith('{')).map((l) => (JSON.parse(l) as { message: string }).message);
     let nodePid: number | undefined;
     try {
       await vi.waitFor(() => expect(messages().some((m) => m.startsWith('admin API and console on '))).toBe(true), { timeout: 90_000, interval: 100 });
