@@ -54,6 +54,8 @@ describe('dataflow pipelines / projections', () => {
     const file = join(dir, 'numbers.yaml');
     await writeFile(file, 'name: numbers\nsource: { type: generator, rate: 100, fields: { id: { kind: sequence } } }\nsink: { type: console }\nbatch: { size: 10, maxWaitMs: 20 }\n');
     expect(await cli('pipelines', 'create', '-f', file, '--id', 'numbers', '--start')).toEqual({ code: 0, out: 'created pipeline numbers (running)\n', err: '' });
+    // Run again (a script that retries): the same pipeline, said so, not an error.
+    expect(await cli('pipelines', 'create', '-f', file, '--id', 'numbers', '--start')).toEqual({ code: 0, out: 'pipeline numbers exists with this definition (running)\n', err: '' });
     expect((await cli('pipelines', 'pause', 'numbers')).out).toBe('pipeline numbers: paused\n');
     const listed = await cli('pipelines', 'list', '--json');
     expect(listed.code).toBe(0);

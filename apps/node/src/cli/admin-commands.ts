@@ -46,6 +46,11 @@ interface GlobalFlags {
 }
 
 export async function request<T>(connection: Connection, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  return (await answered<T>(connection, method, path, body)).body;
+}
+
+/** `request`, with the HTTP status of the success (a create answers 201, or 200 when the pipeline existed with this definition). */
+export async function answered<T>(connection: Connection, method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; body: T }> {
   let response: Response;
   try {
     response = await fetch(`${connection.url}${path}`, {
@@ -67,7 +72,7 @@ export async function request<T>(connection: Connection, method: 'GET' | 'POST' 
     const details = Array.isArray(answer?.details) && answer.details.length > 0 ? `\n${answer.details.map((d) => `  ${d.field}: ${d.message}`).join('\n')}` : '';
     throw new AdminRequestError(response.status, `${answer?.message ?? `HTTP ${response.status}`}${details}`);
   }
-  return parsed as T;
+  return { status: response.status, body: parsed as T };
 }
 
 /** A definition file, YAML or JSON (by extension). */
@@ -171,12 +176,13 @@ export function addAdminCommands(program: Command, io: CliIo, run: (action: () =
   ).action(async (flags: { file: string; id?: string; start?: boolean }, command: Command) =>
     run(async () => {
       const definition = await readDefinition(flags.file);
-      const created = await request<{ id: string; status: string }>(connection(command), 'POST', '/api/v1/pipelines', {
+      const { status, body: created } = await answered<{ id: string; status: string }>(connection(command), 'POST', '/api/v1/pipelines', {
         definition,
         ...(flags.id === undefined ? {} : { id: flags.id }),
         ...(flags.start === true ? { start: true } : {}),
       });
-      print(command, created, () => `created pipeline ${created.id} (${created.status})\n`);
+      // 200: the id exists with this very definition (a create run again, or whose first answer was lost).
+      print(command, created, () => (status === 200 ? `pipeline ${created.id} exists with this definition (${created.status})\n` : `created pipeline ${created.id} (${created.status})\n`));
     }),
   );
   for (const action of ['start', 'stop', 'pause', 'resume', 'reset', 'restart'] as const) {
