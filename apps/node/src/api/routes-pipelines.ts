@@ -213,8 +213,9 @@ async function createdOrSame(node: DataflowNode, definition: unknown, id: string
 
 /** `source` of a status: null while the source answers, else since when (ISO) and why; for a parallel pipeline, its first task here that has a problem. */
 function sourceOf(node: DataflowNode, id: string): Record<string, unknown> | null {
-  const ids = pipelineTaskOf(id).index > 0 ? [id] : node.hostedPipelines().filter((taskId) => pipelineTaskOf(taskId).pipelineId === id);
-  const problem = [id, ...ids].map((taskId) => node.sources.of(taskId)).find((p) => p !== undefined);
+  // A task id names itself; a pipeline id its tasks running here (task 0, the pipeline's own id, among them).
+  const taskIds = pipelineTaskOf(id).index > 0 ? [id] : node.hostedPipelines().filter((taskId) => pipelineTaskOf(taskId).pipelineId === id);
+  const problem = taskIds.map((taskId) => node.sources.of(taskId)).find((p) => p !== undefined);
   if (problem === undefined) return null;
   return { state: 'unreachable', task: problem.pipelineId, type: problem.sourceType, since: new Date(problem.since).toISOString(), cause: problem.cause, failedSamples: problem.failures };
 }

@@ -59,10 +59,11 @@ export interface SchemaClaim {
 export async function claimJournalSchema(options: SchemaClaimOptions): Promise<SchemaClaim> {
   const { schema, logger } = options;
   const applicationName = `dataflow node ${options.nodeId} (pid ${process.pid} on ${hostname()})`.slice(0, 63);
-  const queryTimeoutMs = options.heartbeatMs ?? 5_000;
+  // The heartbeat's period is also how long any query of the claim may take.
+  const heartbeatMs = options.heartbeatMs ?? 5_000;
   let client: pg.Client;
   try {
-    client = await connect(options.url, applicationName, queryTimeoutMs);
+    client = await connect(options.url, applicationName, heartbeatMs);
   } catch (error) {
     // As the journal would say it: the server is the problem, not the claim (the URL's password stays out).
     throw new NodeConfigError('DATAFLOW_POSTGRES_URL', `cannot use ${shown(options.url)} (${messageOf(error)})`, { retriable: true, cause: error });
@@ -96,7 +97,7 @@ export async function claimJournalSchema(options: SchemaClaimOptions): Promise<S
       if (released) return;
       let next: pg.Client | undefined;
       try {
-        next = await connect(options.url, applicationName, queryTimeoutMs);
+        next = await connect(options.url, applicationName, heartbeatMs);
         if (await tryLock(next, schema)) {
           client = next;
           watch(next);
@@ -119,7 +120,6 @@ export async function claimJournalSchema(options: SchemaClaimOptions): Promise<S
     }
   };
 
-  const heartbeatMs = options.heartbeatMs ?? 5_000;
   const watch = (watched: pg.Client): void => {
     let broken = false;
     // An idle connection learns of a cut only when it next sends: ask every few seconds, so that a lost lock is noticed within them.

@@ -168,8 +168,17 @@ export class KafkaSource implements Source {
     const client = this.#injectedClient ?? createKafkaClient(clientOptions(d));
     this.#client = client;
     const subscription = d.topics ?? new RegExp(d.topicPattern ?? '');
-    if (d.topics !== undefined) await this.#requireTopics(client, d.topics);
-    if (this.#committedBySink || (context.task?.count ?? 1) > 1) await this.#reconcileWithCommitted(client, subscription);
+    const reconcile = this.#committedBySink || (context.task?.count ?? 1) > 1;
+    if (d.topics !== undefined || reconcile) {
+      // One admin client for both checks of the open.
+      const admin = await client.admin();
+      try {
+        if (d.topics !== undefined) await this.#requireTopics(admin, d.topics);
+        if (reconcile) await this.#reconcileWithCommitted(admin, subscription);
+      } finally {
+        await admin.close();
+      }
+    }
     const consumer = client.consumer({
       groupId: this.#groupId,
       autoOffsetReset: d.autoOffsetReset,
@@ -342,14 +351,8 @@ export class KafkaSource implements Source {
    * clients differ there (kafkajs retries a vague UNKNOWN_TOPIC_OR_PARTITION,
    * @platformatic/kafka fails for good with "Unknown topic").
    */
-  async #requireTopics(client: KafkaClient, topics: readonly string[]): Promise<void> {
-    const admin = await client.admin();
-    let listed: Set<string>;
-    try {
-      listed = new Set(await admin.listTopics());
-    } finally {
-      await admin.close();
-    }
+  async #requireTopics(admin: KafkaAdmin, topics: readonly string[]): Promise<void> {
+    const listed = new Set(await admin.listTopics());
     const missing = topics.filter((t) => !listed.has(t));
     if (missing.length === 0) return;
     throw new ConnectorError(
@@ -363,19 +366,14 @@ export class KafkaSource implements Source {
    * With a sink that commits offsets itself, or as one of several tasks: per
    * partition, the further of the checkpoint and Kafka's committed offset.
    */
-  async #reconcileWithCommitted(client: KafkaClient, subscription: readonly string[] | RegExp): Promise<void> {
-    const admin = await client.admin();
-    try {
-      const topics = Array.isArray(subscription) ? subscription : (await admin.listTopics()).filter((t) => (subscription as RegExp).test(t));
-      if (topics.length === 0) return;
-      for (const committed of await admin.fetchCommittedOffsets(this.#groupId, topics)) {
-        if (committed.offset < 0n) continue;
-        const key = partitionKey(committed.topic, committed.partition);
-        const known = this.#positions.get(key);
-        if (known === undefined || committed.offset > known.offset) this.#positions.set(key, committed);
-      }
-    } finally {
-      await admin.close();
+  async #reconcileWithCommitted(admin: KafkaAdmin, subscription: readonly string[] | RegExp): Promise<void> {
+    const topics = Array.isArray(subscription) ? subscription : (await admin.listTopics()).filter((t) => (subscription as RegExp).test(t));
+    if (topics.length === 0) return;
+    for (const committed of await admin.fetchCommittedOffsets(this.#groupId, topics)) {
+      if (committed.offset < 0n) continue;
+      const key = partitionKey(committed.topic, committed.partition);
+      const known = this.#positions.get(key);
+      if (known === undefined || committed.offset > known.offset) this.#positions.set(key, committed);
     }
   }
 
