@@ -20,13 +20,14 @@ export {
   groupedWithin,
   HandlerRecoveryStrategy,
   type BulkCatchUp,
+  type BulkPart,
   type BulkRange,
   type EventHandler,
   type GroupHandler,
   type Projection,
   type ProjectionGuarantee,
 } from './runner/projection.js';
-export { BULK_MIN_BEHIND, runProjection, type JournalTables, type ProjectionRunDependencies, type ProjectionStatusEvent } from './runner/projection-runner.js';
+export { BULK_MIN_BEHIND, BULK_PARALLELISM, runProjection, type JournalTables, type ProjectionRunDependencies, type ProjectionStatusEvent } from './runner/projection-runner.js';
 export { sqlJournalOf } from './runner/sql-journal.js';
 export { createProjectionStatusObserver, type ProjectionStatusObserver } from './runner/projection-status-observer.js';
 export { ProjectionHandlerError, ProjectionOffsetMovedError } from './runner/projection-errors.js';

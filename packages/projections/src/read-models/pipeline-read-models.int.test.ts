@@ -21,10 +21,13 @@ import {
   type PipelineResult,
   type PipelineState,
   type ReadJournal,
+  type Serializer,
+  SerializerRegistry,
   type Sink,
   type Source,
   type SourceRecord,
 } from '@dataflow/core';
+import { createSqlPersistence } from '@dataflow/persistence';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ProjectionManagement } from '../offset-store/projection-management.js';
 import { ProjectionOffsetStore } from '../offset-store/projection-offset-store.js';
@@ -274,7 +277,8 @@ describe.each([
     if (journal === undefined) throw new Error(`${store.name}: no SQL journal`);
     const run = async (projection: ReturnType<typeof pipelineMetricsHourlyProjection>, bulk: boolean) => {
       const controller = new AbortController();
-      const running = runProjection(projection, { queries: store.persistence.queries, store: offsets, executor: store.executor, pauseCheckMs: 100, ...(bulk ? { journal, bulkMinBehind: 1 } : {}) }, controller.signal);
+      // In SQL the range is read in four parts at once (one event's part, or one pipeline's events spread over parts), then summed in one write.
+      const running = runProjection(projection, { queries: store.persistence.queries, store: offsets, executor: store.executor, pauseCheckMs: 100, ...(bulk ? { journal, bulkMinBehind: 1, bulkParallelism: 4 } : {}) }, controller.signal);
       await until(`the ${bulk ? 'bulk' : 'event-by-event'} projection to apply every event`, async () => (await offsets.get(projection.id)).eventsApplied === payloads.length);
       controller.abort();
       await running;
@@ -289,6 +293,39 @@ describe.each([
     expect([...new Set(ids)].sort()).toEqual(['odd', 'odd.0', 'x.y']);
     const tenOClock = byEvents.find((r) => (r as { pipeline_id: string; hour: Date }).pipeline_id === 'odd' && new Date((r as { hour: Date }).hour).getTime() === hour);
     expect(Number((tenOClock as { records_processed: string }).records_processed)).toBe(10 + 40 + 2 + 3 + 4);
+  });
+
+  it('refuses a bulk range with events of another serializer as a whole (no part of it written) and reads it event by event, each event once', { timeout: 60_000 }, async () => {
+    const store = await open();
+    stores.push(store);
+    await migrateProjections(store.executor, store.schema);
+    const offsets = new ProjectionOffsetStore(store.executor, store.schema);
+    // A serializer the SQL statement cannot read (another id), known to the reading journal as a read-only one.
+    const legacy: Serializer = {
+      id: 'legacy-json',
+      serialize: (payload) => new TextEncoder().encode(JSON.stringify(payload)),
+      deserialize: (bytes) => JSON.parse(new TextDecoder().decode(bytes)) as unknown,
+    };
+    const legacyWriter = await createSqlPersistence(store.executor, { schema: store.schema, serializers: new SerializerRegistry({ defaultSerializer: legacy }) });
+    const reader = await createSqlPersistence(store.executor, { schema: store.schema, serializers: new SerializerRegistry({ readOnly: [legacy] }) });
+    const hour = Date.UTC(2026, 0, 1, 10);
+    const batch = (successCount: number) => ({ eventType: 'BatchProcessed', payload: { type: 'BatchProcessed', batchId: 'b', at: hour, successCount, failureCount: 1 }, tags: ['pipeline-events'] });
+    // Orderings 1-20 in JSON (the first parts of the range), then one legacy event (the last part).
+    await store.persistence.journal.append('pipeline-mixed', Array.from({ length: 20 }, () => batch(10)), { expectedSequenceNr: 0, writerId: 'test' });
+    await legacyWriter.journal.append('pipeline-mixed', [batch(1_000)], { expectedSequenceNr: 20, writerId: 'test' });
+    const journal = sqlJournalOf(reader);
+    if (journal === undefined) throw new Error(`${store.name}: no SQL journal`);
+    const events: ProjectionStatusEvent[] = [];
+    const controller = new AbortController();
+    const metrics = pipelineMetricsHourlyProjection({ schema: store.schema, groupSize: 100, groupWithinMs: 10 });
+    const running = runProjection(metrics, { queries: reader.queries, store: offsets, executor: store.executor, pauseCheckMs: 100, journal, bulkMinBehind: 1, bulkParallelism: 3, onStatus: (e) => events.push(e) }, controller.signal);
+    await until('the projection to apply every event', async () => (await offsets.get(metrics.id)).eventsApplied === 21);
+    controller.abort();
+    await running;
+    const rows = await store.executor.query<{ records_processed: string; batches: string; failures: string }>(`SELECT records_processed, batches, failures FROM "${store.schema}".pipeline_metrics_hourly`);
+    expect(rows.map((r) => [Number(r.records_processed), Number(r.batches), Number(r.failures)])).toEqual([[20 * 10 + 1_000, 21, 21]]);
+    // The bulk range was refused before its write: every event was applied by the handler path, none by SQL.
+    expect(events.filter((e) => e.type === 'progress').reduce((n, e) => n + (e.type === 'progress' ? e.events : 0), 0)).toBe(21);
   });
 
   it("counts a parallel pipeline's tasks towards its pipeline_status row, live, rebuilt and over slice ranges, and PipelineStatusView reads it", { timeout: 120_000 }, async () => {

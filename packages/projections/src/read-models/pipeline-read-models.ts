@@ -146,22 +146,29 @@ function addHourlySums(table: string, source: string): string {
          ELSE (m.failures + EXCLUDED.failures)::double precision / (m.records_processed + EXCLUDED.records_processed + m.failures + EXCLUDED.failures) END`;
 }
 
-/** Adds the `BatchProcessed` events to `pipeline_metrics_hourly`, one upsert per pipeline and hour of the group. */
-export async function applyPipelineMetricsHourly(tx: SqlQueryable, table: string, envelopes: readonly EventEnvelope[]): Promise<void> {
-  const sums = new Map<string, { pipelineId: string; hour: number; records: number; batches: number; failures: number }>();
-  for (const envelope of envelopes) {
-    const event = envelope.payload as PipelineEventPayload;
-    if (event.type !== 'BatchProcessed') continue;
-    // A parallel pipeline's tasks (`orders.1`, ...) count towards the pipeline (ADR 0013).
-    const pipelineId = pipelineTaskOf(pipelineIdOf(envelope.persistenceId)).pipelineId;
-    const hour = Math.floor((num(event.at) || envelope.timestamp) / HOUR_MS) * HOUR_MS;
-    const key = `${pipelineId}\u0000${hour}`;
-    const sum = sums.get(key) ?? { pipelineId, hour, records: 0, batches: 0, failures: 0 };
-    sum.records += num(event.successCount);
-    sum.failures += num(event.failureCount);
-    sum.batches += 1;
-    sums.set(key, sum);
+/** Sums of `BatchProcessed` events per pipeline and hour (epoch ms), keyed `<pipeline id>\u0000<hour>`. */
+type HourlySums = Map<string, { readonly pipelineId: string; readonly hour: number; records: number; batches: number; failures: number }>;
+
+/** Adds a sum of `batches` batches of persistence id `persistenceId` in `hour` to `sums`. */
+function addSum(sums: HourlySums, persistenceId: string, hour: number, records: number, batches: number, failures: number): void {
+  // A parallel pipeline's tasks (`orders.1`, ...) count towards the pipeline (ADR 0013).
+  addPipelineSum(sums, pipelineTaskOf(pipelineIdOf(persistenceId)).pipelineId, hour, records, batches, failures);
+}
+
+/** Adds a sum of `batches` batches of pipeline `pipelineId` in `hour` to `sums`. */
+function addPipelineSum(sums: HourlySums, pipelineId: string, hour: number, records: number, batches: number, failures: number): void {
+  const key = `${pipelineId}\u0000${hour}`;
+  const sum = sums.get(key);
+  if (sum === undefined) sums.set(key, { pipelineId, hour, records, batches, failures });
+  else {
+    sum.records += records;
+    sum.batches += batches;
+    sum.failures += failures;
   }
+}
+
+/** Adds `sums` to the table: one upsert per pipeline and hour. */
+async function writeHourlySums(tx: SqlQueryable, table: string, sums: HourlySums): Promise<void> {
   if (sums.size === 0) return;
   const rows = [...sums.values()];
   await tx.query(
@@ -170,31 +177,44 @@ export async function applyPipelineMetricsHourly(tx: SqlQueryable, table: string
   );
 }
 
-/** The first byte of a JSON value that is a number (`-` or a digit); a leading space so that '' (no value) finds position 1, not a number. */
-const NUMBER_START = `' -0123456789'`;
+/** Adds the `BatchProcessed` events to `pipeline_metrics_hourly`, one upsert per pipeline and hour of the group. */
+export async function applyPipelineMetricsHourly(tx: SqlQueryable, table: string, envelopes: readonly EventEnvelope[]): Promise<void> {
+  const sums: HourlySums = new Map();
+  for (const envelope of envelopes) {
+    const event = envelope.payload as PipelineEventPayload;
+    if (event.type !== 'BatchProcessed') continue;
+    addSum(sums, envelope.persistenceId, Math.floor((num(event.at) || envelope.timestamp) / HOUR_MS) * HOUR_MS, num(event.successCount), 1, num(event.failureCount));
+  }
+  await writeHourlySums(tx, table, sums);
+}
+
+/** Bytes a JSON number can start with (`-`, `0`-`9`), as `get_byte` gives them. */
+const NUMBER_START_BYTES = '45, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57';
 
 /**
- * The value of `"<field>":` in a flat payload (see `bulkPipelineMetricsHourly`),
- * as text up to the next `,` (or the object's closing `}`): the number's text
- * when the value is a number, else something that does not start like one
- * (`"...`, `null`, `true`, `false`). NULL when the field is absent (`key` = 0).
- * A JSON number is at most 25 characters as JSON.stringify writes it.
+ * The number after the key found at `key` (1-based, 0: absent) in a flat
+ * payload (see `bulkPipelineMetricsHourly`), else 0 (what `num` does on the
+ * handler path): when the value's first byte starts a JSON number, its text
+ * runs to the next `,` (or the object's closing `}`). A JSON number is at most
+ * 25 characters as JSON.stringify writes it.
  */
-const flatValue = (key: string, field: string) =>
-  `CASE WHEN ${key} > 0 THEN rtrim(split_part(encode(substring(payload FROM ${key} + ${field.length + 3} FOR 40), 'escape'), ',', 1), '}') END`;
-
-/** The value text of `flatValue` as a number, else 0 (what `num` does on the handler path). */
-const flatNumber = (value: string) => `CASE WHEN position(left(${value}, 1) IN ${NUMBER_START}) > 1 THEN ${value}::double precision ELSE 0 END`;
+const flatNumber = (key: string, field: string) =>
+  `CASE WHEN ${key} > 0 AND get_byte(payload, ${key} + ${field.length + 2}) IN (${NUMBER_START_BYTES})
+        THEN rtrim(split_part(encode(substring(payload FROM ${key} + ${field.length + 3} FOR 40), 'escape'), ',', 1), '}')::double precision ELSE 0 END`;
 
 /** A field of a decoded (jsonb) payload as a number, else 0. */
 const jsonNumber = (field: string) => `CASE WHEN jsonb_typeof(doc -> '${field}') = 'number' THEN (doc -> '${field}')::double precision ELSE 0 END`;
 
+/** The decoded payload (non-flat batches): the serializer writes an object that has a '$df' key as {"$df":"object","v":{...}}; the handler reads the inner object. */
+const RAW = `convert_from(payload, 'UTF8')::jsonb`;
+const DOC = `(CASE WHEN ${RAW} ->> '$df' = 'object' THEN ${RAW} -> 'v' ELSE ${RAW} END)`;
+
 /**
- * `applyPipelineMetricsHourly` over a range of the journal in one statement:
- * the same upsert, fed by a server-side aggregation of the range's
- * `BatchProcessed` events instead of events shipped to Node and back. Events
- * of another serializer cannot be read here: the range is refused (rolled
- * back) and the projection reads it event by event instead.
+ * `applyPipelineMetricsHourly` over a range of the journal, in SQL: each part
+ * of the range is summed per persistence id and hour by one statement (the
+ * events never reach Node), and the parts' sums are upserted as the handler
+ * does. Events of another serializer cannot be read here: the range is
+ * refused and the projection reads it event by event instead.
  *
  * The payloads are the JSON serializer's UTF-8 bytes (JSON.stringify: no
  * whitespace, keys unique). Most are flat: a `{` only as their first byte
@@ -208,76 +228,71 @@ const jsonNumber = (field: string) => `CASE WHEN jsonb_typeof(doc -> '${field}')
  * field. Either way a field that is not a JSON number counts as 0, as `num`
  * does in the handler; the odd-payload test holds both ways to the handler.
  *
- * One pass over the range (fenced by `OFFSET 0` so each position and value is
- * computed once per row) sums per persistence id and hour, and gives the
- * range's totals (grouping set `()`); the few sums are then grouped per
- * pipeline (a task `<id>.<k>` counts towards `<id>`) and upserted.
+ * The flat check and the key positions are fenced (`OFFSET 0`) so that the
+ * planner does not inline them into the next step: they are computed once
+ * per row, not once per use. The sums per persistence id and hour and the
+ * part's totals (grouping set `()`) come from one pass.
  */
-export function bulkPipelineMetricsHourly(table: string): BulkCatchUp {
-  return async (tx, range) => {
-    const slices = range.slices === undefined ? '' : `AND e.entity_type = 'pipeline' AND e.slice BETWEEN ${range.slices.min} AND ${range.slices.max}`;
-    // Right after a large ingest the planner's row estimates are stale and its sort of the groups spills to disk at the default 4 MB.
-    await tx.query(`SET LOCAL work_mem = '32MB'`);
-    // Each step is fenced (OFFSET 0) so that the planner does not inline it: its columns are computed once per row, not once per use.
-    const [row] = await tx.query<{ events: string; last_at: string | null; foreign: string }>(
-      `WITH range_events AS (
-         SELECT e.persistence_id AS id, e.written_at, e.payload,
-                e.serializer_id = 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%' AND e.event_type = 'BatchProcessed' AS batch,
-                e.serializer_id <> 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%' AS other_serializer
-           FROM ${range.journalTable} e
-          WHERE e.ordering > $1 AND e.ordering <= $2 AND NOT e.deleted AND $3 = ANY (e.tags) ${slices}
-         OFFSET 0
-       ), shaped AS (
-         -- Flat: '{' only as the first byte, no '\\' (0x5c) anywhere.
-         SELECT *, batch AND get_byte(payload, 0) = 123 AND payload NOT LIKE '_%{%'::bytea AND position('\\x5c'::bytea IN payload) = 0 AS flat
-           FROM range_events OFFSET 0
-       ), positioned AS (
-         SELECT id, written_at, payload, batch, flat, other_serializer,
-                CASE WHEN flat THEN position('"type":"BatchProcessed"'::bytea IN payload) > 0 END AS flat_batch,
-                CASE WHEN flat THEN position('"at":'::bytea IN payload) END AS at_key,
-                CASE WHEN flat THEN position('"successCount":'::bytea IN payload) END AS successes_key,
-                CASE WHEN flat THEN position('"failureCount":'::bytea IN payload) END AS failures_key
-           FROM shaped OFFSET 0
-       ), valued AS (
-         -- The values as text (flat payloads), or the payload decoded (the others, batches only).
-         SELECT id, written_at, batch, flat, other_serializer, flat_batch,
-                ${flatValue('at_key', 'at')} AS at_text, ${flatValue('successes_key', 'successCount')} AS successes_text, ${flatValue('failures_key', 'failureCount')} AS failures_text,
-                CASE WHEN batch AND NOT flat THEN convert_from(payload, 'UTF8')::jsonb END AS raw
-           FROM positioned OFFSET 0
-       ), unwrapped AS (
-         -- The serializer writes an object that has a '$df' key as {"$df":"object","v":{...}}; the handler reads the inner object.
-         SELECT *, CASE WHEN raw ->> '$df' = 'object' THEN raw -> 'v' ELSE raw END AS doc FROM valued OFFSET 0
-       ), fields AS (
-         SELECT id, written_at, other_serializer,
-                batch AND CASE WHEN flat THEN flat_batch ELSE doc ->> 'type' = 'BatchProcessed' END AS counted,
-                CASE WHEN flat THEN ${flatNumber('at_text')} ELSE ${jsonNumber('at')} END AS at,
-                CASE WHEN flat THEN ${flatNumber('successes_text')} ELSE ${jsonNumber('successCount')} END AS successes,
-                CASE WHEN flat THEN ${flatNumber('failures_text')} ELSE ${jsonNumber('failureCount')} END AS failures
-           FROM unwrapped OFFSET 0
-       ), sums AS (
-         -- Per persistence id and hour of the counted events, and the range's totals (the grouping set ()).
+export function bulkPipelineMetricsHourly(table: string): BulkCatchUp<HourlySums> {
+  return {
+    read: async (tx, range) => {
+      const slices = range.slices === undefined ? '' : `AND e.entity_type = 'pipeline' AND e.slice BETWEEN ${range.slices.min} AND ${range.slices.max}`;
+      // Right after a large ingest the planner's row estimates are stale and its sort of the groups spills to disk at the default 4 MB.
+      await tx.query(`SET LOCAL work_mem = '32MB'`);
+      const rows = await tx.query<{ id: string | null; h: string | null; r: number | null; b: string; f: number | null; events: string; last_at: string | null; others: string; total: number }>(
+        `WITH range_events AS (
+           SELECT e.persistence_id AS id, e.written_at, e.payload,
+                  e.serializer_id = 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%' AND e.event_type = 'BatchProcessed' AS batch,
+                  e.serializer_id <> 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%' AS other
+             FROM ${range.journalTable} e
+            WHERE e.ordering > $1 AND e.ordering <= $2 AND NOT e.deleted AND $3 = ANY (e.tags) ${slices}
+         ), shaped AS (
+           -- Flat: '{' only as the first byte, no '\\' (0x5c) anywhere.
+           SELECT *, batch AND get_byte(payload, 0) = 123 AND payload NOT LIKE '_%{%'::bytea AND position('\\x5c'::bytea IN payload) = 0 AS flat
+             FROM range_events OFFSET 0
+         ), positioned AS (
+           -- Where the keys are (flat payloads).
+           SELECT id, written_at, payload, batch, other, flat,
+                  CASE WHEN flat THEN position('"type":"BatchProcessed"'::bytea IN payload) > 0 END AS flat_batch,
+                  CASE WHEN flat THEN position('"at":'::bytea IN payload) END AS at_key,
+                  CASE WHEN flat THEN position('"successCount":'::bytea IN payload) END AS successes_key,
+                  CASE WHEN flat THEN position('"failureCount":'::bytea IN payload) END AS failures_key
+             FROM shaped OFFSET 0
+         ), fields AS (
+           -- Not fenced: on a flat payload each value is computed once; the rare other batches are decoded once per field.
+           SELECT id, written_at, other,
+                  CASE WHEN flat THEN flat_batch ELSE batch AND ${DOC} ->> 'type' = 'BatchProcessed' END AS counted,
+                  CASE WHEN flat THEN ${flatNumber('at_key', 'at')} ELSE ${jsonNumber('at').replaceAll('doc', DOC)} END AS at,
+                  CASE WHEN flat THEN ${flatNumber('successes_key', 'successCount')} ELSE ${jsonNumber('successCount').replaceAll('doc', DOC)} END AS successes,
+                  CASE WHEN flat THEN ${flatNumber('failures_key', 'failureCount')} ELSE ${jsonNumber('failureCount').replaceAll('doc', DOC)} END AS failures
+             FROM positioned
+         )
+         -- Per persistence id and hour of the counted events, and the part's totals (the grouping set ()).
          SELECT id, h, sum(successes) FILTER (WHERE counted) AS r, count(*) FILTER (WHERE counted) AS b, sum(failures) FILTER (WHERE counted) AS f,
-                count(*) AS events, max(written_at) AS last_at, count(*) FILTER (WHERE other_serializer) AS others, GROUPING(id, h) AS total
-           FROM (SELECT CASE WHEN counted THEN id END AS id, CASE WHEN counted THEN (floor((CASE WHEN at <> 0 THEN at ELSE written_at END) / ${HOUR_MS}) * ${HOUR_MS})::bigint END AS h,
-                        counted, successes, failures, written_at, other_serializer
+                count(*) AS events, max(written_at) AS last_at, count(*) FILTER (WHERE other) AS others, GROUPING(id, h) AS total
+           FROM (SELECT CASE WHEN counted THEN id END AS id,
+                        CASE WHEN counted THEN (floor(coalesce(nullif(at, 0), written_at) / ${HOUR_MS}) * ${HOUR_MS})::bigint END AS h,
+                        counted, successes, failures, written_at, other
                    FROM fields) k
-          GROUP BY GROUPING SETS ((id, h), ())
-       ), upserted AS (
-         -- A task's id (<id>.<k>, k 1..999) counts towards its pipeline, as pipelineTaskOf reads it.
-         ${addHourlySums(
-           table,
-           `(SELECT regexp_replace(substring(id FROM ${PERSISTENCE_PREFIX.length + 1}), '^(.+)[.][1-9][0-9]{0,2}$', '\\1') AS p, h, sum(r)::bigint AS r, sum(b)::bigint AS b, sum(f)::bigint AS f
-               FROM sums WHERE total = 0 AND b > 0 GROUP BY 1, 2) pipeline_sums`,
-         )}
-         RETURNING 1
-       )
-       SELECT events, last_at, others AS foreign, (SELECT count(*) FROM upserted) AS rows FROM sums WHERE total = 3`,
-      [range.after, range.upTo, range.tag],
-    );
-    if (Number(row?.foreign ?? 0) > 0) {
-      throw new BulkNotApplicableError(`${row?.foreign} pipeline events after ordering ${range.after} use another serializer than json`);
-    }
-    return { events: Number(row?.events ?? 0), lastEventAt: row?.last_at === null || row?.last_at === undefined ? undefined : Number(row.last_at) };
+          GROUP BY GROUPING SETS ((id, h), ())`,
+        [range.after, range.upTo, range.tag],
+      );
+      const sums: HourlySums = new Map();
+      let totals: (typeof rows)[number] | undefined;
+      for (const row of rows) {
+        if (Number(row.total) !== 0) totals = row;
+        else if (Number(row.b) > 0 && row.id !== null && row.h !== null) addSum(sums, row.id, Number(row.h), Number(row.r), Number(row.b), Number(row.f));
+      }
+      if (Number(totals?.others ?? 0) > 0) {
+        throw new BulkNotApplicableError(`${totals?.others} pipeline events after ordering ${range.after} use another serializer than json`);
+      }
+      return { events: Number(totals?.events ?? 0), lastEventAt: totals?.last_at === null || totals?.last_at === undefined ? undefined : Number(totals.last_at), value: sums };
+    },
+    write: async (tx, parts) => {
+      const sums: HourlySums = new Map();
+      for (const part of parts) for (const s of part.values()) addPipelineSum(sums, s.pipelineId, s.hour, s.records, s.batches, s.failures);
+      await writeHourlySums(tx, table, sums);
+    },
   };
 }
 

@@ -41,6 +41,12 @@ export interface ProjectionRunDependencies {
   readonly journal?: JournalTables;
   /** Bulk catch-up runs when the projection is at least this many orderings behind (default `BULK_MIN_BEHIND`). */
   readonly bulkMinBehind?: number;
+  /**
+   * Parts of a bulk range read at once, each on its own connection (default
+   * `BULK_PARALLELISM`; 1 reads the range in one statement). The pool behind
+   * `executor` needs this many connections free, plus one for the write.
+   */
+  readonly bulkParallelism?: number;
 }
 
 /** A SQL journal as the bulk catch-up reads it. */
@@ -54,6 +60,8 @@ export interface JournalTables {
 /** Bulk catch-up runs when the projection is at least this many orderings behind, in ranges of at most `BULK_RANGE`. */
 export const BULK_MIN_BEHIND = 2_000;
 const BULK_RANGE = 250_000;
+/** Parts of a bulk range read at once: a database server has more than one core (two is the least a Postgres host has here). */
+export const BULK_PARALLELISM = 2;
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
@@ -200,9 +208,11 @@ export async function runProjection(projection: Projection, deps: ProjectionRunD
 
 /**
  * Applies the events after ordering `after` up to the journal's safe ordering
- * with the projection's bulk statement, one range per transaction together
- * with its offset (a crash redoes at most the range in flight, never a
- * committed one); returns the offset to stream from.
+ * with the projection's bulk catch-up, range by range: the parts of a range
+ * are read at once (read-only, each in its own transaction), then one
+ * transaction writes what they found together with the range's offset (a
+ * crash redoes at most the range in flight, never a committed one); returns
+ * the offset to stream from.
  */
 async function bulkCatchUp(
   projection: Projection,
@@ -218,16 +228,25 @@ async function bulkCatchUp(
   const offset = (): Offset => (done === 0 ? NoOffset : { kind: 'sequence', value: done });
   const head = await journal.safeOrdering(signal);
   if (head === undefined || head - done < (deps.bulkMinBehind ?? BULK_MIN_BEHIND)) return offset();
+  const parallelism = Math.max(1, Math.floor(deps.bulkParallelism ?? BULK_PARALLELISM));
   while (done < head && !signal.aborted) {
     const upTo = Math.min(head, done + BULK_RANGE);
-    const range = { journalTable: journal.eventTable, after: done, upTo, tag: projection.tag, ...(projection.slices === undefined ? {} : { slices: projection.slices }) };
+    const base = { journalTable: journal.eventTable, tag: projection.tag, ...(projection.slices === undefined ? {} : { slices: projection.slices }) };
     const next: Offset = { kind: 'sequence', value: upTo };
-    let applied: Awaited<ReturnType<typeof bulk>>;
+    let events = 0;
+    let lastEventAt: number | undefined;
     try {
-      applied = await deps.executor.transaction(async (tx) => {
-        const result = await bulk(tx, range);
-        await deps.store.save(projection.id, next, result.events, result.lastEventAt ?? Date.now(), tx, position);
-        return result;
+      const parts = await allSettled(partsOf(done, upTo, parallelism).map(([from, to]) => deps.executor.transaction((tx) => bulk.read(tx, { ...base, after: from, upTo: to }))));
+      for (const part of parts) {
+        events += part.events;
+        if (part.lastEventAt !== undefined) lastEventAt = Math.max(lastEventAt ?? part.lastEventAt, part.lastEventAt);
+      }
+      await deps.executor.transaction(async (tx) => {
+        await bulk.write(
+          tx,
+          parts.map((part) => part.value),
+        );
+        await deps.store.save(projection.id, next, events, lastEventAt ?? Date.now(), tx, position);
       });
       position.offset = next;
     } catch (error) {
@@ -235,9 +254,25 @@ async function bulkCatchUp(
       throw error;
     }
     done = upTo;
-    emit({ type: 'progress', id: projection.id, offset: next, events: applied.events, lastEventAt: applied.lastEventAt ?? Date.now() });
+    emit({ type: 'progress', id: projection.id, offset: next, events, lastEventAt: lastEventAt ?? Date.now() });
   }
   return offset();
+}
+
+/** Orderings (after, upTo] in at most `parallelism` parts of equal span. */
+function partsOf(after: number, upTo: number, parallelism: number): [number, number][] {
+  const span = Math.ceil((upTo - after) / parallelism);
+  const parts: [number, number][] = [];
+  for (let from = after; from < upTo; from += span) parts.push([from, Math.min(upTo, from + span)]);
+  return parts;
+}
+
+/** Every promise's value once all have settled; else the first failure (a `BulkNotApplicableError` before any other), never leaving one running. */
+async function allSettled<T>(promises: readonly Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.all(promises.map((p) => p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }))));
+  const failures = settled.flatMap((s) => (s.ok ? [] : [s.error]));
+  if (failures.length > 0) throw failures.find((e) => e instanceof BulkNotApplicableError) ?? failures[0];
+  return settled.map((s) => (s as { value: T }).value);
 }
 
 /**

@@ -92,10 +92,11 @@ export interface Projection {
   readonly entityType?: string;
   /**
    * Catch-up in SQL: on a Postgres or PGlite journal in the read model's own
-   * database, a projection far behind applies a whole range of events with
-   * one set-based statement inside the transaction that saves its offset
-   * (exactly once, as the handler would), then continues event by event.
-   * It must give the same rows as the handler.
+   * database, a projection far behind reads a whole range of events with
+   * set-based statements (several parts of the range at once, each on its
+   * own connection), then writes what they found in the transaction that
+   * saves its offset (exactly once, as the handler would), then continues
+   * event by event. It must give the same rows as the handler.
    */
   readonly bulk?: BulkCatchUp;
 }
@@ -120,12 +121,30 @@ export class BulkNotApplicableError extends Error {
   override readonly name = 'BulkNotApplicableError';
 }
 
+/** What reading one part of a range found: the value to write, and the events it covered as the handler path counts them. */
+export interface BulkPart<T> {
+  /** Events carrying the tag in the part (counted towards the offset's `eventsApplied`). */
+  readonly events: number;
+  /** The newest of them, epoch ms (undefined: none). */
+  readonly lastEventAt: number | undefined;
+  readonly value: T;
+}
+
 /**
- * Applies the events of a range with SQL; returns how many events carrying
- * the tag it covered and the newest one's time (epoch ms), as the handler
- * path counts them.
+ * A catch-up in SQL, in two steps (map, then reduce and write):
+ *
+ * - `read` aggregates one part of a range, read-only. The runner reads the
+ *   parts of a range at once, each in its own transaction on its own
+ *   connection (the range's events are all committed: it ends at the
+ *   journal's safe ordering), so a catch-up uses more than one core of the
+ *   database. It throws `BulkNotApplicableError` for a part it cannot read.
+ * - `write` combines the parts' values and writes them, in the transaction
+ *   that then saves the range's offset: the range is applied exactly once.
  */
-export type BulkCatchUp = (tx: SqlQueryable, range: BulkRange) => Promise<{ readonly events: number; readonly lastEventAt: number | undefined }>;
+export interface BulkCatchUp<T = unknown> {
+  read(tx: SqlQueryable, range: BulkRange): Promise<BulkPart<T>>;
+  write(tx: SqlQueryable, parts: readonly T[]): Promise<void>;
+}
 
 interface Common {
   readonly name: string;
