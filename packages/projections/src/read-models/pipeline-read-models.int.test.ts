@@ -300,11 +300,11 @@ describe.each([
     stores.push(store);
     await migrateProjections(store.executor, store.schema);
     const offsets = new ProjectionOffsetStore(store.executor, store.schema);
-    // A serializer the SQL statement cannot read (another id), known to the reading journal as a read-only one.
+    // A serializer the SQL statement cannot read (another id; bytes that are not UTF-8 JSON), known to the reading journal as a read-only one.
     const legacy: Serializer = {
-      id: 'legacy-json',
-      serialize: (payload) => new TextEncoder().encode(JSON.stringify(payload)),
-      deserialize: (bytes) => JSON.parse(new TextDecoder().decode(bytes)) as unknown,
+      id: 'legacy-binary',
+      serialize: (payload) => new Uint8Array([0, 0xff, ...new TextEncoder().encode(JSON.stringify(payload))]),
+      deserialize: (bytes) => JSON.parse(new TextDecoder().decode(bytes.subarray(2))) as unknown,
     };
     const legacyWriter = await createSqlPersistence(store.executor, { schema: store.schema, serializers: new SerializerRegistry({ defaultSerializer: legacy }) });
     const reader = await createSqlPersistence(store.executor, { schema: store.schema, serializers: new SerializerRegistry({ readOnly: [legacy] }) });
@@ -319,7 +319,12 @@ describe.each([
     const controller = new AbortController();
     const metrics = pipelineMetricsHourlyProjection({ schema: store.schema, groupSize: 100, groupWithinMs: 10 });
     const running = runProjection(metrics, { queries: reader.queries, store: offsets, executor: store.executor, pauseCheckMs: 100, journal, bulkMinBehind: 1, bulkParallelism: 3, onStatus: (e) => events.push(e) }, controller.signal);
-    await until('the projection to apply every event', async () => (await offsets.get(metrics.id)).eventsApplied === 21);
+    let failed: { error: unknown } | undefined;
+    running.catch((error: unknown) => (failed = { error }));
+    await until('the projection to apply every event', async () => {
+      if (failed !== undefined) throw failed.error;
+      return (await offsets.get(metrics.id)).eventsApplied === 21;
+    });
     controller.abort();
     await running;
     const rows = await store.executor.query<{ records_processed: string; batches: string; failures: string }>(`SELECT records_processed, batches, failures FROM "${store.schema}".pipeline_metrics_hourly`);

@@ -228,18 +228,19 @@ const DOC = `(CASE WHEN ${RAW} ->> '$df' = 'object' THEN ${RAW} -> 'v' ELSE ${RA
  * field. Either way a field that is not a JSON number counts as 0, as `num`
  * does in the handler; the odd-payload test holds both ways to the handler.
  *
- * The flat check and the key positions are fenced (`OFFSET 0`) so that the
- * planner does not inline them into the next step: they are computed once
- * per row, not once per use. The sums per persistence id and hour and the
- * part's totals (grouping set `()`) come from one pass.
+ * Each step is fenced (`OFFSET 0`) so that the planner does not inline it
+ * into the next: its columns are computed once per row, not once per use. The sums per persistence id and hour, and the
+ * part's totals, come from one pass.
  */
 export function bulkPipelineMetricsHourly(table: string): BulkCatchUp<HourlySums> {
   return {
     read: async (tx, range) => {
       const slices = range.slices === undefined ? '' : `AND e.entity_type = 'pipeline' AND e.slice BETWEEN ${range.slices.min} AND ${range.slices.max}`;
-      // Right after a large ingest the planner's row estimates are stale and its sort of the groups spills to disk at the default 4 MB.
+      // Right after a large ingest the planner's row estimates are stale (it expects one row): it would sort the events to group them
+      // (spilling to disk at the default 4 MB) where a hash of the few groups is faster.
       await tx.query(`SET LOCAL work_mem = '32MB'`);
-      const rows = await tx.query<{ id: string | null; h: string | null; r: number | null; b: string; f: number | null; events: string; last_at: string | null; others: string; total: number }>(
+      await tx.query(`SET LOCAL enable_sort = off`);
+      const rows = await tx.query<{ id: string | null; h: string | null; r: number | null; f: number | null; events: string; last_at: string | null; others: string }>(
         `WITH range_events AS (
            SELECT e.persistence_id AS id, e.written_at, e.payload,
                   e.serializer_id = 'json' AND e.persistence_id LIKE '${PERSISTENCE_PREFIX}%' AND e.event_type = 'BatchProcessed' AS batch,
@@ -259,34 +260,35 @@ export function bulkPipelineMetricsHourly(table: string): BulkCatchUp<HourlySums
                   CASE WHEN flat THEN position('"failureCount":'::bytea IN payload) END AS failures_key
              FROM shaped OFFSET 0
          ), fields AS (
-           -- Not fenced: on a flat payload each value is computed once; the rare other batches are decoded once per field.
+           -- The rare JSON batches that are not flat are decoded once per field; no other event is decoded.
            SELECT id, written_at, other,
-                  CASE WHEN flat THEN flat_batch ELSE batch AND ${DOC} ->> 'type' = 'BatchProcessed' END AS counted,
-                  CASE WHEN flat THEN ${flatNumber('at_key', 'at')} ELSE ${jsonNumber('at').replaceAll('doc', DOC)} END AS at,
-                  CASE WHEN flat THEN ${flatNumber('successes_key', 'successCount')} ELSE ${jsonNumber('successCount').replaceAll('doc', DOC)} END AS successes,
-                  CASE WHEN flat THEN ${flatNumber('failures_key', 'failureCount')} ELSE ${jsonNumber('failureCount').replaceAll('doc', DOC)} END AS failures
-             FROM positioned
+                  CASE WHEN flat THEN flat_batch WHEN batch THEN ${DOC} ->> 'type' = 'BatchProcessed' ELSE false END AS counted,
+                  CASE WHEN flat THEN ${flatNumber('at_key', 'at')} WHEN batch THEN ${jsonNumber('at').replaceAll('doc', DOC)} ELSE 0 END AS at,
+                  CASE WHEN flat THEN ${flatNumber('successes_key', 'successCount')} WHEN batch THEN ${jsonNumber('successCount').replaceAll('doc', DOC)} ELSE 0 END AS successes,
+                  CASE WHEN flat THEN ${flatNumber('failures_key', 'failureCount')} WHEN batch THEN ${jsonNumber('failureCount').replaceAll('doc', DOC)} ELSE 0 END AS failures
+             FROM positioned OFFSET 0
          )
-         -- Per persistence id and hour of the counted events, and the part's totals (the grouping set ()).
-         SELECT id, h, sum(successes) FILTER (WHERE counted) AS r, count(*) FILTER (WHERE counted) AS b, sum(failures) FILTER (WHERE counted) AS f,
-                count(*) AS events, max(written_at) AS last_at, count(*) FILTER (WHERE other) AS others, GROUPING(id, h) AS total
+         -- Per persistence id and hour of the counted events; the events not counted form the group (NULL, NULL). Every group counts towards the part's totals.
+         SELECT id, h, sum(successes) AS r, count(*) AS events, sum(failures) AS f, max(written_at) AS last_at, count(*) FILTER (WHERE other) AS others
            FROM (SELECT CASE WHEN counted THEN id END AS id,
                         CASE WHEN counted THEN (floor(coalesce(nullif(at, 0), written_at) / ${HOUR_MS}) * ${HOUR_MS})::bigint END AS h,
-                        counted, successes, failures, written_at, other
+                        successes, failures, written_at, other
                    FROM fields) k
-          GROUP BY GROUPING SETS ((id, h), ())`,
+          GROUP BY id, h`,
         [range.after, range.upTo, range.tag],
       );
       const sums: HourlySums = new Map();
-      let totals: (typeof rows)[number] | undefined;
+      let events = 0;
+      let others = 0;
+      let lastEventAt: number | undefined;
       for (const row of rows) {
-        if (Number(row.total) !== 0) totals = row;
-        else if (Number(row.b) > 0 && row.id !== null && row.h !== null) addSum(sums, row.id, Number(row.h), Number(row.r), Number(row.b), Number(row.f));
+        events += Number(row.events);
+        others += Number(row.others);
+        if (row.last_at !== null) lastEventAt = Math.max(lastEventAt ?? Number(row.last_at), Number(row.last_at));
+        if (row.id !== null && row.h !== null) addSum(sums, row.id, Number(row.h), Number(row.r), Number(row.events), Number(row.f));
       }
-      if (Number(totals?.others ?? 0) > 0) {
-        throw new BulkNotApplicableError(`${totals?.others} pipeline events after ordering ${range.after} use another serializer than json`);
-      }
-      return { events: Number(totals?.events ?? 0), lastEventAt: totals?.last_at === null || totals?.last_at === undefined ? undefined : Number(totals.last_at), value: sums };
+      if (others > 0) throw new BulkNotApplicableError(`${others} pipeline events after ordering ${range.after} use another serializer than json`);
+      return { events, lastEventAt, value: sums };
     },
     write: async (tx, parts) => {
       const sums: HourlySums = new Map();
