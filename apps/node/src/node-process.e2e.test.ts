@@ -5,14 +5,16 @@
  * node; a second node on the same data directory fails at once naming the
  * holder; a signal in the first instant is reported; an existing output is
  * not truncated by a start without a checkpoint; a damaged embedded journal
- * is reported with the store's own error; two nodes on one Postgres journal:
- * the loser names the pipeline and the conflict and exits non-zero.
+ * is reported with the store's own error; two nodes on one Postgres schema
+ * or one Cassandra keyspace: the second is refused at start naming the
+ * first, which runs on.
  *
  * Each test starts from a copy of one embedded journal directory created
  * once (creating one runs initdb, slow on a loaded machine).
  */
 import { initializeDataDirectory } from '@dataflow/persistence';
-import { serviceSettings, testNamespace } from '@dataflow/test-env';
+import { freePort, serviceSettings, testNamespace } from '@dataflow/test-env';
+import { Client as CassandraClient } from 'cassandra-driver';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -293,5 +295,69 @@ describe('two nodes on one Postgres journal', () => {
     fourth.child.kill('SIGINT');
     expect(await fourth.exited).toBe(0);
     expect(errors(fourth)).toEqual([]);
+  });
+});
+
+describe('two nodes on one Cassandra keyspace', () => {
+  it('refuses the second node at start, naming the first, which runs on; a node killed with SIGKILL is taken over once its claim lapses', { timeout: 300_000 }, async () => {
+    const keyspace = testNamespace(import.meta.url, 'two_nodes');
+    const services = serviceSettings();
+    const cql = new CassandraClient({ contactPoints: [...services.cassandraContactPoints], localDataCenter: services.cassandraLocalDataCenter });
+    await cql.connect();
+    try {
+      await cql.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
+    } finally {
+      await cql.shutdown();
+    }
+    const env = async (name: string) => ({
+      DATAFLOW_DATA_DIR: join(work, name),
+      DATAFLOW_JOURNAL: 'cassandra',
+      DATAFLOW_MIGRATE: 'auto',
+      DATAFLOW_CASSANDRA_CONTACT_POINTS: services.cassandraContactPoints.join(','),
+      DATAFLOW_CASSANDRA_LOCAL_DC: services.cassandraLocalDataCenter,
+      DATAFLOW_CASSANDRA_KEYSPACE: keyspace,
+      DATAFLOW_NODE_ID: name,
+      DATAFLOW_API_PORT: String(await freePort()),
+      DATAFLOW_METRICS_PORT: String(await freePort()),
+    });
+    const first = nodeMain(await env('cql-first'));
+    await first.linesOut(2);
+
+    // Before, both ran: they took each other's writer leases in turn, ran the same pipeline and wrote over each other's output.
+    const refusedAt = Date.now();
+    const second = nodeMain(await env('cql-second'));
+    expect(await second.exited).toBe(78);
+    // It waited for the claim to lapse (a node killed a moment ago), but the first kept renewing it.
+    expect(Date.now() - refusedAt).toBeGreaterThan(10_000);
+    expect(errors(second)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^cannot start: cassandra\\.keyspace: another node runs on Cassandra \\S+ \\(keyspace ${keyspace}\\): keyspace ${keyspace} is in use by node cql-first \\(pid ${first.child.pid ?? 0} on .+, started \\S+\\).*give each node its own keyspace, or run them as a cluster`,
+        ),
+      ),
+    ]);
+    expect(second.stdout).toEqual([]);
+    // The first runs on, writing.
+    const written = first.stdout.length;
+    await first.linesOut(written + 2);
+    expect(errors(first)).toEqual([]);
+
+    // Killed with SIGKILL, its claim stays until it lapses: the next node waits for that, then resumes the pipeline.
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const third = nodeMain(await env('cql-third'));
+    await third.linesOut(2);
+    expect(logLines(third).map((l) => l.message)).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^keyspace ${keyspace} is in use by node cql-first .*: waiting for its claim to lapse`)), expect.stringMatching(/^resuming pipeline demo/)]));
+    third.child.kill('SIGINT');
+    expect(await third.exited).toBe(0);
+    expect(errors(third)).toEqual([]);
+    // Stopped cleanly, the claim is let go: the next node starts at once.
+    const fourthAt = Date.now();
+    const fourth = nodeMain(await env('cql-fourth'));
+    await fourth.linesOut(2);
+    expect(logLines(fourth).some((l) => l.message.includes('waiting for its claim'))).toBe(false);
+    expect(Date.now() - fourthAt).toBeLessThan(60_000);
+    fourth.child.kill('SIGINT');
+    expect(await fourth.exited).toBe(0);
   });
 });

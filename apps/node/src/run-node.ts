@@ -14,7 +14,7 @@ import { DEMO_PIPELINE_ID, demoOutputPath, demoPipeline, fileSinkPath } from './
 import { ensureMetricsDemoTable, METRICS_DEMO_PIPELINE_ID, METRICS_DEMO_TABLE, metricsDemoPipeline } from './demo/metrics-demo.js';
 import { createWinstonLogger, type LogLevel } from './logging/winston-logger.js';
 import { startNode, type DataflowNode } from './node/dataflow-node.js';
-import { NodeConfigError, type NodeFailedError } from './node/node-errors.js';
+import { NodeConfigError, NodeFailedError } from './node/node-errors.js';
 import { claimJournalSchema, type SchemaClaim } from './node/schema-claim.js';
 import type { NodeLogger } from './node/node-logger.js';
 import { ensureWritableDirectory } from './node/node-persistence.js';
@@ -217,7 +217,7 @@ function databaseOf(persistence: PersistencePlugin): { executor?: SqlExecutor } 
 }
 
 /** The journal store the configuration chooses. */
-export function storeOf(config: NodeRuntimeConfig): NodeStore {
+export function storeOf(config: NodeRuntimeConfig, keyspaceClaim?: Extract<NodeStore, { type: 'cassandra' }>['claim']): NodeStore {
   switch (config.journal.type) {
     case 'embedded':
       return { type: 'pglite', dataDir: config.node.dataDir };
@@ -236,6 +236,7 @@ export function storeOf(config: NodeRuntimeConfig): NodeStore {
         ...(config.cassandra.username === undefined ? {} : { username: config.cassandra.username }),
         ...(config.cassandra.password === undefined ? {} : { password: config.cassandra.password }),
         ...(config.node.id === undefined ? {} : { nodeId: config.node.id }),
+        ...(keyspaceClaim === undefined ? {} : { claim: keyspaceClaim }),
       };
   }
 }
@@ -372,8 +373,30 @@ async function run(config: NodeRuntimeConfig, signals: SignalWatch, logger: Node
   }
 }
 
-/** Outside a cluster, a node on a Postgres journal holds its schema alone (src/node/schema-claim.ts) from before its start to after its stop. */
+/**
+ * Outside a cluster, a node holds its journal alone from before its start to
+ * after its stop: a Postgres schema (src/node/schema-claim.ts) or a Cassandra
+ * keyspace (`claimCassandraKeyspace`, taken when the store opens).
+ */
 async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: NodeLogger, sinkPool: pg.Pool | undefined, readiness: readonly ReadinessCheck[]): Promise<number> {
+  if (config.journal.type === 'cassandra' && !config.cluster.enabled) {
+    const keyspace = config.cassandra.keyspace;
+    let resolveLost: (error: NodeFailedError) => void = () => undefined;
+    const lost = new Promise<NodeFailedError>((resolve) => (resolveLost = resolve));
+    const nodeId = config.node.id ?? `${hostname()}-${process.pid}`;
+    const claim: Extract<NodeStore, { type: 'cassandra' }>['claim'] = {
+      holder: `node ${nodeId} (pid ${process.pid} on ${hostname()}, started ${new Date().toISOString()})`,
+      onEvent: (event) => {
+        if (event.type === 'waiting') {
+          logger.info(`keyspace ${keyspace} is in use by ${event.holder}: waiting for its claim to lapse (a node that ended without letting it go)`);
+        } else if (event.type === 'renewal-failed') logger.warn(`the claim on keyspace ${keyspace} cannot be renewed: ${describeError(event.error)}`);
+        else if (event.type === 'renewed') logger.info(`the claim on keyspace ${keyspace} is renewed again after ${Math.round(event.afterFailedMs / 1000)} s`);
+        else logger.warn(`the claim on keyspace ${keyspace} had lapsed (Cassandra out of reach for ${Math.round(event.afterFailedMs / 1000)} s) and is taken again`);
+      },
+      onLost: (error) => resolveLost(new NodeFailedError('keyspace claim', `${error.message}; this node stops rather than write beside it`, error)),
+    };
+    return runClaimed(config, signals, logger, sinkPool, readiness, lost, storeOf(config, claim));
+  }
   let claim: SchemaClaim | undefined;
   // A URL that is not postgres:// is reported by the journal's own checks (the claim would only fail to connect).
   if (config.journal.type === 'postgres' && !config.cluster.enabled && /^postgres(ql)?:\/\//.test(config.postgres.url ?? '')) {
@@ -385,7 +408,7 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
     }
   }
   try {
-    return await runClaimed(config, signals, logger, sinkPool, readiness, claim?.lost);
+    return await runClaimed(config, signals, logger, sinkPool, readiness, claim?.lost, storeOf(config));
   } finally {
     await claim?.release();
   }
@@ -398,6 +421,7 @@ async function runClaimed(
   sinkPool: pg.Pool | undefined,
   readiness: readonly ReadinessCheck[],
   claimLost: Promise<NodeFailedError> | undefined,
+  store: NodeStore,
 ): Promise<number> {
   let node: DataflowNode | undefined;
   let startSignal: StopCause | undefined;
@@ -412,7 +436,7 @@ async function runClaimed(
   try {
     if (config.journal.type === 'embedded' || config.demo) await ensureWritableDirectory(config.node.dataDir, 'DATAFLOW_DATA_DIR');
     node = await startNode({
-      store: storeOf(config),
+      store,
       logger,
       ...(cluster !== undefined ? { nodeId: cluster.nodeId, cluster: cluster.hooks } : config.node.id === undefined ? {} : { nodeId: config.node.id }),
       connectorRegistry: allConnectorsRegistry,

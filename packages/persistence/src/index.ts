@@ -49,6 +49,15 @@ export {
 export type { CassandraPersistenceEvent, CassandraPersistenceSettings, ConsistencyName, SingleWriterMode } from './cassandra/cassandra-settings.js';
 export { CASSANDRA_RECONNECT_MAX_MS, cassandraReconnection, isRetriableDriverError } from './cassandra/cassandra-settings.js';
 export {
+  claimCassandraKeyspace,
+  KEYSPACE_CLAIM_KEY,
+  KeyspaceClaimedError,
+  KeyspaceClaimLostError,
+  type KeyspaceClaim,
+  type KeyspaceClaimEvent,
+  type KeyspaceClaimOptions,
+} from './cassandra/keyspace-claim.js';
+export {
   assertKeyspaceName,
   CASSANDRA_CQL_DIR,
   CASSANDRA_MIGRATE_COMMAND,

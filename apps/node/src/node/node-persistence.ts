@@ -12,7 +12,18 @@
  * store's `migrate: 'auto'`) opts in to migrating at start instead.
  */
 import { createInMemoryPersistence, isDataflowError, type PersistencePlugin } from '@dataflow/core';
-import { cassandraReconnection, createCassandraPersistence, createPglitePersistence, createPostgresPersistence, SchemaVersionError } from '@dataflow/persistence';
+import {
+  cassandraReconnection,
+  claimCassandraKeyspace,
+  createCassandraPersistence,
+  createPglitePersistence,
+  createPostgresPersistence,
+  KeyspaceClaimedError,
+  SchemaVersionError,
+  type KeyspaceClaim,
+  type KeyspaceClaimEvent,
+  type KeyspaceClaimLostError,
+} from '@dataflow/persistence';
 import { Client } from 'cassandra-driver';
 import { constants } from 'node:fs';
 import { access, mkdir } from 'node:fs/promises';
@@ -45,6 +56,12 @@ export type NodeStore =
       readonly migrate?: NodeMigrateMode;
       /** Names this node in the journal's writer leases. */
       readonly nodeId?: string;
+      /**
+       * Hold the keyspace alone while the node runs (outside a cluster): a
+       * second process is refused at start, naming this one (see
+       * `claimCassandraKeyspace`). `onLost`: another process took it.
+       */
+      readonly claim?: { readonly holder: string; readonly onEvent?: (event: KeyspaceClaimEvent) => void; readonly onLost: (error: KeyspaceClaimLostError) => void };
     }
   /** In memory: everything is lost when the process ends (tries and tests). */
   | { readonly type: 'memory' }
@@ -158,6 +175,7 @@ async function openCassandra(store: Extract<NodeStore, { type: 'cassandra' }>): 
     await client.shutdown().catch(() => undefined);
     throw new NodeConfigError('cassandra.contactPoints', `cannot connect to ${where} (${messageOf(error)})`, { retriable: true, cause: error });
   }
+  let claim: KeyspaceClaim | undefined;
   try {
     const plugin = await createCassandraPersistence({
       client,
@@ -165,9 +183,28 @@ async function openCassandra(store: Extract<NodeStore, { type: 'cassandra' }>): 
       autoCreate: store.migrate === 'auto',
       ...(store.nodeId === undefined ? {} : { nodeId: store.nodeId }),
     });
-    return { plugin: { ...plugin, close: () => plugin.close().finally(() => client.shutdown()) }, owned: true, description: where };
+    // Before any pipeline resumes: a second node on this keyspace would run the same pipelines and write the same sinks.
+    if (store.claim !== undefined) {
+      const { holder, onEvent, onLost } = store.claim;
+      claim = await claimCassandraKeyspace(client, store.keyspace, { holder, ...(onEvent === undefined ? {} : { onEvent }) }).catch(async (error: unknown) => {
+        await plugin.close().catch(() => undefined);
+        throw error;
+      });
+      void claim.lost.then(onLost);
+    }
+    const held = claim;
+    // The claim goes after the node's last journal write, before the client.
+    return { plugin: { ...plugin, close: () => plugin.close().finally(async () => { await held?.release(); await client.shutdown(); }) }, owned: true, description: where };
   } catch (error) {
     await client.shutdown().catch(() => undefined);
+    if (error instanceof KeyspaceClaimedError) {
+      throw new NodeConfigError(
+        'cassandra.keyspace',
+        `another node runs on ${where}: ${error.message}. Two nodes on one keyspace outside a cluster would run the same pipelines and write the same sinks: ` +
+          'give each node its own keyspace, or run them as a cluster (cluster.enabled)',
+        { cause: error },
+      );
+    }
     if (error instanceof SchemaVersionError) {
       throw new NodeConfigError('cassandra.keyspace', `${error.message}, or set DATAFLOW_MIGRATE=auto to migrate at start`, { cause: error });
     }
