@@ -59,8 +59,12 @@ export const connectorSchemas = {
   sources: { ...localConnectorSchemas.sources, kafka: kafkaSourceDefinitionSchema, 'prometheus-scrape': scrapeSourceDefinitionSchema, 'prometheus-remote-write': remoteWriteSourceDefinitionSchema },
   sinks: { ...localConnectorSchemas.sinks, kafka: kafkaSinkDefinitionSchema, cassandra: cassandraSinkDefinitionSchema, postgres: postgresSinkDefinitionSchema },
   deadLetters: { ...localConnectorSchemas.deadLetters, kafka: kafkaDeadLetterDefinitionSchema },
-  /** A Kafka source is a consumer-group member: `parallelism: N` runs N members of one group (ADR 0013). */
-  sourceCapabilities: { kafka: { parallelTasks: true } },
+  /**
+   * A Kafka source is a consumer-group member: `parallelism: N` runs N members of one group (ADR 0013); its offsets can be committed in
+   * a Kafka sink's transaction, which the sink does with `exactlyOnce` (under any other source it cannot).
+   */
+  sourceCapabilities: { kafka: { parallelTasks: true, offsetsCommittedBySink: true } },
+  sinkCapabilities: { kafka: { commitsSourceOffsets: (options) => (options['exactlyOnce'] === true ? 'exactlyOnce' : undefined) } },
 } as const satisfies ConnectorSchemas;
 
 /** A registry of every connector this package builds (`connectorSchemas`). */

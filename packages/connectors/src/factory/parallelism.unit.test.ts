@@ -39,3 +39,30 @@ describe('parallelism with the connectors registry', () => {
     expect(result.ok ? [] : result.issues).toEqual([{ path: 'parallelism', message: 'parallelism must be at most 64' }]);
   });
 });
+
+describe('a Kafka sink with exactlyOnce (it commits the source offsets in its transaction)', () => {
+  const kafkaSink = { type: 'kafka', brokers: ['127.0.0.1:9092'], topic: 'out', exactlyOnce: true };
+
+  it('runs under a Kafka source', () => {
+    const result = validatePipelineDefinition({ name: 'copy', source: { type: 'kafka', brokers: ['127.0.0.1:9092'], topics: ['in'] }, sink: kafkaSink }, { connectors: allConnectorsRegistry });
+    expect(result.ok ? 'ok' : result.issues).toBe('ok');
+  });
+
+  it.each([
+    ['generator', { type: 'generator', count: 10 }],
+    ['file', { type: 'file', path: '/tmp/in.jsonl', format: 'ndjson' }],
+  ])('is refused at sink.exactlyOnce under a %s source (its first batch failed at run time before)', (type, source) => {
+    const result = validatePipelineDefinition({ name: 'copy', source, sink: kafkaSink }, { connectors: allConnectorsRegistry });
+    expect(result.ok ? [] : result.issues).toEqual([
+      {
+        path: 'sink.exactlyOnce',
+        message: `exactlyOnce commits the source's offsets in the kafka sink's transaction, and a ${type} source has none it can commit; only kafka sources do (set exactlyOnce: false, or read from one of them)`,
+      },
+    ]);
+  });
+
+  it('without exactlyOnce, any source', () => {
+    const result = validatePipelineDefinition({ name: 'copy', source: { type: 'generator', count: 10 }, sink: { ...kafkaSink, exactlyOnce: false } }, { connectors: allConnectorsRegistry });
+    expect(result.ok ? 'ok' : result.issues).toBe('ok');
+  });
+});

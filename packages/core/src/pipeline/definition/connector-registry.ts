@@ -47,6 +47,8 @@ export interface ConnectorRegistry {
   optionsSchema(kind: ConnectorKind, type: string): ConnectorOptionsSchema | undefined;
   /** What the source type declares it can do beyond the port (undefined: nothing more). */
   sourceCapabilities?(type: string): SourceCapabilities | undefined;
+  /** What the sink type declares beyond the port (undefined: nothing more). */
+  sinkCapabilities?(type: string): SinkCapabilities | undefined;
 }
 
 /**
@@ -63,6 +65,24 @@ export interface SourceCapabilities {
    * answers true, or why not.
    */
   readonly parallelTasks?: boolean | ((options: Readonly<Record<string, unknown>>) => true | string);
+  /**
+   * The source's offsets can be committed by a sink in the sink's own
+   * transaction (`Sink.commitsSourceOffsets`: a Kafka consumer group's
+   * offsets in a Kafka producer's transaction).
+   */
+  readonly offsetsCommittedBySink?: boolean;
+}
+
+/** What a sink type declares beyond the sink port. */
+export interface SinkCapabilities {
+  /**
+   * Whether the sink, with these options (as written), commits the source's
+   * offsets in its own transaction (`Sink.commitsSourceOffsets`): the name
+   * of the option that asks for it (e.g. `exactlyOnce`), else undefined.
+   * Validation refuses such a sink under a source that does not declare
+   * `offsetsCommittedBySink`, at that option.
+   */
+  readonly commitsSourceOffsets?: (options: Readonly<Record<string, unknown>>) => string | undefined;
 }
 
 /** Option schemas by connector type, per kind. */
@@ -72,6 +92,8 @@ export interface ConnectorSchemas {
   readonly deadLetters?: Readonly<Record<string, ConnectorOptionsSchema>>;
   /** Capabilities of source types (default: none). */
   readonly sourceCapabilities?: Readonly<Record<string, SourceCapabilities>>;
+  /** Capabilities of sink types (default: none). */
+  readonly sinkCapabilities?: Readonly<Record<string, SinkCapabilities>>;
 }
 
 /**
@@ -94,9 +116,11 @@ export function connectorRegistry(schemas: ConnectorSchemas): ConnectorRegistry 
     'dead-letter': new Map(Object.entries(schemas.deadLetters ?? {})),
   };
   const capabilities = new Map(Object.entries(schemas.sourceCapabilities ?? {}));
+  const sinkCapabilities = new Map(Object.entries(schemas.sinkCapabilities ?? {}));
   return {
     types: (kind) => [...byKind[kind].keys()].sort(),
     optionsSchema: (kind, type) => byKind[kind].get(type),
     sourceCapabilities: (type) => capabilities.get(type),
+    sinkCapabilities: (type) => sinkCapabilities.get(type),
   };
 }

@@ -215,7 +215,7 @@ function connectorIssues(input: Readonly<Record<string, unknown>>, registry: Con
     }
   };
   check('source', 'source', input.source, true);
-  issues.push(...parallelismIssues(input, registry));
+  issues.push(...parallelismIssues(input, registry), ...sinkOffsetIssues(input, registry));
   check('sink', 'sink', input.sink, true);
   // Dead-letter types are a closed set the schema already checks; a registry only adds option validation.
   if (isObject(input.deadLetter) && (DEAD_LETTER_TYPES as readonly unknown[]).includes(input.deadLetter.type)) {
@@ -246,6 +246,26 @@ function parallelismIssues(input: Readonly<Record<string, unknown>>, registry: C
     {
       path: 'parallelism',
       message: `parallelism ${parallelism} is not possible: ${answer}; only ${able.length === 0 ? '(no registered source)' : able.join(', ')} sources run as several tasks (use parallelism 1 or leave it out)`,
+    },
+  ];
+}
+
+/**
+ * A sink that commits the source's offsets in its own transaction (a Kafka
+ * sink with `exactlyOnce`) needs a source whose offsets it can commit (a
+ * Kafka source): under any other source its first batch failed at run time.
+ */
+function sinkOffsetIssues(input: Readonly<Record<string, unknown>>, registry: ConnectorRegistry): DefinitionIssue[] {
+  const { source, sink } = input;
+  if (!isObject(source) || typeof source.type !== 'string' || !isObject(sink) || typeof sink.type !== 'string') return [];
+  if (registry.optionsSchema('source', source.type) === undefined) return []; // reported as an unknown type
+  const option = registry.sinkCapabilities?.(sink.type)?.commitsSourceOffsets?.(sink);
+  if (option === undefined || registry.sourceCapabilities?.(source.type)?.offsetsCommittedBySink === true) return [];
+  const able = registry.types('source').filter((type) => registry.sourceCapabilities?.(type)?.offsetsCommittedBySink === true);
+  return [
+    {
+      path: `sink.${option}`,
+      message: `${option} commits the source's offsets in the ${sink.type} sink's transaction, and a ${source.type} source has none it can commit; only ${able.length === 0 ? '(no registered source)' : able.join(', ')} sources do (set ${option}: false, or read from one of them)`,
     },
   ];
 }
