@@ -176,7 +176,7 @@ function unknownTopicNote(error: unknown, records: readonly ProducerRecord[]): s
   }
   if (!unknown) return '';
   const topics = [...new Set(records.map((r) => r.topic))].slice(0, 5).map((t) => JSON.stringify(t));
-  return `; the brokers do not know topic ${topics.join(', ')}: create it (or let the brokers create topics: auto.create.topics.enable); the batch is retried until it exists`;
+  return `; the brokers do not know topic ${topics.join(', ')}: create it (DataFlow never has the brokers create a topic, whatever auto.create.topics.enable says: a misspelt name would make a stray one); the batch is retried until it exists`;
 }
 
 /** The Kafka sink; see the module comment. */

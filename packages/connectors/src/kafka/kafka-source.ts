@@ -357,7 +357,7 @@ export class KafkaSource implements Source {
     if (missing.length === 0) return;
     throw new ConnectorError(
       'kafka',
-      `the brokers have no topic ${missing.slice(0, 5).map((t) => JSON.stringify(t)).join(', ')} (of the source's topics): create it, or let the brokers create topics (auto.create.topics.enable); the pipeline retries until it exists`,
+      `the brokers have no topic ${missing.slice(0, 5).map((t) => JSON.stringify(t)).join(', ')} (of the source's topics): create it (DataFlow never has the brokers create a topic, whatever auto.create.topics.enable says); the pipeline retries until it exists`,
       { retriable: true },
     );
   }
