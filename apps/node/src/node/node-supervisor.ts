@@ -112,6 +112,8 @@ export class NodeSupervisor {
   private readonly byPath = new Map<string, Watched>();
   private readonly byPersistenceId = new Map<string, Watched>();
   private readonly problemsOf = new Map<string, string>();
+  /** Components whose problem is a batch being retried: only a completed batch (or a stop) ends it, not a journal write. */
+  private readonly batchRetried = new Set<string>();
   private readonly unsubscribe: (() => void)[];
   private readonly backoff: RespawnBackoff;
   private readonly random: () => number;
@@ -151,6 +153,7 @@ export class NodeSupervisor {
     watched.timer?.cancel();
     this.byPath.delete(path);
     for (const id of watched.component.persistenceIds) this.byPersistenceId.delete(id);
+    this.batchRetried.delete(watched.component.name);
     this.clear(watched.component.name);
   }
 
@@ -232,14 +235,22 @@ export class NodeSupervisor {
         const w = entity(e.persistenceId);
         if (w !== undefined) w.lastError = e.error;
       }),
-      events.on('event-sourced.recovered', (e) => this.working(entity(e.persistenceId))),
-      events.on('event-sourced.persisted', (e) => this.working(entity(e.persistenceId))),
+      // A journal that answers again cures a journal problem, not a batch that is still being retried (the pipeline records its
+      // retries in its journal: "works again" was logged after every failed attempt).
+      events.on('event-sourced.recovered', (e) => this.working(entity(e.persistenceId), 'journal')),
+      events.on('event-sourced.persisted', (e) => this.working(entity(e.persistenceId), 'journal')),
       events.on('pipeline.batch.failed', (e) => {
         if (!e.retriable) return;
         const w = this.byPath.get(`/user/pipeline-${e.pipelineId}`);
-        if (w !== undefined) this.problem(w.component.name, `a batch failed and is retried: ${describeError(e.error)}`);
+        if (w === undefined) return;
+        this.batchRetried.add(w.component.name);
+        this.problem(w.component.name, `a batch failed and is retried: ${describeError(e.error)}`);
       }),
-      events.on('pipeline.batch.completed', (e) => this.working(this.byPath.get(`/user/pipeline-${e.pipelineId}`))),
+      events.on('pipeline.batch.completed', (e) => this.working(this.byPath.get(`/user/pipeline-${e.pipelineId}`), 'batch')),
+      // A pipeline that no longer runs has no batch to retry (stopped, paused, reset or failed: a failure is reported on its own).
+      events.on('pipeline.status.changed', (e) => {
+        if (e.to !== 'running') this.working(this.byPath.get(`/user/pipeline-${e.pipelineId}`), 'batch');
+      }),
       events.on('actor.stopped', (e) => {
         const w = this.byPath.get(e.path);
         if (w !== undefined) this.stopped(w);
@@ -247,11 +258,15 @@ export class NodeSupervisor {
     ];
   }
 
-  private working(w: Watched | undefined): void {
+  /** `w` works: its journal answered (`journal`), or its batches go through again or it no longer runs them (`batch`). */
+  private working(w: Watched | undefined, what: 'journal' | 'batch'): void {
     if (w === undefined) return;
     w.lastError = undefined;
     w.attempts = 0;
-    this.clear(w.component.name);
+    const name = w.component.name;
+    if (what === 'batch') this.batchRetried.delete(name);
+    else if (this.batchRetried.has(name)) return;
+    this.clear(name);
   }
 
   private stopped(w: Watched): void {

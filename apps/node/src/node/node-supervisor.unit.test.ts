@@ -87,6 +87,35 @@ describe('NodeSupervisor', () => {
     expect(spawned()).toBe(before + 1);
   });
 
+  it("keeps a pipeline whose batch is retried degraded until a batch completes: the retries it records in its journal do not count as working", async () => {
+    const clock = new TestClock({ startAt: 0 });
+    const system = createActorSystem({ name: 'supervision-batches', clock, scheduler: clock });
+    systems.push(system);
+    const logger = new RecordingLogger();
+    const supervisor = new NodeSupervisor({ system, logger });
+    const ref = system.spawn(idle, 'pipeline-orders');
+    supervisor.watch({ name: 'pipeline orders', path: ref.path, persistenceIds: ['pipeline-orders'], respawn: () => undefined });
+    supervisor.markStarted();
+    const missingTopic = new Error('the brokers have no topic "orders"');
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      system.events.emit({ type: 'pipeline.batch.failed', pipelineId: 'orders', batchId: undefined, error: missingTopic, retriable: true, stage: 'connectors' });
+      // The pipeline records the retry: its journal works, its batches still do not.
+      system.events.emit({ type: 'event-sourced.persisted', persistenceId: 'pipeline-orders', sequenceNr: attempt, events: 1 });
+      expect(supervisor.health().state).toBe('degraded');
+    }
+    expect(logger.lines.filter((l) => l.message === 'pipeline orders works again')).toEqual([]);
+    expect(logger.lines.filter((l) => l.message.startsWith('node state ok -> degraded'))).toHaveLength(1);
+    system.events.emit({ type: 'pipeline.batch.completed', pipelineId: 'orders', batchId: 'orders:1', records: 1, succeeded: 1, failed: 0, failedByStage: {}, deadLettered: 0, durationMs: 1 });
+    expect(supervisor.health().state).toBe('ok');
+    expect(logger.lines.filter((l) => l.message === 'pipeline orders works again')).toHaveLength(1);
+
+    // Stopped while its batch is retried: nothing is retried any more.
+    system.events.emit({ type: 'pipeline.batch.failed', pipelineId: 'orders', batchId: undefined, error: missingTopic, retriable: true, stage: 'connectors' });
+    expect(supervisor.health().state).toBe('degraded');
+    system.events.emit({ type: 'pipeline.status.changed', pipelineId: 'orders', from: 'running', to: 'stopped' });
+    expect(supervisor.health().state).toBe('ok');
+  });
+
   it('fails the node on a concurrency conflict, naming the component and the conflict, and spawns nothing', async () => {
     const { clock, system, logger, supervisor, spawned, ref } = setup();
     const conflict = new ConcurrencyConflictError('pipeline-w', 12, 13);
