@@ -157,7 +157,14 @@ async function readYaml(path: string, setting: string): Promise<Record<string, u
     throw new NodeConfigError(`${basename(path)}`, `is not valid YAML: ${problem.message.split('\n')[0]}`, { cause: problem });
   }
   checkShape(doc.contents, [], basename(path));
-  const value: unknown = doc.toJS({ maxAliasCount: 100 });
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    // Aliases that expand past the limit (a "billion laughs" file): refused by name, with the file.
+    const why = messageOf(error);
+    throw new NodeConfigError(basename(path), `cannot be read: ${why}${/alias/i.test(why) ? ' (its aliases would expand past 100 references)' : ''}`, { cause: error });
+  }
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw new NodeConfigError(basename(path), 'must be a mapping of sections (node, journal, api, pipelines, ...)');
   return value as Record<string, unknown>;

@@ -103,6 +103,10 @@ describe('loadNodeConfig', () => {
     expect((await refusal(loadNodeConfig({ env: { DATAFLOW_CONFIG: join(dir, 'missing.yaml') }, cwd: dir }))).setting).toBe('DATAFLOW_CONFIG');
     const list = await file('l.yaml', '- 1\n- 2\n');
     expect((await refusal(loadNodeConfig({ file: list, env: {}, cwd: dir }))).message).toContain('mapping of sections');
+    // A "billion laughs" file: aliases that would expand to millions of nodes, refused naming the file.
+    const laughs = await file('x.yaml', ['a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]', ...'bcdefg'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefg'[i]}`).join(', ')}]`)].join('\n'));
+    const expanded = await refusal(loadNodeConfig({ file: laughs, env: {}, cwd: dir }));
+    expect(expanded).toMatchObject({ setting: 'x.yaml', message: expect.stringMatching(/^x\.yaml: cannot be read: .*alias.* \(its aliases would expand past 100 references\)$/i) as unknown });
   });
 
   it('DATAFLOW_MIGRATE: check by default, auto when asked, another value refused naming it and the value', async () => {
