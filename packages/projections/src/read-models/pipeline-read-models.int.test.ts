@@ -318,6 +318,9 @@ describe.each([
     const events: ProjectionStatusEvent[] = [];
     const controller = new AbortController();
     const metrics = pipelineMetricsHourlyProjection({ schema: store.schema, groupSize: 100, groupWithinMs: 10 });
+    await expect(runProjection(metrics, { queries: reader.queries, store: offsets, executor: store.executor, journal, bulkMinBehind: 1, bulkParallelism: 0 }, controller.signal)).rejects.toThrow(
+      'bulkParallelism must be a positive integer, got 0',
+    );
     const running = runProjection(metrics, { queries: reader.queries, store: offsets, executor: store.executor, pauseCheckMs: 100, journal, bulkMinBehind: 1, bulkParallelism: 3, onStatus: (e) => events.push(e) }, controller.signal);
     let failed: { error: unknown } | undefined;
     running.catch((error: unknown) => (failed = { error }));

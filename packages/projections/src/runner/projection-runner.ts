@@ -60,7 +60,7 @@ export interface JournalTables {
 /** Bulk catch-up runs when the projection is at least this many orderings behind, in ranges of at most `BULK_RANGE`. */
 export const BULK_MIN_BEHIND = 2_000;
 const BULK_RANGE = 250_000;
-/** Parts of a bulk range read at once: a database server has more than one core (two is the least a Postgres host has here). */
+/** Parts of a bulk range read at once by default: a database host has at least two cores (more parts on two cores measured no faster). */
 export const BULK_PARALLELISM = 2;
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
@@ -228,7 +228,8 @@ async function bulkCatchUp(
   const offset = (): Offset => (done === 0 ? NoOffset : { kind: 'sequence', value: done });
   const head = await journal.safeOrdering(signal);
   if (head === undefined || head - done < (deps.bulkMinBehind ?? BULK_MIN_BEHIND)) return offset();
-  const parallelism = Math.max(1, Math.floor(deps.bulkParallelism ?? BULK_PARALLELISM));
+  const parallelism = deps.bulkParallelism ?? BULK_PARALLELISM;
+  if (!Number.isInteger(parallelism) || parallelism < 1) throw new RangeError(`bulkParallelism must be a positive integer, got ${parallelism}`);
   while (done < head && !signal.aborted) {
     const upTo = Math.min(head, done + BULK_RANGE);
     const base = { journalTable: journal.eventTable, tag: projection.tag, ...(projection.slices === undefined ? {} : { slices: projection.slices }) };
@@ -242,10 +243,7 @@ async function bulkCatchUp(
         if (part.lastEventAt !== undefined) lastEventAt = Math.max(lastEventAt ?? part.lastEventAt, part.lastEventAt);
       }
       await deps.executor.transaction(async (tx) => {
-        await bulk.write(
-          tx,
-          parts.map((part) => part.value),
-        );
+        await bulk.write(tx, parts.map((part) => part.value));
         await deps.store.save(projection.id, next, events, lastEventAt ?? Date.now(), tx, position);
       });
       position.offset = next;
