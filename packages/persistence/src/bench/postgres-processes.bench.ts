@@ -19,7 +19,7 @@
  * Prints a table and one JSON line; ratios are against the other variants of
  * the same run.
  *
- *   npx tsx --conditions=@dataflow/source src/bench/postgres-processes.bench.ts
+ *   npx tsx --conditions=@dataflow/source src/bench/postgres-processes.bench.ts [--appends-per-process=2000]
  */
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
@@ -155,7 +155,14 @@ function summarize(results: readonly WriterChildResult[]): ProcessVariantResult 
 const round = (x: number): number => Math.round(x * 100) / 100;
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  runPostgresProcessBench().catch((error: unknown) => {
+  // `--appends-per-process=N`: a longer run measures the processes past their JIT warm-up (20 of them share the cores).
+  const appends = process.argv.slice(2).find((a) => a.startsWith('--appends-per-process='));
+  const appendsPerProcess = appends === undefined ? undefined : Number(appends.split('=')[1]);
+  if (appendsPerProcess !== undefined && !(Number.isInteger(appendsPerProcess) && appendsPerProcess > 0)) {
+    process.stderr.write(`--appends-per-process must be a positive integer, got ${appends}\n`);
+    process.exit(2);
+  }
+  runPostgresProcessBench(appendsPerProcess === undefined ? {} : { appendsPerProcess }).catch((error: unknown) => {
     process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
   });
