@@ -337,6 +337,15 @@ describe('two nodes on one Cassandra keyspace', () => {
       ),
     ]);
     expect(second.stdout).toEqual([]);
+    // Told to stop while it waits for the claim: it stops at once (exit 0), not when the wait would have ended.
+    const waiting = nodeMain(await env('cql-waiting'));
+    await vi.waitFor(() => expect(logLines(waiting).map((l) => l.message)).toContainEqual(expect.stringContaining('waiting for its claim to lapse')), { timeout: 30_000, interval: 100 });
+    const toldAt = Date.now();
+    waiting.child.kill('SIGTERM');
+    expect(await waiting.exited).toBe(0);
+    expect(Date.now() - toldAt).toBeLessThan(5_000);
+    expect(logLines(waiting).map((l) => l.message)).toContainEqual(expect.stringMatching(new RegExp(`^SIGTERM received while waiting for the keyspace claim \\(stopped waiting for keyspace ${keyspace}, in use by node cql-first .*\\): the node did not start$`)));
+    expect(errors(waiting)).toEqual([]);
     // The first runs on, writing.
     const written = first.stdout.length;
     await first.linesOut(written + 2);

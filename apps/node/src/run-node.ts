@@ -384,7 +384,11 @@ async function runWith(config: NodeRuntimeConfig, signals: SignalWatch, logger: 
     let resolveLost: (error: NodeFailedError) => void = () => undefined;
     const lost = new Promise<NodeFailedError>((resolve) => (resolveLost = resolve));
     const nodeId = config.node.id ?? `${hostname()}-${process.pid}`;
+    // A signal ends a wait for another node's claim at once (it would otherwise hold the stop for up to the claim's TTL).
+    const told = new AbortController();
+    void signals.received.then(() => told.abort());
     const claim: Extract<NodeStore, { type: 'cassandra' }>['claim'] = {
+      signal: told.signal,
       holder: `node ${nodeId} (pid ${process.pid} on ${hostname()}, started ${new Date().toISOString()})`,
       onEvent: (event) => {
         if (event.type === 'waiting') {
@@ -457,8 +461,12 @@ async function runClaimed(
         }),
     });
   } catch (error) {
-    logger.error(`cannot start: ${describeError(error)}`);
     await cluster?.stop().catch(() => undefined);
+    if (isDataflowError(error, 'journal/keyspace-claim-aborted') && startSignal !== undefined) {
+      logger.info(`${heard(startSignal)} while waiting for the keyspace claim (${error.message}): the node did not start`);
+      return 0;
+    }
+    logger.error(`cannot start: ${describeError(error)}`);
     return isDataflowError(error, 'node/invalid-config') ? EX_CONFIG : 1;
   }
   logger.info(`node ${node.nodeId} started; journal: ${node.storeDescription}${config.source === undefined ? '' : `; configuration: ${config.source}`}`);

@@ -51,6 +51,7 @@ export { CASSANDRA_RECONNECT_MAX_MS, cassandraReconnection, isRetriableDriverErr
 export {
   claimCassandraKeyspace,
   KEYSPACE_CLAIM_KEY,
+  KeyspaceClaimAbortedError,
   KeyspaceClaimedError,
   KeyspaceClaimLostError,
   type KeyspaceClaim,

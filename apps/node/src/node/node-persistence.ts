@@ -18,6 +18,7 @@ import {
   createCassandraPersistence,
   createPglitePersistence,
   createPostgresPersistence,
+  KeyspaceClaimAbortedError,
   KeyspaceClaimedError,
   SchemaVersionError,
   type KeyspaceClaim,
@@ -61,7 +62,13 @@ export type NodeStore =
        * second process is refused at start, naming this one (see
        * `claimCassandraKeyspace`). `onLost`: another process took it.
        */
-      readonly claim?: { readonly holder: string; readonly onEvent?: (event: KeyspaceClaimEvent) => void; readonly onLost: (error: KeyspaceClaimLostError) => void };
+      readonly claim?: {
+        readonly holder: string;
+        readonly onEvent?: (event: KeyspaceClaimEvent) => void;
+        readonly onLost: (error: KeyspaceClaimLostError) => void;
+        /** Aborted when the process is told to stop: a wait for another node's claim ends at once. */
+        readonly signal?: AbortSignal;
+      };
     }
   /** In memory: everything is lost when the process ends (tries and tests). */
   | { readonly type: 'memory' }
@@ -185,8 +192,8 @@ async function openCassandra(store: Extract<NodeStore, { type: 'cassandra' }>): 
     });
     // Before any pipeline resumes: a second node on this keyspace would run the same pipelines and write the same sinks.
     if (store.claim !== undefined) {
-      const { holder, onEvent, onLost } = store.claim;
-      claim = await claimCassandraKeyspace(client, store.keyspace, { holder, ...(onEvent === undefined ? {} : { onEvent }) }).catch(async (error: unknown) => {
+      const { holder, onEvent, onLost, signal } = store.claim;
+      claim = await claimCassandraKeyspace(client, store.keyspace, { holder, ...(onEvent === undefined ? {} : { onEvent }), ...(signal === undefined ? {} : { signal }) }).catch(async (error: unknown) => {
         await plugin.close().catch(() => undefined);
         throw error;
       });
@@ -197,6 +204,7 @@ async function openCassandra(store: Extract<NodeStore, { type: 'cassandra' }>): 
     return { plugin: { ...plugin, close: () => plugin.close().finally(async () => { await held?.release(); await client.shutdown(); }) }, owned: true, description: where };
   } catch (error) {
     await client.shutdown().catch(() => undefined);
+    if (error instanceof KeyspaceClaimAbortedError) throw error; // told to stop while waiting: not a configuration problem
     if (error instanceof KeyspaceClaimedError) {
       throw new NodeConfigError(
         'cassandra.keyspace',

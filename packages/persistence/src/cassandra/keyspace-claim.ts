@@ -49,6 +49,16 @@ export class KeyspaceClaimLostError extends DataflowError<'journal/keyspace-clai
   }
 }
 
+/** The claim was still waiting for another holder's row to lapse when its `signal` aborted (the process is told to stop). */
+export class KeyspaceClaimAbortedError extends DataflowError<'journal/keyspace-claim-aborted'> {
+  constructor(
+    readonly keyspace: string,
+    readonly holder: string,
+  ) {
+    super('journal/keyspace-claim-aborted', `stopped waiting for keyspace ${keyspace}, in use by ${holder}`, { retriable: false });
+  }
+}
+
 /** What a claim reports (for logs). */
 export type KeyspaceClaimEvent =
   | { readonly type: 'waiting'; readonly holder: string; readonly lapsesWithinMs: number | undefined }
@@ -64,6 +74,8 @@ export interface KeyspaceClaimOptions {
   /** How long a claim held by another waits for it to lapse before `KeyspaceClaimedError` (default `ttlMs`). */
   readonly waitMs?: number;
   readonly onEvent?: (event: KeyspaceClaimEvent) => void;
+  /** Ends a wait for another holder's row at once, with `KeyspaceClaimAbortedError`. */
+  readonly signal?: AbortSignal;
 }
 
 /** A claim held on a keyspace. */
@@ -75,6 +87,20 @@ export interface KeyspaceClaim {
 }
 
 const DEFAULT_TTL_MS = 15_000;
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted === true) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
 
 /**
  * Takes the claim on `keyspace` (its `writer_leases` table must exist), or
@@ -120,7 +146,8 @@ export async function claimCassandraKeyspace(client: Client, keyspace: string, o
     const waitFor = Math.min(other.lapsesWithinMs ?? 1_000, 1_000);
     if (Date.now() + waitFor > deadline) throw new KeyspaceClaimedError(keyspace, other.holder, other.lapsesWithinMs);
     if (!reported) onEvent({ type: 'waiting', holder: other.holder, lapsesWithinMs: other.lapsesWithinMs });
-    await new Promise((resolve) => setTimeout(resolve, waitFor));
+    await sleep(waitFor, options.signal);
+    if (options.signal?.aborted === true) throw new KeyspaceClaimAbortedError(keyspace, other.holder);
   }
 
   let released = false;
