@@ -87,7 +87,7 @@ describe('NodeSupervisor', () => {
     expect(spawned()).toBe(before + 1);
   });
 
-  it("keeps a pipeline whose batch is retried degraded until a batch completes: the retries it records in its journal do not count as working", async () => {
+  it("keeps a pipeline whose batch is retried degraded until a batch completes: the retries it records in its journal do not count as working", () => {
     const clock = new TestClock({ startAt: 0 });
     const system = createActorSystem({ name: 'supervision-batches', clock, scheduler: clock });
     systems.push(system);

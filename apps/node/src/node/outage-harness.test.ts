@@ -76,8 +76,8 @@ export interface NodeRun {
   readonly exited: Promise<number | null>;
   /** undefined while it runs. */
   exitCode(): number | null | undefined;
-  /** GET on its API: status and JSON body. */
-  get<T>(path: string): Promise<{ status: number; body: T }>;
+  /** GET on its API: status and JSON body (a function property: tests take it out of the object). */
+  readonly get: <T>(path: string) => Promise<{ status: number; body: T }>;
 }
 
 /** Starts `dataflow start --config <config>` in `cwd`, its API on `apiPort`, with only PATH from this environment. */
