@@ -20,6 +20,7 @@
 import { types, type Client } from 'cassandra-driver';
 import { DataflowError } from '@dataflow/core';
 import { toOptionalNumber } from './event-row.js';
+import { writerLeaseStatements } from './writer-leases.js';
 
 /** The `writer_leases` key of the claim (a persistence id is never empty and never starts with a NUL). */
 export const KEYSPACE_CLAIM_KEY = '\u0000dataflow-keyspace-claim';
@@ -120,15 +121,10 @@ export async function claimCassandraKeyspace(client: Client, keyspace: string, o
   const { holder } = options;
   const onEvent = options.onEvent ?? (() => undefined);
   const cas = { prepare: true, consistency: types.consistencies.quorum, serialConsistency: types.consistencies.serial, isIdempotent: false };
-  const q = {
-    take: `INSERT INTO ${keyspace}.writer_leases (persistence_id, holder, acquired_at) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?`,
-    renew: `UPDATE ${keyspace}.writer_leases USING TTL ? SET holder = ? WHERE persistence_id = ? IF holder = ?`,
-    release: `DELETE FROM ${keyspace}.writer_leases WHERE persistence_id = ? IF holder = ?`,
-    holder: `SELECT holder, TTL(holder) AS ttl FROM ${keyspace}.writer_leases WHERE persistence_id = ?`,
-  };
+  const q = writerLeaseStatements(keyspace);
   /** Takes the row if free: undefined when taken, else the other holder (and how long its row has left, when known). */
   const take = async (): Promise<{ holder: string; lapsesWithinMs: number | undefined } | undefined> => {
-    const result = await client.execute(q.take, [KEYSPACE_CLAIM_KEY, holder, Date.now(), ttlSeconds], cas);
+    const result = await client.execute(q.acquire, [KEYSPACE_CLAIM_KEY, holder, Date.now(), ttlSeconds], cas);
     if (result.wasApplied()) return undefined;
     const current = (result.first()?.['holder'] as string | null | undefined) ?? 'another process';
     // Our own row (a renewal whose answer was lost): renew it rather than wait for it.

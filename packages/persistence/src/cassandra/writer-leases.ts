@@ -37,17 +37,26 @@ export interface EnsuredLease {
   readonly fresh: boolean;
 }
 
+/**
+ * The Paxos statements on a `writer_leases` row (shared with the keyspace
+ * claim): take it if free (key, holder, acquired_at, TTL seconds), renew it
+ * if it names the holder (TTL seconds, holder, key, holder), delete it if it
+ * names the holder (key, holder), and read its holder with the TTL left (key).
+ */
+export function writerLeaseStatements(keyspace: string): Record<'acquire' | 'renew' | 'release' | 'holder', string> {
+  return {
+    acquire: `INSERT INTO ${keyspace}.writer_leases (persistence_id, holder, acquired_at) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?`,
+    renew: `UPDATE ${keyspace}.writer_leases USING TTL ? SET holder = ? WHERE persistence_id = ? IF holder = ?`,
+    release: `DELETE FROM ${keyspace}.writer_leases WHERE persistence_id = ? IF holder = ?`,
+    holder: `SELECT holder, TTL(holder) AS ttl FROM ${keyspace}.writer_leases WHERE persistence_id = ?`,
+  };
+}
+
 export class WriterLeases {
   private readonly q: Record<'acquire' | 'renew' | 'release' | 'holder', string>;
 
   constructor(private readonly session: CassandraSession) {
-    const ks = session.keyspace;
-    this.q = {
-      acquire: `INSERT INTO ${ks}.writer_leases (persistence_id, holder, acquired_at) VALUES (?, ?, ?) IF NOT EXISTS USING TTL ?`,
-      renew: `UPDATE ${ks}.writer_leases USING TTL ? SET holder = ? WHERE persistence_id = ? IF holder = ?`,
-      release: `DELETE FROM ${ks}.writer_leases WHERE persistence_id = ? IF holder = ?`,
-      holder: `SELECT holder, TTL(holder) AS ttl FROM ${ks}.writer_leases WHERE persistence_id = ?`,
-    };
+    this.q = writerLeaseStatements(session.keyspace);
   }
 
   /**
